@@ -1,0 +1,3 @@
+//! uniffi bindings of the Countersign core.
+#![deny(missing_docs)]
+uniffi::setup_scaffolding!("countersign");

@@ -1,0 +1,1 @@
+//! Cryptographic primitives for protocol v1 (being written).

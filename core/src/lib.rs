@@ -1,0 +1,14 @@
+//! Countersign core: the device side of the Countersign authenticator and the
+//! protocol v1 primitives shared with the server.
+//!
+//! * [`crypto`]: ECDSA P-256, ECDH P-256, HPKE (RFC 9180), HKDF, HMAC, PBKDF2,
+//!   AES-GCM, randomness and constant-time comparison, built on ring and p256.
+//! * [`otp`]: HOTP, TOTP, OCRA (RFC 6287) and the challenge-bound push OTP.
+//! * [`protocol`]: v1 wire types, signed messages, activation offers and
+//!   `otpauth://` URIs.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod crypto;
+pub mod otp;
+pub mod protocol;

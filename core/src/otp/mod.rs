@@ -1,0 +1,1 @@
+//! One-time passwords (being written).

@@ -1,0 +1,3 @@
+//! Protocol v1 wire types (being written).
+
+pub mod otpauth;

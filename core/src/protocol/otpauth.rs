@@ -1,0 +1,1 @@
+//! `otpauth://` key URIs (being written).

@@ -1,0 +1,1 @@
+//! Countersign reference server (see issue 4).

@@ -1,0 +1,2 @@
+//! `cargo xtask`: build and test automation.
+fn main() {}
