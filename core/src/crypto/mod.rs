@@ -1,1 +1,40 @@
-//! Cryptographic primitives for protocol v1 (being written).
+//! Cryptographic primitives for protocol v1, built on ring (fast paths:
+//! ECDSA signing and verification, HMAC, HKDF, PBKDF2, AES-GCM, randomness)
+//! and p256 (static ECDH, key and signature encodings, RFC 6979 signing).
+//!
+//! Every secret is zeroized on drop and redacted from `Debug`; every secret
+//! comparison is constant time.
+
+mod error;
+mod hash;
+mod random;
+
+pub use error::CryptoError;
+pub use hash::{
+    HKDF_MAX_OUTPUT, HmacAlgorithm, SHA256_LEN, hkdf, hkdf_expand, hkdf_extract, hmac, hmac_verify,
+    pbkdf2_hmac_sha256, sha256,
+};
+pub use random::{random_array, random_bytes};
+
+use subtle::ConstantTimeEq;
+
+/// Compares two byte strings in constant time.
+///
+/// Time depends only on the lengths (which may leak), never on the contents.
+/// Different lengths compare unequal.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    bool::from(a.ct_eq(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ct_eq_basics() {
+        assert!(ct_eq(b"", b""));
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"ab"));
+    }
+}
