@@ -3,17 +3,27 @@
 //! and p256 (static ECDH, key and signature encodings, RFC 6979 signing).
 //!
 //! Every secret is zeroized on drop and redacted from `Debug`; every secret
-//! comparison is constant time.
+//! comparison is constant time. Limitation: ring does not zeroize the key
+//! material it keeps internally (the cached ECDSA key pair, expanded AES keys).
 
+mod aead;
+mod ecdh;
+mod ecdsa;
 mod error;
 mod hash;
+pub mod hpke;
+mod keys;
 mod random;
 
+pub use aead::{AES_GCM_NONCE_LEN, AES_GCM_TAG_LEN, aes_gcm_open, aes_gcm_seal};
+pub use ecdh::AgreementKey;
+pub use ecdsa::SigningKey;
 pub use error::CryptoError;
 pub use hash::{
     HKDF_MAX_OUTPUT, HmacAlgorithm, SHA256_LEN, hkdf, hkdf_expand, hkdf_extract, hmac, hmac_verify,
     pbkdf2_hmac_sha256, sha256,
 };
+pub use keys::{PublicKey, SEC1_UNCOMPRESSED_LEN, SPKI_DER_LEN, Signature};
 pub use random::{random_array, random_bytes};
 
 use subtle::ConstantTimeEq;
