@@ -1,3 +1,56 @@
-//! Protocol v1 wire types (being written).
+//! Protocol v1: the wire types shared by the device core and the server.
+//!
+//! Every message that matters is a [`SignedMessage`]: the exact payload bytes, a key
+//! id and an ECDSA P-256 signature over `label || 0x00 || payload`, with one label per
+//! [`Purpose`]. Payloads are strict JSON (unknown fields and versions rejected, every
+//! field bounded) and are parsed only after their signature verifies.
+//!
+//! * [`activation`]: offer URI and typed code, the device's request, the server's result.
+//! * [`challenge`]: the push challenge, sealed with HPKE to the device's KEM key and signed by S.
+//! * [`answer`]: the device's signed approve/deny answer.
+//! * [`request`]: signatures over device HTTP requests.
+//!
+//! The exact formats, labels and test vectors are in `docs/PROTOCOL.md`.
 
+pub mod activation;
+pub mod answer;
+pub mod challenge;
+pub mod encoding;
+pub mod error;
+pub mod limits;
 pub mod otpauth;
+pub mod request;
+pub mod sealed;
+pub mod signed;
+
+pub use activation::{
+    ActivationGrant, ActivationOffer, ActivationRequest, ActivationResult, DeviceInfo,
+    OfferCredentials, OfferId, OfferSecret, OtpAlgorithm, OtpParams, Platform, PushRegistration,
+    ServerKeyPin, ServerUrl, VerificationPolicy,
+};
+pub use answer::{Answer, AnswerExpectation, Decision, DenyReason};
+pub use challenge::{
+    Challenge, ChallengeContext, ChallengeHeader, ChallengeKind, DeviceBinding, NumberMatching,
+    OpenedChallenge, SealedChallenge, TransactionDetails, challenge_hash,
+};
+pub use error::{ErrorClass, ProtocolError};
+pub use request::{RequestHeaders, sign_request, verify_request};
+pub use sealed::{Ephemeral, SealedBox};
+pub use signed::{DeterministicSigner, MessageSigner, Purpose, SignedMessage};
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks.
+pub const VERSION: u64 = 1;
+
+/// User verification before an approval is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verification {
+    /// One tap; the answer is signed with the possession key Dp.
+    None,
+    /// The app PIN; the answer is signed with the user-verification key Du.
+    Pin,
+    /// Biometrics (with the platform's PIN/passcode fallback); signed with Du.
+    Biometric,
+}
