@@ -232,8 +232,8 @@ impl KeySchedule {
         &self.exporter_secret
     }
 
-    /// `base_nonce XOR I2OSP(seq, Nn)`.
-    fn nonce(&self, seq: u64) -> [u8; N_N] {
+    /// The AEAD nonce for sequence number `seq`: `base_nonce XOR I2OSP(seq, Nn)`.
+    pub fn nonce(&self, seq: u64) -> [u8; N_N] {
         let mut nonce = *self.base_nonce;
         let mut seq_bytes = [0u8; N_N];
         for (o, i) in seq_bytes.iter_mut().skip(N_N - 8).zip(seq.to_be_bytes()) {
