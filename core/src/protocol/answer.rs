@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::challenge::{Challenge, NumberMatching};
+use zeroize::Zeroizing;
+
+use super::challenge::{Challenge, NumberMatching, OpenedChallenge};
 use super::encoding::{
     b64url, b64url_array, b64url_bounded, check_digits, check_id, check_version, parse_json,
     to_json,
@@ -95,7 +97,102 @@ pub struct AnswerExpectation<'a> {
     pub now: u64,
 }
 
+/// What the user did when approving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// The number typed or picked (number matching), else `None`.
+    pub number: Option<String>,
+    /// The push OTP (see [`push_otp`]), if the account uses push OTPs.
+    pub otp: Option<String>,
+    /// The verification the user passed.
+    pub verification: Verification,
+}
+
+/// Device side: the push OTP for an opened challenge (`crate::otp::push_otp` over the
+/// `tx` field's text bytes and the challenge hash).
+pub fn push_otp(opened: &OpenedChallenge, seed: &[u8], digits: u8) -> Result<Zeroizing<String>> {
+    crate::otp::push_otp(
+        seed,
+        opened.challenge.tx_id.as_bytes(),
+        &opened.hash,
+        digits,
+    )
+    .map(Zeroizing::new)
+    .map_err(|_| ProtocolError::Malformed { field: "otp" })
+}
+
 impl Answer {
+    /// Device side: approves `opened`. Fails if the challenge needs user
+    /// verification and none was done, or the number does not fit the mode.
+    pub fn approve(
+        opened: &OpenedChallenge,
+        approval: Approval,
+        next_kem: PublicKey,
+        time: u64,
+    ) -> Result<Self> {
+        let c = &opened.challenge;
+        if c.verification != Verification::None && approval.verification == Verification::None {
+            return Err(ProtocolError::WrongPurpose);
+        }
+        c.number_matching.check_entry(approval.number.as_deref())?;
+        let a = Self {
+            tx_id: c.tx_id.clone(),
+            account_id: c.account_id.clone(),
+            decision: Decision::Approve,
+            reason: None,
+            number: approval.number,
+            otp: approval.otp,
+            challenge_hash: opened.hash,
+            time,
+            next_kem,
+            verification: approval.verification,
+        };
+        a.validate()?;
+        Ok(a)
+    }
+
+    /// Device side: denies `opened` (signed with Dp).
+    pub fn deny(
+        opened: &OpenedChallenge,
+        reason: DenyReason,
+        next_kem: PublicKey,
+        time: u64,
+    ) -> Result<Self> {
+        let c = &opened.challenge;
+        Ok(Self {
+            tx_id: c.tx_id.clone(),
+            account_id: c.account_id.clone(),
+            decision: Decision::Deny,
+            reason: Some(reason),
+            number: None,
+            otp: None,
+            challenge_hash: opened.hash,
+            time,
+            next_kem,
+            verification: Verification::None,
+        })
+    }
+
+    /// Server side: checks the push OTP (constant time) against the account seed.
+    pub fn check_push_otp(&self, seed: &[u8], digits: u8) -> Result<()> {
+        let code = self.otp.as_deref().ok_or(ProtocolError::Binding {
+            what: "otp missing",
+        })?;
+        let ok = crate::otp::push_otp_verify(
+            seed,
+            self.tx_id.as_bytes(),
+            &self.challenge_hash,
+            digits,
+            code,
+        )
+        .map_err(|_| ProtocolError::Malformed { field: "otp" })?;
+        if ok {
+            Ok(())
+        } else {
+            Err(ProtocolError::Binding { what: "otp" })
+        }
+    }
+
     /// Checks field shapes and combinations.
     pub fn validate(&self) -> Result<()> {
         b64url_bounded("tx", &self.tx_id, MIN_RANDOM_ID_BYTES, MAX_RANDOM_ID_BYTES)?;

@@ -22,19 +22,21 @@ pub mod otpauth;
 pub mod request;
 pub mod sealed;
 pub mod signed;
+#[cfg(test)]
+mod tests;
 
 pub use activation::{
     ActivationGrant, ActivationOffer, ActivationRequest, ActivationResult, DeviceInfo,
     OfferCredentials, OfferId, OfferSecret, OtpAlgorithm, OtpParams, Platform, PushRegistration,
     ServerKeyPin, ServerUrl, VerificationPolicy,
 };
-pub use answer::{Answer, AnswerExpectation, Decision, DenyReason};
+pub use answer::{Answer, AnswerExpectation, Approval, Decision, DenyReason};
 pub use challenge::{
     Challenge, ChallengeContext, ChallengeHeader, ChallengeKind, DeviceBinding, NumberMatching,
     OpenedChallenge, SealedChallenge, TransactionDetails, challenge_hash,
 };
 pub use error::{ErrorClass, ProtocolError};
-pub use request::{RequestHeaders, sign_request, verify_request};
+pub use request::{RequestHeaders, sign_request, sign_request_with_nonce, verify_request};
 pub use sealed::{Ephemeral, SealedBox};
 pub use signed::{DeterministicSigner, MessageSigner, Purpose, SignedMessage};
 
