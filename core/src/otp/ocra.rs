@@ -854,4 +854,45 @@ mod tests {
         let d = format!("{i:?}");
         assert!(d.contains("redacted") && !d.contains("170"), "{d}");
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn arbitrary_suites_return_typed_errors(s in any::<String>()) {
+                let _ = OcraSuite::parse(&s);
+            }
+
+            #[test]
+            fn suite_shaped_strings_never_panic(
+                s in "OCRA-1:HOTP-SHA(1|256|512|9)-[0-9]{0,3}:(C-)?(Q[ANHX][0-9]{1,3})?(-P[A-Z0-9]{0,6})?(-S[0-9]{0,4})?(-T[0-9]{0,3}[SMHD]?)?",
+                q in "[ -~]{0,130}",
+                c in proptest::option::of(any::<u64>()),
+                t in proptest::option::of(any::<u64>()),
+            ) {
+                if let Ok(suite) = OcraSuite::parse(&s) {
+                    prop_assert_eq!(suite.as_str(), s.as_str());
+                    let pin = [0u8; 64];
+                    let session = [0u8; 512];
+                    let inputs = OcraInputs {
+                        counter: c,
+                        question: &q,
+                        pin_hash: suite.pin_hash().and_then(|a| pin.get(..a.output_len())),
+                        session: suite.session_len().and_then(|n| session.get(..usize::from(n))),
+                        timestamp: t,
+                    };
+                    if let Ok(r) = ocra(&suite, K20, &inputs) {
+                        let want = if suite.digits() == 0 {
+                            2 * suite.algorithm().output_len()
+                        } else {
+                            usize::from(suite.digits())
+                        };
+                        prop_assert_eq!(r.len(), want);
+                    }
+                }
+            }
+        }
+    }
 }
