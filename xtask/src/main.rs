@@ -1,2 +1,147 @@
-//! `cargo xtask`: build and test automation.
-fn main() {}
+//! `cargo xtask`: build and test automation for Countersign.
+//!
+//! * `cargo xtask test`: installs what the tests need (idempotently), then runs
+//!   formatting, clippy and every test suite, printing each suite's counts.
+//! * `cargo xtask demo`: the end-to-end demo (the README's main command).
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let outcome = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("demo") => demo(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <test|demo>");
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// Runs a command to completion, failing with its description if it fails.
+fn run(what: &str, cmd: &mut Command) -> Result {
+    println!("\n==> {what}");
+    let started = Instant::now();
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{what}: cannot start: {e}"))?;
+    println!("<== {what}: {:.1}s", started.elapsed().as_secs_f64());
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null 2>&1")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Installs Debian packages that provide `programs`, only when one is missing.
+fn ensure_debian_packages(packages: &[&str], programs: &[&str]) -> Result {
+    if programs.iter().all(|p| have(p)) {
+        println!("==> tools present: {}", programs.join(", "));
+        return Ok(());
+    }
+    let sudo = if have("id") && !is_root() { "sudo " } else { "" };
+    let script = format!(
+        "export DEBIAN_FRONTEND=noninteractive; {sudo}apt-get install -y -qq {pkgs} >/dev/null 2>&1 || \
+         ({sudo}apt-get update -qq && {sudo}apt-get install -y -qq {pkgs})",
+        pkgs = packages.join(" ")
+    );
+    run(
+        &format!("install {}", packages.join(" ")),
+        Command::new("sh").args(["-c", &script]),
+    )?;
+    match programs.iter().find(|p| !have(p)) {
+        Some(missing) => Err(format!("{missing} is still missing after installing")),
+        None => Ok(()),
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn vectors_present() -> Result {
+    let vectors = root().join("../shared/vectors");
+    if env::var_os("COUNTERSIGN_VECTORS").is_some() || vectors.join("README.md").exists() {
+        Ok(())
+    } else {
+        Err(format!(
+            "known-answer vectors not found at {} (set COUNTERSIGN_VECTORS)",
+            vectors.display()
+        ))
+    }
+}
+
+fn test() -> Result {
+    let started = Instant::now();
+    vectors_present()?;
+    ensure_debian_packages(&["oathtool"], &["oathtool"])?;
+    run("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(
+        "cargo clippy -D warnings",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    // --nocapture lets the known-answer suites print their per-file case counts.
+    run(
+        "cargo test (all crates)",
+        cargo().args(["test", "--workspace", "--locked", "--", "--nocapture"]),
+    )?;
+    println!(
+        "\nall suites passed in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn demo(extra: &[String]) -> Result {
+    let uri = "otpauth://totp/Countersign:demo@example.com?secret=JBSWY3DPEHPK3PXP&issuer=Countersign";
+    let mut cmd = cargo();
+    cmd.args(["run", "--quiet", "--release", "-p", "countersign-cli", "--", "otp", uri]);
+    cmd.args(extra);
+    run("countersign otp (demo account)", &mut cmd)
+}
