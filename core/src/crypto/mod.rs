@@ -47,4 +47,18 @@ mod tests {
         assert!(!ct_eq(b"abc", b"abd"));
         assert!(!ct_eq(b"abc", b"ab"));
     }
+
+    #[test]
+    fn types_are_send_and_sync() {
+        // Everything crosses threads behind the FFI.
+        fn check<T: Send + Sync>() {}
+        check::<PublicKey>();
+        check::<Signature>();
+        check::<SigningKey>();
+        check::<AgreementKey>();
+        check::<CryptoError>();
+        check::<hpke::SenderContext>();
+        check::<hpke::ReceiverContext>();
+        check::<hpke::Sealed>();
+    }
 }
