@@ -528,8 +528,9 @@ pub enum PushRegistration {
         /// The subscription's 16-byte auth secret, base64url.
         auth: String,
     },
-    /// No push: the device long-polls.
-    None,
+    /// No push: the device long-polls. (A struct variant so that unknown fields
+    /// are rejected here too.)
+    None {},
 }
 
 impl PushRegistration {
@@ -577,7 +578,7 @@ impl PushRegistration {
                 b64url_array::<16>("auth", auth)?;
                 Ok(())
             }
-            Self::None => Ok(()),
+            Self::None {} => Ok(()),
         }
     }
 }
