@@ -1,1 +1,241 @@
-//! Countersign reference server (see issue 4).
+//! Countersign reference server (issue 4): the relying-party API, the device API,
+//! push senders (none / FCM HTTP v1 / APNs), on SQLite or PostgreSQL.
+//!
+//! Embed it with [`Server::start`], which binds, migrates and serves until
+//! [`RunningServer::shutdown`]:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), countersign_server::StartError> {
+//! let mut config = countersign_server::config::Config::default();
+//! config.listen = "127.0.0.1:0".parse().unwrap();
+//! config.database_url = "sqlite:///tmp/countersign.db".into();
+//! let server = countersign_server::Server::start(config).await?;
+//! println!("listening on {}", server.addr());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod notify;
+pub mod openapi;
+pub mod push;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::notify::Notifier;
+use crate::push::PushSender;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The push sender could not be built.
+    #[error("push: {0}")]
+    Push(#[from] push::PushError),
+    /// The listening socket could not be bound.
+    #[error("bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Shared state of one server instance.
+#[derive(Debug)]
+pub struct AppState {
+    /// The configuration.
+    pub config: Config,
+    /// The database.
+    pub db: Db,
+    /// Long-poll wake-ups.
+    pub notifier: Notifier,
+    /// The push provider.
+    pub push: Arc<dyn PushSender>,
+    /// The externally visible base URL.
+    pub public_url: String,
+    /// Flips to `true` at shutdown so long-polls return early.
+    pub shutting_down: watch::Receiver<bool>,
+}
+
+/// Entry point.
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// Connects to the database, runs migrations, binds `config.listen` and serves.
+    pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+        let push = push::from_config(&config.push)?;
+        Self::start_with_push(config, push).await
+    }
+
+    /// Like [`Server::start`] with a given push sender (tests, custom providers).
+    pub async fn start_with_push(
+        config: Config,
+        push: Arc<dyn PushSender>,
+    ) -> Result<RunningServer, StartError> {
+        config.validate()?;
+        let db = Db::connect(&config.database_url, config.database_max_connections).await?;
+        let (notifier, listen_task) = Notifier::start(db.clone()).await?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"))
+            .trim_end_matches('/')
+            .to_string();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let state = Arc::new(AppState {
+            config,
+            db,
+            notifier,
+            push,
+            public_url,
+            shutting_down: stop_rx.clone(),
+        });
+        let app = router(state.clone());
+        let mut graceful = stop_rx;
+        let serve = tokio::spawn(async move {
+            let r = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = graceful.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::error!(error = %e, "server error");
+            }
+        });
+        tracing::info!(%addr, backend = ?state.db.backend, "countersign server listening");
+        Ok(RunningServer {
+            addr,
+            stop: stop_tx,
+            serve,
+            listen_task,
+            state,
+        })
+    }
+}
+
+/// A server that is serving. Dropping it does not stop it: call [`RunningServer::shutdown`].
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    serve: JoinHandle<()>,
+    listen_task: Option<JoinHandle<()>>,
+    state: Arc<AppState>,
+}
+
+impl RunningServer {
+    /// The bound address (the real port when `listen` had port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://{addr}`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The shared state (tests inspect the database through it).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (long-polls
+    /// return at once), then closes the database pool.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.serve.await;
+        if let Some(task) = self.listen_task {
+            task.abort();
+        }
+        self.state.db.pool.close().await;
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi::handler))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    match state.db.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ok"})),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "database unavailable"})),
+            )
+        }
+    }
+}
