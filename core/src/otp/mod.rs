@@ -1,10 +1,10 @@
 //! One-time passwords: HOTP (RFC 4226), TOTP (RFC 6238), OCRA (RFC 6287) and
 //! the challenge-bound push OTP of protocol v1.
 //!
-//! * [`hotp`]: counter-based codes and a constant-time look-ahead verify.
+//! * [`hotp`](mod@hotp): counter-based codes and a constant-time look-ahead verify.
 //! * [`totp`]: time-based codes (generated with the `totp-rs` crate), the time
 //!   left in the current step and a constant-time verify with ±skew steps.
-//! * [`ocra`]: the full OCRA suite grammar, the RFC's exact DataInput and a
+//! * [`ocra`](mod@ocra): the full OCRA suite grammar, the RFC's exact DataInput and a
 //!   constant-time verify.
 //! * [`push`]: `push_otp`, the code an approved push sends back, bound to one
 //!   transaction and one challenge (derivation in that module's docs).
