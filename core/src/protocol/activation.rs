@@ -339,8 +339,10 @@ fn pct_encode(out: &mut String, value: &str) {
             out.push(char::from(b));
         } else {
             out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
+            for nibble in [b >> 4, b & 15] {
+                let c = HEX.get(usize::from(nibble)).copied().unwrap_or(b'0');
+                out.push(char::from(c));
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The device's answer to a challenge: approve or deny, signed by Du when the
 //! approval needed user verification, else by Dp.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use zeroize::Zeroizing;
@@ -39,8 +41,8 @@ pub enum DenyReason {
     Mistake,
 }
 
-/// The device's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The device's answer. `Debug` redacts the push OTP.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Answer {
     /// The challenge's transaction id.
     pub tx_id: String,
@@ -97,8 +99,25 @@ pub struct AnswerExpectation<'a> {
     pub now: u64,
 }
 
-/// What the user did when approving.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl fmt::Debug for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Answer")
+            .field("tx_id", &self.tx_id)
+            .field("account_id", &self.account_id)
+            .field("decision", &self.decision)
+            .field("reason", &self.reason)
+            .field("number", &self.number)
+            .field("otp", &self.otp.as_ref().map(|_| "<redacted>"))
+            .field("challenge_hash", &self.challenge_hash)
+            .field("time", &self.time)
+            .field("next_kem", &self.next_kem)
+            .field("verification", &self.verification)
+            .finish()
+    }
+}
+
+/// What the user did when approving. `Debug` redacts the push OTP.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Approval {
     /// The number typed or picked (number matching), else `None`.
     pub number: Option<String>,
@@ -106,6 +125,16 @@ pub struct Approval {
     pub otp: Option<String>,
     /// The verification the user passed.
     pub verification: Verification,
+}
+
+impl fmt::Debug for Approval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Approval")
+            .field("number", &self.number)
+            .field("otp", &self.otp.as_ref().map(|_| "<redacted>"))
+            .field("verification", &self.verification)
+            .finish()
+    }
 }
 
 /// Device side: the push OTP for an opened challenge (`crate::otp::push_otp` over the

@@ -493,6 +493,10 @@ fn answer_binding_checks() {
         })
     );
     assert!(a.check_push_otp(SEED, 8).is_ok());
+    assert!(
+        !format!("{a:?}").contains(otp.as_str()),
+        "Debug must redact the OTP"
+    );
     assert!(a.check_push_otp(b"another seed value!!", 8).is_err());
     // Number shape is checked against the mode.
     assert!(
