@@ -60,7 +60,9 @@ fn print_otp(uri: &str, time: Option<u64>, json: bool) -> Result<(), String> {
     };
     let code = account.code(now).map_err(|e| e.to_string())?;
     let seconds_left = match account.kind() {
-        OtpKind::Totp { period } => Some(otp::seconds_left(period, now).map_err(|e| e.to_string())?),
+        OtpKind::Totp { period } => {
+            Some(otp::seconds_left(period, now).map_err(|e| e.to_string())?)
+        }
         OtpKind::Hotp { .. } => None,
     };
     let label = match account.issuer() {

@@ -14,7 +14,11 @@ fn prints_the_rfc6238_code_and_seconds_left() {
     // RFC 6238 Appendix B: SHA1 seed "12345678901234567890", T = 59 → 94287082.
     let uri = "otpauth://totp/RFC:6238?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&digits=8";
     let out = countersign(&["otp", "--json", "--time", "59", uri]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(value["code"], "94287082");
     assert_eq!(value["seconds_left"], 1);

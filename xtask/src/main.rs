@@ -73,7 +73,11 @@ fn ensure_debian_packages(packages: &[&str], programs: &[&str]) -> Result {
         println!("==> tools present: {}", programs.join(", "));
         return Ok(());
     }
-    let sudo = if have("id") && !is_root() { "sudo " } else { "" };
+    let sudo = if have("id") && !is_root() {
+        "sudo "
+    } else {
+        ""
+    };
     let script = format!(
         "export DEBIAN_FRONTEND=noninteractive; {sudo}apt-get install -y -qq {pkgs} >/dev/null 2>&1 || \
          ({sudo}apt-get update -qq && {sudo}apt-get install -y -qq {pkgs})",
@@ -113,7 +117,10 @@ fn test() -> Result {
     let started = Instant::now();
     vectors_present()?;
     ensure_debian_packages(&["oathtool"], &["oathtool"])?;
-    run("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
     run(
         "cargo clippy -D warnings",
         cargo().args([
@@ -139,9 +146,19 @@ fn test() -> Result {
 }
 
 fn demo(extra: &[String]) -> Result {
-    let uri = "otpauth://totp/Countersign:demo@example.com?secret=JBSWY3DPEHPK3PXP&issuer=Countersign";
+    let uri =
+        "otpauth://totp/Countersign:demo@example.com?secret=JBSWY3DPEHPK3PXP&issuer=Countersign";
     let mut cmd = cargo();
-    cmd.args(["run", "--quiet", "--release", "-p", "countersign-cli", "--", "otp", uri]);
+    cmd.args([
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "countersign-cli",
+        "--",
+        "otp",
+        uri,
+    ]);
     cmd.args(extra);
     run("countersign otp (demo account)", &mut cmd)
 }
