@@ -127,7 +127,6 @@ fn test() -> Result {
             "clippy",
             "--workspace",
             "--all-targets",
-            "--locked",
             "--",
             "-D",
             "warnings",
@@ -136,7 +135,7 @@ fn test() -> Result {
     // --nocapture lets the known-answer suites print their per-file case counts.
     run(
         "cargo test (all crates)",
-        cargo().args(["test", "--workspace", "--locked", "--", "--nocapture"]),
+        cargo().args(["test", "--workspace", "--", "--nocapture"]),
     )?;
     println!(
         "\nall suites passed in {:.0}s",
