@@ -40,12 +40,14 @@ CREATE TABLE users (
 );
 
 CREATE TABLE enrollment_offers (
+    -- The offer id (8 Crockford base32 characters).
     id TEXT PRIMARY KEY,
     user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    -- SHA-256 of the offer secret carried in the URI / QR.
-    secret_hash TEXT NOT NULL,
-    -- SHA-256 of the short typed code (looked up directly, so unique while live).
-    code_hash TEXT NOT NULL UNIQUE,
+    -- The offer secret, sealed with the master key (the activation proof is an
+    -- HMAC keyed with it, so the server needs the secret itself, not a hash).
+    secret TEXT NOT NULL,
+    issuer TEXT,
+    label TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
     attempts BIGINT NOT NULL DEFAULT 0,
@@ -59,6 +61,7 @@ CREATE TABLE devices (
     account_id TEXT NOT NULL UNIQUE,
     user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     name TEXT NOT NULL DEFAULT '',
+    platform TEXT NOT NULL DEFAULT '',
     -- Public keys: base64url SEC1 uncompressed.
     possession_key TEXT NOT NULL,
     possession_key_id TEXT NOT NULL UNIQUE,
@@ -96,11 +99,12 @@ CREATE TABLE challenges (
     verification TEXT NOT NULL,
     -- The RP's request (context and display), JSON.
     request TEXT NOT NULL,
+    -- Sealed webhook target snapshot is not kept: webhooks use the RP's current settings.
     answered_at BIGINT,
     answered_by TEXT,
     deny_reason TEXT,
-    -- SHA-256 of the push OTP the device returned with an approval.
-    push_otp_hash TEXT,
+    -- The push OTP the device returned with an approval, sealed with the master key.
+    push_otp TEXT,
     push_otp_used BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX challenges_user_state ON challenges (user_id, state);
@@ -109,8 +113,10 @@ CREATE INDEX challenges_user_state ON challenges (user_id, state);
 CREATE TABLE challenge_deliveries (
     tx_id TEXT NOT NULL REFERENCES challenges(id) ON DELETE CASCADE,
     device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-    -- SHA-256 of the challenge plaintext exactly as sealed for this device.
+    -- SHA-256 of the challenge plaintext exactly as sealed for this device, and
+    -- the plaintext itself (base64url) to rebuild the expectation for the answer.
     display_hash TEXT NOT NULL,
+    plaintext TEXT NOT NULL,
     -- The signed, sealed challenge as sent to the device (JSON).
     sealed TEXT NOT NULL,
     kem_key_id TEXT NOT NULL,
@@ -119,10 +125,30 @@ CREATE TABLE challenge_deliveries (
 );
 CREATE INDEX challenge_deliveries_device ON challenge_deliveries (device_id);
 
+-- OATH tokens that are not Countersign devices (imported hardware or soft tokens):
+-- checked by passcode validation like a device's OTP seed.
+CREATE TABLE oath_tokens (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    digits BIGINT NOT NULL,
+    period BIGINT NOT NULL,
+    hotp_counter BIGINT NOT NULL DEFAULT 0,
+    totp_last_step BIGINT NOT NULL DEFAULT -1,
+    totp_drift BIGINT NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'active',
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX oath_tokens_user ON oath_tokens (user_id);
+
 CREATE TABLE offline_challenges (
     id TEXT PRIMARY KEY,
     rp_id TEXT NOT NULL REFERENCES relying_parties(id) ON DELETE CASCADE,
     user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    suite TEXT NOT NULL,
     question TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,

@@ -53,8 +53,8 @@ pub struct Config {
     pub master_key: Option<String>,
     /// Display name of this server in activation offers.
     pub server_name: String,
-    /// Push provider.
-    pub push: PushConfig,
+    /// Push providers (at most one per kind: `fcm`, `apns`). Empty: devices long-poll.
+    pub push: Vec<PushConfig>,
     /// Rate limits and timeouts.
     pub policy: PolicyConfig,
     /// Log format: `text` or `json`.
@@ -70,7 +70,7 @@ impl Default for Config {
             public_url: None,
             master_key: None,
             server_name: "Countersign".into(),
-            push: PushConfig::default(),
+            push: Vec::new(),
             policy: PolicyConfig::default(),
             log_format: "text".into(),
         }

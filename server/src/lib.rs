@@ -17,12 +17,19 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod admin;
+pub mod challenge;
 pub mod config;
 pub mod db;
+pub mod device;
 pub mod error;
+pub mod keys;
 pub mod notify;
 pub mod openapi;
 pub mod push;
+mod qr;
+pub mod rp;
+pub mod util;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,7 +38,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{delete, get, post, put};
+use countersign_core::crypto::SigningKey;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -55,6 +63,9 @@ pub enum StartError {
     /// The push sender could not be built.
     #[error("push: {0}")]
     Push(#[from] push::PushError),
+    /// The server keys could not be loaded.
+    #[error("server keys: {0}")]
+    Keys(String),
     /// The listening socket could not be bound.
     #[error("bind {addr}: {source}")]
     Bind {
@@ -74,8 +85,14 @@ pub struct AppState {
     pub db: Db,
     /// Long-poll wake-ups.
     pub notifier: Notifier,
-    /// The push provider.
-    pub push: Arc<dyn PushSender>,
+    /// The push senders (one per provider kind).
+    pub senders: Vec<Arc<dyn PushSender>>,
+    /// Seals secrets at rest.
+    pub master: keys::MasterKey,
+    /// The server's long-term signing key S.
+    pub signing_key: SigningKey,
+    /// HTTP client for webhooks.
+    pub http: reqwest::Client,
     /// The externally visible base URL.
     pub public_url: String,
     /// Flips to `true` at shutdown so long-polls return early.
@@ -89,17 +106,25 @@ pub struct Server;
 impl Server {
     /// Connects to the database, runs migrations, binds `config.listen` and serves.
     pub async fn start(config: Config) -> Result<RunningServer, StartError> {
-        let push = push::from_config(&config.push)?;
-        Self::start_with_push(config, push).await
+        let senders = push::all_from_config(&config.push)?;
+        Self::start_with_push(config, senders).await
     }
 
-    /// Like [`Server::start`] with a given push sender (tests, custom providers).
+    /// Like [`Server::start`] with given push senders (tests, custom providers).
     pub async fn start_with_push(
         config: Config,
-        push: Arc<dyn PushSender>,
+        senders: Vec<Arc<dyn PushSender>>,
     ) -> Result<RunningServer, StartError> {
         config.validate()?;
         let db = Db::connect(&config.database_url, config.database_max_connections).await?;
+        let (master, signing_key) = keys::load(&db, config.master_key.as_deref())
+            .await
+            .map_err(|e| StartError::Keys(e.message))?;
+        push::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| StartError::Keys(format!("HTTP client: {e}")))?;
         let (notifier, listen_task) = Notifier::start(db.clone()).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -122,11 +147,29 @@ impl Server {
             config,
             db,
             notifier,
-            push,
+            senders,
+            master,
+            signing_key,
+            http,
             public_url,
             shutting_down: stop_rx.clone(),
         });
         let app = router(state.clone());
+        let janitor = {
+            let state = state.clone();
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                    if let Err(e) = challenge::expire_overdue(&state).await {
+                        tracing::warn!(error = %e, "expiry sweep failed");
+                    }
+                }
+            })
+        };
         let mut graceful = stop_rx;
         let serve = tokio::spawn(async move {
             let r = axum::serve(listener, app)
@@ -144,6 +187,7 @@ impl Server {
             stop: stop_tx,
             serve,
             listen_task,
+            janitor,
             state,
         })
     }
@@ -156,6 +200,7 @@ pub struct RunningServer {
     stop: watch::Sender<bool>,
     serve: JoinHandle<()>,
     listen_task: Option<JoinHandle<()>>,
+    janitor: JoinHandle<()>,
     state: Arc<AppState>,
 }
 
@@ -180,6 +225,7 @@ impl RunningServer {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.serve.await;
+        let _ = self.janitor.await;
         if let Some(task) = self.listen_task {
             task.abort();
         }
@@ -221,6 +267,25 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi::handler))
+        .route("/v1/rp/enrollments", post(rp::create_enrollment))
+        .route("/v1/rp/push", post(rp::start_push))
+        .route("/v1/rp/challenges/{tx}", get(rp::challenge_status))
+        .route("/v1/rp/validate", post(rp::validate))
+        .route("/v1/rp/offline", post(rp::create_offline))
+        .route("/v1/rp/offline/{id}/verify", post(rp::verify_offline))
+        .route("/v1/rp/users/{user}/devices", get(rp::list_devices))
+        .route(
+            "/v1/rp/users/{user}/devices/{device}",
+            delete(rp::remove_device),
+        )
+        .route("/v1/rp/users/{user}/oath-tokens", post(rp::add_oath_token))
+        .route("/v1/device/activate", post(device::activate))
+        .route("/v1/device/challenges", get(device::poll))
+        .route("/v1/device/challenges/{tx}", get(device::fetch))
+        .route("/v1/device/challenges/{tx}/answer", post(device::answer))
+        .route("/v1/device/push", put(device::update_push))
+        .route("/v1/device", delete(device::deregister))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
 }
 

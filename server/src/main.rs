@@ -53,6 +53,15 @@ enum Command {
     Migrate,
     /// Print the effective configuration (secrets redacted) and exit.
     PrintConfig,
+    /// Create a relying party and print its API key (shown once) as JSON.
+    CreateRp {
+        /// Display name shown on phones.
+        #[arg(long)]
+        name: String,
+        /// Optional webhook URL for challenge outcomes.
+        #[arg(long)]
+        webhook_url: Option<String>,
+    },
 }
 
 fn load(cli: &Cli) -> Result<Config, String> {
@@ -128,6 +137,25 @@ fn main() -> ExitCode {
                     .await
                     .map_err(|e| e.to_string())?;
                 println!("migrations applied");
+                Ok(())
+            }
+            Command::CreateRp { name, webhook_url } => {
+                let db = countersign_server::db::Db::connect(&config.database_url, 1)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let (master, _) = countersign_server::keys::load(&db, config.master_key.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let created = countersign_server::admin::create_rp(
+                    &db,
+                    &master,
+                    &name,
+                    webhook_url.as_deref(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                let text = serde_json::to_string_pretty(&created).map_err(|e| e.to_string())?;
+                println!("{text}");
                 Ok(())
             }
             Command::PrintConfig => {

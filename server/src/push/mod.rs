@@ -94,13 +94,18 @@ pub fn http_client(base_url: &str, h2: bool) -> Result<reqwest::Client, PushErro
         .map_err(|e| PushError::Config(format!("HTTP client: {e}")))
 }
 
-/// Builds the configured sender.
+/// Builds one configured sender.
 pub fn from_config(config: &PushConfig) -> Result<Arc<dyn PushSender>, PushError> {
     Ok(match config {
         PushConfig::None => Arc::new(NoPush),
         PushConfig::Fcm(c) => Arc::new(fcm::FcmSender::from_config(c)?),
         PushConfig::Apns(c) => Arc::new(apns::ApnsSender::from_config(c)?),
     })
+}
+
+/// Builds every configured sender.
+pub fn all_from_config(configs: &[PushConfig]) -> Result<Vec<Arc<dyn PushSender>>, PushError> {
+    configs.iter().map(from_config).collect()
 }
 
 /// Seconds since the Unix epoch.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod actors;
 pub mod postgres;
 
 use countersign_server::config::Config;

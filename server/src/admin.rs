@@ -1,0 +1,87 @@
+//! Operator actions: creating relying parties and their API keys.
+//!
+//! API keys look like `csk_<key id>.<secret>`: the key id (16 base64url characters)
+//! finds the row, the secret (256 random bits) is stored only as its SHA-256 and
+//! compared in constant time. A fast hash is right here: the secret is random, not
+//! a password, so there is nothing to brute-force.
+
+use countersign_core::crypto::{random_array, sha256};
+
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
+use crate::keys::MasterKey;
+use crate::util::{b64, now, random_id};
+
+/// What [`create_rp`] returns; the secrets are shown once.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CreatedRp {
+    /// The relying party id.
+    pub rp_id: String,
+    /// The API key (`Authorization: Bearer <api_key>`).
+    pub api_key: String,
+    /// The webhook HMAC key (when a webhook URL was given).
+    pub webhook_secret: Option<String>,
+}
+
+/// Creates a relying party with one API key.
+pub async fn create_rp(
+    db: &Db,
+    master: &MasterKey,
+    name: &str,
+    webhook_url: Option<&str>,
+) -> ApiResult<CreatedRp> {
+    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "name must be 1-64 printable characters",
+        ));
+    }
+    if let Some(u) = webhook_url {
+        let parsed =
+            url::Url::parse(u).map_err(|_| ApiError::bad_request("invalid webhook URL"))?;
+        if !matches!(parsed.scheme(), "https" | "http") {
+            return Err(ApiError::bad_request("webhook URL must be http(s)"));
+        }
+    }
+    let rp_id = random_id("rp_")?;
+    let webhook_secret = match webhook_url {
+        Some(_) => Some(b64(&random_array::<32>().map_err(ApiError::internal)?)),
+        None => None,
+    };
+    let sealed_secret = match &webhook_secret {
+        Some(s) => Some(master.seal(&format!("relying_parties:{rp_id}:webhook"), s.as_bytes())?),
+        None => None,
+    };
+    sqlx::query(
+        "INSERT INTO relying_parties (id, name, webhook_url, webhook_secret, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&rp_id)
+    .bind(name)
+    .bind(webhook_url)
+    .bind(sealed_secret)
+    .bind(now())
+    .execute(&db.pool)
+    .await?;
+    let api_key = add_api_key(db, &rp_id).await?;
+    Ok(CreatedRp {
+        rp_id,
+        api_key,
+        webhook_secret,
+    })
+}
+
+/// Adds an API key to a relying party and returns it (shown once).
+pub async fn add_api_key(db: &Db, rp_id: &str) -> ApiResult<String> {
+    let key_id = b64(&random_array::<12>().map_err(ApiError::internal)?);
+    let secret = zeroize::Zeroizing::new(b64(&random_array::<32>().map_err(ApiError::internal)?));
+    sqlx::query(
+        "INSERT INTO api_keys (key_id, rp_id, key_hash, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&key_id)
+    .bind(rp_id)
+    .bind(hex::encode(sha256(secret.as_bytes())))
+    .bind(now())
+    .execute(&db.pool)
+    .await?;
+    Ok(format!("csk_{key_id}.{}", secret.as_str()))
+}

@@ -1,0 +1,726 @@
+//! Every flow of issue 4 over real HTTP on loopback, on SQLite and PostgreSQL,
+//! with the test acting as the device through countersign_core's protocol code.
+
+mod support;
+
+use countersign_core::otp::{HmacAlgorithm, OcraInputs, OcraSuite, TotpParams};
+use countersign_core::protocol::{DenyReason, sign_request};
+use serde_json::json;
+use support::actors::{TestDevice, TestRp, assert_error, now};
+use support::{Db, TestServer};
+
+async fn setup(db: Db) -> (TestServer, TestRp, TestDevice) {
+    setup_with(db, |_| {}).await
+}
+
+async fn setup_with(
+    db: Db,
+    tweak: impl FnOnce(&mut countersign_server::config::Config),
+) -> (TestServer, TestRp, TestDevice) {
+    let s = TestServer::start_with(db, tweak).await;
+    let rp = TestRp::create(&s.server, "Example Bank").await;
+    let offer = rp.enroll("alice").await;
+    let dev = TestDevice::activate(&s.base(), offer["offer_uri"].as_str().unwrap()).await;
+    (s, rp, dev)
+}
+
+async fn audit_events(s: &TestServer) -> Vec<String> {
+    use sqlx::Row;
+    sqlx::query("SELECT event FROM audit_log ORDER BY at, id")
+        .fetch_all(&s.server.state().db.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String, _>(0).unwrap())
+        .collect()
+}
+
+async fn enrollment_and_activation(db: Db) {
+    let s = TestServer::start(db).await;
+    let rp = TestRp::create(&s.server, "Example Bank").await;
+    let offer = rp.enroll("alice").await;
+    assert!(
+        offer["offer_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("countersign://activate?v=1&url=")
+    );
+    assert!(offer["qr_svg"].as_str().unwrap().contains("<svg"));
+    let png = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        offer["qr_png_base64"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(offer["expires_at"].as_i64().unwrap() <= now() as i64 + 600);
+    let code = offer["code"].as_str().unwrap();
+    assert_eq!(code.len(), 29);
+
+    let uri = offer["offer_uri"].as_str().unwrap();
+    let dev = TestDevice::activate(&s.base(), uri).await;
+    assert!(dev.device_id.starts_with("dev_"));
+    assert_eq!(dev.seed.len(), 20);
+
+    // Single use: the same offer cannot activate a second device.
+    let (_, creds) = support::actors::offer_credentials(uri);
+    let (_, _, _, body) = TestDevice::activation_request(&creds);
+    let r = support::client()
+        .post(format!("{}/v1/device/activate", s.base()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let got = (r.status().as_u16(), r.json().await.unwrap());
+    assert_error(&got, 409, "replayed");
+
+    // The typed code activates like the QR code.
+    let offer2 = rp.enroll("bob").await;
+    let creds2 =
+        countersign_core::protocol::OfferCredentials::parse_code(offer2["code"].as_str().unwrap())
+            .unwrap();
+    let (_, _, _, body) = TestDevice::activation_request(&creds2);
+    let r = support::client()
+        .post(format!("{}/v1/device/activate", s.base()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Wrong secrets are counted and then rate-limited.
+    let offer3 = rp.enroll("carol").await;
+    let (_, mut creds3) = support::actors::offer_credentials(offer3["offer_uri"].as_str().unwrap());
+    let good = creds3.clone();
+    creds3.secret = countersign_core::protocol::OfferSecret::from_bytes([7u8; 10]);
+    for _ in 0..5 {
+        let (_, _, _, body) = TestDevice::activation_request(&creds3);
+        let r = support::client()
+            .post(format!("{}/v1/device/activate", s.base()))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let got = (r.status().as_u16(), r.json().await.unwrap());
+        assert_error(&got, 401, "bad_signature");
+    }
+    let (_, _, _, body) = TestDevice::activation_request(&good);
+    let r = support::client()
+        .post(format!("{}/v1/device/activate", s.base()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let got = (r.status().as_u16(), r.json().await.unwrap());
+    assert_error(&got, 429, "rate_limited");
+
+    let events = audit_events(&s).await;
+    assert!(events.iter().filter(|e| *e == "enrollment").count() >= 2);
+    assert!(events.iter().any(|e| e == "enrollment_refused"));
+    s.stop().await;
+}
+
+async fn push_approve_with_number_and_push_otp(db: Db) {
+    let (s, rp, mut dev) = setup(db).await;
+    let (st, started) = rp
+        .push(json!({
+            "user": "alice",
+            "context": {"ip": "203.0.113.7", "location": "Berlin, DE", "user_agent": "Firefox"},
+            "text": "Sign in to Example Bank"
+        }))
+        .await;
+    assert_eq!(st, 200, "{started}");
+    let tx = started["tx_id"].as_str().unwrap().to_string();
+    let number = started["number"].as_str().unwrap().to_string();
+    assert_eq!(number.len(), 2, "2 digits by default");
+
+    let (st, pending) = dev.poll(5).await;
+    assert_eq!(st, 200);
+    assert_eq!(pending["challenges"][0]["tx"], tx.as_str());
+    let opened = dev.fetch(&tx).await;
+    assert_eq!(opened.challenge.context.rp, "Example Bank");
+    assert_eq!(opened.challenge.context.ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(
+        opened.challenge.text.as_deref(),
+        Some("Sign in to Example Bank")
+    );
+    assert_eq!(
+        opened.challenge.number_matching,
+        countersign_core::protocol::NumberMatching::Type { digits: 2 },
+        "the challenge carries only the digit count, never the number"
+    );
+
+    // The RP long-polls while the user decides.
+    let rp2 = rp.on(&rp.base);
+    let tx2 = tx.clone();
+    let waiter =
+        tokio::spawn(async move { rp2.get(&format!("/v1/rp/challenges/{tx2}?wait=20")).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let answer = dev.approval(&opened, Some(&number));
+    let (st, body) = dev.post_answer(&answer).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["state"], "approved");
+    let (st, status) = waiter.await.unwrap();
+    assert_eq!(st, 200);
+    assert_eq!(status["state"], "approved");
+    assert_eq!(status["device_id"], dev.device_id.as_str());
+    let push_otp = status["push_otp"].as_str().unwrap().to_string();
+    assert_eq!(push_otp.len(), 6);
+
+    // Answering again: already answered.
+    let again = dev.approval(&opened, Some(&number));
+    assert_error(&dev.post_answer(&again).await, 409, "already_answered");
+
+    // The push OTP fills the login form once.
+    let v = rp
+        .post(
+            "/v1/rp/validate",
+            json!({"user": "alice", "passcode": push_otp}),
+        )
+        .await;
+    assert_eq!(v.0, 200, "{}", v.1);
+    assert_eq!(v.1["result"], "accepted");
+    assert_eq!(v.1["method"], "push_otp");
+    let v = rp
+        .post(
+            "/v1/rp/validate",
+            json!({"user": "alice", "passcode": push_otp}),
+        )
+        .await;
+    assert_error(&v, 403, "otp_reused");
+
+    let events = audit_events(&s).await;
+    for e in ["enrollment", "push", "approval", "otp_accepted"] {
+        assert!(events.iter().any(|x| x == e), "audit has {e}: {events:?}");
+    }
+    s.stop().await;
+}
+
+async fn pick_and_nist_number_matching(db: Db) {
+    let (s, rp, mut dev) = setup(db).await;
+    let (_, started) = rp
+        .push(json!({"user": "alice", "number_matching": "pick"}))
+        .await;
+    let tx = started["tx_id"].as_str().unwrap();
+    let number = started["number"].as_str().unwrap();
+    let opened = dev.fetch(tx).await;
+    let countersign_core::protocol::NumberMatching::Pick { choices } =
+        &opened.challenge.number_matching
+    else {
+        panic!("pick mode")
+    };
+    assert_eq!(choices.len(), 3);
+    assert!(choices.iter().any(|c| c == number));
+    let wrong = choices.iter().find(|c| *c != number).unwrap().clone();
+    let bad = dev.approval(&opened, Some(&wrong));
+    assert_error(&dev.post_answer(&bad).await, 403, "wrong_number");
+    let good = dev.approval(&opened, Some(number));
+    assert_eq!(dev.post_answer(&good).await.0, 200);
+
+    let (_, started) = rp.push(json!({"user": "alice", "profile": "nist"})).await;
+    assert_eq!(started["number"].as_str().unwrap().len(), 6);
+    let tx = started["tx_id"].as_str().unwrap();
+    let opened = dev.fetch(tx).await;
+    assert_eq!(
+        opened.challenge.number_matching,
+        countersign_core::protocol::NumberMatching::Type { digits: 6 }
+    );
+    s.stop().await;
+}
+
+async fn transaction_and_step_up(db: Db) {
+    let (s, rp, mut dev) = setup(db).await;
+    let (st, started) = rp
+        .push(json!({
+            "user": "alice",
+            "transaction": {"amount": "1250.00", "currency": "EUR", "payee": "ACME GmbH"},
+            "verification": "pin",
+            "number_matching": "off"
+        }))
+        .await;
+    assert_eq!(st, 200, "{started}");
+    assert!(started["number"].is_null());
+    let tx = started["tx_id"].as_str().unwrap();
+    let opened = dev.fetch(tx).await;
+    assert_eq!(
+        opened.challenge.transaction.as_ref().unwrap().payee,
+        "ACME GmbH"
+    );
+    // An approval with PIN verification is signed by Du.
+    let otp = countersign_core::protocol::answer::push_otp(&opened, &dev.seed, dev.digits)
+        .unwrap()
+        .to_string();
+    let next = countersign_core::crypto::AgreementKey::generate().unwrap();
+    let answer = countersign_core::protocol::Answer::approve(
+        &opened,
+        countersign_core::protocol::Approval {
+            number: None,
+            otp: Some(otp),
+            verification: countersign_core::protocol::Verification::Pin,
+        },
+        next.public_key(),
+        now(),
+    )
+    .unwrap();
+    dev.kems.push(next);
+    let (st, body) = dev.post_answer(&answer).await;
+    assert_eq!(st, 200, "{body}");
+    s.stop().await;
+}
+
+async fn totp_validation_and_triggers(db: Db) {
+    let (s, rp, dev) = setup(db).await;
+    let params = TotpParams::new(HmacAlgorithm::Sha1, dev.digits, dev.period).unwrap();
+    let code = countersign_core::otp::totp_at(&params, &dev.seed, now()).unwrap();
+    let v = rp
+        .post(
+            "/v1/rp/validate",
+            json!({"user": "alice", "passcode": code}),
+        )
+        .await;
+    assert_eq!(v.0, 200, "{}", v.1);
+    assert_eq!(v.1["method"], "totp");
+    let v = rp
+        .post(
+            "/v1/rp/validate",
+            json!({"user": "alice", "passcode": code}),
+        )
+        .await;
+    assert_error(&v, 403, "otp_reused");
+    // A code one step ahead (clock drift) is accepted and the drift recorded.
+    let ahead =
+        countersign_core::otp::totp_at(&params, &dev.seed, now() + u64::from(dev.period)).unwrap();
+    let v = rp
+        .post(
+            "/v1/rp/validate",
+            json!({"user": "alice", "passcode": ahead}),
+        )
+        .await;
+    assert_eq!(v.0, 200, "{}", v.1);
+    {
+        use sqlx::Row;
+        let drift: i64 = sqlx::query("SELECT totp_drift FROM devices WHERE id = $1")
+            .bind(&dev.device_id)
+            .fetch_one(&s.server.state().db.pool)
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        assert!((0..=1).contains(&drift), "drift recorded: {drift}");
+    }
+    let v = rp
+        .post(
+            "/v1/rp/validate",
+            json!({"user": "alice", "passcode": "000000"}),
+        )
+        .await;
+    if v.0 != 200 {
+        assert_error(&v, 403, "invalid_otp");
+    }
+    // Triggers: empty, one character, `push` in any case.
+    for p in ["", "x", "PuSh"] {
+        let v = rp
+            .post("/v1/rp/validate", json!({"user": "alice", "passcode": p}))
+            .await;
+        assert_eq!(v.0, 200, "{}", v.1);
+        assert_eq!(v.1["result"], "push_started", "{p:?}");
+        assert!(v.1["tx_id"].is_string());
+    }
+    s.stop().await;
+}
+
+async fn hotp_token_with_look_ahead(db: Db) {
+    let (s, rp, _dev) = setup(db).await;
+    let secret = b"12345678901234567890";
+    let b32 = countersign_core::otp::base32::encode(secret);
+    let (st, body) = rp
+        .post(
+            "/v1/rp/users/alice/oath-tokens",
+            json!({"kind": "hotp", "secret_base32": b32}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    // RFC 4226 vectors: counter 3 is "969429", 5 is "254676".
+    let v = rp
+        .post(
+            "/v1/rp/validate",
+            json!({"user": "alice", "passcode": "969429"}),
+        )
+        .await;
+    assert_eq!(v.0, 200, "{}", v.1);
+    assert_eq!(v.1["method"], "hotp");
+    let v = rp
+        .post(
+            "/v1/rp/validate",
+            json!({"user": "alice", "passcode": "969429"}),
+        )
+        .await;
+    assert_error(&v, 403, "otp_reused");
+    let v = rp
+        .post(
+            "/v1/rp/validate",
+            json!({"user": "alice", "passcode": "254676"}),
+        )
+        .await;
+    assert_eq!(v.0, 200, "{}", v.1);
+    s.stop().await;
+}
+
+async fn rejections(db: Db) {
+    let (s, rp, mut dev) = setup_with(db, |c| c.policy.max_pending = 10).await;
+    let (_, started) = rp.push(json!({"user": "alice"})).await;
+    let tx = started["tx_id"].as_str().unwrap().to_string();
+    let number = started["number"].as_str().unwrap().to_string();
+    let opened = dev.fetch(&tx).await;
+
+    // Wrong number.
+    let wrong = if number == "00" { "01" } else { "00" };
+    let a = dev.approval(&opened, Some(wrong));
+    assert_error(&dev.post_answer(&a).await, 403, "wrong_number");
+
+    // Wrong display hash: the answer signs something else than what was sent.
+    let mut a = dev.approval(&opened, Some(&number));
+    a.challenge_hash[0] ^= 1;
+    assert_error(&dev.post_answer(&a).await, 403, "wrong_display_hash");
+
+    // Wrong account.
+    let mut a = dev.approval(&opened, Some(&number));
+    a.account_id = "acct_someoneelse".into();
+    assert_error(&dev.post_answer(&a).await, 403, "wrong_account");
+
+    // Bad signature: signed by a key that is not the device's.
+    let a = dev.approval(&opened, Some(&number));
+    let stranger = countersign_core::crypto::SigningKey::generate().unwrap();
+    let body = a.sign(&stranger).unwrap().to_json().unwrap();
+    let path = format!("/v1/device/challenges/{tx}/answer");
+    let r = dev.send("POST", &path, body).await;
+    let got = (r.status().as_u16(), r.json().await.unwrap());
+    assert_error(&got, 401, "bad_signature");
+    // … and a request signature by another key.
+    let r = dev
+        .send_as(&stranger, now(), "GET", "/v1/device/challenges", vec![])
+        .await;
+    let got = (r.status().as_u16(), r.json().await.unwrap());
+    assert_error(&got, 401, "bad_signature");
+
+    // Stale timestamp.
+    let r = dev
+        .send_as(
+            &dev.dp,
+            now() - 3600,
+            "GET",
+            "/v1/device/challenges",
+            vec![],
+        )
+        .await;
+    let got = (r.status().as_u16(), r.json().await.unwrap());
+    assert_error(&got, 410, "expired");
+
+    // Replayed nonce: the same signed request twice.
+    let hdrs = sign_request(
+        &dev.dp,
+        &dev.device_id,
+        "GET",
+        "/v1/device/challenges",
+        b"",
+        now(),
+    )
+    .unwrap();
+    let pairs = hdrs.to_pairs();
+    let r = dev
+        .send_with(&pairs, "GET", "/v1/device/challenges", vec![])
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = dev
+        .send_with(&pairs, "GET", "/v1/device/challenges", vec![])
+        .await;
+    let got = (r.status().as_u16(), r.json().await.unwrap());
+    assert_error(&got, 409, "replayed");
+
+    // Expired challenge.
+    let (_, short) = rp.push(json!({"user": "alice", "timeout_secs": 1})).await;
+    let short_tx = short["tx_id"].as_str().unwrap().to_string();
+    let short_number = short["number"].as_str().unwrap().to_string();
+    let opened_short = dev.fetch(&short_tx).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let a = dev.approval(&opened_short, Some(&short_number));
+    assert_error(&dev.post_answer(&a).await, 410, "expired");
+    let st = rp.get(&format!("/v1/rp/challenges/{short_tx}")).await;
+    assert_eq!(st.1["state"], "expired");
+
+    // Timeout bounds.
+    let r = rp.push(json!({"user": "alice", "timeout_secs": 601})).await;
+    assert_error(&r, 400, "bad_request");
+    // Wrong API key.
+    let mut bad = rp.on(&rp.base);
+    bad.key.push('x');
+    assert_error(
+        &bad.push(json!({"user": "alice"})).await,
+        401,
+        "unauthorized",
+    );
+
+    // The right answer still works.
+    let a = dev.approval(&opened, Some(&number));
+    assert_eq!(dev.post_answer(&a).await.0, 200);
+    s.stop().await;
+}
+
+async fn rate_limit_and_pending_bound(db: Db) {
+    let (s, rp, _dev) = setup_with(db, |c| c.policy.max_pending = 100).await;
+    for _ in 0..5 {
+        assert_eq!(rp.push(json!({"user": "alice"})).await.0, 200);
+    }
+    assert_error(
+        &rp.push(json!({"user": "alice"})).await,
+        429,
+        "rate_limited",
+    );
+    s.stop().await;
+
+    let (s, rp, _dev) = setup_with(db, |c| c.policy.max_pending = 2).await;
+    assert_eq!(rp.push(json!({"user": "alice"})).await.0, 200);
+    assert_eq!(rp.push(json!({"user": "alice"})).await.0, 200);
+    assert_error(
+        &rp.push(json!({"user": "alice"})).await,
+        429,
+        "rate_limited",
+    );
+    s.stop().await;
+}
+
+async fn suppression_after_denials(db: Db) {
+    let (s, rp, mut dev) = setup_with(db, |c| c.policy.push_max_per_window = 50).await;
+    for i in 0..3 {
+        let (st, started) = rp.push(json!({"user": "alice"})).await;
+        assert_eq!(st, 200, "push {i}: {started}");
+        let opened = dev.fetch(started["tx_id"].as_str().unwrap()).await;
+        let reason = if i == 0 {
+            DenyReason::NotMe
+        } else {
+            DenyReason::Mistake
+        };
+        let d = dev.denial(&opened, reason);
+        let (st, body) = dev.post_answer(&d).await;
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(body["state"], "denied");
+        let status = rp
+            .get(&format!(
+                "/v1/rp/challenges/{}",
+                started["tx_id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(status.1["state"], "denied");
+    }
+    assert_error(&rp.push(json!({"user": "alice"})).await, 429, "suppressed");
+    // An empty passcode does not lift it; typing `push` does.
+    let v = rp
+        .post("/v1/rp/validate", json!({"user": "alice", "passcode": ""}))
+        .await;
+    assert_error(&v, 429, "suppressed");
+    let v = rp
+        .post(
+            "/v1/rp/validate",
+            json!({"user": "alice", "passcode": "push"}),
+        )
+        .await;
+    assert_eq!(v.0, 200, "{}", v.1);
+    assert_eq!(rp.push(json!({"user": "alice"})).await.0, 200);
+    let events = audit_events(&s).await;
+    for e in [
+        "denial",
+        "fraud_report",
+        "suppression",
+        "push_refused",
+        "suppression_lifted",
+    ] {
+        assert!(events.iter().any(|x| x == e), "audit has {e}: {events:?}");
+    }
+    s.stop().await;
+}
+
+async fn deregistration(db: Db) {
+    let (s, rp, dev) = setup(db).await;
+    let (st, list) = rp.get("/v1/rp/users/alice/devices").await;
+    assert_eq!(st, 200);
+    assert_eq!(list[0]["device_id"], dev.device_id.as_str());
+    assert_eq!(list[0]["status"], "active");
+    assert_eq!(list[0]["platform"], "android");
+    // A long-poll in progress learns about the removal.
+    let (st, _) = rp.push(json!({"user": "alice"})).await;
+    assert_eq!(st, 200);
+    let (st, _) = rp
+        .delete(&format!("/v1/rp/users/alice/devices/{}", dev.device_id))
+        .await;
+    assert_eq!(st, 200);
+    assert_error(&dev.poll(0).await, 410, "device_removed");
+    let (_, list) = rp.get("/v1/rp/users/alice/devices").await;
+    assert_eq!(list[0]["status"], "removed");
+    assert_error(&rp.push(json!({"user": "alice"})).await, 404, "no_device");
+
+    // Self-deregistration.
+    let offer = rp.enroll("bob").await;
+    let bob = TestDevice::activate(&s.base(), offer["offer_uri"].as_str().unwrap()).await;
+    let (st, _) = bob.json("DELETE", "/v1/device", vec![]).await;
+    assert_eq!(st, 200);
+    assert_error(&bob.poll(0).await, 410, "device_removed");
+    assert!(
+        audit_events(&s)
+            .await
+            .iter()
+            .filter(|e| *e == "deregistration")
+            .count()
+            == 2
+    );
+    s.stop().await;
+}
+
+async fn push_token_update(db: Db) {
+    let (s, _rp, dev) = setup(db).await;
+    let body = serde_json::to_vec(&json!({"type": "apns", "token": "a1b2c3"})).unwrap();
+    let (st, v) = dev.json("PUT", "/v1/device/push", body).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["push_provider"], "apns");
+    let body = serde_json::to_vec(&json!({"type": "fcm", "token": ""})).unwrap();
+    let (st, _) = dev.json("PUT", "/v1/device/push", body).await;
+    assert_eq!(st, 400);
+    s.stop().await;
+}
+
+async fn offline_ocra(db: Db) {
+    let (s, rp, dev) = setup(db).await;
+    let (st, off) = rp.post("/v1/rp/offline", json!({"user": "alice"})).await;
+    assert_eq!(st, 200, "{off}");
+    assert!(off["qr_svg"].as_str().unwrap().contains("<svg"));
+    // The device checks S's signature on the QR payload, then computes OCRA.
+    let env: serde_json::Value = serde_json::from_str(off["qr_payload"].as_str().unwrap()).unwrap();
+    let payload = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        env["payload"].as_str().unwrap(),
+    )
+    .unwrap();
+    let sig = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        env["sig"].as_str().unwrap(),
+    )
+    .unwrap();
+    let mut input = countersign_server::rp::OFFLINE_LABEL.as_bytes().to_vec();
+    input.push(0);
+    input.extend_from_slice(&payload);
+    dev.server_key
+        .verify(
+            &input,
+            &countersign_core::crypto::Signature::from_raw(&sig).unwrap(),
+        )
+        .expect("QR payload signed by S");
+    let p: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(p["account"], dev.account_id.as_str());
+    let suite = OcraSuite::parse(p["suite"].as_str().unwrap()).unwrap();
+    let question = p["question"].as_str().unwrap();
+    let response = countersign_core::otp::ocra(
+        &suite,
+        &dev.seed,
+        &OcraInputs {
+            question,
+            ..OcraInputs::default()
+        },
+    )
+    .unwrap();
+    let id = off["id"].as_str().unwrap();
+    let path = format!("/v1/rp/offline/{id}/verify");
+    let bad = rp.post(&path, json!({"response": "00000000"})).await;
+    if response != "00000000" {
+        assert_error(&bad, 403, "invalid_otp");
+    }
+    let ok = rp.post(&path, json!({"response": response})).await;
+    assert_eq!(ok.0, 200, "{}", ok.1);
+    assert_error(
+        &rp.post(&path, json!({"response": response})).await,
+        409,
+        "replayed",
+    );
+    s.stop().await;
+}
+
+async fn openapi_lists_rp_routes(db: Db) {
+    let s = TestServer::start(db).await;
+    let doc: serde_json::Value = support::client()
+        .get(format!("{}/openapi.json", s.base()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for p in [
+        "/v1/rp/enrollments",
+        "/v1/rp/push",
+        "/v1/rp/challenges/{tx}",
+        "/v1/rp/validate",
+        "/v1/rp/offline",
+        "/v1/rp/offline/{id}/verify",
+        "/v1/rp/users/{user}/devices",
+        "/v1/rp/users/{user}/devices/{device}",
+        "/v1/rp/users/{user}/oath-tokens",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "openapi has {p}");
+    }
+    s.stop().await;
+}
+
+both_databases!(
+    enrollment_and_activation,
+    push_approve_with_number_and_push_otp,
+    pick_and_nist_number_matching,
+    transaction_and_step_up,
+    totp_validation_and_triggers,
+    hotp_token_with_look_ahead,
+    rejections,
+    rate_limit_and_pending_bound,
+    suppression_after_denials,
+    deregistration,
+    push_token_update,
+    offline_ocra,
+    openapi_lists_rp_routes,
+);
+
+/// Two instances share one PostgreSQL: a challenge started through A is answered
+/// through B, and a long-poll waiting on A returns the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_instances() {
+    let a = TestServer::start(Db::Postgres).await;
+    let b = countersign_server::Server::start(support::config(&a.url))
+        .await
+        .unwrap();
+    let rp_a = TestRp::create(&a.server, "Example Bank").await;
+    let rp_b = rp_a.on(&b.base_url());
+    let offer = rp_a.enroll("alice").await;
+    let mut dev = TestDevice::activate(&b.base_url(), offer["offer_uri"].as_str().unwrap()).await;
+    let (_, started) = rp_a.push(json!({"user": "alice"})).await;
+    let tx = started["tx_id"].as_str().unwrap().to_string();
+    let number = started["number"].as_str().unwrap().to_string();
+    let rp_wait = rp_a.on(&rp_a.base);
+    let tx2 = tx.clone();
+    let t0 = std::time::Instant::now();
+    let waiter = tokio::spawn(async move {
+        rp_wait
+            .get(&format!("/v1/rp/challenges/{tx2}?wait=30"))
+            .await
+    });
+    let (_, pending) = dev.poll(5).await; // through B
+    assert_eq!(pending["challenges"][0]["tx"], tx.as_str());
+    let opened = dev.fetch(&tx).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let answer = dev.approval(&opened, Some(&number));
+    assert_eq!(dev.post_answer(&answer).await.0, 200);
+    let (st, status) = waiter.await.unwrap();
+    assert_eq!(st, 200);
+    assert_eq!(status["state"], "approved");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(4),
+        "A's long-poll was woken by B's NOTIFY, not by its 5 s re-check"
+    );
+    let (_, st_b) = rp_b.get(&format!("/v1/rp/challenges/{tx}")).await;
+    assert_eq!(st_b["state"], "approved");
+    b.shutdown().await;
+    a.stop().await;
+}

@@ -1,0 +1,313 @@
+//! The test's relying party and device. The device speaks the protocol through
+//! countersign_core's functions only, as a real app's core does.
+
+#![allow(dead_code)]
+
+use countersign_core::crypto::{AgreementKey, PublicKey, SigningKey};
+use countersign_core::protocol::{
+    ActivationOffer, ActivationRequest, ActivationResult, Answer, Approval, DenyReason,
+    DeviceBinding, DeviceInfo, OfferCredentials, OpenedChallenge, Platform, PushRegistration,
+    SealedChallenge, ServerKeyPin, SignedMessage, Verification, answer::push_otp, sign_request,
+};
+use serde_json::Value;
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// An RP with an API key.
+pub struct TestRp {
+    pub base: String,
+    pub key: String,
+    pub client: reqwest::Client,
+}
+
+impl TestRp {
+    pub async fn create(server: &countersign_server::RunningServer, name: &str) -> Self {
+        let st = server.state();
+        let created = countersign_server::admin::create_rp(&st.db, &st.master, name, None)
+            .await
+            .unwrap();
+        Self {
+            base: server.base_url(),
+            key: created.api_key,
+            client: super::client(),
+        }
+    }
+
+    /// Same API key against another instance.
+    pub fn on(&self, base: &str) -> Self {
+        Self {
+            base: base.to_string(),
+            key: self.key.clone(),
+            client: super::client(),
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates an offer and returns the response JSON.
+    pub async fn enroll(&self, user: &str) -> Value {
+        let (s, v) = self
+            .post("/v1/rp/enrollments", serde_json::json!({"user": user}))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
+    /// Starts a push; returns (status, body).
+    pub async fn push(&self, body: Value) -> (u16, Value) {
+        self.post("/v1/rp/push", body).await
+    }
+}
+
+/// Asserts an error response's code.
+pub fn assert_error(got: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(got.1["error"]["code"], code, "body: {}", got.1);
+    assert_eq!(got.0, status, "body: {}", got.1);
+}
+
+/// A device with its keys.
+pub struct TestDevice {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub dp: SigningKey,
+    pub du: SigningKey,
+    pub kems: Vec<AgreementKey>,
+    pub device_id: String,
+    pub account_id: String,
+    pub server_key: PublicKey,
+    pub seed: Vec<u8>,
+    pub digits: u8,
+    pub period: u32,
+}
+
+pub fn offer_credentials(offer_uri: &str) -> (ActivationOffer, OfferCredentials) {
+    let offer = ActivationOffer::parse_uri(offer_uri).unwrap();
+    let creds = offer.credentials.clone();
+    (offer, creds)
+}
+
+impl TestDevice {
+    /// The signed activation request for `creds` with fresh keys.
+    pub fn activation_request(
+        creds: &OfferCredentials,
+    ) -> (SigningKey, SigningKey, AgreementKey, Vec<u8>) {
+        let dp = SigningKey::generate().unwrap();
+        let du = SigningKey::generate().unwrap();
+        let kem = AgreementKey::generate().unwrap();
+        let req = ActivationRequest::new(
+            creds,
+            dp.public_key(),
+            &du,
+            kem.public_key(),
+            DeviceInfo {
+                platform: Platform::Android,
+                device_name: Some("Test phone".into()),
+                push: PushRegistration::Fcm {
+                    token: "fcm-test-token".into(),
+                },
+            },
+            now(),
+        )
+        .unwrap();
+        let msg = req.sign(&dp).unwrap().to_json().unwrap();
+        (dp, du, kem, msg)
+    }
+
+    /// Activates from an offer URI (as from the QR code).
+    pub async fn activate(base: &str, offer_uri: &str) -> Self {
+        let (offer, creds) = offer_credentials(offer_uri);
+        let (dp, du, kem, body) = Self::activation_request(&creds);
+        let client = super::client();
+        let r = client
+            .post(format!("{base}/v1/device/activate"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let bytes = r.bytes().await.unwrap();
+        let msg = SignedMessage::from_json(&bytes).unwrap();
+        let result = ActivationResult::verify(
+            &msg,
+            ServerKeyPin::Fingerprint(offer.server_key_fingerprint),
+            &creds.id,
+        )
+        .expect("activation result signed by the pinned server key");
+        let seed = result.open_seed(&kem).unwrap().to_vec();
+        Self {
+            base: base.to_string(),
+            client,
+            dp,
+            du,
+            kems: vec![kem],
+            device_id: result.grant.device_id.clone(),
+            account_id: result.grant.account_id.clone(),
+            server_key: result.server_key.clone(),
+            seed,
+            digits: result.grant.otp.digits,
+            period: result.grant.otp.period,
+        }
+    }
+
+    /// Sends a signed request (signed with `signer`, at `ts`).
+    pub async fn send_as(
+        &self,
+        signer: &SigningKey,
+        ts: u64,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let hdrs = sign_request(signer, &self.device_id, method, path, &body, ts).unwrap();
+        self.send_with(&hdrs.to_pairs(), method, path, body).await
+    }
+
+    pub async fn send_with(
+        &self,
+        pairs: &[(&'static str, String)],
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut rb = self.client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", self.base),
+        );
+        for (k, v) in pairs {
+            rb = rb.header(*k, v);
+        }
+        rb.body(body).send().await.unwrap()
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Vec<u8>) -> reqwest::Response {
+        self.send_as(&self.dp, now(), method, path, body).await
+    }
+
+    pub async fn json(&self, method: &str, path: &str, body: Vec<u8>) -> (u16, Value) {
+        let r = self.send(method, path, body).await;
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Long-polls for pending challenges.
+    pub async fn poll(&self, wait: u32) -> (u16, Value) {
+        self.json("GET", &format!("/v1/device/challenges?wait={wait}"), vec![])
+            .await
+    }
+
+    /// Fetches, verifies (S) and opens one challenge.
+    pub async fn fetch(&self, tx: &str) -> OpenedChallenge {
+        let r = self
+            .send("GET", &format!("/v1/device/challenges/{tx}"), vec![])
+            .await;
+        assert_eq!(r.status(), 200);
+        let bytes = r.bytes().await.unwrap();
+        let msg = SignedMessage::from_json(&bytes).unwrap();
+        let sealed = SealedChallenge::verify(&msg, &self.server_key).expect("signed by S");
+        let kid = sealed.header().kem_kid.clone();
+        let kem = self
+            .kems
+            .iter()
+            .find(|k| k.public_key().key_id() == kid)
+            .expect("a KEM key we hold");
+        sealed
+            .open(
+                kem,
+                &DeviceBinding {
+                    account_id: self.account_id.clone(),
+                    device_id: self.device_id.clone(),
+                },
+                now(),
+                60,
+            )
+            .unwrap()
+    }
+
+    fn next_kem(&mut self) -> PublicKey {
+        let k = AgreementKey::generate().unwrap();
+        let p = k.public_key();
+        self.kems.push(k);
+        p
+    }
+
+    /// Approves with `number` (and the push OTP).
+    pub fn approval(&mut self, opened: &OpenedChallenge, number: Option<&str>) -> Answer {
+        let otp = push_otp(opened, &self.seed, self.digits)
+            .unwrap()
+            .to_string();
+        let next = self.next_kem();
+        Answer::approve(
+            opened,
+            Approval {
+                number: number.map(str::to_string),
+                otp: Some(otp),
+                verification: Verification::None,
+            },
+            next,
+            now(),
+        )
+        .unwrap()
+    }
+
+    pub fn denial(&mut self, opened: &OpenedChallenge, reason: DenyReason) -> Answer {
+        let next = self.next_kem();
+        Answer::deny(opened, reason, next, now()).unwrap()
+    }
+
+    /// Posts a signed answer (Dp-signed unless `uv`).
+    pub async fn post_answer(&self, answer: &Answer) -> (u16, Value) {
+        let signer = if answer.purpose() == countersign_core::protocol::Purpose::AnswerUserVerified
+        {
+            &self.du
+        } else {
+            &self.dp
+        };
+        let body = answer.sign(signer).unwrap().to_json().unwrap();
+        self.json(
+            "POST",
+            &format!("/v1/device/challenges/{}/answer", answer.tx_id),
+            body,
+        )
+        .await
+    }
+}
