@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod bindings;
+mod mobile;
+mod toolchain;
+
 type Result<T = ()> = std::result::Result<T, String>;
 
 fn main() -> ExitCode {
@@ -16,8 +20,11 @@ fn main() -> ExitCode {
     let outcome = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("demo") => demo(&args[1..]),
+        Some("bindings") => bindings::command(&args[1..]),
+        Some("android") => mobile::android(&args[1..]),
+        Some("apple") => mobile::apple(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|demo>");
+            eprintln!("usage: cargo xtask <test|demo|bindings|android|apple>");
             return ExitCode::from(2);
         }
     };
