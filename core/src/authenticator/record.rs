@@ -1,0 +1,247 @@
+//! The persisted state of one account: one JSON blob in [`SecureStorage`] under
+//! `acct/<local id>`, written whole (atomically) on every change.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::platform::SecureStorage;
+use crate::protocol::encoding::{b64url, b64url_decode};
+use crate::protocol::{OtpParams, Verification, VerificationPolicy};
+
+/// Record format version.
+pub(crate) const RECORD_VERSION: u32 = 1;
+/// Storage key prefix of account records.
+pub(crate) const RECORD_PREFIX: &str = "acct/";
+/// Most replay entries kept per account (oldest expiry dropped first).
+pub(crate) const MAX_SEEN: usize = 512;
+/// Replay entries are kept this long after their challenge expired (seconds).
+pub(crate) const SEEN_GRACE: u64 = 3600;
+
+/// Secret bytes, base64url in the JSON, zeroized in memory.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(pub Zeroizing<Vec<u8>>);
+
+impl Secret {
+    pub(crate) fn new(bytes: &[u8]) -> Self {
+        Self(Zeroizing::new(bytes.to_vec()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let text = Zeroizing::new(b64url(&self.0));
+        s.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = Zeroizing::new(String::deserialize(d)?);
+        b64url_decode("secret", &text, 4096)
+            .map(|v| Self(Zeroizing::new(v)))
+            .map_err(|_| serde::de::Error::custom("bad secret encoding"))
+    }
+}
+
+/// One KEM private key K.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KemKey {
+    /// Key id of the public key (what challenge headers name).
+    pub kid: String,
+    /// The private scalar.
+    pub scalar: Secret,
+}
+
+/// A challenge this device has seen (replay state).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SeenTx {
+    /// Transaction id.
+    pub tx: String,
+    /// Expiry, server unix seconds.
+    pub exp: u64,
+    /// Base64url challenge hash of what was shown.
+    pub hash: String,
+    /// The signed answer JSON, stored before it is sent (a retry resends it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    /// Key id of the next KEM key that answer carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_kid: Option<String>,
+    /// The server accepted an answer, or it can never be answered again.
+    #[serde(default)]
+    pub done: bool,
+}
+
+/// Du wrapped under a PIN-derived key (PBKDF2-HMAC-SHA256 → AES-256-GCM).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PinWrap {
+    pub salt: Secret,
+    pub iterations: u32,
+    pub nonce: Secret,
+    pub ct: Secret,
+}
+
+/// Du wrapped under a key agreed with a user-verification-bound vault key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BioWrap {
+    /// Vault alias of the UV-bound key-agreement key.
+    pub alias: String,
+    /// Base64url SEC1 of the ephemeral public key the KEK was agreed with.
+    pub ephemeral: String,
+    pub nonce: Secret,
+    pub ct: Secret,
+}
+
+/// The user-verification key Du and how it is protected.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserKeyRecord {
+    /// Base64url SEC1 public key.
+    pub public: String,
+    /// Unprotected scalar (only while neither a PIN nor biometrics is set up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinWrap>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bio: Option<BioWrap>,
+}
+
+/// A push account on a countersign-server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PushAccount {
+    pub server_url: String,
+    pub account_id: String,
+    pub device_id: String,
+    /// Base64url SEC1 of the pinned server key S.
+    pub server_key: String,
+    pub policy: VerificationPolicy,
+    pub otp: OtpParams,
+    pub seed: Secret,
+    /// Vault alias of Dp.
+    pub dp_alias: String,
+    /// Base64url SEC1 of Dp.
+    pub dp_public: String,
+    pub user_key: UserKeyRecord,
+    /// Estimated `server time - device time`, seconds (from signed timestamps).
+    pub clock_offset: i64,
+    /// KEM private keys still in flight, oldest first.
+    pub kem_keys: Vec<KemKey>,
+    /// The KEM key id the server last confirmed (never deleted).
+    pub server_kem_kid: String,
+    pub seen: Vec<SeenTx>,
+    /// Consecutive wrong PINs, persisted before each check.
+    pub pin_failures: u32,
+    /// Verification the user requires for every approval on this account.
+    pub min_verification: Verification,
+}
+
+/// A plain `otpauth://` account (imported).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OtpauthAccount {
+    /// The canonical URI (holds the secret).
+    pub uri: Secret,
+}
+
+/// What kind of account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub(crate) enum RecordKind {
+    Push(Box<PushAccount>),
+    Otpauth(OtpauthAccount),
+}
+
+/// One account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AccountRecord {
+    pub v: u32,
+    pub id: String,
+    pub label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    pub created: u64,
+    pub kind: RecordKind,
+}
+
+impl AccountRecord {
+    pub(crate) fn storage_key(id: &str) -> String {
+        format!("{RECORD_PREFIX}{id}")
+    }
+
+    pub(crate) fn push(&self) -> Result<&PushAccount> {
+        match &self.kind {
+            RecordKind::Push(p) => Ok(p),
+            RecordKind::Otpauth(_) => Err(Error::Unsupported),
+        }
+    }
+
+    pub(crate) fn push_mut(&mut self) -> Result<&mut PushAccount> {
+        match &mut self.kind {
+            RecordKind::Push(p) => Ok(p),
+            RecordKind::Otpauth(_) => Err(Error::Unsupported),
+        }
+    }
+
+    /// Writes the whole record (atomic per the storage contract).
+    pub(crate) fn save(&self, storage: &dyn SecureStorage) -> Result<()> {
+        let bytes = Zeroizing::new(serde_json::to_vec(self).map_err(|_| Error::Internal)?);
+        storage.put(&Self::storage_key(&self.id), &bytes)?;
+        Ok(())
+    }
+
+    pub(crate) fn load(storage: &dyn SecureStorage, key: &str) -> Result<Option<Self>> {
+        let Some(bytes) = storage.get(key)? else {
+            return Ok(None);
+        };
+        let rec: Self = serde_json::from_slice(&bytes).map_err(|_| Error::Storage)?;
+        if rec.v != RECORD_VERSION || Self::storage_key(&rec.id) != key {
+            return Err(Error::Storage);
+        }
+        Ok(Some(rec))
+    }
+}
+
+impl PushAccount {
+    /// Drops replay entries long past expiry, then the oldest beyond [`MAX_SEEN`].
+    pub(crate) fn prune_seen(&mut self, server_now: u64) {
+        self.seen.retain(|s| {
+            s.exp.saturating_add(SEEN_GRACE) >= server_now || (s.answer.is_some() && !s.done)
+        });
+        if self.seen.len() > MAX_SEEN {
+            self.seen.sort_by_key(|s| s.exp);
+            let extra = self.seen.len() - MAX_SEEN;
+            self.seen.drain(..extra);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_round_trip_and_redaction() {
+        let s = Secret::new(b"\x00\x01secret");
+        let json = serde_json::to_string(&s).unwrap();
+        let back: Secret = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        assert!(!format!("{s:?}").contains("secret"));
+        assert!(serde_json::from_str::<Secret>("\"***\"").is_err());
+    }
+}

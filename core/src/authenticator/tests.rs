@@ -1,0 +1,149 @@
+//! Unit tests of the parts that need no server (the server flows are covered by
+//! the end-to-end tests in `tests/e2e`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::*;
+use crate::platform::{
+    HttpError, HttpRequest, HttpResponse, MemoryStorage, NoopLogger, SoftwareKeyVault,
+};
+
+struct NoNetwork;
+
+#[async_trait::async_trait]
+impl HttpClient for NoNetwork {
+    async fn send(&self, _: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
+        Err(HttpError::Connect("offline".into()))
+    }
+}
+
+struct NoUser;
+
+#[async_trait::async_trait]
+impl UserVerifier for NoUser {
+    async fn verify(&self, _: VerificationPrompt) -> VerificationOutcome {
+        VerificationOutcome::Cancelled
+    }
+}
+
+struct FixedClock(AtomicU64);
+
+impl Clock for FixedClock {
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+fn authenticator(storage: Arc<MemoryStorage>) -> Authenticator {
+    let hooks = PlatformHooks {
+        storage: storage.clone(),
+        vault: Arc::new(SoftwareKeyVault::new(storage)),
+        verifier: Arc::new(NoUser),
+        http: Arc::new(NoNetwork),
+        clock: Arc::new(FixedClock(AtomicU64::new(59))),
+        logger: Arc::new(NoopLogger),
+    };
+    Authenticator::new(hooks, AuthenticatorConfig::new(Platform::Desktop)).unwrap()
+}
+
+const RFC_TOTP: &str = "otpauth://totp/Example:alice@example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Example&algorithm=SHA1&digits=8&period=30";
+const RFC_HOTP: &str =
+    "otpauth://hotp/Example:bob?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Example&counter=0";
+
+#[test]
+fn otpauth_import_codes_export_and_reload() {
+    let storage = Arc::new(MemoryStorage::new());
+    let auth = authenticator(storage.clone());
+    let totp = auth.import_otpauth(RFC_TOTP).unwrap();
+    assert_eq!(totp.kind, AccountKind::Otp);
+    // RFC 6238 Appendix B, SHA1, T = 59.
+    let code = auth.otp(&totp.id).unwrap();
+    assert_eq!(code.code.as_str(), "94287082");
+    assert_eq!(code.seconds_left, Some(1));
+    assert!(!format!("{code:?}").contains("9428"));
+
+    let hotp = auth.import_otpauth(RFC_HOTP).unwrap();
+    // RFC 4226 Appendix D: counters 0, 1, 2; the counter survives a restart.
+    assert_eq!(auth.otp(&hotp.id).unwrap().code.as_str(), "755224");
+    assert_eq!(auth.otp(&hotp.id).unwrap().code.as_str(), "287082");
+    let reloaded = authenticator(storage);
+    assert_eq!(reloaded.otp(&hotp.id).unwrap().code.as_str(), "359152");
+    assert_eq!(reloaded.accounts().len(), 2);
+    let exported = reloaded.export_otpauth(&hotp.id).unwrap();
+    assert!(exported.contains("counter=3"), "{}", exported.as_str());
+    assert!(exported.starts_with("otpauth://hotp/"));
+
+    reloaded.forget_account(&totp.id).unwrap();
+    assert_eq!(reloaded.otp(&totp.id).err(), Some(Error::AccountNotFound));
+    assert_eq!(
+        reloaded.import_otpauth("otpauth://totp/x?secret=AA").err(),
+        Some(Error::InvalidInput {
+            what: "otpauth URI"
+        })
+    );
+}
+
+#[tokio::test]
+async fn offline_calls_fail_cleanly() {
+    let auth = authenticator(Arc::new(MemoryStorage::new()));
+    assert_eq!(
+        auth.pending(0, &CancelHandle::new()).await.err(),
+        Some(Error::NotActivated)
+    );
+    assert_eq!(
+        auth.activate_uri("https://not-an-offer", ActivationOptions::default())
+            .await
+            .err(),
+        Some(Error::InvalidInput {
+            what: "activation URI"
+        })
+    );
+    assert_eq!(
+        auth.activate_code(
+            "http://127.0.0.1:1/",
+            "04HMA-SW9MN-D0ZW0-H48SM-8NB6C",
+            None,
+            ActivationOptions::default()
+        )
+        .await
+        .err(),
+        Some(Error::Network)
+    );
+    // A failed activation leaves no keys behind.
+    assert!(auth.hooks.storage.list("").unwrap().is_empty());
+    assert_eq!(
+        auth.approve("nope", "tx", None).await.err(),
+        Some(Error::AccountNotFound)
+    );
+    assert_eq!(
+        auth.answer_offline_qr("garbage").err(),
+        Some(Error::InvalidInput { what: "QR code" })
+    );
+}
+
+#[test]
+fn futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let auth = authenticator(Arc::new(MemoryStorage::new()));
+    let cancel = CancelHandle::new();
+    send(&auth.approve("a", "b", None));
+    send(&auth.deny("a", "b", DenyReason::NotMe));
+    send(&auth.pending(1, &cancel));
+    send(&auth.handle_push(&HashMap::new()));
+    send(&auth.activate_uri("x", ActivationOptions::default()));
+    send(&auth.remove_account("a"));
+    send(&auth.update_push_token(PushRegistration::None {}));
+    send(&auth.set_pin("a", "123456"));
+    send(&auth.change_pin("a", "1", "2"));
+    send(&auth.enable_biometric("a"));
+}
+
+#[test]
+fn verification_levels_combine() {
+    use Verification::*;
+    assert_eq!(stronger(None, None), None);
+    assert_eq!(stronger(Pin, None), Pin);
+    assert_eq!(stronger(None, Biometric), Biometric);
+    assert_eq!(stronger(Pin, Biometric), Biometric);
+}

@@ -1,0 +1,332 @@
+//! The device API client: the HTTP calls a device makes to a countersign-server
+//! (`/v1/device/…`), each signed with the possession key Dp (see
+//! `protocol::request`), over the app's [`HttpClient`].
+//!
+//! | call | route | body → answer |
+//! |---|---|---|
+//! | [`DeviceClient::activate`] | `POST /v1/device/activate` | signed activation request → signed result (unsigned HTTP: the body is signed) |
+//! | [`DeviceClient::pending`] | `GET /v1/device/challenges?wait=N` | → `{"challenges":[{"tx","exp"}]}` |
+//! | [`DeviceClient::fetch_challenge`] | `GET /v1/device/challenges/{tx}` | → challenge envelope signed by S |
+//! | [`DeviceClient::answer`] | `POST /v1/device/challenges/{tx}/answer` | signed answer → `{"state"}` |
+//! | [`DeviceClient::update_push`] | `PUT /v1/device/push` | push registration JSON |
+//! | [`DeviceClient::deregister`] | `DELETE /v1/device` | |
+//!
+//! Errors come back as `{"error":{"code","message"}}`; the code is mapped onto
+//! [`Error`] (a removed device's `device_removed` becomes
+//! [`Error::DeviceDeregistered`]). Server messages are never passed on.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result, from_server, from_server_code, internal};
+use crate::platform::{HttpClient, HttpMethod, HttpRequest, HttpResponse};
+use crate::protocol::limits::MAX_SIGNED_MESSAGE_LEN;
+use crate::protocol::{MessageSigner, PushRegistration, SignedMessage, sign_request};
+
+/// Longest long-poll the client asks for, in seconds.
+pub const MAX_WAIT_SECS: u32 = 60;
+/// Largest response body the client reads.
+pub const MAX_RESPONSE_LEN: usize = MAX_SIGNED_MESSAGE_LEN;
+
+/// Timeout of a call that does not long-poll.
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A pending challenge as listed by the server.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PendingEntry {
+    /// Transaction id.
+    pub tx: String,
+    /// Expiry, server unix seconds.
+    pub exp: i64,
+}
+
+#[derive(Deserialize)]
+struct PendingList {
+    challenges: Vec<PendingEntry>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    code: String,
+}
+
+/// The outcome the server recorded for an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AnswerAccepted {
+    /// `approved` or `denied`.
+    pub state: String,
+}
+
+/// Who is calling: a device id on a server, and its possession key.
+pub struct DeviceIdentity<'a> {
+    /// Server base URL (as stored at activation, with a trailing `/` or not).
+    pub server_url: &'a str,
+    /// Device id on that server.
+    pub device_id: &'a str,
+    /// Signs requests with Dp.
+    pub signer: &'a (dyn MessageSigner + Sync),
+}
+
+/// Makes device API calls over an [`HttpClient`].
+pub struct DeviceClient<'a> {
+    http: &'a dyn HttpClient,
+    now: u64,
+}
+
+/// Joins a base URL and an absolute path (`/v1/…`).
+pub fn join_url(base: &str, path: &str) -> String {
+    format!("{}{}", base.trim_end_matches('/'), path)
+}
+
+/// Path component of a base URL (`https://h/prefix/` → `/prefix`), which prefixes
+/// the signed path when the server is mounted below the root.
+fn base_path(base: &str) -> String {
+    url::Url::parse(base)
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default()
+}
+
+/// Checks an id that goes into a URL path (tx ids are base64url).
+fn check_path_segment(s: &str) -> Result<()> {
+    if s.is_empty()
+        || s.len() > 64
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(Error::Tampered);
+    }
+    Ok(())
+}
+
+impl<'a> DeviceClient<'a> {
+    /// A client using `http`, signing with timestamp `now` (device unix seconds).
+    pub fn new(http: &'a dyn HttpClient, now: u64) -> Self {
+        Self { http, now }
+    }
+
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
+        let response = self.http.send(request).await?;
+        if response.body.len() > MAX_RESPONSE_LEN {
+            return Err(Error::Tampered);
+        }
+        if (200..300).contains(&response.status) {
+            return Ok(response);
+        }
+        Err(error_from_response(&response))
+    }
+
+    async fn signed(
+        &self,
+        who: &DeviceIdentity<'_>,
+        method: HttpMethod,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<HttpResponse> {
+        let signed_path = format!("{}{}", base_path(who.server_url), path);
+        let headers = sign_request(
+            who.signer,
+            who.device_id,
+            method.as_str(),
+            &signed_path,
+            &body,
+            self.now,
+        )
+        .map_err(internal)?;
+        let mut hdrs: Vec<(String, String)> = headers
+            .to_pairs()
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v))
+            .collect();
+        if !body.is_empty() {
+            hdrs.push(("content-type".into(), "application/json".into()));
+        }
+        self.send(HttpRequest {
+            method,
+            url: join_url(who.server_url, path),
+            headers: hdrs,
+            body,
+            timeout,
+        })
+        .await
+    }
+
+    /// Redeems an activation offer: posts the signed request, returns the signed
+    /// result (verified by the caller against the pinned key).
+    pub async fn activate(
+        &self,
+        server_url: &str,
+        request: &SignedMessage,
+    ) -> Result<SignedMessage> {
+        let body = request.to_json().map_err(internal)?;
+        let response = self
+            .send(HttpRequest {
+                method: HttpMethod::Post,
+                url: join_url(server_url, "/v1/device/activate"),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body,
+                timeout: CALL_TIMEOUT,
+            })
+            .await?;
+        SignedMessage::from_json(&response.body).map_err(from_server)
+    }
+
+    /// Lists pending challenges, waiting up to `wait_secs` (capped at
+    /// [`MAX_WAIT_SECS`]) for one to appear.
+    pub async fn pending(
+        &self,
+        who: &DeviceIdentity<'_>,
+        wait_secs: u32,
+    ) -> Result<Vec<PendingEntry>> {
+        let wait = wait_secs.min(MAX_WAIT_SECS);
+        let path = format!("/v1/device/challenges?wait={wait}");
+        let timeout = CALL_TIMEOUT + Duration::from_secs(u64::from(wait));
+        let response = self
+            .signed(who, HttpMethod::Get, &path, Vec::new(), timeout)
+            .await?;
+        let list: PendingList =
+            serde_json::from_slice(&response.body).map_err(|_| Error::Tampered)?;
+        if list.challenges.len() > 256 {
+            return Err(Error::Tampered);
+        }
+        for c in &list.challenges {
+            check_path_segment(&c.tx)?;
+        }
+        Ok(list.challenges)
+    }
+
+    /// Fetches one sealed challenge (the envelope signed by S).
+    pub async fn fetch_challenge(
+        &self,
+        who: &DeviceIdentity<'_>,
+        tx: &str,
+    ) -> Result<SignedMessage> {
+        check_path_segment(tx)?;
+        let path = format!("/v1/device/challenges/{tx}");
+        let response = self
+            .signed(who, HttpMethod::Get, &path, Vec::new(), CALL_TIMEOUT)
+            .await?;
+        SignedMessage::from_json(&response.body).map_err(from_server)
+    }
+
+    /// Posts a signed answer (exact bytes, so a retry resends the same answer).
+    pub async fn answer(
+        &self,
+        who: &DeviceIdentity<'_>,
+        tx: &str,
+        answer_json: &[u8],
+    ) -> Result<AnswerAccepted> {
+        check_path_segment(tx)?;
+        let path = format!("/v1/device/challenges/{tx}/answer");
+        let response = self
+            .signed(
+                who,
+                HttpMethod::Post,
+                &path,
+                answer_json.to_vec(),
+                CALL_TIMEOUT,
+            )
+            .await?;
+        serde_json::from_slice(&response.body).map_err(|_| Error::Tampered)
+    }
+
+    /// Replaces the device's push registration.
+    pub async fn update_push(
+        &self,
+        who: &DeviceIdentity<'_>,
+        push: &PushRegistration,
+    ) -> Result<()> {
+        let body = serde_json::to_vec(push).map_err(|_| Error::Internal)?;
+        self.signed(who, HttpMethod::Put, "/v1/device/push", body, CALL_TIMEOUT)
+            .await
+            .map(|_| ())
+    }
+
+    /// Deregisters the device (the server marks it removed).
+    pub async fn deregister(&self, who: &DeviceIdentity<'_>) -> Result<()> {
+        self.signed(
+            who,
+            HttpMethod::Delete,
+            "/v1/device",
+            Vec::new(),
+            CALL_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// Maps an error response: the JSON error code if there is one, else the status.
+fn error_from_response(response: &HttpResponse) -> Error {
+    match serde_json::from_slice::<ErrorBody>(&response.body) {
+        Ok(body) => from_server_code(response.status, &body.error.code),
+        Err(_) => match response.status {
+            408 | 429 | 500..=599 => Error::Network,
+            404 => Error::RequestNotFound,
+            s => Error::ServerRejected {
+                code: format!("http_{s}"),
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_paths() {
+        assert_eq!(
+            join_url("http://127.0.0.1:5/", "/v1/x"),
+            "http://127.0.0.1:5/v1/x"
+        );
+        assert_eq!(
+            join_url("https://a.example/cs/", "/v1/x"),
+            "https://a.example/cs/v1/x"
+        );
+        assert_eq!(base_path("https://a.example/cs/"), "/cs");
+        assert_eq!(base_path("http://127.0.0.1:5/"), "");
+        assert!(check_path_segment("AAECAwQFBgcICQoLDA0ODw").is_ok());
+        assert_eq!(check_path_segment("../admin"), Err(Error::Tampered));
+        assert_eq!(check_path_segment(""), Err(Error::Tampered));
+    }
+
+    #[test]
+    fn error_bodies_map_to_actions() {
+        let r = |status, body: &str| HttpResponse {
+            status,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        };
+        assert_eq!(
+            error_from_response(&r(
+                410,
+                r#"{"error":{"code":"device_removed","message":"x"}}"#
+            )),
+            Error::DeviceDeregistered
+        );
+        assert_eq!(
+            error_from_response(&r(
+                403,
+                r#"{"error":{"code":"wrong_number","message":"x"}}"#
+            )),
+            Error::ServerRejected {
+                code: "wrong_number".into()
+            }
+        );
+        assert_eq!(error_from_response(&r(503, "busy")), Error::Network);
+        assert_eq!(
+            error_from_response(&r(418, "")),
+            Error::ServerRejected {
+                code: "http_418".into()
+            }
+        );
+    }
+}
