@@ -1,0 +1,125 @@
+//! A push starts a wake-up through the configured sender (device id and tx id
+//! only), and the RP's webhook receives the outcome signed with HMAC-SHA256.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use countersign_server::push::{BoxFuture, PushError, PushSender, WakeUp};
+use serde_json::json;
+use support::actors::{TestDevice, TestRp};
+use support::{Db, database_url};
+
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<WakeUp>>);
+
+impl PushSender for Recorder {
+    fn provider(&self) -> &'static str {
+        "fcm"
+    }
+    fn send<'a>(&'a self, wake: &'a WakeUp) -> BoxFuture<'a, Result<(), PushError>> {
+        self.0.lock().unwrap().push(wake.clone());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+async fn wakeup_and_webhook(db: Db) {
+    // The RP's webhook endpoint.
+    let hits: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let h = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let h = h.clone();
+            async move {
+                let sig = headers["countersign-signature"]
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                h.lock().unwrap().push((sig, body));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let (url, _tmp) = database_url(db);
+    let recorder = Arc::new(Recorder::default());
+    let server = countersign_server::Server::start_with_push(
+        support::config(&url),
+        vec![recorder.clone() as Arc<dyn PushSender>],
+    )
+    .await
+    .unwrap();
+    let st = server.state();
+    let created = countersign_server::admin::create_rp(&st.db, &st.master, "Shop", Some(&hook_url))
+        .await
+        .unwrap();
+    let mut rp = TestRp::create(&server, "unused").await;
+    rp.key = created.api_key.clone();
+    let offer = rp.enroll("dave").await;
+    let mut dev =
+        TestDevice::activate(&server.base_url(), offer["offer_uri"].as_str().unwrap()).await;
+    let (_, started) = rp
+        .push(json!({"user": "dave", "text": "secret context", "number_matching": "off"}))
+        .await;
+    let tx = started["tx_id"].as_str().unwrap().to_string();
+
+    // The wake-up: only the token, device id, tx id and expiry.
+    let mut woke = Vec::new();
+    for _ in 0..50 {
+        woke = recorder.0.lock().unwrap().clone();
+        if !woke.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        woke,
+        vec![WakeUp {
+            token: "fcm-test-token".into(),
+            device_id: dev.device_id.clone(),
+            tx_id: tx.clone(),
+            expires_at: started["expires_at"].as_i64().unwrap(),
+        }]
+    );
+
+    let opened = dev.fetch(&tx).await;
+    let d = dev.denial(&opened, countersign_core::protocol::DenyReason::NotMe);
+    assert_eq!(dev.post_answer(&d).await.0, 200);
+
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = hits.lock().unwrap().clone();
+        if !got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(got.len(), 1, "one webhook");
+    let (sig, body) = &got[0];
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["event"], "challenge.denied");
+    assert_eq!(v["tx_id"], tx.as_str());
+    assert_eq!(v["deny_reason"], "not_me");
+    assert!(
+        !body.contains("secret context"),
+        "webhooks carry no challenge text"
+    );
+    let (t, mac) = sig
+        .strip_prefix("t=")
+        .and_then(|s| s.split_once(",v1="))
+        .expect("t=<unix>,v1=<hex>");
+    let secret = created.webhook_secret.unwrap();
+    let want = countersign_core::crypto::hmac(
+        countersign_core::crypto::HmacAlgorithm::Sha256,
+        secret.as_bytes(),
+        format!("{t}.{body}").as_bytes(),
+    );
+    assert_eq!(mac, hex::encode(want), "webhook HMAC verifies");
+    server.shutdown().await;
+}
+
+both_databases!(wakeup_and_webhook);
