@@ -29,11 +29,14 @@ pub enum Purpose {
     AnswerUserVerified,
     /// Device → server HTTP request signature, signed by Dp.
     Request,
+    /// Server → device offline (OCRA) QR challenge, signed by S and shown as a QR
+    /// code by the relying party; the user types the response.
+    OfflineChallenge,
 }
 
 impl Purpose {
     /// Every purpose, for tests and documentation.
-    pub const ALL: [Purpose; 7] = [
+    pub const ALL: [Purpose; 8] = [
         Purpose::ActivationRequest,
         Purpose::ActivationUserKey,
         Purpose::ActivationResult,
@@ -41,6 +44,7 @@ impl Purpose {
         Purpose::Answer,
         Purpose::AnswerUserVerified,
         Purpose::Request,
+        Purpose::OfflineChallenge,
     ];
 
     /// The domain label that starts the signing input.
@@ -53,6 +57,7 @@ impl Purpose {
             Purpose::Answer => "countersign/v1/answer",
             Purpose::AnswerUserVerified => "countersign/v1/answer-uv",
             Purpose::Request => "countersign/v1/request",
+            Purpose::OfflineChallenge => "countersign/v1/offline-challenge",
         }
     }
 
