@@ -1,3 +1,21 @@
-//! uniffi bindings of the Countersign core.
+//! uniffi bindings of the Countersign core: a thin layer of wrappers and bridges.
+//!
+//! * [`authenticator::Authenticator`]: the root object the app holds.
+//! * [`platform`]: the app's hooks as foreign traits (`SecureStorage`, `KeyVault`,
+//!   `UserVerifier`, `HttpClient`, `Clock`, `Logger`) and their bridges to the core.
+//! * [`types`]: records and enums mirroring the core's public types.
+//! * [`error::CountersignError`]: the one error, mapped from the core's in one place.
+//!
+//! No `unwrap`/`expect`/panics on these paths; uniffi also catches panics at the
+//! boundary (the release profile keeps `panic = "unwind"` for that).
 #![deny(missing_docs)]
+
 uniffi::setup_scaffolding!("countersign");
+
+pub mod authenticator;
+pub mod error;
+pub mod platform;
+pub mod types;
+
+pub use authenticator::{Authenticator, CancelHandle};
+pub use error::CountersignError;

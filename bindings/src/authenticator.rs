@@ -1,0 +1,305 @@
+//! The exported root object.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use countersign_core::authenticator::CancelHandle as CoreCancel;
+use countersign_core::platform as core;
+
+use crate::error::{CountersignError, Result};
+use crate::platform::{
+    Clock, ClockBridge, HttpBridge, HttpClient, KeyVault, KeyVaultBridge, Logger, LoggerBridge,
+    SecureStorage, StorageBridge, UserVerifier, VerifierBridge,
+};
+use crate::types::{
+    AccountInfo, ActivationOptions, ApprovalOutcome, AuthenticatorConfig, DenyReason, OfflineCode,
+    OtpCode, PendingRequest, PushRegistration, Verification,
+};
+
+/// Cancels a long-running call (`Authenticator.pending` with a wait). Cancelling
+/// is permanent; make a new handle for the next call.
+#[derive(Debug, Default, uniffi::Object)]
+pub struct CancelHandle {
+    inner: CoreCancel,
+}
+
+#[uniffi::export]
+impl CancelHandle {
+    /// A fresh handle.
+    #[uniffi::constructor]
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Cancels every call given this handle: they fail with `Cancelled`.
+    pub fn cancel(&self) {
+        self.inner.cancel();
+    }
+
+    /// Whether `cancel` was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.is_cancelled()
+    }
+}
+
+/// The default HTTP client when the app brings none.
+#[cfg(feature = "reqwest-client")]
+fn default_http() -> Result<Arc<dyn core::HttpClient>> {
+    let client = core::ReqwestClient::new().map_err(|_| CountersignError::Internal)?;
+    Ok(Arc::new(client))
+}
+
+/// Without reqwest the app must bring its own client.
+#[cfg(not(feature = "reqwest-client"))]
+fn default_http() -> Result<Arc<dyn core::HttpClient>> {
+    Err(CountersignError::InvalidInput {
+        what: "http (this build has no HTTP client of its own: pass an HttpClient)".into(),
+    })
+}
+
+/// The authenticator: many accounts on many servers, plus `otpauth://` accounts.
+///
+/// Thread-safe; every method may be called from any thread. Methods that talk to
+/// the server are `suspend` (Kotlin) / `async` (Swift). Calls into the app's hooks
+/// never happen while the core holds a lock.
+#[derive(uniffi::Object)]
+pub struct Authenticator {
+    inner: countersign_core::Authenticator,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl Authenticator {
+    /// Loads the stored accounts.
+    ///
+    /// * `storage`: where account records live (encrypted at rest by the app).
+    /// * `verifier`: the PIN pad / biometric prompt.
+    /// * `key_vault`: the platform keystore; null/nil uses the core's software
+    ///   vault inside `storage` (tests, desktop).
+    /// * `http`: the app's network stack; null/nil uses the built-in client.
+    /// * `clock`, `logger`: null/nil for the system clock and no logging.
+    #[uniffi::constructor(default(key_vault = None, http = None, clock = None, logger = None))]
+    pub fn new(
+        config: AuthenticatorConfig,
+        storage: Arc<dyn SecureStorage>,
+        verifier: Arc<dyn UserVerifier>,
+        key_vault: Option<Arc<dyn KeyVault>>,
+        http: Option<Arc<dyn HttpClient>>,
+        clock: Option<Arc<dyn Clock>>,
+        logger: Option<Arc<dyn Logger>>,
+    ) -> Result<Arc<Self>> {
+        let storage: Arc<dyn core::SecureStorage> = Arc::new(StorageBridge(storage));
+        let vault: Arc<dyn core::KeyVault> = match key_vault {
+            Some(v) => Arc::new(KeyVaultBridge(v)),
+            None => Arc::new(core::SoftwareKeyVault::new(storage.clone())),
+        };
+        let http: Arc<dyn core::HttpClient> = match http {
+            Some(h) => Arc::new(HttpBridge(h)),
+            None => default_http()?,
+        };
+        let clock: Arc<dyn core::Clock> = match clock {
+            Some(c) => Arc::new(ClockBridge(c)),
+            None => Arc::new(core::SystemClock),
+        };
+        let logger: Arc<dyn core::Logger> = match logger {
+            Some(l) => Arc::new(LoggerBridge(l)),
+            None => Arc::new(core::NoopLogger),
+        };
+        let hooks = countersign_core::PlatformHooks {
+            storage,
+            vault,
+            verifier: Arc::new(VerifierBridge(verifier)),
+            http,
+            clock,
+            logger,
+        };
+        let inner = countersign_core::Authenticator::new(hooks, config.into())?;
+        Ok(Arc::new(Self { inner }))
+    }
+
+    /// Every account.
+    pub fn accounts(&self) -> Vec<AccountInfo> {
+        self.inner.accounts().into_iter().map(Into::into).collect()
+    }
+
+    /// One account.
+    pub fn account(&self, account_id: String) -> Result<AccountInfo> {
+        Ok(self.inner.account(&account_id)?.into())
+    }
+
+    /// Activates from an offer URI (QR code or deep link); the server key is pinned
+    /// to the fingerprint in the URI.
+    pub async fn activate_uri(
+        &self,
+        uri: String,
+        options: ActivationOptions,
+    ) -> Result<AccountInfo> {
+        Ok(self.inner.activate_uri(&uri, options.into()).await?.into())
+    }
+
+    /// Activates from a typed code and the server URL. `server_key_fingerprint`
+    /// (32 bytes) pins the server key; without it the key is trusted on first use.
+    pub async fn activate_code(
+        &self,
+        server_url: String,
+        code: String,
+        server_key_fingerprint: Option<Vec<u8>>,
+        options: ActivationOptions,
+    ) -> Result<AccountInfo> {
+        let fingerprint = match server_key_fingerprint {
+            None => None,
+            Some(bytes) => Some(<[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+                CountersignError::InvalidInput {
+                    what: "server key fingerprint".into(),
+                }
+            })?),
+        };
+        let info = self
+            .inner
+            .activate_code(&server_url, &code, fingerprint, options.into())
+            .await?;
+        Ok(info.into())
+    }
+
+    /// Handles a push notification's data payload (FCM `data` / APNs custom keys):
+    /// fetches, verifies and opens the challenge and returns it to show.
+    pub async fn handle_push(&self, data: HashMap<String, String>) -> Result<PendingRequest> {
+        Ok(self.inner.handle_push(&data).await?.into())
+    }
+
+    /// Verifies, opens and records a signed challenge envelope that arrived by
+    /// another channel (a scanned QR in online mode).
+    pub fn receive_challenge(
+        &self,
+        account_id: String,
+        envelope_json: Vec<u8>,
+    ) -> Result<PendingRequest> {
+        Ok(self
+            .inner
+            .receive_challenge(&account_id, &envelope_json)?
+            .into())
+    }
+
+    /// Asks every server for pending requests; with `wait_secs > 0` long-polls
+    /// until one has something. `cancel` stops the wait (`Cancelled`).
+    #[uniffi::method(default(cancel = None))]
+    pub async fn pending(
+        &self,
+        wait_secs: u32,
+        cancel: Option<Arc<CancelHandle>>,
+    ) -> Result<Vec<PendingRequest>> {
+        let cancel = cancel.map(|c| c.inner.clone()).unwrap_or_default();
+        let requests = self.inner.pending(wait_secs, &cancel).await?;
+        Ok(requests.into_iter().map(Into::into).collect())
+    }
+
+    /// Requests already received and not yet answered or expired (no network).
+    pub fn pending_requests(&self) -> Vec<PendingRequest> {
+        self.inner
+            .pending_requests()
+            .into_iter()
+            .map(Into::into)
+            .collect()
+    }
+
+    /// Approves a request. `number` is what the user typed or picked when the
+    /// request uses number matching. Asks the `UserVerifier` first when the request
+    /// or the account needs a PIN or biometrics. Returns the push OTP sent along.
+    #[uniffi::method(default(number = None))]
+    pub async fn approve(
+        &self,
+        account_id: String,
+        tx_id: String,
+        number: Option<String>,
+    ) -> Result<ApprovalOutcome> {
+        let outcome = self
+            .inner
+            .approve(&account_id, &tx_id, number.as_deref())
+            .await?;
+        Ok(outcome.into())
+    }
+
+    /// Denies a request (`NotMe` reports fraud). Needs no verification.
+    pub async fn deny(&self, account_id: String, tx_id: String, reason: DenyReason) -> Result<()> {
+        Ok(self.inner.deny(&account_id, &tx_id, reason.into()).await?)
+    }
+
+    /// Sets the app PIN of an account that has none.
+    pub async fn set_pin(&self, account_id: String, new_pin: String) -> Result<()> {
+        let pin = zeroize::Zeroizing::new(new_pin);
+        Ok(self.inner.set_pin(&account_id, &pin).await?)
+    }
+
+    /// Changes the app PIN; a wrong `old_pin` counts as a failed attempt.
+    pub async fn change_pin(
+        &self,
+        account_id: String,
+        old_pin: String,
+        new_pin: String,
+    ) -> Result<()> {
+        let (old, new) = (
+            zeroize::Zeroizing::new(old_pin),
+            zeroize::Zeroizing::new(new_pin),
+        );
+        Ok(self.inner.change_pin(&account_id, &old, &new).await?)
+    }
+
+    /// Protects approvals with biometrics (a user-verification-bound vault key).
+    pub async fn enable_biometric(&self, account_id: String) -> Result<()> {
+        Ok(self.inner.enable_biometric(&account_id).await?)
+    }
+
+    /// The verification the user requires for every approval on this account.
+    pub fn set_min_verification(&self, account_id: String, level: Verification) -> Result<()> {
+        Ok(self.inner.set_min_verification(&account_id, level.into())?)
+    }
+
+    /// Stores a new push registration (new FCM / APNs token) and sends it to every
+    /// server.
+    pub async fn update_push_token(&self, push: PushRegistration) -> Result<()> {
+        Ok(self.inner.update_push_token(push.into()).await?)
+    }
+
+    /// The current OTP of an account and the seconds it has left.
+    pub fn otp(&self, account_id: String) -> Result<OtpCode> {
+        Ok(self.inner.otp(&account_id)?.into())
+    }
+
+    /// Imports an `otpauth://` TOTP or HOTP account.
+    pub fn import_otpauth(&self, uri: String) -> Result<AccountInfo> {
+        let uri = zeroize::Zeroizing::new(uri);
+        Ok(self.inner.import_otpauth(&uri)?.into())
+    }
+
+    /// Exports an imported `otpauth://` account, secret included: show it only
+    /// after the user confirmed.
+    pub fn export_otpauth(&self, account_id: String) -> Result<String> {
+        Ok(self.inner.export_otpauth(&account_id)?.as_str().to_owned())
+    }
+
+    /// Answers an offline QR challenge with the code the user types.
+    pub fn answer_offline_qr(&self, qr_payload: String) -> Result<OfflineCode> {
+        Ok(self.inner.answer_offline_qr(&qr_payload)?.into())
+    }
+
+    /// Removes an account: tells the server, then wipes local data.
+    pub async fn remove_account(&self, account_id: String) -> Result<()> {
+        Ok(self.inner.remove_account(&account_id).await?)
+    }
+
+    /// Wipes an account locally without telling the server.
+    pub fn forget_account(&self, account_id: String) -> Result<()> {
+        Ok(self.inner.forget_account(&account_id)?)
+    }
+
+    /// Key ids of the account's KEM keys, oldest first (diagnostics and tests:
+    /// they change after every answer).
+    pub fn kem_key_ids(&self, account_id: String) -> Result<Vec<String>> {
+        Ok(self.inner.kem_key_ids(&account_id)?)
+    }
+}

@@ -1,0 +1,547 @@
+//! Foreign traits for the core's platform hooks, and the adapters ("bridges") that
+//! make a Kotlin/Swift implementation usable as the core trait.
+//!
+//! Each hook keeps the core's contract (see `countersign_core::platform`): calls
+//! come from any thread, never while the core holds a lock, and an implementation
+//! must not call back into the `Authenticator`. Sync hooks may block briefly (disk,
+//! keystore); async hooks (`UserVerifier`, `HttpClient`) are `suspend` in Kotlin and
+//! `async` in Swift.
+//!
+//! Binary values cross the boundary as bytes: public keys as 65-byte uncompressed
+//! SEC1 points, signatures as raw 64-byte `r || s` (convert from DER at the edge),
+//! shared secrets as the 32-byte x-coordinate.
+
+use std::sync::Arc;
+
+use countersign_core::crypto::{PublicKey, Signature};
+use countersign_core::platform as core;
+use zeroize::Zeroizing;
+
+// ---------------------------------------------------------------------------
+// SecureStorage
+// ---------------------------------------------------------------------------
+
+/// Why a storage call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum StorageError {
+    /// The platform store failed (disk full, I/O error, keychain locked).
+    #[error("storage I/O failed: {message}")]
+    Io {
+        /// What failed (no stored values).
+        message: String,
+    },
+    /// Stored data did not decrypt or parse.
+    #[error("stored data is corrupt")]
+    Corrupt,
+    /// The key protecting the store is unavailable (keystore locked or wiped).
+    #[error("storage key unavailable: {message}")]
+    KeyUnavailable {
+        /// What failed.
+        message: String,
+    },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for StorageError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        Self::Io { message: e.reason }
+    }
+}
+
+impl From<StorageError> for core::StorageError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Io { message } => Self::Io(message),
+            StorageError::Corrupt => Self::Corrupt,
+            StorageError::KeyUnavailable { message } => Self::KeyUnavailable(message),
+        }
+    }
+}
+
+/// Byte blobs by key, kept by the app (Android: Keystore-wrapped files; iOS:
+/// Keychain items with `kSecAttrAccessibleAfterFirstUnlockThisDeviceOnly`).
+///
+/// `put` must be atomic (after a crash the old or the new value, never a mix);
+/// `delete` of a missing key succeeds; `list` returns every key starting with
+/// `prefix`. Keys are printable ASCII of at most 120 bytes. Values may be secret.
+/// Called from any thread, concurrently; must not call back into the core.
+#[uniffi::export(foreign)]
+pub trait SecureStorage: Send + Sync {
+    /// The value stored under `key`, or null/nil.
+    fn get(&self, key: String) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Stores `value` under `key`, atomically replacing any old value.
+    fn put(&self, key: String, value: Vec<u8>) -> Result<(), StorageError>;
+    /// Removes `key` (no error if absent).
+    fn delete(&self, key: String) -> Result<(), StorageError>;
+    /// Every key starting with `prefix`, in any order.
+    fn list(&self, prefix: String) -> Result<Vec<String>, StorageError>;
+}
+
+/// Joins a foreign [`SecureStorage`] to the core trait.
+pub(crate) struct StorageBridge(pub(crate) Arc<dyn SecureStorage>);
+
+impl core::SecureStorage for StorageBridge {
+    fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, core::StorageError> {
+        Ok(self.0.get(key.to_owned())?.map(Zeroizing::new))
+    }
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), core::StorageError> {
+        Ok(self.0.put(key.to_owned(), value.to_vec())?)
+    }
+    fn delete(&self, key: &str) -> Result<(), core::StorageError> {
+        Ok(self.0.delete(key.to_owned())?)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>, core::StorageError> {
+        Ok(self.0.list(prefix.to_owned())?)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// KeyVault
+// ---------------------------------------------------------------------------
+
+/// What a key is for (a platform key serves one purpose only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum KeyPurpose {
+    /// ECDSA P-256 with SHA-256 (Android `PURPOSE_SIGN`, `SHA256withECDSA`).
+    Signing,
+    /// ECDH P-256 (Android `PURPOSE_AGREE_KEY`, API 31+; iOS
+    /// `ecdhKeyExchangeStandard`).
+    KeyAgreement,
+}
+
+/// How to create a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct KeySpec {
+    /// Signing or key agreement.
+    pub purpose: KeyPurpose,
+    /// Usable only after user verification: Android
+    /// `setUserAuthenticationRequired(true)` + `setInvalidatedByBiometricEnrollment(true)`,
+    /// iOS access control `.biometryCurrentSet` / `.userPresence`.
+    pub user_verification: bool,
+}
+
+impl From<core::KeySpec> for KeySpec {
+    fn from(s: core::KeySpec) -> Self {
+        Self {
+            purpose: match s.purpose {
+                core::KeyPurpose::Signing => KeyPurpose::Signing,
+                core::KeyPurpose::KeyAgreement => KeyPurpose::KeyAgreement,
+            },
+            user_verification: s.user_verification,
+        }
+    }
+}
+
+/// Why a key vault call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum KeyVaultError {
+    /// No key with this alias.
+    #[error("no such key")]
+    NotFound,
+    /// The key exists but serves the other purpose.
+    #[error("key used for the wrong purpose")]
+    WrongPurpose,
+    /// A user-verification-bound key was used without (recent) verification
+    /// (Android `UserNotAuthenticatedException`).
+    #[error("user verification required")]
+    UserVerificationRequired,
+    /// The key was permanently invalidated, e.g. by a new biometric enrolment
+    /// (Android `KeyPermanentlyInvalidatedException`).
+    #[error("key permanently invalidated")]
+    KeyInvalidated,
+    /// The platform keystore failed, or returned malformed data.
+    #[error("key vault failure: {message}")]
+    Platform {
+        /// What failed.
+        message: String,
+    },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for KeyVaultError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        Self::Platform { message: e.reason }
+    }
+}
+
+impl From<KeyVaultError> for core::KeyVaultError {
+    fn from(e: KeyVaultError) -> Self {
+        match e {
+            KeyVaultError::NotFound => Self::NotFound,
+            KeyVaultError::WrongPurpose => Self::WrongPurpose,
+            KeyVaultError::UserVerificationRequired => Self::UserVerificationRequired,
+            KeyVaultError::KeyInvalidated => Self::KeyInvalidated,
+            KeyVaultError::Platform { message } => Self::Platform(message),
+        }
+    }
+}
+
+/// P-256 keys kept by the platform (StrongBox / TEE Keystore, Secure Enclave),
+/// addressed by alias; private keys never leave it.
+///
+/// Public keys are 65-byte uncompressed SEC1 points (`04 || x || y`; from a Java
+/// `ECPublicKey` take the affine x and y, each left-padded to 32 bytes).
+/// Signatures are ECDSA P-256 / SHA-256 over `message`, returned as raw 64-byte
+/// `r || s` (Java and Apple return DER: convert at the edge). ECDH returns the
+/// 32-byte shared x-coordinate.
+///
+/// Called from any thread, concurrently for different aliases, off the UI thread;
+/// calls may block while the keystore works. Must not call back into the core.
+#[uniffi::export(foreign)]
+pub trait KeyVault: Send + Sync {
+    /// Creates a key under `alias`, replacing any old one, and returns its public key.
+    fn create_key(&self, alias: String, spec: KeySpec) -> Result<Vec<u8>, KeyVaultError>;
+    /// The public key under `alias`, or null/nil if there is none.
+    fn public_key(&self, alias: String) -> Result<Option<Vec<u8>>, KeyVaultError>;
+    /// Signs `message` (ECDSA P-256 with SHA-256) with a signing key: raw `r || s`.
+    fn sign(&self, alias: String, message: Vec<u8>) -> Result<Vec<u8>, KeyVaultError>;
+    /// ECDH between the key-agreement key `alias` and `peer` (65-byte SEC1).
+    fn ecdh(&self, alias: String, peer: Vec<u8>) -> Result<Vec<u8>, KeyVaultError>;
+    /// Deletes the key (no error if absent).
+    fn delete_key(&self, alias: String) -> Result<(), KeyVaultError>;
+}
+
+/// Joins a foreign [`KeyVault`] to the core trait, validating what comes back.
+pub(crate) struct KeyVaultBridge(pub(crate) Arc<dyn KeyVault>);
+
+fn malformed(what: &str) -> core::KeyVaultError {
+    core::KeyVaultError::Platform(format!("the platform vault returned a malformed {what}"))
+}
+
+impl core::KeyVault for KeyVaultBridge {
+    fn create_key(
+        &self,
+        alias: &str,
+        spec: core::KeySpec,
+    ) -> Result<PublicKey, core::KeyVaultError> {
+        let sec1 = self.0.create_key(alias.to_owned(), spec.into())?;
+        PublicKey::from_sec1(&sec1).map_err(|_| malformed("public key"))
+    }
+    fn public_key(&self, alias: &str) -> Result<Option<PublicKey>, core::KeyVaultError> {
+        match self.0.public_key(alias.to_owned())? {
+            None => Ok(None),
+            Some(sec1) => PublicKey::from_sec1(&sec1)
+                .map(Some)
+                .map_err(|_| malformed("public key")),
+        }
+    }
+    fn sign(&self, alias: &str, message: &[u8]) -> Result<Signature, core::KeyVaultError> {
+        let raw = self.0.sign(alias.to_owned(), message.to_vec())?;
+        Signature::from_raw(&raw).map_err(|_| malformed("signature (expected raw r||s)"))
+    }
+    fn ecdh(
+        &self,
+        alias: &str,
+        peer: &PublicKey,
+    ) -> Result<Zeroizing<[u8; 32]>, core::KeyVaultError> {
+        let shared = Zeroizing::new(self.0.ecdh(alias.to_owned(), peer.to_sec1().to_vec())?);
+        let mut out = Zeroizing::new([0u8; 32]);
+        if shared.len() != out.len() {
+            return Err(malformed("shared secret"));
+        }
+        out.copy_from_slice(&shared);
+        Ok(out)
+    }
+    fn delete_key(&self, alias: &str) -> Result<(), core::KeyVaultError> {
+        Ok(self.0.delete_key(alias.to_owned())?)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// UserVerifier
+// ---------------------------------------------------------------------------
+
+/// What to ask the user for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum VerificationKind {
+    /// The app PIN: answer with [`VerificationOutcome::Verified`] carrying the PIN
+    /// (the core checks it).
+    Pin,
+    /// Biometrics with the platform's own fallback (BiometricPrompt,
+    /// LocalAuthentication); the key then used is bound to user verification.
+    Biometric,
+}
+
+/// A request to verify the user.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct VerificationPrompt {
+    /// PIN or biometrics.
+    pub kind: VerificationKind,
+    /// Why, as a sentence to show ("Approve sign-in to Example VPN").
+    pub reason: String,
+    /// The account concerned, to show with the reason.
+    pub account_label: String,
+}
+
+impl From<core::VerificationPrompt> for VerificationPrompt {
+    fn from(p: core::VerificationPrompt) -> Self {
+        Self {
+            kind: match p.kind {
+                core::VerificationKind::Pin => VerificationKind::Pin,
+                core::VerificationKind::Biometric => VerificationKind::Biometric,
+            },
+            reason: p.reason,
+            account_label: p.account_label,
+        }
+    }
+}
+
+/// What the user did.
+#[derive(Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum VerificationOutcome {
+    /// Verified (biometrics), or a PIN was entered (`pin` set; the core checks it).
+    Verified {
+        /// The PIN typed, for [`VerificationKind::Pin`]; null/nil otherwise.
+        pin: Option<String>,
+    },
+    /// The user cancelled the prompt.
+    Cancelled,
+    /// The platform check failed (biometric not recognised, locked out).
+    Failed,
+}
+
+impl std::fmt::Debug for VerificationOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The PIN never reaches a log.
+        match self {
+            Self::Verified { pin } => f
+                .debug_struct("Verified")
+                .field("pin", &pin.as_ref().map(|_| "<redacted>"))
+                .finish(),
+            Self::Cancelled => f.write_str("Cancelled"),
+            Self::Failed => f.write_str("Failed"),
+        }
+    }
+}
+
+impl From<VerificationOutcome> for core::VerificationOutcome {
+    fn from(o: VerificationOutcome) -> Self {
+        match o {
+            VerificationOutcome::Verified { pin } => Self::Verified {
+                pin: pin.map(Zeroizing::new),
+            },
+            VerificationOutcome::Cancelled => Self::Cancelled,
+            VerificationOutcome::Failed => Self::Failed,
+        }
+    }
+}
+
+/// Asks the user for a PIN or biometrics (`suspend` in Kotlin, `async` in Swift).
+///
+/// May be called from several accounts at once: queue prompts, one on screen at a
+/// time. The core holds no lock while awaiting it, so take as long as the user
+/// needs; cancel by returning `Cancelled`. Must not call back into the core while
+/// the prompt is open.
+#[uniffi::export(foreign)]
+#[async_trait::async_trait]
+pub trait UserVerifier: Send + Sync {
+    /// Shows the prompt and reports what the user did.
+    async fn verify(&self, prompt: VerificationPrompt) -> VerificationOutcome;
+}
+
+/// Joins a foreign [`UserVerifier`] to the core trait.
+pub(crate) struct VerifierBridge(pub(crate) Arc<dyn UserVerifier>);
+
+#[async_trait::async_trait]
+impl core::UserVerifier for VerifierBridge {
+    async fn verify(&self, prompt: core::VerificationPrompt) -> core::VerificationOutcome {
+        self.0.verify(prompt.into()).await.into()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HttpClient
+// ---------------------------------------------------------------------------
+
+/// HTTP method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum HttpMethod {
+    /// GET.
+    Get,
+    /// POST.
+    Post,
+    /// PUT.
+    Put,
+    /// DELETE.
+    Delete,
+}
+
+/// One HTTP header.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HttpHeader {
+    /// Name (responses: lower-case).
+    pub name: String,
+    /// Value.
+    pub value: String,
+}
+
+/// A request from the core to the Countersign server.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HttpRequest {
+    /// Method.
+    pub method: HttpMethod,
+    /// Absolute URL.
+    pub url: String,
+    /// Headers to send, including the request-signature headers.
+    pub headers: Vec<HttpHeader>,
+    /// Body (empty for none).
+    pub body: Vec<u8>,
+    /// Give up after this many milliseconds (long-polls wait up to this).
+    pub timeout_ms: u64,
+}
+
+/// A response, whatever its status (the core interprets error statuses).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers (names lower-case).
+    pub headers: Vec<HttpHeader>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// A transport failure (no HTTP response). All are retryable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum HttpError {
+    /// The request timed out.
+    #[error("request timed out")]
+    Timeout,
+    /// No connection (DNS, refused, TLS handshake, reset).
+    #[error("connection failed: {message}")]
+    Connect {
+        /// What failed (no request data).
+        message: String,
+    },
+    /// Anything else.
+    #[error("transport error: {message}")]
+    Other {
+        /// What failed (no request data).
+        message: String,
+    },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for HttpError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        Self::Other { message: e.reason }
+    }
+}
+
+impl From<HttpError> for core::HttpError {
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::Timeout => Self::Timeout,
+            HttpError::Connect { message } => Self::Connect(message),
+            HttpError::Other { message } => Self::Other(message),
+        }
+    }
+}
+
+/// Sends the core's HTTP requests with the app's own network stack (OkHttp,
+/// URLSession). Optional: without one the library uses its reqwest client (when
+/// built with it). Must verify TLS certificates, follow no redirects and honour
+/// `timeout_ms`; requests run concurrently (several long-polls at once).
+#[uniffi::export(foreign)]
+#[async_trait::async_trait]
+pub trait HttpClient: Send + Sync {
+    /// Sends one request and returns the response, whatever its status.
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError>;
+}
+
+fn headers_to_ffi(headers: Vec<(String, String)>) -> Vec<HttpHeader> {
+    headers
+        .into_iter()
+        .map(|(name, value)| HttpHeader { name, value })
+        .collect()
+}
+
+/// Joins a foreign [`HttpClient`] to the core trait.
+pub(crate) struct HttpBridge(pub(crate) Arc<dyn HttpClient>);
+
+#[async_trait::async_trait]
+impl core::HttpClient for HttpBridge {
+    async fn send(
+        &self,
+        request: core::HttpRequest,
+    ) -> Result<core::HttpResponse, core::HttpError> {
+        let request = HttpRequest {
+            method: match request.method {
+                core::HttpMethod::Get => HttpMethod::Get,
+                core::HttpMethod::Post => HttpMethod::Post,
+                core::HttpMethod::Put => HttpMethod::Put,
+                core::HttpMethod::Delete => HttpMethod::Delete,
+            },
+            url: request.url,
+            headers: headers_to_ffi(request.headers),
+            body: request.body,
+            timeout_ms: u64::try_from(request.timeout.as_millis()).unwrap_or(u64::MAX),
+        };
+        let response = self.0.send(request).await?;
+        Ok(core::HttpResponse {
+            status: response.status,
+            headers: response
+                .headers
+                .into_iter()
+                .map(|h| (h.name.to_ascii_lowercase(), h.value))
+                .collect(),
+            body: response.body,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Clock and Logger
+// ---------------------------------------------------------------------------
+
+/// The wall clock, in unix seconds. Optional (default: the system clock); tests
+/// inject a fixed one for deterministic OTPs. Called often, from any thread:
+/// must be cheap and must not block.
+#[uniffi::export(foreign)]
+pub trait Clock: Send + Sync {
+    /// Seconds since the unix epoch.
+    fn now(&self) -> u64;
+}
+
+/// Joins a foreign [`Clock`] to the core trait.
+pub(crate) struct ClockBridge(pub(crate) Arc<dyn Clock>);
+
+impl core::Clock for ClockBridge {
+    fn now(&self) -> u64 {
+        self.0.now()
+    }
+}
+
+/// Severity of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum LogLevel {
+    /// Detailed flow.
+    Debug,
+    /// Normal events (activation, answers).
+    Info,
+    /// Something was rejected (tampered challenge, wrong PIN).
+    Warn,
+    /// A local failure.
+    Error,
+}
+
+/// Receives the core's log lines (never secrets, OTPs, PINs or challenge
+/// contents). Optional. Called from any thread; must not block for long and must
+/// not call back into the core.
+#[uniffi::export(foreign)]
+pub trait Logger: Send + Sync {
+    /// One log line.
+    fn log(&self, level: LogLevel, message: String);
+}
+
+/// Joins a foreign [`Logger`] to the core trait.
+pub(crate) struct LoggerBridge(pub(crate) Arc<dyn Logger>);
+
+impl core::Logger for LoggerBridge {
+    fn log(&self, level: core::LogLevel, message: &str) {
+        let level = match level {
+            core::LogLevel::Debug => LogLevel::Debug,
+            core::LogLevel::Info => LogLevel::Info,
+            core::LogLevel::Warn => LogLevel::Warn,
+            core::LogLevel::Error => LogLevel::Error,
+        };
+        self.0.log(level, message.to_owned());
+    }
+}
