@@ -188,6 +188,8 @@ pub struct AccountInfo {
     pub min_verification: Verification,
     /// The server's policy (push accounts).
     pub policy: Option<VerificationPolicy>,
+    /// Consecutive wrong PINs so far (reset by a right one).
+    pub pin_failures: u32,
 }
 
 /// A request waiting for the user's decision.
@@ -992,6 +994,7 @@ impl Authenticator {
                 }
                 Err(Error::DeviceDeregistered) => {
                     let _ = self.deregistered(id);
+                    first_error.get_or_insert(Error::DeviceDeregistered);
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -1088,14 +1091,9 @@ impl Authenticator {
         // User verification: no lock is held while the prompt is open.
         let (du, verification) = match required {
             Verification::None => (None, Verification::None),
-            needed => {
+            Verification::Pin | Verification::Biometric => {
                 let (key, how) = self
-                    .unlock_user_key(
-                        &slot,
-                        account_id,
-                        needed,
-                        &format!("Approve sign-in to {rp}"),
-                    )
+                    .unlock_user_key(&slot, account_id, &format!("Approve sign-in to {rp}"))
                     .await?;
                 (Some(key), how)
             }
@@ -1254,14 +1252,13 @@ impl Authenticator {
     // -----------------------------------------------------------------------
     // User verification
 
-    /// Picks the method: biometric if asked for and set up, else the PIN, else
-    /// biometric (a platform's biometric prompt falls back to the device passcode,
-    /// which servers accept for either level).
+    /// Picks the method: biometrics if set up (the platform prompt falls back to
+    /// the device passcode; servers accept any user verification for either
+    /// level), else the app PIN.
     async fn unlock_user_key(
         &self,
         slot: &AccountSlot,
         id: &str,
-        needed: Verification,
         reason: &str,
     ) -> Result<(SigningKey, Verification)> {
         let (has_pin, has_bio, label, public) = self.read(slot, |r| {
@@ -1273,11 +1270,13 @@ impl Authenticator {
                 p.user_key.public.clone(),
             ))
         })?;
-        let kind = match (needed, has_pin, has_bio) {
-            (Verification::Biometric, _, true) | (_, false, true) => VerificationKind::Biometric,
-            (_, true, _) => VerificationKind::Pin,
+        // Biometrics when the user turned them on (servers accept any user
+        // verification for `pin` or `biometric`), else the PIN.
+        let kind = match (has_pin, has_bio) {
+            (_, true) => VerificationKind::Biometric,
+            (true, false) => VerificationKind::Pin,
             // Neither set up: approvals that need verification are impossible.
-            _ => return Err(Error::VerificationFailed),
+            (false, false) => return Err(Error::VerificationFailed),
         };
         let scalar = self.verify_user(slot, id, kind, reason, &label).await?;
         let key = userkey::signing_key(&scalar, &public)?;
@@ -1747,6 +1746,7 @@ fn info(rec: &AccountRecord) -> AccountInfo {
             biometric_enabled: p.user_key.bio.is_some(),
             min_verification: p.min_verification,
             policy: Some(p.policy),
+            pin_failures: p.pin_failures,
         },
         RecordKind::Otpauth(_) => AccountInfo {
             id: rec.id.clone(),
@@ -1757,6 +1757,7 @@ fn info(rec: &AccountRecord) -> AccountInfo {
             biometric_enabled: false,
             min_verification: Verification::None,
             policy: None,
+            pin_failures: 0,
         },
     }
 }
