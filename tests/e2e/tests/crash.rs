@@ -1,0 +1,171 @@
+//! Crash safety: a child process entering wrong PINs (each one a persisted
+//! counter increment, i.e. an atomic FileStorage write) is killed with SIGKILL
+//! 200 times at random moments. After every kill the device must load (old or new
+//! state, never a broken one) and the PIN failure counter must never go
+//! backwards: at least the last count the child reported, at most one more.
+//!
+//! Also: FileStorage in OS-keyring mode against a private GNOME Keyring (Secret
+//! Service) started under `dbus-run-session`.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use countersign_e2e::{TempDir, TestServer, open_device, with_pin};
+
+const KILLS: usize = 200;
+
+/// xorshift64: reproducible random delays without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn sigkill_during_storage_writes_never_loses_or_rewinds_state() {
+    let dir = TempDir::new("crash");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let account = rt.block_on(async {
+        let s = TestServer::start(|_| {}).await;
+        let rp = s.rp("Example Bank").await;
+        let (uri, _) = rp.enroll("alice").await;
+        // A cheap KDF so that almost all of the child's time goes to storage writes.
+        let dev = open_device(dir.path(), |c| c.pin_kdf_iterations = 1000);
+        let acct = dev
+            .auth
+            .activate_uri(&uri, with_pin("246810"))
+            .await
+            .unwrap();
+        s.server.shutdown().await;
+        acct.id
+    });
+    let child_exe = env!("CARGO_BIN_EXE_crash_child");
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut previous = 0u32;
+    let mut killed_mid_run = 0;
+    let started = Instant::now();
+    for round in 0..KILLS {
+        let mut child = Command::new(child_exe)
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn crash_child");
+        std::thread::sleep(Duration::from_micros(4_000 + rng.next() % 30_000));
+        child.kill().expect("SIGKILL");
+        let status = child.wait().expect("wait");
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(err.is_empty(), "round {round}: child failed: {err}");
+        assert!(!status.success(), "round {round}: child exited by itself");
+        let reported: Option<u32> = out.lines().filter_map(|l| l.parse().ok()).last();
+        if reported.is_some() {
+            killed_mid_run += 1;
+        }
+        // Reopen: the record loads, and the counter is old-or-new, never less.
+        let dev = open_device(dir.path(), |_| {});
+        let info = dev
+            .auth
+            .account(&account)
+            .unwrap_or_else(|e| panic!("round {round}: account lost after SIGKILL: {e:?}"));
+        let now = info.pin_failures;
+        if let Some(r) = reported {
+            assert!(
+                now >= r && now <= r + 1,
+                "round {round}: child reported {r}, storage has {now}"
+            );
+        }
+        assert!(
+            now >= previous,
+            "round {round}: counter went backwards {previous} -> {now}"
+        );
+        if reported.is_none() {
+            // At most one increment can land unreported (killed before printing).
+            assert!(now <= previous + 1, "round {round}: {previous} -> {now}");
+        }
+        previous = now;
+        // No temp file survives a reopen.
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("data"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "round {round}: {leftovers:?}");
+    }
+    println!(
+        "{KILLS} SIGKILLs in {:?}; {killed_mid_run} after at least one write; final counter {previous}",
+        started.elapsed()
+    );
+    assert!(
+        previous > 100,
+        "the child made too little progress: {previous}"
+    );
+    assert!(
+        killed_mid_run > KILLS / 4,
+        "too few kills landed after the child started writing: {killed_mid_run}"
+    );
+}
+
+/// FileStorage with its key in the OS keyring (Secret Service). Runs the check in
+/// a child under `dbus-run-session` with a fresh, unlocked gnome-keyring-daemon
+/// (apt: gnome-keyring dbus dbus-x11); fails with a clear message if missing.
+#[test]
+fn file_storage_keyring_mode_with_secret_service() {
+    for tool in ["dbus-run-session", "gnome-keyring-daemon"] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
+            .unwrap_or(false);
+        assert!(
+            found,
+            "{tool} not found: install it (apt-get install -y --no-install-recommends gnome-keyring dbus dbus-x11)"
+        );
+    }
+    let dir = TempDir::new("keyring");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let child_exe = env!("CARGO_BIN_EXE_crash_child");
+    let script = format!(
+        "echo -n pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null && '{}' '{}' keyring",
+        child_exe,
+        dir.path().display()
+    );
+    let out = Command::new("dbus-run-session")
+        .arg("--")
+        .arg("sh")
+        .arg("-c")
+        .arg(&script)
+        .env("HOME", &home)
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env("XDG_RUNTIME_DIR", &home)
+        .output()
+        .expect("dbus-run-session");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("keyring ok"),
+        "keyring child failed: status {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
