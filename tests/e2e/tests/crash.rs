@@ -80,7 +80,7 @@ fn sigkill_during_storage_writes_never_loses_or_rewinds_state() {
             .unwrap();
         assert!(err.is_empty(), "round {round}: child failed: {err}");
         assert!(!status.success(), "round {round}: child exited by itself");
-        let reported: Option<u32> = out.lines().filter_map(|l| l.parse().ok()).last();
+        let reported: Option<u32> = out.lines().filter_map(|l| l.parse().ok()).next_back();
         if reported.is_some() {
             killed_mid_run += 1;
         }
