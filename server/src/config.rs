@@ -59,6 +59,9 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Log format: `text` or `json`.
     pub log_format: String,
+    /// Serve the demo web pages under `/demo` (a sample relying party whose users
+    /// all share one password). Never in production.
+    pub demo: bool,
 }
 
 impl Default for Config {
@@ -73,6 +76,7 @@ impl Default for Config {
             push: Vec::new(),
             policy: PolicyConfig::default(),
             log_format: "text".into(),
+            demo: false,
         }
     }
 }
@@ -98,7 +102,12 @@ impl Config {
                 "policy.default_push_timeout_secs must be in 1..=600".into(),
             ));
         }
-        if p.max_pending == 0 || p.push_max_per_window == 0 || p.push_window_secs == 0 {
+        if p.max_pending == 0
+            || p.push_max_per_window == 0
+            || p.push_window_secs == 0
+            || p.passcode_max_failures == 0
+            || p.passcode_failure_window_secs == 0
+        {
             return Err(ConfigError::Invalid(
                 "policy limits must be positive".into(),
             ));
@@ -199,6 +208,12 @@ pub struct PolicyConfig {
     pub totp_window: u32,
     /// HOTP look-ahead.
     pub hotp_look_ahead: u32,
+    /// Failed passcode validations (OTP, push OTP, offline response) allowed per
+    /// user within `passcode_failure_window_secs`; then `rate_limited` until the
+    /// window (which starts at the first failure) has passed. A success resets it.
+    pub passcode_max_failures: u32,
+    /// The failed-passcode window.
+    pub passcode_failure_window_secs: u32,
 }
 
 impl Default for PolicyConfig {
@@ -215,6 +230,8 @@ impl Default for PolicyConfig {
             long_poll_max_secs: 60,
             totp_window: 1,
             hotp_look_ahead: 10,
+            passcode_max_failures: 5,
+            passcode_failure_window_secs: 300,
         }
     }
 }

@@ -20,8 +20,14 @@ pub enum Backend {
 }
 
 /// The schema migrations, embedded in the binary.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (
+        2,
+        "passcode limits",
+        include_str!("../migrations/0002_passcode_limits.sql"),
+    ),
+];
 
 /// The migrator for [`MIGRATIONS`].
 pub fn migrator() -> Migrator {

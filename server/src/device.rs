@@ -529,9 +529,10 @@ pub async fn answer(
         .map_err(|_| ApiError::internal("stored hash length"))?;
     if ans.decision == Decision::Approve {
         if challenge.verification != Verification::None && ans.verification == Verification::None {
+            audit(&state.db, who, "answer_refused", "verification required").await?;
             return Err(ApiError::new(
-                ErrorCode::BadSignature,
-                "this challenge needs a user-verified (Du) approval",
+                ErrorCode::VerificationRequired,
+                "this challenge needs a PIN or biometric (Du-signed) approval",
             ));
         }
         let number_ok = match (

@@ -28,6 +28,9 @@ pub enum ErrorCode {
     BadSignature,
     /// The number the user entered is not the one shown.
     WrongNumber,
+    /// The challenge requires PIN or biometric verification and the approval
+    /// lacks it (signed by Dp instead of Du, or a weaker verification).
+    VerificationRequired,
     /// The answer signs a different challenge text than the one sent.
     WrongDisplayHash,
     /// The answer or request is bound to another account or device.
@@ -60,9 +63,11 @@ impl ErrorCode {
         match self {
             Self::BadRequest | Self::Unsupported => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::BadSignature => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::WrongAccount | Self::WrongNumber | Self::WrongDisplayHash => {
-                StatusCode::FORBIDDEN
-            }
+            Self::Forbidden
+            | Self::WrongAccount
+            | Self::WrongNumber
+            | Self::WrongDisplayHash
+            | Self::VerificationRequired => StatusCode::FORBIDDEN,
             Self::InvalidOtp | Self::OtpReused => StatusCode::FORBIDDEN,
             Self::NotFound | Self::NoDevice => StatusCode::NOT_FOUND,
             Self::Expired => StatusCode::GONE,
@@ -85,6 +90,7 @@ impl ErrorCode {
             Self::Replayed => "replayed",
             Self::BadSignature => "bad_signature",
             Self::WrongNumber => "wrong_number",
+            Self::VerificationRequired => "verification_required",
             Self::WrongDisplayHash => "wrong_display_hash",
             Self::WrongAccount => "wrong_account",
             Self::OtpReused => "otp_reused",

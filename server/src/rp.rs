@@ -11,7 +11,7 @@ use countersign_core::crypto::{ct_eq, sha256};
 use countersign_core::otp::{HotpParams, OcraInputs, OcraSuite, TotpParams};
 use countersign_core::protocol::{
     ActivationOffer, ChallengeContext, ChallengeKind, NumberMatching, OfferCredentials,
-    OtpAlgorithm, ServerUrl, TransactionDetails, Verification,
+    OtpAlgorithm, Purpose, ServerUrl, SignedMessage, TransactionDetails, Verification,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::challenge::{self, PushOptions, PushStarted};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::notify::{Event, wait_for};
-use crate::util::{AuditSubject, audit, b64, now, random_digits, random_id};
+use crate::util::{AuditSubject, audit, now, random_digits, random_id};
 
 /// An authenticated relying party.
 #[derive(Debug, Clone)]
@@ -513,14 +513,18 @@ pub async fn validate(
         user: Some(&user_id),
         ..Default::default()
     };
+    reserve_passcode_attempt(&state, who).await?;
     let outcome = check_otp(&state, &user_id, code).await;
     match &outcome {
         Ok((method, id)) => {
-            // A valid OTP also lifts a denial suppression.
-            sqlx::query("UPDATE users SET suppressed = 0, denial_streak = 0 WHERE id = $1")
-                .bind(&user_id)
-                .execute(&state.db.pool)
-                .await?;
+            // A valid OTP also lifts a denial suppression, and resets the failures.
+            sqlx::query(
+                "UPDATE users SET suppressed = 0, denial_streak = 0, otp_fail_count = 0, \
+                 otp_fail_window_start = 0 WHERE id = $1",
+            )
+            .bind(&user_id)
+            .execute(&state.db.pool)
+            .await?;
             audit(
                 &state.db,
                 AuditSubject {
@@ -541,6 +545,42 @@ pub async fn validate(
         method,
         credential_id,
     }))
+}
+
+/// Counts one passcode attempt against the user's failure limit before it is
+/// checked (a success gives it back by resetting the count). Reserving first, in
+/// one conditional `UPDATE`, keeps concurrent guesses (also across instances)
+/// within the limit. Refused: `rate_limited` until the window, which starts at the
+/// first failure, has passed.
+async fn reserve_passcode_attempt(state: &AppState, who: AuditSubject<'_>) -> ApiResult<()> {
+    let policy = &state.config.policy;
+    let t = now();
+    let counted = sqlx::query(
+        "UPDATE users SET \
+           otp_fail_count = CASE WHEN otp_fail_window_start <= $2 THEN 1 ELSE otp_fail_count + 1 END, \
+           otp_fail_window_start = CASE WHEN otp_fail_window_start <= $2 THEN $3 ELSE otp_fail_window_start END \
+         WHERE id = $1 AND (otp_fail_window_start <= $2 OR otp_fail_count < $4)",
+    )
+    .bind(who.user)
+    .bind(t - i64::from(policy.passcode_failure_window_secs))
+    .bind(t)
+    .bind(i64::from(policy.passcode_max_failures))
+    .execute(&state.db.pool)
+    .await?;
+    if counted.rows_affected() == 0 {
+        audit(
+            &state.db,
+            who,
+            "passcode_rate_limited",
+            "too many failed passcodes",
+        )
+        .await?;
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "too many failed passcodes for this user; try again later",
+        ));
+    }
+    Ok(())
 }
 
 fn otp_algorithm(name: &str) -> ApiResult<countersign_core::crypto::HmacAlgorithm> {
@@ -802,8 +842,19 @@ pub async fn add_oath_token(
 /// question, keyed with the account's OTP seed.
 pub const OFFLINE_SUITE: &str = "OCRA-1:HOTP-SHA256-8:QN08";
 
-/// The label S signs offline QR payloads with (`label || 0x00 || payload`).
-pub const OFFLINE_LABEL: &str = "countersign/v1/offline-challenge";
+/// The signed payload of an offline QR challenge (docs/PROTOCOL.md §11).
+#[derive(Serialize)]
+struct OfflinePayload<'a> {
+    v: u8,
+    kind: &'static str,
+    id: &'a str,
+    account: &'a str,
+    device: &'a str,
+    suite: &'static str,
+    question: &'a str,
+    rp: &'a str,
+    exp: i64,
+}
 
 /// `POST /v1/rp/offline`
 #[derive(Debug, Deserialize)]
@@ -825,7 +876,7 @@ pub struct OfflineResponse {
     /// The numeric question (also inside the QR payload).
     pub question: String,
     /// The signed QR payload: `{"v":1,"kid":…,"payload":…,"sig":…}`, signed by S
-    /// with [`OFFLINE_LABEL`].
+    /// for [`Purpose::OfflineChallenge`] (docs/PROTOCOL.md §11).
     pub qr_payload: String,
     /// The QR code as SVG.
     pub qr_svg: String,
@@ -863,29 +914,23 @@ pub async fn create_offline(
     let question = random_digits(8)?;
     let t = now();
     let expires_at = t + i64::from(timeout);
-    let payload = serde_json::to_vec(&serde_json::json!({
-        "v": 1,
-        "kind": "ocra",
-        "id": id,
-        "account": account_id,
-        "device": device_id,
-        "suite": OFFLINE_SUITE,
-        "question": question,
-        "rp": rp.name,
-        "exp": expires_at,
-    }))
+    // Field order as in docs/PROTOCOL.md §11 (`v` first).
+    let payload = serde_json::to_vec(&OfflinePayload {
+        v: 1,
+        kind: "ocra",
+        id: &id,
+        account: &account_id,
+        device: &device_id,
+        suite: OFFLINE_SUITE,
+        question: &question,
+        rp: &rp.name,
+        exp: expires_at,
+    })
     .map_err(ApiError::internal)?;
-    let mut input = OFFLINE_LABEL.as_bytes().to_vec();
-    input.push(0);
-    input.extend_from_slice(&payload);
-    let sig = state.signing_key.sign(&input).map_err(ApiError::internal)?;
-    let qr_payload = serde_json::to_string(&serde_json::json!({
-        "v": 1,
-        "kid": state.signing_key.public_key().key_id(),
-        "payload": b64(&payload),
-        "sig": b64(sig.as_bytes()),
-    }))
-    .map_err(ApiError::internal)?;
+    let signed = SignedMessage::sign(Purpose::OfflineChallenge, payload, &state.signing_key)
+        .and_then(|m| m.to_json())
+        .map_err(ApiError::internal)?;
+    let qr_payload = String::from_utf8(signed).map_err(ApiError::internal)?;
     sqlx::query(
         "INSERT INTO offline_challenges (id, rp_id, user_id, device_id, suite, question, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -962,6 +1007,7 @@ pub async fn verify_offline(
             "device was removed",
         ));
     }
+    reserve_passcode_attempt(&state, who).await?;
     let suite = OcraSuite::parse(&row.try_get::<String, _>(2)?).map_err(ApiError::internal)?;
     let question: String = row.try_get(3)?;
     let seed = state.master.open(
@@ -992,6 +1038,10 @@ pub async fn verify_offline(
     if done.rows_affected() == 0 {
         return Err(ApiError::new(ErrorCode::Replayed, "already used"));
     }
+    sqlx::query("UPDATE users SET otp_fail_count = 0, otp_fail_window_start = 0 WHERE id = $1")
+        .bind(&user_id)
+        .execute(&state.db.pool)
+        .await?;
     audit(&state.db, who, "offline_approval", "ocra response verified").await?;
     Ok(Json(
         serde_json::json!({ "result": "accepted", "device_id": device_id }),

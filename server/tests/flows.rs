@@ -245,10 +245,37 @@ async fn transaction_and_step_up(db: Db) {
         opened.challenge.transaction.as_ref().unwrap().payee,
         "ACME GmbH"
     );
-    // An approval with PIN verification is signed by Du.
     let otp = countersign_core::protocol::answer::push_otp(&opened, &dev.seed, dev.digits)
         .unwrap()
         .to_string();
+    // An approval without the required verification (a one-tap, Dp-signed
+    // approval) has its own error code.
+    let mut one_tap = countersign_core::protocol::Answer::approve(
+        &opened,
+        countersign_core::protocol::Approval {
+            number: None,
+            otp: Some(otp.clone()),
+            verification: countersign_core::protocol::Verification::Pin,
+        },
+        countersign_core::crypto::AgreementKey::generate()
+            .unwrap()
+            .public_key(),
+        now(),
+    )
+    .unwrap();
+    one_tap.verification = countersign_core::protocol::Verification::None;
+    assert_eq!(
+        one_tap.purpose(),
+        countersign_core::protocol::Purpose::Answer,
+        "signed by Dp"
+    );
+    assert_error(
+        &dev.post_answer(&one_tap).await,
+        403,
+        "verification_required",
+    );
+    assert!(audit_events(&s).await.iter().any(|e| e == "answer_refused"));
+    // An approval with PIN verification is signed by Du.
     let next = countersign_core::crypto::AgreementKey::generate().unwrap();
     let answer = countersign_core::protocol::Answer::approve(
         &opened,
@@ -603,16 +630,38 @@ async fn offline_ocra(db: Db) {
         env["sig"].as_str().unwrap(),
     )
     .unwrap();
-    let mut input = countersign_server::rp::OFFLINE_LABEL.as_bytes().to_vec();
-    input.push(0);
+    // The envelope is a core signed message for Purpose::OfflineChallenge.
+    let msg = countersign_core::protocol::SignedMessage::from_json(
+        off["qr_payload"].as_str().unwrap().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(msg.kid(), dev.server_key.key_id());
+    let verified = msg
+        .verify(
+            countersign_core::protocol::Purpose::OfflineChallenge,
+            &dev.server_key,
+        )
+        .expect("QR payload signed by S for the offline-challenge purpose");
+    assert_eq!(verified, payload.as_slice());
+    let mut input = b"countersign/v1/offline-challenge\0".to_vec();
     input.extend_from_slice(&payload);
     dev.server_key
         .verify(
             &input,
             &countersign_core::crypto::Signature::from_raw(&sig).unwrap(),
         )
-        .expect("QR payload signed by S");
+        .expect("the label is the one docs/PROTOCOL.md §11 names");
+    for purpose in countersign_core::protocol::Purpose::ALL {
+        if purpose != countersign_core::protocol::Purpose::OfflineChallenge {
+            assert!(msg.verify(purpose, &dev.server_key).is_err(), "{purpose:?}");
+        }
+    }
+    // Field order as specified: `v` first.
+    let text = std::str::from_utf8(&payload).unwrap();
+    assert!(text.starts_with(r#"{"v":1,"kind":"ocra","id":"#), "{text}");
     let p: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(p["device"], dev.device_id.as_str());
+    assert_eq!(p["rp"], "Example Bank");
     assert_eq!(p["account"], dev.account_id.as_str());
     let suite = OcraSuite::parse(p["suite"].as_str().unwrap()).unwrap();
     let question = p["question"].as_str().unwrap();
@@ -637,6 +686,130 @@ async fn offline_ocra(db: Db) {
         &rp.post(&path, json!({"response": response})).await,
         409,
         "replayed",
+    );
+    s.stop().await;
+}
+
+/// A code that none of the device's TOTP steps around now accepts.
+fn wrong_code(dev: &TestDevice) -> String {
+    let params = TotpParams::new(HmacAlgorithm::Sha1, dev.digits, dev.period).unwrap();
+    let t = now();
+    let near: Vec<String> = [t - 60, t - 30, t, t + 30, t + 60, t + 90]
+        .iter()
+        .map(|&at| countersign_core::otp::totp_at(&params, &dev.seed, at).unwrap())
+        .collect();
+    (0..10u32)
+        .map(|d| format!("{d}{d}{d}{d}{d}{d}"))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}
+
+async fn passcode_failures_rate_limited(db: Db) {
+    let (s, rp, dev) = setup_with(db, |c| {
+        c.policy.passcode_max_failures = 5;
+        c.policy.passcode_failure_window_secs = 2;
+    })
+    .await;
+    let params = TotpParams::new(HmacAlgorithm::Sha1, dev.digits, dev.period).unwrap();
+    let validate = |code: String| {
+        let rp = rp.on(&rp.base);
+        async move {
+            rp.post(
+                "/v1/rp/validate",
+                json!({"user": "alice", "passcode": code}),
+            )
+            .await
+        }
+    };
+    let bad = wrong_code(&dev);
+    // Four failures, then a success resets the count.
+    for _ in 0..4 {
+        assert_error(&validate(bad.clone()).await, 403, "invalid_otp");
+    }
+    let good = countersign_core::otp::totp_at(&params, &dev.seed, now()).unwrap();
+    let v = validate(good).await;
+    assert_eq!(v.0, 200, "{}", v.1);
+    // Five more failures are answered normally …
+    for _ in 0..5 {
+        assert_error(&validate(bad.clone()).await, 403, "invalid_otp");
+    }
+    // … then even a correct code is refused until the window has passed.
+    let ahead = || {
+        countersign_core::otp::totp_at(&params, &dev.seed, now() + u64::from(dev.period)).unwrap()
+    };
+    assert_error(&validate(ahead()).await, 429, "rate_limited");
+    assert_error(&validate(bad.clone()).await, 429, "rate_limited");
+    // The offline response check shares the user's limit.
+    let (st, off) = rp.post("/v1/rp/offline", json!({"user": "alice"})).await;
+    assert_eq!(st, 200, "{off}");
+    let path = format!("/v1/rp/offline/{}/verify", off["id"].as_str().unwrap());
+    assert_error(
+        &rp.post(&path, json!({"response": "12345678"})).await,
+        429,
+        "rate_limited",
+    );
+    // Push triggers are not passcodes: they still start a push.
+    let v = validate("push".into()).await;
+    assert_eq!(v.0, 200, "{}", v.1);
+    assert_eq!(v.1["result"], "push_started");
+    let events = audit_events(&s).await;
+    assert!(
+        events.iter().filter(|e| *e == "otp_rejected").count() >= 9,
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .filter(|e| *e == "passcode_rate_limited")
+            .count()
+            >= 3,
+        "{events:?}"
+    );
+    // After the window a correct code is accepted again.
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let v = validate(ahead()).await;
+    assert_eq!(v.0, 200, "{}", v.1);
+    assert_eq!(v.1["method"], "totp");
+    s.stop().await;
+}
+
+async fn activation_failures_stay_rate_limited(db: Db) {
+    let s = TestServer::start_with(db, |c| c.policy.activation_max_attempts = 3).await;
+    let rp = TestRp::create(&s.server, "Example Bank").await;
+    let offer = rp.enroll("carol").await;
+    let (_, good) = support::actors::offer_credentials(offer["offer_uri"].as_str().unwrap());
+    let mut wrong = good.clone();
+    wrong.secret = countersign_core::protocol::OfferSecret::from_bytes([9u8; 10]);
+    let activate = |creds: countersign_core::protocol::OfferCredentials| {
+        let base = s.base();
+        async move {
+            let (_, _, _, body) = TestDevice::activation_request(&creds);
+            let r = support::client()
+                .post(format!("{base}/v1/device/activate"))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json().await.unwrap())
+        }
+    };
+    for _ in 0..3 {
+        assert_error(&activate(wrong.clone()).await, 401, "bad_signature");
+    }
+    // The offer is burnt: the right code, now and later, is refused.
+    assert_error(&activate(good.clone()).await, 429, "rate_limited");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_error(&activate(good.clone()).await, 429, "rate_limited");
+    assert_error(&activate(wrong).await, 429, "rate_limited");
+    let refused = audit_events(&s)
+        .await
+        .iter()
+        .filter(|e| *e == "enrollment_refused")
+        .count();
+    assert_eq!(refused, 6, "every refused activation is audited");
+    assert!(
+        !audit_events(&s).await.iter().any(|e| e == "enrollment"),
+        "no device was activated"
     );
     s.stop().await;
 }
@@ -680,6 +853,8 @@ both_databases!(
     deregistration,
     push_token_update,
     offline_ocra,
+    passcode_failures_rate_limited,
+    activation_failures_stay_rate_limited,
     openapi_lists_rp_routes,
 );
 
