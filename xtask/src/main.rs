@@ -66,7 +66,11 @@ fn run(what: &str, cmd: &mut Command) -> Result {
     }
 }
 
+/// Whether `program` is on PATH (or, when it is a path, whether it exists).
 fn have(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).exists();
+    }
     Command::new("sh")
         .args(["-c", &format!("command -v {program} >/dev/null 2>&1")])
         .status()
@@ -123,7 +127,15 @@ fn vectors_present() -> Result {
 fn test() -> Result {
     let started = Instant::now();
     vectors_present()?;
+    // oathtool: the independent OTP implementation we cross-check against.
     ensure_debian_packages(&["oathtool"], &["oathtool"])?;
+    // PostgreSQL: the server suite runs on SQLite and on a throwaway PostgreSQL cluster.
+    ensure_debian_packages(&["postgresql"], &["/usr/lib/postgresql/15/bin/initdb"])?;
+    // A private GNOME Keyring on a session D-Bus backs the FileStorage keyring test.
+    ensure_debian_packages(
+        &["gnome-keyring", "dbus", "dbus-x11", "libsecret-tools"],
+        &["gnome-keyring-daemon", "dbus-run-session", "secret-tool"],
+    )?;
     run(
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--", "--check"]),
