@@ -1,14 +1,24 @@
 //! `countersign`: the Countersign desktop harness.
 //!
-//! Today it computes one-time passwords from `otpauth://` URIs; the desktop
-//! device, the server launcher and the end-to-end demo join it as they land.
+//! * `countersign demo`: an embedded server and an in-process device run every
+//!   flow end to end, with a transcript and timings (`--json` for machines).
+//! * `countersign server`: the reference server (SQLite file by default,
+//!   `--database-url` for PostgreSQL, `--demo` for the demo web pages).
+//! * `countersign device …`: a desktop authenticator on the core's
+//!   `Authenticator`, storage encrypted under a key in the OS keyring (or a key
+//!   file with `--key-file`).
+//! * `countersign otp <otpauth-uri>`: the current code of a key URI.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
-use countersign_core::otp;
-use countersign_core::protocol::otpauth::{OtpKind, OtpauthUri};
+
+mod demo;
+mod device;
+mod otp_cmd;
+mod server_cmd;
+mod term;
 
 /// Countersign: open push authentication with end-to-end encrypted challenges.
 #[derive(Parser)]
@@ -20,6 +30,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run every flow end to end against an embedded server on loopback.
+    Demo(demo::DemoArgs),
+    /// Run the reference server (the demo web pages with `--demo`).
+    Server(server_cmd::ServerArgs),
+    /// A desktop authenticator: activate, list, OTP, listen for push requests.
+    Device {
+        #[command(flatten)]
+        opts: device::DeviceOpts,
+        #[command(subcommand)]
+        command: device::DeviceCommand,
+    },
     /// Print the current one-time password of an `otpauth://` URI and the seconds it has left.
     Otp {
         /// The key URI, e.g. `otpauth://totp/Issuer:alice?secret=JBSWY3DPEHPK3PXP&issuer=Issuer`.
@@ -33,10 +54,33 @@ enum Command {
     },
 }
 
+/// Where `countersign device` keeps its data unless `--home` says otherwise.
+fn default_home() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("countersign");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/share/countersign"),
+        None => PathBuf::from(".countersign"),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Otp { uri, time, json } => print_otp(&uri, time, json),
+        Command::Otp { uri, time, json } => otp_cmd::print_otp(&uri, time, json),
+        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
+        Command::Server(args) => runtime().and_then(|rt| rt.block_on(server_cmd::run(args))),
+        Command::Device { opts, command } => {
+            runtime().and_then(|rt| rt.block_on(device::run(opts, command)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,43 +89,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn print_otp(uri: &str, time: Option<u64>, json: bool) -> Result<(), String> {
-    let account = OtpauthUri::parse(uri).map_err(|e| {
-        format!("{e}\nhint: a key URI looks like otpauth://totp/Issuer:account?secret=BASE32SECRET")
-    })?;
-    let now = match time {
-        Some(t) => t,
-        None => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_err(|_| "the system clock is before 1970".to_string())?
-            .as_secs(),
-    };
-    let code = account.code(now).map_err(|e| e.to_string())?;
-    let seconds_left = match account.kind() {
-        OtpKind::Totp { period } => {
-            Some(otp::seconds_left(period, now).map_err(|e| e.to_string())?)
-        }
-        OtpKind::Hotp { .. } => None,
-    };
-    let label = match account.issuer() {
-        Some(issuer) => format!("{issuer}: {}", account.account_name()),
-        None => account.account_name().to_string(),
-    };
-    if json {
-        let value = serde_json::json!({
-            "account": account.account_name(),
-            "issuer": account.issuer(),
-            "code": code,
-            "seconds_left": seconds_left,
-        });
-        println!("{value}");
-    } else {
-        match seconds_left {
-            Some(left) => println!("{label}\n{code}  ({left}s left)"),
-            None => println!("{label}\n{code}  (HOTP)"),
-        }
-    }
-    Ok(())
 }

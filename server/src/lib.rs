@@ -21,6 +21,7 @@ pub mod admin;
 pub mod challenge;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod device;
 pub mod error;
 pub mod keys;
@@ -285,6 +286,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/device/challenges/{tx}/answer", post(device::answer))
         .route("/v1/device/push", put(device::update_push))
         .route("/v1/device", delete(device::deregister))
+        .merge(demo::router(state.clone()))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
 }

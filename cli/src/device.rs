@@ -1,0 +1,859 @@
+//! `countersign device …`: a desktop authenticator on the core's [`Authenticator`].
+//!
+//! Data lives in `--home` (default `~/.local/share/countersign`): `data/` holds the
+//! encrypted records ([`FileStorage`]), whose key is in the OS keyring (Secret
+//! Service) or, with `--key-file`, in `storage.key` next to it. The choice is
+//! remembered in `key-source` so a later call without the flag fails clearly
+//! instead of reading nothing.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use countersign_core::authenticator::{
+    AccountInfo, AccountKind, ActivationOptions, CancelHandle, PendingRequest,
+};
+use countersign_core::platform::{
+    FileStorage, KeySource, Logger, NoopLogger, ReqwestClient, SoftwareKeyVault, SystemClock,
+};
+use countersign_core::protocol::{DenyReason, NumberMatching, Platform, Verification};
+use countersign_core::{Authenticator, AuthenticatorConfig, Error, PlatformHooks};
+use serde_json::{Value, json};
+
+use crate::term::{self, StderrLogger, TerminalVerifier};
+
+/// Options shared by every `countersign device` command.
+#[derive(Args, Debug, Clone)]
+pub struct DeviceOpts {
+    /// Data folder (default: $XDG_DATA_HOME/countersign or ~/.local/share/countersign).
+    #[arg(long, env = "COUNTERSIGN_HOME", global = true)]
+    home: Option<PathBuf>,
+    /// Keep the storage key in a file in the data folder instead of the OS keyring
+    /// (headless machines, tests). Anyone who can read the folder can read the data.
+    #[arg(long, env = "COUNTERSIGN_KEY_FILE", global = true)]
+    key_file: bool,
+    /// Machine-readable JSON on stdout (questions go to stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print the core's log lines (never secrets) on stderr.
+    #[arg(long, short, global = true)]
+    verbose: bool,
+}
+
+/// The `countersign device` commands.
+#[derive(Subcommand, Debug)]
+pub enum DeviceCommand {
+    /// Activate a push account from an offer link (countersign://activate?…) or a typed code.
+    Activate {
+        /// The offer URI from the QR code, or the typed code (then `--server` is needed).
+        offer: String,
+        /// The server URL, for a typed code.
+        #[arg(long)]
+        server: Option<String>,
+        /// Protect approvals with an app PIN (asked now).
+        #[arg(long)]
+        pin: bool,
+        /// Device name shown to the server.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List accounts.
+    List,
+    /// Show the current one-time password of one account (or of all).
+    Otp {
+        /// Account id or label (default: all).
+        account: Option<String>,
+    },
+    /// Add an `otpauth://` TOTP or HOTP account.
+    Add {
+        /// The key URI.
+        uri: String,
+    },
+    /// Remove an account (push accounts deregister from the server first).
+    Remove {
+        /// Account id or label.
+        account: String,
+        /// Only wipe locally, without telling the server.
+        #[arg(long)]
+        local: bool,
+    },
+    /// Set or change the app PIN of a push account.
+    Pin {
+        #[command(subcommand)]
+        action: PinAction,
+    },
+    /// Wait for sign-in requests and answer them in the terminal.
+    Listen {
+        /// Stop after the first request was answered.
+        #[arg(long)]
+        once: bool,
+        /// Long-poll length in seconds.
+        #[arg(long, default_value_t = 25)]
+        wait: u32,
+    },
+    /// Print pending requests (scripting), long-polling up to `--wait` seconds.
+    Pending {
+        /// Seconds to wait for a request.
+        #[arg(long, default_value_t = 0)]
+        wait: u32,
+    },
+    /// Approve a pending request (scripting).
+    Approve {
+        /// The transaction id (from `pending`).
+        tx: String,
+        /// The number shown on the sign-in page.
+        #[arg(long)]
+        number: Option<String>,
+    },
+    /// Deny a pending request (scripting).
+    Deny {
+        /// The transaction id (from `pending`).
+        tx: String,
+        /// Report it as "not me" (fraud) instead of "mistake".
+        #[arg(long)]
+        not_me: bool,
+    },
+    /// Answer an offline QR (its JSON payload): prints the response code to type.
+    Offline {
+        /// The QR code's content.
+        payload: String,
+    },
+}
+
+/// `countersign device pin …`
+#[derive(Subcommand, Debug)]
+pub enum PinAction {
+    /// Set a PIN on an account that has none.
+    Set {
+        /// Account id or label (default: the only push account).
+        account: Option<String>,
+    },
+    /// Change the PIN (asks for the current one).
+    Change {
+        /// Account id or label (default: the only push account).
+        account: Option<String>,
+    },
+}
+
+const KEY_SOURCE_FILE: &str = "key-source";
+
+fn key_source(opts: &DeviceOpts, home: &Path) -> Result<KeySource, String> {
+    let wanted = if opts.key_file { "key-file" } else { "keyring" };
+    let marker = home.join(KEY_SOURCE_FILE);
+    match std::fs::read_to_string(&marker) {
+        Ok(found) if found.trim() != wanted => {
+            return Err(format!(
+                "{} was set up with {}; run again {}",
+                home.display(),
+                if found.trim() == "key-file" {
+                    "--key-file"
+                } else {
+                    "the OS keyring"
+                },
+                if found.trim() == "key-file" {
+                    "with --key-file"
+                } else {
+                    "without --key-file"
+                }
+            ));
+        }
+        Ok(_) => {}
+        Err(_) => {
+            std::fs::create_dir_all(home)
+                .map_err(|e| format!("cannot create {}: {e}", home.display()))?;
+            std::fs::write(&marker, wanted)
+                .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+        }
+    }
+    Ok(if opts.key_file {
+        KeySource::KeyFile(home.join("storage.key"))
+    } else {
+        KeySource::OsKeyring {
+            service: "countersign".into(),
+            user: home.display().to_string(),
+        }
+    })
+}
+
+/// Opens the authenticator in `--home`.
+async fn open(opts: &DeviceOpts, device_name: Option<String>) -> Result<Authenticator, String> {
+    let home = opts.home.clone().unwrap_or_else(crate::default_home);
+    let source = key_source(opts, &home)?;
+    let data = home.join("data");
+    let keyring = !opts.key_file;
+    let storage = tokio::task::spawn_blocking(move || FileStorage::open(data, &source))
+        .await
+        .map_err(|e| format!("storage: {e}"))?
+        .map_err(|e| {
+            if keyring {
+                format!(
+                    "cannot open the storage key in the OS keyring: {e}\nhint: start a Secret \
+                     Service (GNOME Keyring, KWallet), or on a headless machine use --key-file"
+                )
+            } else {
+                format!("cannot open the storage in {}: {e}", home.display())
+            }
+        })?;
+    let storage = Arc::new(storage);
+    let logger: Arc<dyn Logger> = if opts.verbose {
+        Arc::new(StderrLogger)
+    } else {
+        Arc::new(NoopLogger)
+    };
+    let http = ReqwestClient::new().map_err(|e| format!("HTTP client: {e}"))?;
+    let hooks = PlatformHooks {
+        storage: storage.clone(),
+        vault: Arc::new(SoftwareKeyVault::new(storage)),
+        verifier: Arc::new(TerminalVerifier),
+        http: Arc::new(http),
+        clock: Arc::new(SystemClock),
+        logger,
+    };
+    let mut config = AuthenticatorConfig::new(Platform::Desktop);
+    config.device_name = device_name.or_else(|| Some(default_device_name()));
+    Authenticator::new(hooks, config).map_err(|e| explain(&e))
+}
+
+fn default_device_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "desktop".into());
+    let name = format!("countersign CLI on {host}");
+    name.chars().take(64).collect()
+}
+
+/// The error as a sentence with the next step.
+pub fn explain(e: &Error) -> String {
+    let hint = match e {
+        Error::NotActivated => "no push account yet: run `countersign device activate <link>`",
+        Error::DeviceDeregistered => {
+            "the server removed this device and its account was wiped here: activate again"
+        }
+        Error::AccountNotFound => "no such account: see `countersign device list`",
+        Error::VerificationCancelled => "nothing was sent",
+        Error::VerificationFailed => "the PIN could not be checked; nothing was sent",
+        Error::WrongPin { .. } => "try again; too many wrong PINs wipe the account",
+        Error::PinLocked => "activate the account again",
+        Error::RequestExpired => "ask for a new request (Resend on the sign-in page)",
+        Error::RequestNotFound => "it was answered already or never reached this device",
+        Error::AlreadyAnswered => "nothing to do",
+        Error::Tampered => "the message failed verification and was ignored (possible attack)",
+        Error::Unsupported => "this version of countersign does not support it; update",
+        Error::InvalidInput { .. } => "check what you typed or pasted",
+        Error::Network => "the server could not be reached; check the URL and retry",
+        Error::ServerRejected { code } if code == "wrong_number" => {
+            "the number does not match the sign-in page: not approved"
+        }
+        Error::ServerRejected { .. } => "the server refused it",
+        Error::Storage => {
+            "local storage failed; check the data folder's permissions and the storage key"
+        }
+        Error::Cancelled => "stopped",
+        Error::Internal => "an internal error; please report it",
+    };
+    format!("{e}: {hint}")
+}
+
+fn emit(json: bool, value: &Value, text: &str) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}
+
+fn account_json(a: &AccountInfo) -> Value {
+    let (kind, server, device) = match &a.kind {
+        AccountKind::Push {
+            server_url,
+            device_id,
+            ..
+        } => ("push", Some(server_url.clone()), Some(device_id.clone())),
+        AccountKind::Otp => ("otp", None, None),
+    };
+    json!({
+        "id": a.id,
+        "label": a.label,
+        "issuer": a.issuer,
+        "kind": kind,
+        "server_url": server,
+        "device_id": device,
+        "pin_set": a.pin_set,
+        "min_verification": verification_name(a.min_verification),
+    })
+}
+
+fn verification_name(v: Verification) -> &'static str {
+    match v {
+        Verification::None => "none",
+        Verification::Pin => "pin",
+        Verification::Biometric => "biometric",
+    }
+}
+
+fn display_name(a: &AccountInfo) -> String {
+    match &a.issuer {
+        Some(i) => format!("{} ({i})", a.label),
+        None => a.label.clone(),
+    }
+}
+
+/// Finds an account by id, label or `issuer:label`; without a selector, the only
+/// account (of the wanted kind).
+fn resolve(
+    auth: &Authenticator,
+    sel: Option<&str>,
+    push_only: bool,
+) -> Result<AccountInfo, String> {
+    let all: Vec<AccountInfo> = auth
+        .accounts()
+        .into_iter()
+        .filter(|a| !push_only || matches!(a.kind, AccountKind::Push { .. }))
+        .collect();
+    let Some(sel) = sel else {
+        return match all.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(if push_only {
+                "no push account: run `countersign device activate <link>` first".into()
+            } else {
+                "no accounts: activate one or `countersign device add <otpauth-uri>`".into()
+            }),
+            _ => Err(
+                "several accounts: name one (id or label; see `countersign device list`)".into(),
+            ),
+        };
+    };
+    let matches: Vec<&AccountInfo> = all
+        .iter()
+        .filter(|a| {
+            a.id == sel
+                || a.label.eq_ignore_ascii_case(sel)
+                || a.issuer
+                    .as_ref()
+                    .is_some_and(|i| format!("{i}:{}", a.label).eq_ignore_ascii_case(sel))
+        })
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(format!(
+            "no account \"{sel}\": see `countersign device list`"
+        )),
+        _ => Err(format!(
+            "\"{sel}\" matches several accounts: use the account id from `countersign device list`"
+        )),
+    }
+}
+
+/// Runs one device command.
+pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String> {
+    countersign_server::push::install_crypto_provider();
+    let json = opts.json;
+    match command {
+        DeviceCommand::Activate {
+            offer,
+            server,
+            pin,
+            name,
+        } => {
+            let auth = open(&opts, name).await?;
+            let options = ActivationOptions {
+                pin: if pin {
+                    Some(term::read_new_pin()?)
+                } else {
+                    None
+                },
+                biometric: false,
+            };
+            let offer = offer.trim();
+            let account = if offer.starts_with("countersign:") {
+                auth.activate_uri(offer, options).await
+            } else {
+                let server = server.ok_or(
+                    "a typed code needs the server: add --server URL (or paste the whole link)",
+                )?;
+                auth.activate_code(&server, offer, None, options).await
+            }
+            .map_err(|e| activation_error(&e))?;
+            emit(
+                json,
+                &account_json(&account),
+                &format!(
+                    "Activated {} (account id {}).\nNext: `countersign device listen` to answer sign-in requests.",
+                    display_name(&account),
+                    account.id
+                ),
+            );
+            Ok(())
+        }
+        DeviceCommand::List => {
+            let auth = open(&opts, None).await?;
+            let accounts = auth.accounts();
+            if json {
+                let list: Vec<Value> = accounts.iter().map(account_json).collect();
+                println!("{}", Value::Array(list));
+            } else if accounts.is_empty() {
+                println!("No accounts. Activate one with `countersign device activate <link>`.");
+            } else {
+                for a in &accounts {
+                    let kind = match &a.kind {
+                        AccountKind::Push { server_url, .. } => format!("push  {server_url}"),
+                        AccountKind::Otp => "otp".to_string(),
+                    };
+                    let pin = if a.pin_set { "  PIN" } else { "" };
+                    println!("{}  {}  {kind}{pin}", a.id, display_name(a));
+                }
+            }
+            Ok(())
+        }
+        DeviceCommand::Otp { account } => {
+            let auth = open(&opts, None).await?;
+            let targets = match account {
+                Some(sel) => vec![resolve(&auth, Some(&sel), false)?],
+                None => auth.accounts(),
+            };
+            if targets.is_empty() {
+                return Err("no accounts: activate one or add an otpauth:// URI".into());
+            }
+            let mut out = Vec::new();
+            for a in targets {
+                let code = auth.otp(&a.id).map_err(|e| explain(&e))?;
+                if json {
+                    out.push(json!({
+                        "id": a.id, "label": a.label, "issuer": a.issuer,
+                        "code": code.code.as_str(), "seconds_left": code.seconds_left,
+                    }));
+                } else {
+                    let left = code
+                        .seconds_left
+                        .map_or_else(|| "HOTP".to_string(), |s| format!("{s}s left"));
+                    println!("{}  {}  ({left})", display_name(&a), code.code.as_str());
+                }
+            }
+            if json {
+                println!("{}", Value::Array(out));
+            }
+            Ok(())
+        }
+        DeviceCommand::Add { uri } => {
+            let auth = open(&opts, None).await?;
+            let account = auth.import_otpauth(&uri).map_err(|e| {
+                format!(
+                    "{}\nhint: a key URI looks like otpauth://totp/Issuer:account?secret=BASE32SECRET",
+                    explain(&e)
+                )
+            })?;
+            emit(
+                json,
+                &account_json(&account),
+                &format!(
+                    "Added {} (account id {}).",
+                    display_name(&account),
+                    account.id
+                ),
+            );
+            Ok(())
+        }
+        DeviceCommand::Remove { account, local } => {
+            let auth = open(&opts, None).await?;
+            let a = resolve(&auth, Some(&account), false)?;
+            if local {
+                auth.forget_account(&a.id)
+            } else {
+                auth.remove_account(&a.id).await
+            }
+            .map_err(|e| match e {
+                Error::Network => format!(
+                    "{}\nhint: `countersign device remove {} --local` wipes it here only",
+                    explain(&e),
+                    a.id
+                ),
+                other => explain(&other),
+            })?;
+            emit(
+                json,
+                &json!({"removed": a.id}),
+                &format!("Removed {}.", display_name(&a)),
+            );
+            Ok(())
+        }
+        DeviceCommand::Pin { action } => {
+            let auth = open(&opts, None).await?;
+            match action {
+                PinAction::Set { account } => {
+                    let a = resolve(&auth, account.as_deref(), true)?;
+                    let pin = term::read_new_pin()?;
+                    auth.set_pin(&a.id, &pin).await.map_err(|e| explain(&e))?;
+                    emit(
+                        json,
+                        &json!({"pin_set": a.id}),
+                        &format!("PIN set for {}.", display_name(&a)),
+                    );
+                }
+                PinAction::Change { account } => {
+                    let a = resolve(&auth, account.as_deref(), true)?;
+                    let old = term::read_pin("Current PIN: ").ok_or("PIN entry cancelled")?;
+                    let new = term::read_new_pin()?;
+                    auth.change_pin(&a.id, &old, &new)
+                        .await
+                        .map_err(|e| explain(&e))?;
+                    emit(
+                        json,
+                        &json!({"pin_changed": a.id}),
+                        &format!("PIN changed for {}.", display_name(&a)),
+                    );
+                }
+            }
+            Ok(())
+        }
+        DeviceCommand::Pending { wait } => {
+            let auth = open(&opts, None).await?;
+            let list = auth
+                .pending(wait, &CancelHandle::new())
+                .await
+                .map_err(|e| explain(&e))?;
+            if json {
+                let out: Vec<Value> = list.iter().map(|r| request_json(&auth, r)).collect();
+                println!("{}", Value::Array(out));
+            } else if list.is_empty() {
+                println!("No pending requests.");
+            } else {
+                for r in &list {
+                    println!("{}", describe(&auth, r));
+                }
+            }
+            Ok(())
+        }
+        DeviceCommand::Approve { tx, number } => {
+            let auth = open(&opts, None).await?;
+            let req = find_request(&auth, &tx).await?;
+            let outcome = auth
+                .approve(&req.account_id, &tx, number.as_deref())
+                .await
+                .map_err(|e| explain(&e))?;
+            emit(
+                json,
+                &json!({"tx_id": tx, "decision": "approve",
+                        "verification": verification_name(outcome.verification)}),
+                "Approved.",
+            );
+            Ok(())
+        }
+        DeviceCommand::Deny { tx, not_me } => {
+            let auth = open(&opts, None).await?;
+            let req = find_request(&auth, &tx).await?;
+            let reason = if not_me {
+                DenyReason::NotMe
+            } else {
+                DenyReason::Mistake
+            };
+            auth.deny(&req.account_id, &tx, reason)
+                .await
+                .map_err(|e| explain(&e))?;
+            emit(
+                json,
+                &json!({"tx_id": tx, "decision": "deny",
+                        "reason": if not_me { "not_me" } else { "mistake" }}),
+                if not_me {
+                    "Denied and reported as not you."
+                } else {
+                    "Denied."
+                },
+            );
+            Ok(())
+        }
+        DeviceCommand::Offline { payload } => {
+            let auth = open(&opts, None).await?;
+            let code = auth
+                .answer_offline_qr(payload.trim())
+                .map_err(|e| explain(&e))?;
+            emit(
+                json,
+                &json!({"account_id": code.account_id, "rp": code.rp, "code": code.code.as_str()}),
+                &format!(
+                    "Response for {}: {}\nType it on the sign-in page.",
+                    code.rp,
+                    code.code.as_str()
+                ),
+            );
+            Ok(())
+        }
+        DeviceCommand::Listen { once, wait } => {
+            let auth = open(&opts, None).await?;
+            listen(&auth, json, once, wait).await
+        }
+    }
+}
+
+fn activation_error(e: &Error) -> String {
+    let hint = match e {
+        Error::InvalidInput { .. } => {
+            "paste the whole countersign://activate?… link from the QR, or the typed code with \
+             --server URL"
+        }
+        Error::Tampered => {
+            "the server's key does not match the one in the QR code: possible attack, or a QR \
+             from another server"
+        }
+        Error::RequestExpired | Error::ServerRejected { .. } => {
+            "the code may have expired or been used already: create a new one on the \
+             enrollment page"
+        }
+        Error::Network => "the server could not be reached: is it running, is the URL right?",
+        _ => "",
+    };
+    if hint.is_empty() {
+        explain(e)
+    } else {
+        format!("activation failed: {e}\nhint: {hint}")
+    }
+}
+
+async fn find_request(auth: &Authenticator, tx: &str) -> Result<PendingRequest, String> {
+    let list = auth
+        .pending(0, &CancelHandle::new())
+        .await
+        .map_err(|e| explain(&e))?;
+    list.into_iter().find(|r| r.tx_id == tx).ok_or_else(|| {
+        format!("no pending request {tx}: it was answered, expired, or is for another device")
+    })
+}
+
+fn matching_json(m: &NumberMatching) -> Value {
+    match m {
+        NumberMatching::Off => json!({"mode": "off"}),
+        NumberMatching::Type { digits } => json!({"mode": "type", "digits": digits}),
+        NumberMatching::Pick { choices } => json!({"mode": "pick", "choices": choices}),
+    }
+}
+
+fn request_json(auth: &Authenticator, r: &PendingRequest) -> Value {
+    let c = &r.challenge;
+    let account = auth.account(&r.account_id).ok();
+    json!({
+        "account_id": r.account_id,
+        "account": account.as_ref().map(|a| a.label.clone()),
+        "tx_id": r.tx_id,
+        "kind": format!("{:?}", c.kind).to_lowercase(),
+        "rp": c.context.rp,
+        "ip": c.context.ip,
+        "location": c.context.location,
+        "user_agent": c.context.user_agent,
+        "text": c.text,
+        "transaction": c.transaction.as_ref().map(|t| json!({
+            "amount": t.amount, "currency": t.currency, "payee": t.payee
+        })),
+        "verification": verification_name(c.verification),
+        "number_matching": matching_json(&c.number_matching),
+        "seconds_left": r.seconds_left,
+    })
+}
+
+/// The request as the terminal shows it.
+fn describe(auth: &Authenticator, r: &PendingRequest) -> String {
+    let c = &r.challenge;
+    let mut s = String::new();
+    let title = if c.transaction.is_some() {
+        "Transaction to sign"
+    } else {
+        "Sign-in request"
+    };
+    s.push_str(&format!("── {title} ── {}\n", r.tx_id));
+    s.push_str(&format!("  From:     {}\n", c.context.rp));
+    if let Ok(a) = auth.account(&r.account_id) {
+        s.push_str(&format!("  Account:  {}\n", display_name(&a)));
+    }
+    if let Some(t) = &c.text {
+        s.push_str(&format!("  Message:  {t}\n"));
+    }
+    if let Some(t) = &c.transaction {
+        s.push_str(&format!("  Amount:   {} {}\n", t.amount, t.currency));
+        s.push_str(&format!("  Payee:    {}\n", t.payee));
+    }
+    let place: Vec<&str> = [&c.context.ip, &c.context.location, &c.context.user_agent]
+        .into_iter()
+        .filter_map(|v| v.as_deref())
+        .collect();
+    if !place.is_empty() {
+        s.push_str(&format!("  Where:    {}\n", place.join(" · ")));
+    }
+    if c.verification != Verification::None {
+        s.push_str(&format!(
+            "  Needs:    {}\n",
+            verification_name(c.verification).to_uppercase()
+        ));
+    }
+    s.push_str(&format!("  Expires:  in {} s", r.seconds_left));
+    s
+}
+
+async fn ask(prompt: String, json: bool) -> Option<String> {
+    tokio::task::spawn_blocking(move || term::ask(&prompt, json))
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn listen(auth: &Authenticator, json: bool, once: bool, wait: u32) -> Result<(), String> {
+    let cancel = CancelHandle::new();
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        });
+    }
+    let say = |text: &str| {
+        if json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    };
+    say("Listening for sign-in requests (Ctrl-C to stop)…");
+    let mut skipped: HashSet<String> = HashSet::new();
+    loop {
+        let list = match auth.pending(wait, &cancel).await {
+            Ok(l) => l,
+            Err(Error::Cancelled) => return Ok(()),
+            Err(Error::Network) => {
+                say("The server is unreachable; retrying in 5 s…");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+            Err(Error::DeviceDeregistered) => {
+                say(&explain(&Error::DeviceDeregistered));
+                if auth
+                    .accounts()
+                    .iter()
+                    .any(|a| matches!(a.kind, AccountKind::Push { .. }))
+                {
+                    continue;
+                }
+                return Err("no push accounts left".into());
+            }
+            Err(e) => return Err(explain(&e)),
+        };
+        let fresh: Vec<PendingRequest> = list
+            .into_iter()
+            .filter(|r| !skipped.contains(&r.tx_id))
+            .collect();
+        if fresh.is_empty() {
+            // Only skipped requests are pending: the server answers long-polls at once.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            continue;
+        }
+        for r in fresh {
+            if let Some(tx) = handle(auth, &r, json).await {
+                skipped.insert(tx);
+            } else if once {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Shows one request and acts on the user's choice; returns the tx id if skipped.
+async fn handle(auth: &Authenticator, r: &PendingRequest, json: bool) -> Option<String> {
+    let text = describe(auth, r);
+    if json {
+        eprintln!("{text}");
+        println!(
+            "{}",
+            json!({"event": "request", "request": request_json(auth, r)})
+        );
+    } else {
+        println!("{text}");
+    }
+    let report = |outcome: &str, message: &str| {
+        if json {
+            println!(
+                "{}",
+                json!({"event": outcome, "tx_id": r.tx_id, "message": message})
+            );
+        } else {
+            println!("{message}");
+        }
+    };
+    let choice = ask(
+        "Approve? [a]pprove, [d]eny, [n]ot me (report), [s]kip: ".into(),
+        json,
+    )
+    .await;
+    let Some(choice) = choice else {
+        report("skipped", "No answer (end of input): skipped.");
+        return Some(r.tx_id.clone());
+    };
+    match choice.to_ascii_lowercase().as_str() {
+        "a" | "approve" | "y" | "yes" => {
+            let number = match &r.challenge.number_matching {
+                NumberMatching::Off => None,
+                NumberMatching::Type { digits } => Some(
+                    ask(
+                        format!("Type the {digits}-digit number shown on the sign-in page: "),
+                        json,
+                    )
+                    .await
+                    .unwrap_or_default(),
+                ),
+                NumberMatching::Pick { choices } => Some(
+                    ask(
+                        format!(
+                            "Which number does the sign-in page show? {}: ",
+                            choices.join(" / ")
+                        ),
+                        json,
+                    )
+                    .await
+                    .unwrap_or_default(),
+                ),
+            };
+            match auth
+                .approve(&r.account_id, &r.tx_id, number.as_deref())
+                .await
+            {
+                Ok(o) => {
+                    let how = match o.verification {
+                        Verification::None => String::new(),
+                        v => format!(" (verified with {})", verification_name(v).to_uppercase()),
+                    };
+                    report("approved", &format!("✔ Approved{how}."));
+                }
+                Err(Error::ServerRejected { code }) if code == "wrong_number" => report(
+                    "rejected",
+                    "✘ Wrong number: it does not match the sign-in page. Not approved.",
+                ),
+                Err(Error::InvalidInput { .. }) => report(
+                    "rejected",
+                    "✘ That is not the number format the sign-in page shows. Not approved.",
+                ),
+                Err(e) => report("error", &format!("✘ {}", explain(&e))),
+            }
+            None
+        }
+        "d" | "deny" | "n" | "not me" | "no" => {
+            let reason = if choice.eq_ignore_ascii_case("d") || choice.eq_ignore_ascii_case("deny")
+            {
+                DenyReason::Mistake
+            } else {
+                DenyReason::NotMe
+            };
+            match auth.deny(&r.account_id, &r.tx_id, reason).await {
+                Ok(()) if reason == DenyReason::NotMe => {
+                    report("denied", "✘ Denied and reported as not you.")
+                }
+                Ok(()) => report("denied", "Denied."),
+                Err(e) => report("error", &format!("✘ {}", explain(&e))),
+            }
+            None
+        }
+        _ => {
+            report("skipped", "Skipped.");
+            Some(r.tx_id.clone())
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Terminal helpers: questions, PIN entry without echo, QR codes, the PIN prompt
+//! the core calls (`UserVerifier`).
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use countersign_core::platform::{
+    LogLevel, Logger, UserVerifier, VerificationKind, VerificationOutcome, VerificationPrompt,
+};
+use qrcode::QrCode;
+use qrcode::render::unicode::Dense1x2;
+use zeroize::Zeroizing;
+
+/// Prints `prompt` (to stderr when stdout carries JSON) and reads one line.
+/// `None` at end of input.
+pub fn ask(prompt: &str, to_stderr: bool) -> Option<String> {
+    if to_stderr {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+    } else {
+        print!("{prompt}");
+        let _ = std::io::stdout().flush();
+    }
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim().to_string()),
+    }
+}
+
+/// Reads a PIN: without echo on a terminal, else one line of stdin (scripts).
+pub fn read_pin(prompt: &str) -> Option<Zeroizing<String>> {
+    if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(prompt)
+            .ok()
+            .map(|p| Zeroizing::new(p.trim().to_string()))
+    } else {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let mut line = Zeroizing::new(String::new());
+        match std::io::stdin().lock().read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(Zeroizing::new(line.trim().to_string())),
+        }
+    }
+}
+
+/// Asks for a new PIN twice; `None` if cancelled or the two differ.
+pub fn read_new_pin() -> Result<Zeroizing<String>, String> {
+    let first = read_pin("New PIN (4-16 digits): ").ok_or("PIN entry cancelled")?;
+    let again = read_pin("Repeat the new PIN: ").ok_or("PIN entry cancelled")?;
+    if first.as_str() != again.as_str() {
+        return Err("the two PINs differ; nothing was changed".into());
+    }
+    Ok(first)
+}
+
+/// `data` as a QR code drawn with half-block characters (two modules per line).
+pub fn qr(data: &str) -> Result<String, String> {
+    let code = QrCode::new(data.as_bytes()).map_err(|e| format!("QR code: {e}"))?;
+    Ok(code
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .quiet_zone(true)
+        .build())
+}
+
+/// Asks for the app PIN in the terminal when the core needs it.
+#[derive(Debug, Default)]
+pub struct TerminalVerifier;
+
+#[async_trait::async_trait]
+impl UserVerifier for TerminalVerifier {
+    async fn verify(&self, prompt: VerificationPrompt) -> VerificationOutcome {
+        match prompt.kind {
+            VerificationKind::Biometric => {
+                eprintln!("This account asks for biometrics, which this desktop cannot do.");
+                VerificationOutcome::Failed
+            }
+            VerificationKind::Pin => {
+                let text = format!(
+                    "{} ({}). PIN (empty to cancel): ",
+                    prompt.reason, prompt.account_label
+                );
+                let pin = tokio::task::spawn_blocking(move || read_pin(&text))
+                    .await
+                    .ok()
+                    .flatten();
+                match pin {
+                    Some(p) if !p.is_empty() => VerificationOutcome::Verified { pin: Some(p) },
+                    _ => VerificationOutcome::Cancelled,
+                }
+            }
+        }
+    }
+}
+
+/// Core log lines on stderr (`--verbose`); the core never logs secrets.
+#[derive(Debug, Default)]
+pub struct StderrLogger;
+
+impl Logger for StderrLogger {
+    fn log(&self, level: LogLevel, message: &str) {
+        eprintln!("[{level:?}] {message}");
+    }
+}
