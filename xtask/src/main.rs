@@ -10,6 +10,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 mod bindings;
+mod browser;
 mod mobile;
 mod toolchain;
 
@@ -156,6 +157,8 @@ fn test() -> Result {
         "cargo test (all crates)",
         cargo().args(["test", "--workspace", "--", "--nocapture"]),
     )?;
+    // The demo pages in headless Chromium, the CLI as the phone (issue 7).
+    browser::test()?;
     println!(
         "\nall suites passed in {:.0}s",
         started.elapsed().as_secs_f64()
@@ -164,8 +167,7 @@ fn test() -> Result {
 }
 
 fn demo(extra: &[String]) -> Result {
-    let uri =
-        "otpauth://totp/Countersign:demo@example.com?secret=JBSWY3DPEHPK3PXP&issuer=Countersign";
+    // Every flow end to end: embedded server on loopback, the core as the device.
     let mut cmd = cargo();
     cmd.args([
         "run",
@@ -174,9 +176,8 @@ fn demo(extra: &[String]) -> Result {
         "-p",
         "countersign-cli",
         "--",
-        "otp",
-        uri,
+        "demo",
     ]);
     cmd.args(extra);
-    run("countersign otp (demo account)", &mut cmd)
+    run("countersign demo", &mut cmd)
 }

@@ -77,6 +77,7 @@ function showPush(push) {
   }
   setStatus("pending", "Waiting for your phone…");
   startCountdown(push.expires_at);
+  show($("resend"), true);
   $("resend").disabled = false;
   watch(push.session, push.tx_id);
 }
@@ -104,6 +105,9 @@ async function watch(sid, txId) {
 
 function onOutcome(st) {
   if (st.state === "approved") {
+    // Done: the number and Resend are no longer needed.
+    show($("number-box"), false);
+    show($("resend"), false);
     if (st.purpose === "transfer") {
       setStatus("approved", "Transfer signed on your phone. ✔");
     } else {

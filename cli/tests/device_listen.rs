@@ -1,0 +1,268 @@
+//! `countersign device` as a real process: activation, scripting commands, and
+//! `listen` driven through a pseudo-terminal (approve with the right number, then
+//! a wrong number rejected).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use countersign_server::config::Config;
+use countersign_server::{RunningServer, Server};
+use serde_json::{Value, json};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "countersign-cli-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    server: Option<RunningServer>,
+    key: String,
+    http: reqwest::Client,
+    dir: TempDir,
+}
+
+impl Fixture {
+    fn start(name: &str) -> Self {
+        countersign_server::push::install_crypto_provider();
+        let dir = TempDir::new(name);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: format!("sqlite://{}", dir.0.join("server.db").display()),
+            ..Config::default()
+        };
+        let server = rt.block_on(Server::start(config)).expect("server starts");
+        let state = server.state().clone();
+        let created = rt
+            .block_on(countersign_server::admin::create_rp(
+                &state.db,
+                &state.master,
+                "Terminal Bank",
+                None,
+            ))
+            .unwrap();
+        Self {
+            rt,
+            server: Some(server),
+            key: created.api_key,
+            http: reqwest::Client::new(),
+            dir,
+        }
+    }
+
+    fn base(&self) -> String {
+        self.server.as_ref().unwrap().base_url()
+    }
+
+    fn rp(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.base());
+        let req = match method {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url).json(&body.unwrap_or(Value::Null)),
+        };
+        self.rt.block_on(async {
+            let r = req.bearer_auth(&self.key).send().await.unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+            r.json().await.unwrap()
+        })
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.0.join("device")
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            self.rt.block_on(s.shutdown());
+        }
+    }
+}
+
+fn device_cmd(home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_countersign"));
+    cmd.arg("device")
+        .arg("--home")
+        .arg(home)
+        .arg("--key-file")
+        .args(args);
+    cmd
+}
+
+fn device(home: &Path, args: &[&str]) -> std::process::Output {
+    device_cmd(home, args).output().expect("run countersign")
+}
+
+fn activate(f: &Fixture, user: &str) -> Value {
+    let offer = f.rp("POST", "/v1/rp/enrollments", Some(json!({"user": user})));
+    let uri = offer["offer_uri"].as_str().unwrap();
+    let out = device(&f.home(), &["--json", "activate", uri]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn listen_in_a_terminal_approves_the_right_number_and_rejects_a_wrong_one() {
+    let f = Fixture::start("listen");
+    let account = activate(&f, "carol");
+    assert_eq!(account["kind"], "push");
+
+    let mut cmd = device_cmd(&f.home(), &["listen", "--wait", "5"]);
+    cmd.env("TERM", "dumb");
+    let mut p = rexpect::session::spawn_command(cmd, Some(30_000)).expect("spawn in a pty");
+    p.exp_string("Listening for sign-in requests").unwrap();
+
+    // 1. The right number: approved.
+    let push = f.rp(
+        "POST",
+        "/v1/rp/push",
+        Some(json!({"user": "carol", "text": "Sign in to the VPN",
+                    "context": {"location": "Lisbon, PT"}})),
+    );
+    let number = push["number"].as_str().unwrap().to_string();
+    p.exp_string("Sign-in request").unwrap();
+    p.exp_string("Terminal Bank").unwrap();
+    p.exp_string("Sign in to the VPN").unwrap();
+    p.exp_string("Lisbon, PT").unwrap();
+    p.exp_string("[a]pprove").unwrap();
+    p.send_line("a").unwrap();
+    p.exp_string("Type the 2-digit number").unwrap();
+    p.send_line(&number).unwrap();
+    p.exp_string("Approved").unwrap();
+    let tx = push["tx_id"].as_str().unwrap();
+    let st = f.rp("GET", &format!("/v1/rp/challenges/{tx}?wait=5"), None);
+    assert_eq!(st["state"], "approved", "{st}");
+
+    // 2. A wrong number: the server refuses, nothing is approved.
+    let push = f.rp("POST", "/v1/rp/push", Some(json!({"user": "carol"})));
+    let right: u32 = push["number"].as_str().unwrap().parse().unwrap();
+    let wrong = format!("{:02}", (right + 1) % 100);
+    p.exp_string("Sign-in request").unwrap();
+    p.exp_string("[a]pprove").unwrap();
+    p.send_line("a").unwrap();
+    p.exp_string("Type the 2-digit number").unwrap();
+    p.send_line(&wrong).unwrap();
+    p.exp_string("Wrong number").unwrap();
+    let tx = push["tx_id"].as_str().unwrap();
+    let st = f.rp("GET", &format!("/v1/rp/challenges/{tx}"), None);
+    assert_eq!(st["state"], "pending", "{st}");
+
+    // The request comes back; deny it as a mistake and stop.
+    p.exp_string("[a]pprove").unwrap();
+    p.send_line("d").unwrap();
+    p.exp_string("Denied.").unwrap();
+    let st = f.rp("GET", &format!("/v1/rp/challenges/{tx}?wait=5"), None);
+    assert_eq!(st["state"], "denied", "{st}");
+    p.send_control('c').unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[test]
+fn scripting_commands_list_otp_add_remove_and_clear_errors() {
+    let f = Fixture::start("script");
+    let home = f.home();
+
+    // Nothing activated yet: a clear error with the next step.
+    let out = device(&home, &["pending"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("countersign device activate"), "{err}");
+
+    let account = activate(&f, "dave");
+    let out = device(
+        &home,
+        &[
+            "add",
+            "otpauth://totp/Example:dave?secret=JBSWY3DPEHPK3PXP&issuer=Example",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = device(&home, &["--json", "list"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+
+    // The push account's TOTP is accepted by the RP.
+    let out = device(&home, &["--json", "otp", account["id"].as_str().unwrap()]);
+    let codes: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let code = codes[0]["code"].as_str().unwrap();
+    let v = f.rp(
+        "POST",
+        "/v1/rp/validate",
+        Some(json!({"user": "dave", "passcode": code})),
+    );
+    assert_eq!(v["result"], "accepted", "{v}");
+    assert_eq!(v["method"], "totp", "{v}");
+
+    // Scripted approve: pending → approve with the number.
+    let push = f.rp("POST", "/v1/rp/push", Some(json!({"user": "dave"})));
+    let out = device(&home, &["--json", "pending", "--wait", "5"]);
+    let pending: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pending[0]["tx_id"], push["tx_id"], "{pending}");
+    let out = device(
+        &home,
+        &[
+            "approve",
+            push["tx_id"].as_str().unwrap(),
+            "--number",
+            push["number"].as_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Without --key-file the folder refuses clearly instead of reading nothing.
+    let out = Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args(["device", "--home"])
+        .arg(&home)
+        .arg("list")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--key-file"));
+
+    // Removing the push account deregisters it on the server.
+    let out = device(&home, &["remove", "dave"]);
+    assert!(!out.status.success(), "two accounts are labelled dave");
+    let out = device(&home, &["remove", account["id"].as_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let devices = f.rp("GET", "/v1/rp/users/dave/devices", None);
+    assert_eq!(devices[0]["status"], "removed", "{devices}");
+    std::thread::sleep(Duration::from_millis(10));
+}

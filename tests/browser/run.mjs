@@ -1,0 +1,269 @@
+// Browser test of the Countersign demo pages (issue 7).
+//
+// Starts `countersign server --demo` on a free loopback port, uses the
+// `countersign device` CLI as the phone, drives the pages in headless Debian
+// Chromium through playwright-core, saves screenshots in $ARTIFACTS and ends
+// with "N passed, N failed". Run by `cargo xtask test` (xtask/src/browser.rs),
+// which provides COUNTERSIGN_BIN, CHROMIUM, NODE_PATH and ARTIFACTS.
+
+import { spawn, execFile } from "node:child_process";
+import { createRequire } from "node:module";
+import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+const require = createRequire(import.meta.url);
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) {
+    console.error(`FAIL: ${name} is not set (run this through \`cargo xtask test\`)`);
+    process.exit(2);
+  }
+  return v;
+}
+
+const BIN = need("COUNTERSIGN_BIN");
+const CHROMIUM = need("CHROMIUM");
+const ARTIFACTS = need("ARTIFACTS");
+const NODE_MODULES = need("NODE_PATH");
+for (const [what, p] of [["countersign binary", BIN], ["chromium", CHROMIUM]]) {
+  if (!existsSync(p)) {
+    console.error(`FAIL: ${what} not found at ${p}`);
+    process.exit(2);
+  }
+}
+const { chromium } = require(path.join(NODE_MODULES, "playwright-core"));
+
+const work = mkdtempSync(path.join(tmpdir(), "countersign-browser-"));
+const HOME = path.join(work, "device");
+const started = Date.now();
+let server = null;
+let browser = null;
+
+function cleanup() {
+  if (server && server.exitCode === null) server.kill("SIGTERM");
+  try { rmSync(work, { recursive: true, force: true }); } catch (e) { /* best effort */ }
+}
+process.on("exit", cleanup);
+
+// ---------------------------------------------------------------------------
+// The phone: `countersign device --home … --key-file …`
+
+function device(args, { input, json = true } = {}) {
+  const argv = ["device", "--home", HOME, "--key-file", ...(json ? ["--json"] : []), ...args];
+  return new Promise((resolve, reject) => {
+    const child = execFile(BIN, argv, { timeout: 60_000 }, (err, stdout, stderr) => {
+      if (err) {
+        reject(new Error(`countersign ${argv.slice(5).join(" ")} failed: ${stderr.trim() || err.message}`));
+        return;
+      }
+      try {
+        resolve(json ? JSON.parse(stdout) : stdout);
+      } catch (e) {
+        reject(new Error(`countersign ${args.join(" ")}: not JSON: ${stdout}`));
+      }
+    });
+    if (input !== undefined) child.stdin.end(input);
+    else child.stdin.end();
+  });
+}
+
+/** Waits (long-poll) until the phone has the request for `rp` whose text matches. */
+async function phoneRequest(predicate = () => true) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const list = await device(["pending", "--wait", "10"]);
+    const hit = list.find(predicate);
+    if (hit) return hit;
+  }
+  throw new Error("the phone never received the request");
+}
+
+// ---------------------------------------------------------------------------
+// The server
+
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const db = `sqlite://${path.join(work, "server.db")}`;
+    server = spawn(BIN, ["server", "--demo", "--listen", "127.0.0.1:0", "--database-url", db], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}${err}`)), 30_000);
+    server.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/[0-9.:]+)/);
+      if (m && out.includes("API key")) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    server.stderr.on("data", (d) => { err += d; });
+    server.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}): ${err}`));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+
+const results = [];
+async function test(name, fn) {
+  const t0 = Date.now();
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  const consoleErrors = [];
+  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  try {
+    await fn(page);
+    if (consoleErrors.length) throw new Error(`browser console errors: ${consoleErrors.join(" | ")}`);
+    results.push({ name, ok: true });
+    console.log(`ok   - ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    results.push({ name, ok: false });
+    console.log(`FAIL - ${name}: ${e.message}`);
+    try { await page.screenshot({ path: path.join(ARTIFACTS, `FAILED-${name}.png`), fullPage: true }); } catch (_) { /* ignore */ }
+  } finally {
+    await context.close();
+  }
+}
+
+function shot(page, name) {
+  return page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+async function enroll(page, base, user) {
+  await page.goto(`${base}/demo/enroll`);
+  await page.fill("#user", user);
+  await page.click("#enroll");
+  await page.waitForSelector("#offer:not([hidden])");
+  const svg = await page.locator("#qr svg").count();
+  if (svg !== 1) throw new Error("no QR code on the enrollment page");
+  const code = (await page.textContent("#code")).trim();
+  if (!/^[0-9A-Z]{5}(-[0-9A-Z]{5})+$/.test(code)) throw new Error(`odd typed code ${code}`);
+  return (await page.textContent("#offer-uri")).trim();
+}
+
+async function signIn(page, base, user, timeout) {
+  await page.goto(`${base}/demo/login${timeout ? `?timeout=${timeout}` : ""}`);
+  await page.fill("#user", user);
+  await page.fill("#password", "demo");
+  await page.click("#login");
+  await page.waitForSelector("#approve:not([hidden])");
+  const number = (await page.textContent("#number")).trim();
+  if (!/^[0-9]{2,8}$/.test(number)) throw new Error(`no number on the page: "${number}"`);
+  return number;
+}
+
+async function stateIs(page, state, timeout = 20_000) {
+  await page.waitForSelector(`#status[data-state="${state}"]`, { timeout });
+}
+
+async function main() {
+  const base = await startServer();
+  console.log(`server ${base}, device home ${HOME}`);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+
+  await test("enroll page shows QR and code; the phone activates", async (page) => {
+    const uri = await enroll(page, base, "alice");
+    await shot(page, "01-enroll");
+    const acct = await device(["activate", uri]);
+    if (acct.label !== "alice" || acct.kind !== "push") throw new Error(`activated ${JSON.stringify(acct)}`);
+    // bob protects approvals with a PIN (typed twice on stdin).
+    const uri2 = await enroll(page, base, "bob");
+    await device(["activate", uri2, "--pin"], { input: "246810\n246810\n" });
+  });
+
+  await test("log in and approve: page shows signed in", async (page) => {
+    const number = await signIn(page, base, "alice");
+    await shot(page, "02-approve-on-phone");
+    const req = await phoneRequest((r) => r.account === "alice");
+    if (req.number_matching.mode !== "type") throw new Error("no number matching");
+    await device(["approve", req.tx_id, "--number", number]);
+    await page.waitForSelector("#signed-in:not([hidden])", { timeout: 20_000 });
+    const text = await page.textContent("#signed-in");
+    if (!text.includes("Signed in") || !text.includes("alice")) throw new Error(`page says ${text}`);
+    await shot(page, "03-signed-in");
+  });
+
+  await test("deny on the phone: page shows denied", async (page) => {
+    await signIn(page, base, "alice");
+    const req = await phoneRequest((r) => r.account === "alice");
+    await device(["deny", req.tx_id, "--not-me"]);
+    await stateIs(page, "denied");
+    const text = await page.textContent("#status");
+    if (!/denied/i.test(text)) throw new Error(`status says ${text}`);
+    await shot(page, "04-denied");
+  });
+
+  await test("let it time out, then resend works", async (page) => {
+    await signIn(page, base, "alice", 3);
+    await stateIs(page, "expired", 15_000);
+    await shot(page, "05-expired");
+    await page.click("#resend");
+    await stateIs(page, "pending");
+    const number = (await page.textContent("#number")).trim();
+    const req = await phoneRequest((r) => r.account === "alice");
+    await device(["approve", req.tx_id, "--number", number]);
+    await page.waitForSelector("#signed-in:not([hidden])", { timeout: 20_000 });
+  });
+
+  await test("a TOTP typed into the page works", async (page) => {
+    await signIn(page, base, "bob");
+    await page.click("#use-code");
+    const [otp] = await device(["otp", "bob"]);
+    await page.fill("#code", otp.code);
+    await page.click("#submit-code");
+    await page.waitForSelector("#signed-in:not([hidden])", { timeout: 10_000 });
+    const method = await page.textContent("#method");
+    if (method !== "totp") throw new Error(`signed in by ${method}`);
+    await shot(page, "06-totp-signed-in");
+
+    // Same session: a transfer shows amount and payee, the phone asks for the PIN.
+    await page.goto(`${base}/demo/transfer`);
+    await page.fill("#amount", "1250.00");
+    await page.fill("#payee", "ACME Supplies Ltd");
+    await page.click("#send");
+    await page.waitForSelector("#approve:not([hidden])");
+    const number = (await page.textContent("#number")).trim();
+    const shown = await page.textContent("#approve");
+    if (!shown.includes("1250.00 EUR") || !shown.includes("ACME Supplies Ltd")) throw new Error(`page shows ${shown}`);
+    const req = await phoneRequest((r) => r.account === "bob" && r.transaction);
+    if (req.transaction.payee !== "ACME Supplies Ltd" || req.verification !== "pin") {
+      throw new Error(`phone shows ${JSON.stringify(req)}`);
+    }
+    await shot(page, "07-transfer-confirm");
+    const ans = await device(["approve", req.tx_id, "--number", number], { input: "246810\n" });
+    if (ans.verification !== "pin") throw new Error(`approved with ${ans.verification}`);
+    await stateIs(page, "approved");
+    await shot(page, "08-transfer-signed");
+  });
+
+  await browser.close();
+  browser = null;
+}
+
+main()
+  .catch((e) => {
+    results.push({ name: "setup", ok: false });
+    console.log(`FAIL - setup: ${e.message}`);
+  })
+  .finally(async () => {
+    if (browser) await browser.close().catch(() => {});
+    const passed = results.filter((r) => r.ok).length;
+    const failed = results.length - passed;
+    console.log(`browser test: ${((Date.now() - started) / 1000).toFixed(1)} s, screenshots in ${ARTIFACTS}`);
+    console.log(`${passed} passed, ${failed} failed`);
+    cleanup();
+    process.exit(failed === 0 && passed > 0 ? 0 : 1);
+  });
