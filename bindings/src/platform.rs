@@ -25,34 +25,34 @@ use zeroize::Zeroizing;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 pub enum StorageError {
     /// The platform store failed (disk full, I/O error, keychain locked).
-    #[error("storage I/O failed: {message}")]
+    #[error("storage I/O failed: {detail}")]
     Io {
         /// What failed (no stored values).
-        message: String,
+        detail: String,
     },
     /// Stored data did not decrypt or parse.
     #[error("stored data is corrupt")]
     Corrupt,
     /// The key protecting the store is unavailable (keystore locked or wiped).
-    #[error("storage key unavailable: {message}")]
+    #[error("storage key unavailable: {detail}")]
     KeyUnavailable {
         /// What failed.
-        message: String,
+        detail: String,
     },
 }
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for StorageError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        Self::Io { message: e.reason }
+        Self::Io { detail: e.reason }
     }
 }
 
 impl From<StorageError> for core::StorageError {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::Io { message } => Self::Io(message),
+            StorageError::Io { detail } => Self::Io(detail),
             StorageError::Corrupt => Self::Corrupt,
-            StorageError::KeyUnavailable { message } => Self::KeyUnavailable(message),
+            StorageError::KeyUnavailable { detail } => Self::KeyUnavailable(detail),
         }
     }
 }
@@ -149,16 +149,16 @@ pub enum KeyVaultError {
     #[error("key permanently invalidated")]
     KeyInvalidated,
     /// The platform keystore failed, or returned malformed data.
-    #[error("key vault failure: {message}")]
+    #[error("key vault failure: {detail}")]
     Platform {
         /// What failed.
-        message: String,
+        detail: String,
     },
 }
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for KeyVaultError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        Self::Platform { message: e.reason }
+        Self::Platform { detail: e.reason }
     }
 }
 
@@ -169,7 +169,7 @@ impl From<KeyVaultError> for core::KeyVaultError {
             KeyVaultError::WrongPurpose => Self::WrongPurpose,
             KeyVaultError::UserVerificationRequired => Self::UserVerificationRequired,
             KeyVaultError::KeyInvalidated => Self::KeyInvalidated,
-            KeyVaultError::Platform { message } => Self::Platform(message),
+            KeyVaultError::Platform { detail } => Self::Platform(detail),
         }
     }
 }
@@ -406,22 +406,22 @@ pub enum HttpError {
     #[error("request timed out")]
     Timeout,
     /// No connection (DNS, refused, TLS handshake, reset).
-    #[error("connection failed: {message}")]
+    #[error("connection failed: {detail}")]
     Connect {
         /// What failed (no request data).
-        message: String,
+        detail: String,
     },
     /// Anything else.
-    #[error("transport error: {message}")]
+    #[error("transport error: {detail}")]
     Other {
         /// What failed (no request data).
-        message: String,
+        detail: String,
     },
 }
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for HttpError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        Self::Other { message: e.reason }
+        Self::Other { detail: e.reason }
     }
 }
 
@@ -429,8 +429,8 @@ impl From<HttpError> for core::HttpError {
     fn from(e: HttpError) -> Self {
         match e {
             HttpError::Timeout => Self::Timeout,
-            HttpError::Connect { message } => Self::Connect(message),
-            HttpError::Other { message } => Self::Other(message),
+            HttpError::Connect { detail } => Self::Connect(detail),
+            HttpError::Other { detail } => Self::Other(detail),
         }
     }
 }

@@ -44,8 +44,15 @@ pub fn command(args: &[String]) -> Result {
     let release = match args {
         [] => false,
         [flag] if flag == "--release" => true,
-        [flag] if flag == "--test" => return test_kotlin_and_swift(),
-        _ => return Err("usage: cargo xtask bindings [--release | --test]".into()),
+        [flag] if flag == "--test" => return run_tests(true, true),
+        [flag] if flag == "--test-kotlin" => return run_tests(true, false),
+        [flag] if flag == "--test-swift" => return run_tests(false, true),
+        _ => {
+            return Err(
+                "usage: cargo xtask bindings [--release | --test | --test-kotlin | --test-swift]"
+                    .into(),
+            );
+        }
     };
     let generated = generate(release)?;
     println!(
@@ -153,9 +160,22 @@ pub fn copy_into_swift_package(generated: &Path) -> Result {
 /// Swift binding tests (and the sample apps' shared logic) against a
 /// countersign-server on loopback. Each suite ends with `N passed, N failed`.
 pub fn test_kotlin_and_swift() -> Result {
+    run_tests(true, true)
+}
+
+/// Runs the Kotlin and/or Swift suites.
+fn run_tests(with_kotlin: bool, with_swift: bool) -> Result {
     let started = Instant::now();
-    let kotlin = toolchain::kotlin()?;
-    let swift = toolchain::swift_root()?;
+    let kotlin = if with_kotlin {
+        Some(toolchain::kotlin()?)
+    } else {
+        None
+    };
+    let swift = if with_swift {
+        Some(toolchain::swift_root()?)
+    } else {
+        None
+    };
     let generated = generate(false)?;
     crate::run(
         "build countersign-server",
@@ -168,16 +188,19 @@ pub fn test_kotlin_and_swift() -> Result {
         ]),
     )?;
     let server = TestServer::start()?;
-    let kotlin_result = run_kotlin(&kotlin, &generated, &server);
-    let swift_result = run_swift(&swift, &generated, &server);
+    let kotlin_result = kotlin.map(|k| run_kotlin(&k, &generated, &server));
+    let swift_result = swift.map(|s| run_swift(&s, &generated, &server));
     drop(server);
-    let (k, s) = (kotlin_result?, swift_result?);
+    let mut summary = Vec::new();
+    for (name, result) in [("Kotlin", kotlin_result), ("Swift", swift_result)] {
+        if let Some(result) = result {
+            let c = result?;
+            summary.push(format!("{name} {} passed, {} failed", c.passed, c.failed));
+        }
+    }
     println!(
-        "\nbinding tests: Kotlin {} passed, {} failed; Swift {} passed, {} failed ({:.0}s)",
-        k.passed,
-        k.failed,
-        s.passed,
-        s.failed,
+        "\nbinding tests: {} ({:.0}s)",
+        summary.join("; "),
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -402,13 +425,16 @@ fn run_kotlin(kotlin: &Kotlin, generated: &Generated, server: &TestServer) -> Re
         .arg("-jar")
         .arg(&kotlin.junit_console)
         .args([
-            "execute",
             "--disable-banner",
+            "--disable-ansi-colors",
             "--details=tree",
+            "--details-theme=ascii",
+            "--fail-if-no-tests",
             "--class-path",
         ])
         .arg(&classpath)
-        .args(["--select-package", "org.countersign"])
+        .arg("--scan-class-path")
+        .arg(&jar)
         .env("COUNTERSIGN_SERVER_URL", &server.url)
         .env("COUNTERSIGN_RP_API_KEY", &server.api_key)
         .stdin(Stdio::null())

@@ -159,6 +159,8 @@ fn test() -> Result {
     )?;
     // The demo pages in headless Chromium, the CLI as the phone (issue 7).
     browser::test()?;
+    // Kotlin (JVM, JNA) and Swift (Linux) binding tests against a live server (issue 6).
+    bindings::test_kotlin_and_swift()?;
     println!(
         "\nall suites passed in {:.0}s",
         started.elapsed().as_secs_f64()

@@ -115,6 +115,8 @@ pub struct Kotlin {
     pub junit_api: PathBuf,
     /// apiguardian (referenced by the Jupiter annotations).
     pub apiguardian: PathBuf,
+    /// opentest4j (the assertion failures' types).
+    pub opentest4j: PathBuf,
 }
 
 impl Kotlin {
@@ -125,6 +127,7 @@ impl Kotlin {
             &self.jna,
             &self.junit_api,
             &self.apiguardian,
+            &self.opentest4j,
         ])
     }
 }
@@ -150,8 +153,12 @@ pub fn kotlin() -> Result<Kotlin> {
     let junit_console = java.join("junit-platform-console-standalone.jar");
     let junit_api = java.join("junit-jupiter-api.jar");
     let apiguardian = java.join("apiguardian-api.jar");
+    let opentest4j = java.join("opentest4j.jar");
     ensure_apt(&["libjna-java"], &[&jna])?;
-    ensure_apt(&["junit5"], &[&junit_console, &junit_api, &apiguardian])?;
+    ensure_apt(
+        &["junit5"],
+        &[&junit_console, &junit_api, &apiguardian, &opentest4j],
+    )?;
 
     let home = cache_dir().join(format!("kotlin-{KOTLIN_VERSION}"));
     let package = home.join("package");
@@ -204,6 +211,7 @@ pub fn kotlin() -> Result<Kotlin> {
         junit_console,
         junit_api,
         apiguardian,
+        opentest4j,
     };
     for jar in [&toolchain.coroutines, &toolchain.stdlib] {
         if !jar.exists() {
@@ -239,6 +247,19 @@ pub fn swift_root() -> Result<SwiftRoot> {
     let ready = root.join(".countersign-ready");
     let swift = SwiftRoot { root: root.clone() };
     if ready.exists() {
+        // Roots made before the CA bundle was on the list (the default reqwest
+        // client needs a trust store to start).
+        if !root.join("etc/ssl/certs/ca-certificates.crt").exists() {
+            timed("ca-certificates in the trixie root", || {
+                swift.run(
+                    "apt-get install ca-certificates",
+                    "export DEBIAN_FRONTEND=noninteractive; \
+                     apt-get install -y -qq --no-install-recommends ca-certificates >/dev/null && \
+                     apt-get clean",
+                    &[],
+                )
+            })?;
+        }
         return Ok(swift);
     }
     if !crate::is_root() {
@@ -287,7 +308,7 @@ pub fn swift_root() -> Result<SwiftRoot> {
             "apt-get install swiftlang",
             "export DEBIAN_FRONTEND=noninteractive; \
              apt-get update -qq && \
-             apt-get install -y -qq --no-install-recommends swiftlang libc6-dev >/dev/null && \
+             apt-get install -y -qq --no-install-recommends swiftlang libc6-dev ca-certificates >/dev/null && \
              apt-get clean",
             &[],
         )

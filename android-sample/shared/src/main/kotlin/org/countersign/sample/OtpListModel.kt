@@ -1,0 +1,65 @@
+// The OTP screen's model: one row per account, the code grouped for reading, and
+// a countdown.
+package org.countersign.sample
+
+import org.countersign.AccountKind
+import org.countersign.Authenticator
+import org.countersign.CountersignException
+
+/** One row of the OTP screen. */
+data class OtpRow(
+    val accountId: String,
+    val title: String,
+    val code: String,
+    /** Seconds before the code changes; null for HOTP (tap for the next code). */
+    val secondsLeft: Int?,
+    val isPush: Boolean,
+)
+
+/** Groups a code for reading: "123456" -> "123 456", "12345678" -> "1234 5678". */
+fun groupCode(code: String): String = when (code.length) {
+    6 -> code.substring(0, 3) + " " + code.substring(3)
+    8 -> code.substring(0, 4) + " " + code.substring(4)
+    else -> code
+}
+
+/**
+ * Builds the OTP screen rows. TOTP codes are read on every refresh; an HOTP code
+ * advances the counter, so it is read once and then only when the user taps [next].
+ */
+class OtpListModel(private val authenticator: Authenticator) {
+    private val hotpCodes = java.util.concurrent.ConcurrentHashMap<String, OtpRow>()
+
+    private fun read(accountId: String): OtpRow? {
+        val account = authenticator.account(accountId)
+        val otp = authenticator.otp(accountId)
+        val row = OtpRow(
+            accountId = account.id,
+            title = listOfNotNull(account.issuer, account.label).joinToString(": "),
+            code = groupCode(otp.code),
+            secondsLeft = otp.secondsLeft?.toInt(),
+            isPush = account.kind is AccountKind.Push,
+        )
+        if (otp.secondsLeft == null) hotpCodes[accountId] = row
+        return row
+    }
+
+    /** Rows for every account; refresh once a second while the screen is visible. */
+    fun rows(): List<OtpRow> = authenticator.accounts().mapNotNull { account ->
+        hotpCodes[account.id] ?: try {
+            read(account.id)
+        } catch (e: CountersignException) {
+            null
+        }
+    }
+
+    /** The next HOTP code of an account (the user tapped it). */
+    fun next(accountId: String): OtpRow? {
+        hotpCodes.remove(accountId)
+        return try {
+            read(accountId)
+        } catch (e: CountersignException) {
+            null
+        }
+    }
+}

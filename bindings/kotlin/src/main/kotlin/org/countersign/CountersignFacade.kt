@@ -1,0 +1,162 @@
+// The hand-written Kotlin facade over the uniffi-generated bindings (same package).
+//
+// The generated `Authenticator` already exposes `suspend` functions for everything that
+// talks to the server. This file adds what Kotlin callers expect on top:
+// structured-concurrency cancellation of long-polls, a Flow of pending requests, and the
+// P-256 encodings a platform KeyVault needs (DER <-> raw r||s, SEC1 public keys).
+package org.countersign
+
+import java.math.BigInteger
+import java.security.AlgorithmParameters
+import java.security.KeyFactory
+import java.security.interfaces.ECPublicKey
+import java.security.spec.ECGenParameterSpec
+import java.security.spec.ECParameterSpec
+import java.security.spec.ECPoint
+import java.security.spec.ECPublicKeySpec
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.currentCoroutineContext
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.flow
+import kotlinx.coroutines.isActive
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.job
+
+/** Entry points with Kotlin defaults. */
+object Countersign {
+    /**
+     * Opens the authenticator. [keyVault] null uses the core's software vault inside
+     * [storage]; [http] null uses the built-in client (when the library has one).
+     */
+    fun open(
+        platform: Platform,
+        storage: SecureStorage,
+        verifier: UserVerifier,
+        keyVault: KeyVault? = null,
+        http: HttpClient? = null,
+        clock: Clock? = null,
+        logger: Logger? = null,
+        deviceName: String? = null,
+        push: PushRegistration = PushRegistration.None,
+    ): Authenticator = Authenticator(
+        AuthenticatorConfig(platform = platform, deviceName = deviceName, push = push),
+        storage, verifier, keyVault, http, clock, logger,
+    )
+}
+
+/**
+ * Long-polls every server for pending requests (up to [waitSecs]). Cancelling the
+ * calling coroutine cancels the Rust-side wait through a [CancelHandle] at once.
+ */
+suspend fun Authenticator.awaitPending(waitSecs: UInt = 30u): List<PendingRequest> {
+    val handle = CancelHandle()
+    val job: Job = currentCoroutineContext().job
+    val registration = job.invokeOnCompletion { cause -> if (cause != null) handle.cancel() }
+    try {
+        return pending(waitSecs, handle)
+    } catch (e: CountersignException.Cancelled) {
+        throw CancellationException("pending() cancelled").apply { initCause(e) }
+    } finally {
+        registration.dispose()
+        handle.close()
+    }
+}
+
+/**
+ * Pending requests as they arrive: long-polls in a loop while collected; network
+ * errors are retried after [retryDelayMs]. Stops when the collector is cancelled.
+ */
+fun Authenticator.pendingRequestsFlow(waitSecs: UInt = 30u, retryDelayMs: Long = 5_000): Flow<List<PendingRequest>> = flow {
+    while (currentCoroutineContext().isActive) {
+        val requests = try {
+            awaitPending(waitSecs)
+        } catch (e: CountersignException.Network) {
+            kotlinx.coroutines.delay(retryDelayMs)
+            continue
+        }
+        if (requests.isNotEmpty()) emit(requests)
+    }
+}
+
+/** Whether approving needs a number from the user (typed or picked). */
+val PendingRequest.needsNumber: Boolean
+    get() = numberMatching !is NumberMatching.Off
+
+/**
+ * P-256 encodings between Java's security APIs (Android Keystore, JCA) and the
+ * byte formats of the [KeyVault] trait.
+ */
+object P256 {
+    private val params: ECParameterSpec by lazy {
+        AlgorithmParameters.getInstance("EC").run {
+            init(ECGenParameterSpec("secp256r1"))
+            getParameterSpec(ECParameterSpec::class.java)
+        }
+    }
+
+    /** 65-byte uncompressed SEC1 point (`04 || x || y`) of a public key. */
+    fun sec1(key: ECPublicKey): ByteArray {
+        val out = ByteArray(65)
+        out[0] = 4
+        unsigned32(key.w.affineX).copyInto(out, 1)
+        unsigned32(key.w.affineY).copyInto(out, 33)
+        return out
+    }
+
+    /** A Java public key from a 65-byte uncompressed SEC1 point. */
+    fun publicKey(sec1: ByteArray): ECPublicKey {
+        require(sec1.size == 65 && sec1[0] == 4.toByte()) { "expected a 65-byte uncompressed P-256 point" }
+        val x = BigInteger(1, sec1.copyOfRange(1, 33))
+        val y = BigInteger(1, sec1.copyOfRange(33, 65))
+        return KeyFactory.getInstance("EC").generatePublic(ECPublicKeySpec(ECPoint(x, y), params)) as ECPublicKey
+    }
+
+    /** ECDSA DER (`SEQUENCE { INTEGER r, INTEGER s }`, what Java returns) to raw `r || s`. */
+    fun derToRaw(der: ByteArray): ByteArray {
+        var i = 0
+        fun byte(): Int = (der.getOrNull(i++) ?: throw IllegalArgumentException("truncated DER signature")).toInt() and 0xff
+        fun length(): Int {
+            val first = byte()
+            return when {
+                first < 0x80 -> first
+                first == 0x81 -> byte()
+                else -> throw IllegalArgumentException("bad DER length")
+            }
+        }
+        require(byte() == 0x30) { "not a DER sequence" }
+        val total = length()
+        require(total == der.size - i) { "bad DER sequence length" }
+        val out = ByteArray(64)
+        for (part in 0 until 2) {
+            require(byte() == 0x02) { "not a DER integer" }
+            val len = length()
+            require(len in 1..33 && i + len <= der.size) { "bad DER integer" }
+            val value = der.copyOfRange(i, i + len)
+            i += len
+            unsigned32(BigInteger(1, value)).copyInto(out, part * 32)
+        }
+        require(i == der.size) { "trailing bytes after DER signature" }
+        return out
+    }
+
+    /** Raw `r || s` to ECDSA DER (for verifying with Java's `Signature`). */
+    fun rawToDer(raw: ByteArray): ByteArray {
+        require(raw.size == 64) { "expected 64 bytes" }
+        fun integer(bytes: ByteArray): ByteArray {
+            val v = BigInteger(1, bytes).toByteArray() // minimal, with a sign byte when needed
+            return byteArrayOf(0x02, v.size.toByte()) + v
+        }
+        val body = integer(raw.copyOfRange(0, 32)) + integer(raw.copyOfRange(32, 64))
+        return byteArrayOf(0x30, body.size.toByte()) + body
+    }
+
+    private fun unsigned32(v: BigInteger): ByteArray {
+        val bytes = v.toByteArray()
+        return when {
+            bytes.size == 32 -> bytes
+            bytes.size == 33 && bytes[0] == 0.toByte() -> bytes.copyOfRange(1, 33)
+            bytes.size < 32 -> ByteArray(32 - bytes.size) + bytes
+            else -> throw IllegalArgumentException("value does not fit in 32 bytes")
+        }
+    }
+}

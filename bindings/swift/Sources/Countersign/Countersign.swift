@@ -1,0 +1,140 @@
+// The hand-written async facade over the uniffi-generated bindings (compiled into
+// the same `Countersign` module as `Generated/countersign.swift`).
+//
+// The generated `Authenticator` already has `async throws` methods for everything
+// that talks to the server. This adds Swift-concurrency cancellation of long-polls,
+// an AsyncSequence of pending requests, and the ECDSA encoding a Secure Enclave
+// KeyVault needs (Apple returns X9.62 DER; the KeyVault trait wants raw r||s).
+import Foundation
+
+/// Entry points with Swift defaults.
+public enum Countersign {
+    /// Opens the authenticator. A nil `keyVault` uses the core's software vault
+    /// inside `storage`; a nil `http` uses the built-in client.
+    public static func open(
+        platform: Platform,
+        storage: SecureStorage,
+        verifier: UserVerifier,
+        keyVault: KeyVault? = nil,
+        http: HttpClient? = nil,
+        clock: Clock? = nil,
+        logger: Logger? = nil,
+        deviceName: String? = nil,
+        push: PushRegistration = .none
+    ) throws -> Authenticator {
+        try Authenticator(
+            config: AuthenticatorConfig(
+                platform: platform, deviceName: deviceName, push: push,
+                pinMaxAttempts: nil, clockSkewSecs: nil),
+            storage: storage, verifier: verifier, keyVault: keyVault, http: http,
+            clock: clock, logger: logger)
+    }
+}
+
+extension Authenticator {
+    /// Long-polls every server for pending requests (up to `waitSecs`). Cancelling
+    /// the calling task cancels the Rust-side wait at once (`CancellationError`).
+    public func awaitPending(waitSecs: UInt32 = 30) async throws -> [PendingRequest] {
+        let handle = CancelHandle()
+        return try await withTaskCancellationHandler {
+            do {
+                return try await pending(waitSecs: waitSecs, cancel: handle)
+            } catch CountersignError.Cancelled {
+                throw CancellationError()
+            }
+        } onCancel: {
+            handle.cancel()
+        }
+    }
+
+    /// Pending requests as they arrive, long-polling while iterated; network
+    /// errors are retried after `retryDelay` seconds.
+    public func pendingRequestUpdates(waitSecs: UInt32 = 30, retryDelay: UInt64 = 5)
+        -> AsyncThrowingStream<[PendingRequest], Error>
+    {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                while !Task.isCancelled {
+                    do {
+                        let requests = try await self.awaitPending(waitSecs: waitSecs)
+                        if !requests.isEmpty { continuation.yield(requests) }
+                    } catch CountersignError.Network {
+                        try? await Task.sleep(nanoseconds: retryDelay * 1_000_000_000)
+                    } catch is CancellationError {
+                        break
+                    } catch {
+                        continuation.finish(throwing: error)
+                        return
+                    }
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
+
+extension PendingRequest {
+    /// Whether approving needs a number from the user (typed or picked).
+    public var needsNumber: Bool {
+        if case .off = numberMatching { return false }
+        return true
+    }
+}
+
+/// ECDSA P-256 signature encodings.
+public enum P256Signature {
+    /// Errors converting a signature.
+    public enum EncodingError: Error, Equatable {
+        /// Not a well-formed DER `SEQUENCE { INTEGER r, INTEGER s }`.
+        case malformedDer
+        /// Not 64 bytes.
+        case badLength
+    }
+
+    /// X9.62 / DER (what `SecKeyCreateSignature` returns) to raw `r || s`.
+    public static func derToRaw(_ der: Data) throws -> Data {
+        let bytes = [UInt8](der)
+        var i = 0
+        func byte() throws -> Int {
+            guard i < bytes.count else { throw EncodingError.malformedDer }
+            defer { i += 1 }
+            return Int(bytes[i])
+        }
+        func length() throws -> Int {
+            let first = try byte()
+            if first < 0x80 { return first }
+            if first == 0x81 { return try byte() }
+            throw EncodingError.malformedDer
+        }
+        guard try byte() == 0x30 else { throw EncodingError.malformedDer }
+        guard try length() == bytes.count - i else { throw EncodingError.malformedDer }
+        var out = [UInt8]()
+        for _ in 0..<2 {
+            guard try byte() == 0x02 else { throw EncodingError.malformedDer }
+            let len = try length()
+            guard len >= 1, len <= 33, i + len <= bytes.count else { throw EncodingError.malformedDer }
+            var value = Array(bytes[i..<(i + len)])
+            i += len
+            while value.count > 32, value.first == 0 { value.removeFirst() }
+            guard value.count <= 32 else { throw EncodingError.malformedDer }
+            out += [UInt8](repeating: 0, count: 32 - value.count) + value
+        }
+        guard i == bytes.count else { throw EncodingError.malformedDer }
+        return Data(out)
+    }
+
+    /// Raw `r || s` to DER (to verify with `SecKeyVerifySignature`).
+    public static func rawToDer(_ raw: Data) throws -> Data {
+        guard raw.count == 64 else { throw EncodingError.badLength }
+        let bytes = [UInt8](raw)
+        func integer(_ part: ArraySlice<UInt8>) -> [UInt8] {
+            var v = Array(part.drop(while: { $0 == 0 }))
+            if v.isEmpty { v = [0] }
+            if v[0] & 0x80 != 0 { v.insert(0, at: 0) }
+            return [0x02, UInt8(v.count)] + v
+        }
+        let body = integer(bytes[0..<32]) + integer(bytes[32..<64])
+        return Data([0x30, UInt8(body.count)] + body)
+    }
+}

@@ -1,0 +1,91 @@
+// Activation from a scanned QR code (or a universal/deep link), and the OTP list.
+import Countersign
+import Foundation
+
+/// What a scanned text is.
+public enum Scanned: Equatable, Sendable {
+    case activation(String)
+    case otpauth(String)
+    case unknown(String)
+}
+
+/// Sorts a scanned QR / deep link; the core parses it strictly.
+public func classify(_ text: String) -> Scanned {
+    let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    let lower = t.lowercased()
+    if lower.hasPrefix("countersign://") { return .activation(t) }
+    if lower.hasPrefix("otpauth://") { return .otpauth(t) }
+    return .unknown(t)
+}
+
+/// Adds accounts from scanned codes.
+public final class ActivationController: @unchecked Sendable {
+    private let authenticator: Authenticator
+
+    /// Uses `authenticator`.
+    public init(_ authenticator: Authenticator) { self.authenticator = authenticator }
+
+    /// Activates or imports `text`; `pin` / `biometric` protect approvals.
+    public func add(_ text: String, pin: String? = nil, biometric: Bool = false) async throws -> AccountInfo {
+        switch classify(text) {
+        case .activation(let uri):
+            return try await authenticator.activateUri(
+                uri: uri, options: ActivationOptions(pin: pin, biometric: biometric))
+        case .otpauth(let uri):
+            return try authenticator.importOtpauth(uri: uri)
+        case .unknown:
+            throw CountersignError.InvalidInput(what: "QR code")
+        }
+    }
+}
+
+/// One row of the OTP screen.
+public struct OtpRow: Equatable, Sendable {
+    public let accountId: String
+    public let title: String
+    public let code: String
+    /// Nil for HOTP.
+    public let secondsLeft: UInt32?
+}
+
+/// Groups a code for reading: "123456" -> "123 456".
+public func groupCode(_ code: String) -> String {
+    let c = Array(code)
+    switch c.count {
+    case 6: return String(c[0..<3]) + " " + String(c[3...])
+    case 8: return String(c[0..<4]) + " " + String(c[4...])
+    default: return code
+    }
+}
+
+/// The OTP screen's rows. HOTP codes advance only on `next`.
+public final class OtpListModel: @unchecked Sendable {
+    private let authenticator: Authenticator
+    private var hotp: [String: OtpRow] = [:]
+    private let lock = NSLock()
+
+    /// Uses `authenticator`.
+    public init(_ authenticator: Authenticator) { self.authenticator = authenticator }
+
+    private func read(_ account: AccountInfo) -> OtpRow? {
+        guard let otp = try? authenticator.otp(accountId: account.id) else { return nil }
+        let row = OtpRow(
+            accountId: account.id,
+            title: [account.issuer, account.label].compactMap { $0 }.joined(separator: ": "),
+            code: groupCode(otp.code), secondsLeft: otp.secondsLeft)
+        if otp.secondsLeft == nil { lock.withLock { hotp[account.id] = row } }
+        return row
+    }
+
+    /// Rows for every account (refresh each second while visible).
+    public func rows() -> [OtpRow] {
+        authenticator.accounts().compactMap { a in lock.withLock { hotp[a.id] } ?? read(a) }
+    }
+
+    /// The next HOTP code (the user tapped the row).
+    public func next(_ accountId: String) -> OtpRow? {
+        _ = lock.withLock { hotp.removeValue(forKey: accountId) }
+        guard let account = try? authenticator.account(accountId: accountId) else { return nil }
+        return read(account)
+    }
+}

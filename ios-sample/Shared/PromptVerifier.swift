@@ -1,0 +1,69 @@
+// UserVerifier over the app's prompts: the app shows a PIN pad or runs
+// LocalAuthentication (App/BiometricPresenter.swift); tests script the answers.
+import Countersign
+import Foundation
+
+/// How a biometric prompt ended.
+public enum BiometricResult: Sendable {
+    case succeeded, cancelled, failed
+}
+
+/// The prompts a `PromptVerifier` shows. Each call shows one and waits.
+public protocol PromptPresenter: AnyObject, Sendable {
+    /// The PIN the user typed, or nil if cancelled.
+    func askPin(title: String, subtitle: String) async -> String?
+    /// Runs the biometric check.
+    func askBiometric(title: String, subtitle: String) async -> BiometricResult
+}
+
+/// Serialises prompts: one on screen at a time.
+actor PromptQueue {
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        if !busy {
+            busy = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty {
+            busy = false
+        } else {
+            waiters.removeFirst().resume()
+        }
+    }
+}
+
+/// `UserVerifier` for the core: words the prompt from the request.
+public final class PromptVerifier: UserVerifier, @unchecked Sendable {
+    private let presenter: PromptPresenter
+    private let queue = PromptQueue()
+
+    /// Uses `presenter` for the prompts.
+    public init(_ presenter: PromptPresenter) { self.presenter = presenter }
+
+    public func verify(prompt: VerificationPrompt) async -> VerificationOutcome {
+        await queue.acquire()
+        let outcome: VerificationOutcome
+        switch prompt.kind {
+        case .pin:
+            if let pin = await presenter.askPin(title: prompt.reason, subtitle: prompt.accountLabel) {
+                outcome = .verified(pin: pin)
+            } else {
+                outcome = .cancelled
+            }
+        case .biometric:
+            switch await presenter.askBiometric(title: prompt.reason, subtitle: prompt.accountLabel) {
+            case .succeeded: outcome = .verified(pin: nil)
+            case .cancelled: outcome = .cancelled
+            case .failed: outcome = .failed
+            }
+        }
+        await queue.release()
+        return outcome
+    }
+}

@@ -1,0 +1,334 @@
+// Kotlin tests of the generated bindings on the JVM (JNA), against a live
+// countersign-server on loopback, using the Android sample's shared hooks.
+package org.countersign.tests
+
+import java.security.Signature
+import javax.crypto.Mac
+import javax.crypto.spec.SecretKeySpec
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeoutOrNull
+import org.countersign.AccountKind
+import org.countersign.ActivationOptions
+import org.countersign.CountersignException
+import org.countersign.DenyReason
+import org.countersign.HttpClient
+import org.countersign.HttpRequest
+import org.countersign.HttpResponse
+import org.countersign.KeyPurpose
+import org.countersign.KeySpec
+import org.countersign.NumberMatching
+import org.countersign.P256
+import org.countersign.StorageException
+import org.countersign.Verification
+import org.countersign.awaitPending
+import org.countersign.needsNumber
+import org.countersign.sample.ActionResult
+import org.countersign.sample.ActivationController
+import org.countersign.sample.BiometricResult
+import org.countersign.sample.InMemoryP256KeyStore
+import org.countersign.sample.JcaKeyVault
+import org.countersign.sample.PushController
+import org.countersign.sample.UrlConnectionHttpClient
+import org.junit.jupiter.api.Assertions.assertArrayEquals
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertNotNull
+import org.junit.jupiter.api.Assertions.assertNull
+import org.junit.jupiter.api.Assertions.assertThrows
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.Test
+
+class BindingTests {
+    /** Activates [device] for a new user through the shared ActivationController. */
+    private fun activate(device: Device, prefix: String, pin: String? = null): Pair<String, String> = runBlocking {
+        val user = Rp.newUser(prefix)
+        val account = ActivationController(device.authenticator).add(Rp.enroll(user), pin = pin).getOrThrow()
+        user to account.id
+    }
+
+    private fun deviceId(device: Device, accountId: String): String =
+        (device.authenticator.account(accountId).kind as AccountKind.Push).deviceId
+
+    @Test
+    fun activation() = runBlocking {
+        val device = Device()
+        val user = Rp.newUser("activation")
+        val account = device.authenticator.activateUri(Rp.enroll(user), ActivationOptions(null, false))
+        val kind = account.kind as AccountKind.Push
+        assertEquals("$user@example.com", account.label)
+        assertEquals(Rp.url, kind.serverUrl.trimEnd('/'))
+        assertTrue(Rp.get("/v1/rp/users/$user/devices").contains(kind.deviceId), "the server lists the device")
+        assertEquals(listOf(account), device.authenticator.accounts())
+        // An offer is single use.
+        val again = Device()
+        val offer = Rp.enroll(Rp.newUser("activation"))
+        again.authenticator.activateUri(offer, ActivationOptions(null, false))
+        assertThrows(CountersignException::class.java) {
+            runBlocking { Device().authenticator.activateUri(offer, ActivationOptions(null, false)) }
+        }
+        Unit
+    }
+
+    @Test
+    fun pushApproveWithNumberMatching() = runBlocking {
+        val device = Device()
+        val (user, accountId) = activate(device, "approve")
+        val (tx, number) = Rp.push(user, ""","number_matching":"type","digits":2,"context":{"ip":"192.0.2.7","location":"Berlin, DE"}""")
+        assertNotNull(number)
+        val request = device.authenticator.awaitPending(10u).single { it.txId == tx }
+        assertEquals(NumberMatching.Type(2u), request.numberMatching)
+        assertTrue(request.needsNumber)
+        assertEquals("192.0.2.7", request.ip)
+        assertEquals("Binding Tests", request.rp)
+        // A number of the wrong shape is refused locally, before anything is signed.
+        assertThrows(CountersignException.InvalidInput::class.java) {
+            runBlocking { device.authenticator.approve(accountId, tx, "123") }
+        }
+        val outcome = device.authenticator.approve(accountId, tx, number)
+        assertEquals(Verification.NONE, outcome.verification)
+        val status = Rp.status(tx, wait = 5)
+        assertEquals("approved", jsonString(status, "state"), status)
+        // The push OTP the phone sent is the one the login form can check.
+        val validated = Rp.post("/v1/rp/validate", """{"user":"$user","passcode":"${outcome.pushOtp}"}""")
+        assertEquals("accepted", jsonString(validated, "result"), validated)
+        // Answered requests cannot be answered again.
+        assertThrows(CountersignException::class.java) {
+            runBlocking { device.authenticator.approve(accountId, tx, number) }
+        }
+        Unit
+    }
+
+    @Test
+    fun denyNotMe() = runBlocking {
+        val device = Device()
+        val (user, accountId) = activate(device, "deny")
+        val (tx, _) = Rp.push(user, ""","number_matching":"off"""")
+        // As the FCM service does: the push data names the device and the transaction.
+        val controller = PushController(device.authenticator)
+        val card = controller.onPush(mapOf("device_id" to deviceId(device, accountId), "tx_id" to tx)).getOrThrow()
+        assertTrue(card.approveFromNotification)
+        assertEquals("Sign in to Binding Tests?", card.title)
+        assertEquals(ActionResult.Denied, controller.deny(card, notMe = true))
+        val status = Rp.status(tx, wait = 5)
+        assertEquals("denied", jsonString(status, "state"), status)
+        assertEquals("not_me", jsonString(status, "deny_reason"), status)
+        assertTrue(device.ui.asked.isEmpty(), "deny needs no verification")
+    }
+
+    @Test
+    fun pinStepUpThroughKotlinVerifier() = runBlocking {
+        val device = Device()
+        val (user, accountId) = activate(device, "pin", pin = "246810")
+        assertTrue(device.authenticator.account(accountId).pinSet)
+        val (tx, _) = Rp.push(user, ""","number_matching":"off","verification":"pin"""")
+        val request = device.authenticator.awaitPending(10u).single { it.txId == tx }
+        assertEquals(Verification.PIN, request.verification)
+        val controller = PushController(device.authenticator)
+        val card = controller.card(request)
+        assertFalse(card.approveFromNotification, "a PIN request opens the app")
+
+        device.ui.pins.add(null)
+        assertEquals(ActionResult.Retry("Verification cancelled"), controller.approve(card))
+        device.ui.pins.add("111111")
+        val wrong = assertThrows(CountersignException.WrongPin::class.java) {
+            runBlocking { device.authenticator.approve(accountId, tx) }
+        }
+        assertTrue(wrong.attemptsLeft > 0u)
+        device.ui.pins.add("246810")
+        val approved = controller.approve(card)
+        assertTrue(approved is ActionResult.Approved, "$approved")
+        assertEquals(3, device.ui.asked.size)
+        assertTrue(device.ui.asked.all { it.startsWith("pin:") })
+        assertEquals("approved", jsonString(Rp.status(tx, wait = 5), "state"))
+    }
+
+    @Test
+    fun kotlinSecureStorage() = runBlocking {
+        val device = Device()
+        val s = device.storage
+        assertNull(s.get("a/1"))
+        s.put("a/1", byteArrayOf(1, 2, 3))
+        s.put("a/2", ByteArray(0))
+        s.put("b/1", "x".toByteArray())
+        s.put("a/1", byteArrayOf(9))
+        assertArrayEquals(byteArrayOf(9), s.get("a/1"))
+        assertEquals(setOf("a/1", "a/2"), s.list("a/").toSet())
+        s.delete("a/1")
+        s.delete("a/1")
+        assertNull(s.get("a/1"))
+        assertThrows(StorageException::class.java) { s.put("", byteArrayOf()) }
+
+        // The core keeps its accounts in it: they survive an app restart, encrypted.
+        val (_, accountId) = activate(device, "storage")
+        val reopened = device.open()
+        assertEquals(listOf(accountId), reopened.accounts().map { it.id })
+        val files = device.dir.listFiles()!!.filter { it.name.endsWith(".blob") }
+        assertTrue(files.isNotEmpty())
+        assertTrue(files.none { String(it.readBytes(), Charsets.ISO_8859_1).contains("storage-") }, "records are encrypted")
+        // A blob moved under another name does not decrypt (the name is the AAD).
+        val first = files.first()
+        first.copyTo(java.io.File(device.dir, "7a7a.blob"), overwrite = true)
+        assertThrows(StorageException.Corrupt::class.java) { s.get("zz") }
+        Unit
+    }
+
+    @Test
+    fun jcaKeyVaultSignsAndAgreesThroughTheTrait() = runBlocking {
+        // The vault on its own: raw signatures verify with Java, ECDH agrees with Java.
+        val store = InMemoryP256KeyStore()
+        val vault = JcaKeyVault(store)
+        val pub = vault.createKey("s", KeySpec(KeyPurpose.SIGNING, false))
+        val raw = vault.sign("s", "hello".toByteArray())
+        assertEquals(64, raw.size)
+        val verifier = Signature.getInstance("SHA256withECDSA")
+        verifier.initVerify(P256.publicKey(pub))
+        verifier.update("hello".toByteArray())
+        assertTrue(verifier.verify(P256.rawToDer(raw)))
+        assertThrows(org.countersign.KeyVaultException.WrongPurpose::class.java) { vault.ecdh("s", pub) }
+        assertThrows(org.countersign.KeyVaultException.NotFound::class.java) { vault.sign("none", byteArrayOf()) }
+
+        // Through the core: Dp signs every device request, the biometric key does ECDH.
+        val device = Device(vault = vault)
+        val (user, accountId) = activate(device, "vault")
+        val signsAfterActivation = vault.signCount
+        assertTrue(signsAfterActivation > 0, "activation signed with the Kotlin vault")
+        device.authenticator.enableBiometric(accountId)
+        assertTrue(device.authenticator.account(accountId).biometricEnabled)
+        assertTrue(store.userVerificationBound.isNotEmpty(), "the biometric key is bound to user verification")
+
+        val (tx, _) = Rp.push(user, ""","number_matching":"off","verification":"biometric"""")
+        val request = device.authenticator.awaitPending(10u).single { it.txId == tx }
+        assertEquals(Verification.BIOMETRIC, request.verification)
+        val ecdhBefore = vault.ecdhCount
+        device.ui.biometrics.add(BiometricResult.FAILED)
+        assertThrows(CountersignException.VerificationFailed::class.java) {
+            runBlocking { device.authenticator.approve(accountId, tx) }
+        }
+        device.ui.biometrics.add(BiometricResult.SUCCEEDED)
+        val outcome = device.authenticator.approve(accountId, tx)
+        assertEquals(Verification.BIOMETRIC, outcome.verification)
+        assertTrue(vault.ecdhCount > ecdhBefore, "the approval unwrapped its key by ECDH in the Kotlin vault")
+        assertTrue(vault.signCount > signsAfterActivation)
+        assertEquals("approved", jsonString(Rp.status(tx, wait = 5), "state"))
+        assertTrue(device.ui.asked.any { it.startsWith("biometric:") })
+    }
+
+    @Test
+    fun totpEqualsTheCore() = runBlocking {
+        // RFC 6238 appendix B (SHA-1, 8 digits) through an injected Kotlin clock.
+        val clock = FixedClock(59u)
+        val device = Device(clock = clock)
+        val a = device.authenticator
+        val account = a.importOtpauth("otpauth://totp/RFC:6238?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&digits=8&issuer=RFC")
+        val vectors = mapOf(59uL to "94287082", 1111111109uL to "07081804", 1234567890uL to "89005924", 20000000000uL to "65353130")
+        for ((time, code) in vectors) {
+            clock.now = time
+            assertEquals(code, a.otp(account.id).code, "t=$time")
+        }
+        // And equal to an independent Kotlin TOTP at the current time.
+        val now = System.currentTimeMillis() / 1000
+        clock.now = now.toULong()
+        val otp = a.otp(account.id)
+        assertEquals(kotlinTotp("12345678901234567890".toByteArray(), now / 30, 8), otp.code)
+        assertEquals((30 - now % 30).toUInt(), otp.secondsLeft)
+
+        // A push account's TOTP (system clock) is accepted by the server.
+        val phone = Device()
+        val (user, accountId) = activate(phone, "totp")
+        val code = phone.authenticator.otp(accountId).code
+        val validated = Rp.post("/v1/rp/validate", """{"user":"$user","passcode":"$code"}""")
+        assertEquals("accepted", jsonString(validated, "result"), validated)
+    }
+
+    private fun kotlinTotp(key: ByteArray, counter: Long, digits: Int): String {
+        val mac = Mac.getInstance("HmacSHA1")
+        mac.init(SecretKeySpec(key, "HmacSHA1"))
+        val h = mac.doFinal(java.nio.ByteBuffer.allocate(8).putLong(counter).array())
+        val o = h[h.size - 1].toInt() and 0xf
+        val bin = ((h[o].toInt() and 0x7f) shl 24) or ((h[o + 1].toInt() and 0xff) shl 16) or
+            ((h[o + 2].toInt() and 0xff) shl 8) or (h[o + 3].toInt() and 0xff)
+        var mod = 1
+        repeat(digits) { mod *= 10 }
+        return (bin % mod).toString().padStart(digits, '0')
+    }
+
+    @Test
+    fun expiredChallengeIsATypedException() = runBlocking {
+        val device = Device(clockSkewSecs = 0u)
+        val (user, accountId) = activate(device, "expired")
+        val (tx, _) = Rp.push(user, ""","number_matching":"off","timeout_secs":2""")
+        val request = device.authenticator.awaitPending(10u).single { it.txId == tx }
+        Thread.sleep((request.secondsLeft.toLong() + 2) * 1000)
+        assertThrows(CountersignException.RequestExpired::class.java) {
+            runBlocking { device.authenticator.approve(accountId, tx) }
+        }
+        assertEquals("expired", jsonString(Rp.status(tx), "state"))
+        Unit
+    }
+
+    /** The app's own HTTP stack, with a switch that corrupts challenge signatures. */
+    class TamperingHttpClient(private val inner: HttpClient) : HttpClient {
+        @Volatile var tamper = false
+        @Volatile var lastChallenge: ByteArray? = null
+
+        override suspend fun send(request: HttpRequest): HttpResponse {
+            val response = inner.send(request)
+            val path = java.net.URI(request.url).path
+            if (!Regex("/v1/device/challenges/[^/]+").matches(path) || response.status.toInt() != 200) return response
+            lastChallenge = response.body
+            if (!tamper) return response
+            val text = String(response.body, Charsets.UTF_8)
+            val at = text.indexOf("\"sig\":\"") + 7
+            check(at > 7) { "no signature in the envelope" }
+            val flipped = if (text[at] == 'A') 'B' else 'A'
+            return response.copy(body = (text.substring(0, at) + flipped + text.substring(at + 1)).toByteArray())
+        }
+    }
+
+    @Test
+    fun tamperedChallengeIsATypedException() = runBlocking {
+        val http = TamperingHttpClient(UrlConnectionHttpClient())
+        val device = Device(http = http)
+        val (user, accountId) = activate(device, "tampered")
+        val push = mapOf("device_id" to deviceId(device, accountId))
+
+        http.tamper = true
+        val (tx, _) = Rp.push(user, ""","number_matching":"off"""")
+        assertThrows(CountersignException.Tampered::class.java) {
+            runBlocking { device.authenticator.handlePush(push + ("tx_id" to tx)) }
+        }
+        assertTrue(device.authenticator.pendingRequests().isEmpty(), "nothing is shown")
+
+        // The genuine envelope opens; the same bytes with a flipped ciphertext bit do not.
+        http.tamper = false
+        val request = device.authenticator.handlePush(push + ("tx_id" to tx))
+        assertEquals(tx, request.txId)
+        val envelope = String(http.lastChallenge!!, Charsets.UTF_8)
+        val at = envelope.indexOf("\"payload\":\"") + 11
+        val forged = envelope.substring(0, at) + (if (envelope[at] == 'e') 'f' else 'e') + envelope.substring(at + 1)
+        assertThrows(CountersignException.Tampered::class.java) {
+            device.authenticator.receiveChallenge(accountId, forged.toByteArray())
+        }
+        // The real request is still answerable.
+        device.authenticator.deny(accountId, tx, DenyReason.MISTAKE)
+        assertEquals("denied", jsonString(Rp.status(tx, wait = 5), "state"))
+    }
+
+    @Test
+    fun longPollIsCancelledWithTheCoroutine() = runBlocking {
+        val device = Device()
+        activate(device, "cancel")
+        val started = System.nanoTime()
+        val result = withTimeoutOrNull(700) { device.authenticator.awaitPending(25u) }
+        val seconds = (System.nanoTime() - started) / 1e9
+        assertNull(result)
+        assertTrue(seconds < 5, "the Rust long-poll stopped with the coroutine (${seconds}s)")
+        // The handle itself.
+        val handle = org.countersign.CancelHandle()
+        handle.cancel()
+        assertThrows(CountersignException.Cancelled::class.java) {
+            runBlocking { device.authenticator.pending(25u, handle) }
+        }
+        Unit
+    }
+}

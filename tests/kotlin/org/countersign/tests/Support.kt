@@ -1,0 +1,123 @@
+// Test support: the relying-party API of the test server, a scripted prompt UI,
+// and authenticators built from the sample's shared Kotlin hooks.
+package org.countersign.tests
+
+import java.io.File
+import java.net.URI
+import java.net.http.HttpClient as JdkHttpClient
+import java.net.http.HttpRequest as JdkRequest
+import java.net.http.HttpResponse as JdkResponse
+import java.nio.file.Files
+import java.time.Duration
+import java.util.concurrent.ConcurrentLinkedQueue
+import java.util.concurrent.atomic.AtomicInteger
+import javax.crypto.KeyGenerator
+import org.countersign.Authenticator
+import org.countersign.AuthenticatorConfig
+import org.countersign.Clock
+import org.countersign.HttpClient
+import org.countersign.KeyVault
+import org.countersign.Platform
+import org.countersign.PushRegistration
+import org.countersign.sample.BiometricResult
+import org.countersign.sample.EncryptedFileStorage
+import org.countersign.sample.PromptUi
+import org.countersign.sample.PromptVerifier
+
+/** The test server's RP API (URL and API key from the environment xtask sets). */
+object Rp {
+    val url: String = System.getenv("COUNTERSIGN_SERVER_URL")
+        ?: error("COUNTERSIGN_SERVER_URL is not set: run through `cargo xtask bindings --test`")
+    private val apiKey: String = System.getenv("COUNTERSIGN_RP_API_KEY")
+        ?: error("COUNTERSIGN_RP_API_KEY is not set")
+    private val http = JdkHttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build()
+    private val users = AtomicInteger()
+
+    /** A fresh user name per test (the server throttles pushes per user). */
+    fun newUser(prefix: String): String = "$prefix-${ProcessHandle.current().pid()}-${users.incrementAndGet()}"
+
+    fun call(method: String, path: String, json: String? = null): Pair<Int, String> {
+        val builder = JdkRequest.newBuilder(URI.create(url + path))
+            .header("Authorization", "Bearer $apiKey")
+            .timeout(Duration.ofSeconds(30))
+        if (json != null) builder.header("Content-Type", "application/json")
+        builder.method(method, json?.let { JdkRequest.BodyPublishers.ofString(it) } ?: JdkRequest.BodyPublishers.noBody())
+        val response = http.send(builder.build(), JdkResponse.BodyHandlers.ofString())
+        return response.statusCode() to response.body()
+    }
+
+    fun post(path: String, json: String): String {
+        val (status, body) = call("POST", path, json)
+        check(status in 200..299) { "POST $path -> $status $body" }
+        return body
+    }
+
+    fun get(path: String): String {
+        val (status, body) = call("GET", path)
+        check(status in 200..299) { "GET $path -> $status $body" }
+        return body
+    }
+
+    /** A new activation offer URI for [user]. */
+    fun enroll(user: String): String =
+        jsonString(post("/v1/rp/enrollments", """{"user":"$user","label":"$user@example.com"}"""), "offer_uri")
+            ?: error("no offer_uri")
+
+    /** Starts a push; returns (tx_id, number shown on the login page or null). */
+    fun push(user: String, extra: String = ""): Pair<String, String?> {
+        val body = post("/v1/rp/push", """{"user":"$user"$extra}""")
+        return (jsonString(body, "tx_id") ?: error("no tx_id in $body")) to jsonString(body, "number")
+    }
+
+    /** The challenge's status JSON, after waiting up to [wait] s for an answer. */
+    fun status(tx: String, wait: Int = 0): String = get("/v1/rp/challenges/$tx?wait=$wait")
+}
+
+/** `"field": "value"` (or null) from a flat JSON text. */
+fun jsonString(json: String, field: String): String? {
+    val match = Regex("\"" + Regex.escape(field) + "\"\\s*:\\s*(null|\"((?:[^\"\\\\]|\\\\.)*)\")").find(json) ?: return null
+    return match.groups[2]?.value?.replace("\\/", "/")?.replace("\\\"", "\"")
+}
+
+/** A prompt UI whose answers the test queues; records what was asked. */
+class ScriptedUi : PromptUi {
+    val pins = ConcurrentLinkedQueue<String?>()
+    val biometrics = ConcurrentLinkedQueue<BiometricResult>()
+    val asked = ConcurrentLinkedQueue<String>()
+
+    override suspend fun askPin(title: String, subtitle: String): String? {
+        asked.add("pin:$title")
+        check(pins.isNotEmpty()) { "unexpected PIN prompt: $title" }
+        return pins.poll()
+    }
+
+    override suspend fun askBiometric(title: String, subtitle: String): BiometricResult {
+        asked.add("biometric:$title")
+        return biometrics.poll() ?: error("unexpected biometric prompt: $title")
+    }
+}
+
+/** A fixed clock for known-answer OTPs. */
+class FixedClock(@Volatile var now: ULong) : Clock {
+    override fun now(): ULong = now
+}
+
+/** One device: its storage folder and key, prompt script and authenticator. */
+class Device(
+    val vault: KeyVault? = null,
+    val http: HttpClient? = null,
+    val clock: Clock? = null,
+    val clockSkewSecs: ULong? = null,
+    val dir: File = Files.createTempDirectory("countersign-kotlin").toFile(),
+    val storageKey: javax.crypto.SecretKey = KeyGenerator.getInstance("AES").apply { init(256) }.generateKey(),
+) {
+    val ui = ScriptedUi()
+    val storage = EncryptedFileStorage(dir) { storageKey }
+    val authenticator: Authenticator = open()
+
+    /** A new Authenticator over the same storage (an app restart). */
+    fun open(): Authenticator = Authenticator(
+        AuthenticatorConfig(Platform.DESKTOP, "kotlin-test", PushRegistration.None, null, clockSkewSecs),
+        storage, PromptVerifier(ui), vault, http, clock, null,
+    )
+}

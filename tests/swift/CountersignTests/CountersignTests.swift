@@ -1,0 +1,225 @@
+// Swift tests of the generated bindings on Linux, against a live countersign-server
+// on loopback: Swift storage and verifier, the core's software vault.
+import Countersign
+import CountersignSampleKit
+import Foundation
+import XCTest
+
+final class CountersignTests: XCTestCase {
+    override func setUp() async throws {
+        try Rp.checkConfigured()
+    }
+
+    func testActivation() async throws {
+        let device = try Device()
+        let user = Rp.newUser("activation")
+        let offer = try await Rp.enroll(user)
+        let account = try await ActivationController(device.authenticator).add(offer)
+        XCTAssertEqual(account.label, "\(user)@example.com")
+        let deviceId = try device.deviceId(account.id)
+        let devices = try await Rp.get("/v1/rp/users/\(user)/devices")
+        XCTAssertTrue(devices.contains(deviceId))
+        XCTAssertEqual(device.authenticator.accounts(), [account])
+        // Single use.
+        let other = try Device()
+        do {
+            _ = try await other.authenticator.activateUri(uri: offer, options: ActivationOptions(pin: nil, biometric: false))
+            XCTFail("a used offer activated again")
+        } catch is CountersignError {}
+    }
+
+    func testPushApproveWithNumberMatching() async throws {
+        let device = try Device()
+        let (user, accountId) = try await device.activate("approve")
+        let (tx, number) = try await Rp.push(user, #","number_matching":"type","digits":3"#)
+        let shown = try XCTUnwrap(number)
+        let requests = try await device.authenticator.awaitPending(waitSecs: 10)
+        let request = try XCTUnwrap(requests.first { $0.txId == tx })
+        XCTAssertEqual(request.numberMatching, .type(digits: 3))
+        XCTAssertTrue(request.needsNumber)
+        await assertThrows(.InvalidInput(what: "number")) {
+            try await device.authenticator.approve(accountId: accountId, txId: tx, number: "12")
+        }
+        let outcome = try await device.authenticator.approve(accountId: accountId, txId: tx, number: shown)
+        XCTAssertEqual(outcome.verification, Verification.none)
+        let status = try await Rp.status(tx, wait: 5)
+        XCTAssertEqual(jsonString(status, "state"), "approved", status)
+        let validated = try await Rp.post("/v1/rp/validate", #"{"user":"\#(user)","passcode":"\#(outcome.pushOtp)"}"#)
+        XCTAssertEqual(jsonString(validated, "result"), "accepted", validated)
+    }
+
+    func testDenyNotMe() async throws {
+        let device = try Device()
+        let (user, accountId) = try await device.activate("deny")
+        let (tx, _) = try await Rp.push(user, #","number_matching":"off""#)
+        let controller = PushController(device.authenticator)
+        // As the APNs handler does with the payload's custom keys.
+        let card = try await controller.onPush(userInfo: ["device_id": try device.deviceId(accountId), "tx_id": tx, "aps": [:] as [String: String]]).get()
+        XCTAssertTrue(card.approveFromNotification)
+        let denied = await controller.deny(card, notMe: true)
+        XCTAssertEqual(denied, .denied)
+        let status = try await Rp.status(tx, wait: 5)
+        XCTAssertEqual(jsonString(status, "state"), "denied", status)
+        XCTAssertEqual(jsonString(status, "deny_reason"), "not_me", status)
+        XCTAssertEqual(device.presenter.askedCount, 0)
+    }
+
+    func testPinStepUpThroughSwiftVerifier() async throws {
+        let device = try Device()
+        let (user, accountId) = try await device.activate("pin", pin: "975310")
+        let (tx, _) = try await Rp.push(user, #","number_matching":"off","verification":"pin""#)
+        let requests = try await device.authenticator.awaitPending(waitSecs: 10)
+        let request = try XCTUnwrap(requests.first { $0.txId == tx })
+        XCTAssertEqual(request.verification, .pin)
+        let controller = PushController(device.authenticator)
+        let card = controller.card(request)
+        XCTAssertFalse(card.approveFromNotification)
+
+        device.presenter.queuePin(nil)
+        let cancelled = await controller.approve(card)
+        XCTAssertEqual(cancelled, .retry("Verification cancelled"))
+        device.presenter.queuePin("000000")
+        do {
+            _ = try await device.authenticator.approve(accountId: accountId, txId: tx, number: nil)
+            XCTFail("a wrong PIN approved")
+        } catch CountersignError.WrongPin(let left) {
+            XCTAssertGreaterThan(left, 0)
+        }
+        device.presenter.queuePin("975310")
+        guard case .approved = await controller.approve(card) else { return XCTFail("not approved") }
+        XCTAssertEqual(device.presenter.askedCount, 3)
+        let status = try await Rp.status(tx, wait: 5)
+        XCTAssertEqual(jsonString(status, "state"), "approved")
+    }
+
+    func testSwiftSecureStorage() async throws {
+        let device = try Device()
+        let s = device.storage
+        XCTAssertNil(try s.get(key: "a/1"))
+        try s.put(key: "a/1", value: Data([1, 2, 3]))
+        try s.put(key: "a/2", value: Data())
+        try s.put(key: "b/1", value: Data("x".utf8))
+        try s.put(key: "a/1", value: Data([9]))
+        XCTAssertEqual(try s.get(key: "a/1"), Data([9]))
+        XCTAssertEqual(Set(try s.list(prefix: "a/")), ["a/1", "a/2"])
+        try s.delete(key: "a/1")
+        try s.delete(key: "a/1")
+        XCTAssertNil(try s.get(key: "a/1"))
+        XCTAssertThrowsError(try s.put(key: "", value: Data()))
+        // The core's records and software-vault keys live in it and survive a restart.
+        let (_, accountId) = try await device.activate("storage")
+        let reopened = try Device.open(device.storage, device.presenter)
+        XCTAssertEqual(reopened.accounts().map(\.id), [accountId])
+        XCTAssertTrue(try device.backend.allKeys().contains { $0.hasPrefix("vault/") })
+        let code = try reopened.otp(accountId: accountId)
+        XCTAssertEqual(code.code, try device.authenticator.otp(accountId: accountId).code)
+    }
+
+    func testTotpEqualsTheCore() async throws {
+        let clock = FixedClock(59)
+        let device = try Device(clock: clock)
+        let a = device.authenticator
+        let account = try a.importOtpauth(uri: "otpauth://totp/RFC:6238?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&digits=8&issuer=RFC")
+        let vectors: [(UInt64, String)] = [(59, "94287082"), (1_111_111_109, "07081804"), (1_234_567_890, "89005924"), (20_000_000_000, "65353130")]
+        for (time, code) in vectors {
+            clock.set(time)
+            XCTAssertEqual(try a.otp(accountId: account.id).code, code, "t=\(time)")
+        }
+        // A push account's TOTP is accepted by the server.
+        let phone = try Device()
+        let (user, accountId) = try await phone.activate("totp")
+        let code = try phone.authenticator.otp(accountId: accountId).code
+        let validated = try await Rp.post("/v1/rp/validate", #"{"user":"\#(user)","passcode":"\#(code)"}"#)
+        XCTAssertEqual(jsonString(validated, "result"), "accepted", validated)
+    }
+
+    func testExpiredChallengeThrows() async throws {
+        let device = try Device(clockSkewSecs: 0)
+        let (user, accountId) = try await device.activate("expired")
+        let (tx, _) = try await Rp.push(user, #","number_matching":"off","timeout_secs":2"#)
+        let requests = try await device.authenticator.awaitPending(waitSecs: 10)
+        let request = try XCTUnwrap(requests.first { $0.txId == tx })
+        try await Task.sleep(nanoseconds: (request.secondsLeft + 2) * 1_000_000_000)
+        await assertThrows(.RequestExpired) {
+            try await device.authenticator.approve(accountId: accountId, txId: tx, number: nil)
+        }
+    }
+
+    /// URLSession-based client that keeps the last challenge envelope.
+    final class CapturingClient: HttpClient, @unchecked Sendable {
+        let inner = URLSessionHttpClient()
+        private let lock = NSLock()
+        private var captured: Data?
+        var lastChallenge: Data? { lock.withLock { captured } }
+
+        func send(request: HttpRequest) async throws -> HttpResponse {
+            let response = try await inner.send(request: request)
+            if request.url.contains("/v1/device/challenges/"), !request.url.hasSuffix("/answer"),
+                response.status == 200
+            {
+                lock.withLock { captured = response.body }
+            }
+            return response
+        }
+    }
+
+    func testTamperedChallengeThrows() async throws {
+        let http = CapturingClient()
+        let device = try Device(http: http)
+        let (user, accountId) = try await device.activate("tampered")
+        let (tx, _) = try await Rp.push(user, #","number_matching":"off""#)
+        let request = try await device.authenticator.handlePush(data: ["device_id": try device.deviceId(accountId), "tx_id": tx])
+        XCTAssertEqual(request.txId, tx)
+        var envelope = Array(String(decoding: try XCTUnwrap(http.lastChallenge), as: UTF8.self))
+        let text = String(envelope)
+        let marker = try XCTUnwrap(text.range(of: "\"sig\":\""))
+        let at = text.distance(from: text.startIndex, to: marker.upperBound)
+        envelope[at] = envelope[at] == "A" ? "B" : "A"
+        await assertThrows(.Tampered) {
+            try device.authenticator.receiveChallenge(accountId: accountId, envelopeJson: Data(String(envelope).utf8))
+        }
+        await assertThrows(.Tampered) {
+            try device.authenticator.receiveChallenge(accountId: accountId, envelopeJson: Data("{}".utf8))
+        }
+        try await device.authenticator.deny(accountId: accountId, txId: tx, reason: .mistake)
+    }
+
+    func testLongPollCancelledWithTheTask() async throws {
+        let device = try Device()
+        _ = try await device.activate("cancel")
+        let started = Date()
+        let task = Task { try await device.authenticator.awaitPending(waitSecs: 25) }
+        try await Task.sleep(nanoseconds: 500_000_000)
+        task.cancel()
+        do {
+            _ = try await task.value
+            XCTFail("the long-poll was not cancelled")
+        } catch is CancellationError {}
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5)
+    }
+
+    func testSampleLogic() throws {
+        XCTAssertEqual(classify(" countersign://activate?x=1\n"), .activation("countersign://activate?x=1"))
+        XCTAssertEqual(classify("otpauth://totp/a?secret=JBSWY3DP"), .otpauth("otpauth://totp/a?secret=JBSWY3DP"))
+        XCTAssertEqual(classify("https://example.com"), .unknown("https://example.com"))
+        XCTAssertEqual(groupCode("123456"), "123 456")
+        XCTAssertEqual(groupCode("12345678"), "1234 5678")
+        XCTAssertEqual(actionResult(CountersignError.WrongPin(attemptsLeft: 2)), .retry("Wrong PIN: 2 attempts left"))
+        XCTAssertEqual(actionResult(CountersignError.PinLocked), .accountWiped("Too many wrong PINs: the account was removed"))
+
+        let clock = FixedClock(59)
+        let device = try Device(clock: clock)
+        let hotp = try device.authenticator.importOtpauth(uri: "otpauth://hotp/Bank:bob?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&counter=0&issuer=Bank")
+        let model = OtpListModel(device.authenticator)
+        XCTAssertEqual(model.rows().map(\.code), ["755 224"])
+        XCTAssertEqual(model.rows().map(\.code), ["755 224"])
+        XCTAssertEqual(model.next(hotp.id)?.code, "287 082")
+
+        let r = Data(repeating: 0x80, count: 32)
+        var s = Data(repeating: 0, count: 32)
+        s[31] = 5
+        let der = try P256Signature.rawToDer(r + s)
+        XCTAssertEqual(try P256Signature.derToRaw(der), r + s)
+        XCTAssertThrowsError(try P256Signature.derToRaw(der + Data([0])))
+    }
+}
