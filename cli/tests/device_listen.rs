@@ -266,3 +266,50 @@ fn scripting_commands_list_otp_add_remove_and_clear_errors() {
     assert_eq!(devices[0]["status"], "removed", "{devices}");
     std::thread::sleep(Duration::from_millis(10));
 }
+
+#[test]
+fn os_keyring_mode_keeps_the_storage_key_in_a_secret_service() {
+    for tool in ["dbus-run-session", "gnome-keyring-daemon"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            found,
+            "{tool} is missing: apt-get install gnome-keyring dbus dbus-x11 (cargo xtask test does)"
+        );
+    }
+    let dir = TempDir::new("keyring");
+    let home = dir.0.join("device");
+    // A private session bus and keyring: the user's own keyring is never touched.
+    let script = r#"echo -n pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1
+"$BIN" device --home "$HOME_DIR" add 'otpauth://totp/Ex:kr?secret=JBSWY3DPEHPK3PXP&issuer=Ex' >/dev/null || exit 1
+"$BIN" device --home "$HOME_DIR" --json list"#;
+    let out = Command::new("dbus-run-session")
+        .args(["--", "sh", "-c", script])
+        .env("BIN", env!("CARGO_BIN_EXE_countersign"))
+        .env("HOME_DIR", &home)
+        .output()
+        .expect("run dbus-run-session");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // dbus-daemon may add a harmless fd-limit warning to stdout: take the JSON line.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with('['))
+        .unwrap_or_else(|| panic!("no JSON list in {stdout}"));
+    let list: Value = serde_json::from_str(line).expect("JSON list");
+    assert_eq!(list[0]["label"], "kr", "{list}");
+    // No key file: the key is in the keyring, so the data cannot be read without it.
+    assert!(!home.join("storage.key").exists());
+    let out = device(&home, &["list"]);
+    assert!(
+        !out.status.success(),
+        "--key-file must not read keyring data"
+    );
+}

@@ -249,6 +249,23 @@ async function main() {
     await shot(page, "08-transfer-signed");
   });
 
+  await test("offline QR: the OCRA response typed into the page works", async (page) => {
+    await signIn(page, base, "bob");
+    await page.click("#use-code");
+    await page.click("#offline");
+    await page.waitForSelector("#offline-box:not([hidden])");
+    if ((await page.locator("#offline-qr svg").count()) !== 1) throw new Error("no offline QR");
+    const payload = await page.getAttribute("#offline-qr", "data-payload");
+    const answer = await device(["offline", payload]);
+    if (!/^[0-9]{8}$/.test(answer.code)) throw new Error("no 8-digit OCRA response");
+    await shot(page, "09-offline-qr");
+    await page.fill("#ocra", answer.code);
+    await page.click("#submit-ocra");
+    await page.waitForSelector("#signed-in:not([hidden])", { timeout: 10_000 });
+    const method = await page.textContent("#method");
+    if (!method.includes("OCRA")) throw new Error(`signed in by ${method}`);
+  });
+
   await browser.close();
   browser = null;
 }
