@@ -87,6 +87,9 @@ public final class PushController: @unchecked Sendable {
             expiresAt: r.expiresAt)
     }
 
+    /// Cards of the requests already received and still pending (no network).
+    public func cards() -> [RequestCard] { authenticator.pendingRequests().map(card) }
+
     /// The APNs payload's custom keys (`device_id`, `tx_id`) to a card.
     public func onPush(userInfo: [AnyHashable: Any]) async -> Result<RequestCard, Error> {
         var data: [String: String] = [:]

@@ -74,6 +74,7 @@ final class CountersignTests: XCTestCase {
         let controller = PushController(device.authenticator)
         let card = controller.card(request)
         XCTAssertFalse(card.approveFromNotification)
+        XCTAssertEqual(controller.cards().map(\.txId), [tx])
 
         device.presenter.queuePin(nil)
         let cancelled = await controller.approve(card)

@@ -81,14 +81,17 @@ fun jsonString(json: String, field: String): String? {
 
 /** A prompt UI whose answers the test queues; records what was asked. */
 class ScriptedUi : PromptUi {
-    val pins = ConcurrentLinkedQueue<String?>()
+    /** PINs to answer with (null: the user cancels). */
+    val pins: MutableList<String?> = java.util.Collections.synchronizedList(mutableListOf())
     val biometrics = ConcurrentLinkedQueue<BiometricResult>()
     val asked = ConcurrentLinkedQueue<String>()
 
     override suspend fun askPin(title: String, subtitle: String): String? {
         asked.add("pin:$title")
-        check(pins.isNotEmpty()) { "unexpected PIN prompt: $title" }
-        return pins.poll()
+        synchronized(pins) {
+            check(pins.isNotEmpty()) { "unexpected PIN prompt: $title" }
+            return pins.removeAt(0)
+        }
     }
 
     override suspend fun askBiometric(title: String, subtitle: String): BiometricResult {

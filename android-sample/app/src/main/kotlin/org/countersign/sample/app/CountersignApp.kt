@@ -1,0 +1,53 @@
+// Platform glue: one Authenticator for the process, built from the Android hooks.
+package org.countersign.sample.app
+
+import android.app.Application
+import android.app.NotificationChannel
+import android.app.NotificationManager
+import androidx.fragment.app.FragmentActivity
+import java.io.File
+import java.lang.ref.WeakReference
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.Dispatchers
+import org.countersign.Authenticator
+import org.countersign.Countersign
+import org.countersign.Platform
+import org.countersign.sample.ActivationController
+import org.countersign.sample.EncryptedFileStorage
+import org.countersign.sample.JcaKeyVault
+import org.countersign.sample.OtpListModel
+import org.countersign.sample.PromptVerifier
+import org.countersign.sample.PushController
+import org.countersign.sample.UrlConnectionHttpClient
+
+const val CHANNEL_REQUESTS = "requests"
+
+class CountersignApp : Application() {
+    /** The foreground activity, for prompts (none: prompts are cancelled). */
+    var foreground: WeakReference<FragmentActivity> = WeakReference(null)
+    val scope = CoroutineScope(SupervisorJob() + Dispatchers.Default)
+
+    val authenticator: Authenticator by lazy {
+        Countersign.open(
+            platform = Platform.ANDROID,
+            storage = EncryptedFileStorage(File(noBackupFilesDir, "countersign"), KeystoreStorageKey()),
+            verifier = PromptVerifier(BiometricPromptUi { foreground.get() }),
+            keyVault = JcaKeyVault(KeystoreP256Store(this)),
+            // The app's network stack (network security config applies); the
+            // library's own reqwest client would need rustls-platform-verifier's JNI setup.
+            http = UrlConnectionHttpClient(),
+            deviceName = android.os.Build.MODEL,
+        )
+    }
+    val push by lazy { PushController(authenticator) }
+    val activation by lazy { ActivationController(authenticator) }
+    val otp by lazy { OtpListModel(authenticator) }
+
+    override fun onCreate() {
+        super.onCreate()
+        getSystemService(NotificationManager::class.java).createNotificationChannel(
+            NotificationChannel(CHANNEL_REQUESTS, getString(R.string.channel_requests), NotificationManager.IMPORTANCE_HIGH),
+        )
+    }
+}

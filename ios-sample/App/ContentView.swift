@@ -1,0 +1,129 @@
+// Platform glue: QR activation (VisionKit scanner), the OTP screen and the
+// approval sheet. The decisions are in CountersignSampleKit (tested on Linux).
+import Countersign
+import CountersignSampleKit
+import SwiftUI
+import VisionKit
+
+extension Model {
+    func add(_ text: String, pin: String? = nil) async {
+        do {
+            let account = try await activation.add(text, pin: pin)
+            status = "Added \(account.label)"
+        } catch {
+            status = "Activation failed: \(error)"
+        }
+    }
+
+    func refreshPending() async {
+        if let requests = try? await authenticator.awaitPending(waitSecs: 0) {
+            cards = requests.map(push.card)
+        }
+    }
+}
+
+struct ContentView: View {
+    @EnvironmentObject var model: Model
+    @EnvironmentObject var prompts: PromptState
+    @State private var scanning = false
+    @State private var rows: [OtpRow] = []
+    @State private var number = ""
+    @State private var pin = ""
+    private let tick = Timer.publish(every: 1, on: .main, in: .common).autoconnect()
+
+    var body: some View {
+        NavigationStack {
+            List {
+                Section("Codes") {
+                    ForEach(rows, id: \.accountId) { row in
+                        VStack(alignment: .leading) {
+                            Text(row.title).font(.caption)
+                            Text(row.code).font(.title.monospacedDigit())
+                            Text(row.secondsLeft.map { "\($0) s" } ?? "tap for next").font(.caption2)
+                        }
+                        .onTapGesture { if row.secondsLeft == nil { _ = model.otp.next(row.accountId) } }
+                    }
+                }
+                if !model.status.isEmpty { Text(model.status) }
+            }
+            .navigationTitle("Countersign")
+            .toolbar { Button("Scan") { scanning = true } }
+            .onReceive(tick) { _ in rows = model.otp.rows() }
+            .task { await model.refreshPending() }
+            .sheet(isPresented: $scanning) {
+                QRScanner { text in
+                    scanning = false
+                    Task { await model.add(text) }
+                }
+            }
+            .sheet(item: Binding(get: { model.cards.first.map(IdentifiedCard.init) }, set: { _ in })) { item in
+                approval(item.card)
+            }
+            .alert(prompts.pinRequest?.title ?? "", isPresented: .constant(prompts.pinRequest != nil)) {
+                SecureField("PIN", text: $pin).keyboardType(.numberPad)
+                Button("OK") { prompts.finishPin(pin); pin = "" }
+                Button("Cancel", role: .cancel) { prompts.finishPin(nil); pin = "" }
+            } message: { Text(prompts.pinRequest?.subtitle ?? "") }
+        }
+    }
+
+    @ViewBuilder private func approval(_ card: RequestCard) -> some View {
+        VStack(spacing: 16) {
+            Text(card.title).font(.headline)
+            Text(card.body)
+            if let choices = card.pickChoices {
+                HStack { ForEach(choices, id: \.self) { c in Button(c) { answer(card, c) }.buttonStyle(.borderedProminent) } }
+            } else {
+                if card.typeDigits != nil { TextField("Number on the sign-in page", text: $number).keyboardType(.numberPad) }
+                Button("Approve") { answer(card, card.typeDigits == nil ? nil : number) }.buttonStyle(.borderedProminent)
+            }
+            Button("It wasn't me", role: .destructive) { Task { finish(card, await model.push.deny(card, notMe: true)) } }
+        }
+        .padding()
+    }
+
+    private func answer(_ card: RequestCard, _ n: String?) {
+        Task { finish(card, await model.push.approve(card, number: n)) }
+    }
+
+    private func finish(_ card: RequestCard, _ result: ActionResult) {
+        if case .retry(let message) = result {
+            model.status = message
+            return
+        }
+        model.cards.removeAll { $0.txId == card.txId }
+        model.status = "\(result)"
+        number = ""
+    }
+}
+
+struct IdentifiedCard: Identifiable {
+    let card: RequestCard
+    var id: String { card.txId }
+}
+
+/// VisionKit's live QR scanner.
+struct QRScanner: UIViewControllerRepresentable {
+    let found: (String) -> Void
+
+    func makeUIViewController(context: Context) -> DataScannerViewController {
+        let scanner = DataScannerViewController(recognizedDataTypes: [.barcode(symbologies: [.qr])])
+        scanner.delegate = context.coordinator
+        try? scanner.startScanning()
+        return scanner
+    }
+
+    func updateUIViewController(_ controller: DataScannerViewController, context: Context) {}
+
+    func makeCoordinator() -> Coordinator { Coordinator(found: found) }
+
+    final class Coordinator: NSObject, DataScannerViewControllerDelegate {
+        let found: (String) -> Void
+        init(found: @escaping (String) -> Void) { self.found = found }
+        func dataScanner(_ scanner: DataScannerViewController, didAdd items: [RecognizedItem], allItems: [RecognizedItem]) {
+            for case .barcode(let code) in items {
+                if let text = code.payloadStringValue { found(text); return }
+            }
+        }
+    }
+}
