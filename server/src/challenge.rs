@@ -117,44 +117,49 @@ pub async fn start(
             "pushes are suppressed after repeated denials; type `push` or an OTP",
         ));
     }
-    let pending: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM challenges WHERE user_id = $1 AND state = 'pending' AND expires_at >= $2",
-    )
-    .bind(&user_id)
-    .bind(t)
-    .fetch_one(&state.db.pool)
-    .await?
-    .try_get(0)?;
-    if pending >= i64::from(policy.max_pending) {
-        audit(
-            &state.db,
-            who,
-            "push_refused",
-            "too many pending challenges",
-        )
-        .await?;
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            "too many pending challenges for this user",
-        ));
-    }
-    // Count the push in the window atomically; refuse when the window is full.
+    // Count the push in the window atomically, and only while the user has room
+    // for another pending challenge (one statement: the common path costs one
+    // round trip). Refused: a second look says which limit it was.
     let counted = sqlx::query(
         "UPDATE users SET \
            push_count = CASE WHEN push_window_start <= $2 THEN 1 ELSE push_count + 1 END, \
            push_window_start = CASE WHEN push_window_start <= $2 THEN $3 ELSE push_window_start END, \
            suppressed = CASE WHEN $5 = 1 THEN 0 ELSE suppressed END, \
            denial_streak = CASE WHEN $5 = 1 THEN 0 ELSE denial_streak END \
-         WHERE id = $1 AND (push_window_start <= $2 OR push_count < $4)",
+         WHERE id = $1 AND (push_window_start <= $2 OR push_count < $4) \
+           AND (SELECT COUNT(*) FROM challenges \
+                WHERE user_id = $1 AND state = 'pending' AND expires_at >= $3) < $6",
     )
     .bind(&user_id)
     .bind(t - i64::from(policy.push_window_secs))
     .bind(t)
     .bind(i64::from(policy.push_max_per_window))
     .bind(i64::from(lift_suppression))
+    .bind(i64::from(policy.max_pending))
     .execute(&state.db.pool)
     .await?;
     if counted.rows_affected() == 0 {
+        let pending: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM challenges WHERE user_id = $1 AND state = 'pending' AND expires_at >= $2",
+        )
+        .bind(&user_id)
+        .bind(t)
+        .fetch_one(&state.db.pool)
+        .await?
+        .try_get(0)?;
+        if pending >= i64::from(policy.max_pending) {
+            audit(
+                &state.db,
+                who,
+                "push_refused",
+                "too many pending challenges",
+            )
+            .await?;
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                "too many pending challenges for this user",
+            ));
+        }
         audit(&state.db, who, "push_refused", "push rate limit").await?;
         return Err(ApiError::new(
             ErrorCode::RateLimited,

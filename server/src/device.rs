@@ -25,7 +25,7 @@ use crate::challenge::webhook;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::notify::{Event, wait_for};
 use crate::rp::WaitQuery;
-use crate::util::{AuditSubject, audit, b64, now, now_u64, random_id, unb64};
+use crate::util::{AuditSubject, audit, audit_on, b64, now, now_u64, random_id, unb64};
 
 /// OTP seed length for new accounts (160 bits, the RFC 4226 recommendation).
 const SEED_LEN: usize = 20;
@@ -492,8 +492,10 @@ pub async fn answer(
         ));
     }
     let row = sqlx::query(
-        "SELECT cd.display_hash, cd.plaintext, c.state, c.expires_at, c.number, c.rp_id, c.user_id \
+        "SELECT cd.display_hash, cd.plaintext, c.state, c.expires_at, c.number, c.rp_id, c.user_id, \
+         CASE WHEN r.webhook_url IS NULL THEN 0 ELSE 1 END, u.denial_streak \
          FROM challenges c LEFT JOIN challenge_deliveries cd ON cd.tx_id = c.id AND cd.device_id = $2 \
+         JOIN relying_parties r ON r.id = c.rp_id JOIN users u ON u.id = c.user_id \
          WHERE c.id = $1",
     )
     .bind(&tx)
@@ -591,6 +593,13 @@ pub async fn answer(
         ),
     };
     let t = now();
+    let rp_id: String = row.try_get(5)?;
+    let has_webhook = row.try_get::<i64, _>(7)? != 0;
+    let denial_streak: i64 = row.try_get(8)?;
+    // The outcome, the key rotation, the user's counters and the audit record
+    // commit together (one commit instead of four). The first statement writes,
+    // so SQLite takes the write lock up front.
+    let mut dbtx = state.db.pool.begin().await?;
     let done = sqlx::query(
         "UPDATE challenges SET state = $1, answered_at = $2, answered_by = $3, deny_reason = $4, push_otp = $5 \
          WHERE id = $6 AND state = 'pending' AND expires_at >= $2",
@@ -601,9 +610,10 @@ pub async fn answer(
     .bind(reason)
     .bind(push_otp)
     .bind(&tx)
-    .execute(&state.db.pool)
+    .execute(&mut *dbtx)
     .await?;
     if done.rows_affected() == 0 {
+        dbtx.rollback().await?;
         return Err(ApiError::new(
             ErrorCode::AlreadyAnswered,
             "the challenge was already answered or has expired",
@@ -617,16 +627,17 @@ pub async fn answer(
     .bind(ans.next_kem.key_id())
     .bind(t)
     .bind(&device.id)
-    .execute(&state.db.pool)
+    .execute(&mut *dbtx)
     .await?;
-    let rp_id: String = row.try_get(5)?;
     match ans.decision {
         Decision::Approve => {
-            sqlx::query("UPDATE users SET denial_streak = 0 WHERE id = $1")
-                .bind(&device.user_id)
-                .execute(&state.db.pool)
-                .await?;
-            audit(&state.db, who, "approval", "approved on device").await?;
+            if denial_streak != 0 {
+                sqlx::query("UPDATE users SET denial_streak = 0 WHERE id = $1")
+                    .bind(&device.user_id)
+                    .execute(&mut *dbtx)
+                    .await?;
+            }
+            audit_on(&mut dbtx, who, "approval", "approved on device").await?;
         }
         Decision::Deny => {
             let fraud = i64::from(ans.reason == Some(DenyReason::NotMe));
@@ -639,19 +650,22 @@ pub async fn answer(
             .bind(&device.user_id)
             .bind(fraud)
             .bind(limit)
-            .fetch_one(&state.db.pool)
+            .fetch_one(&mut *dbtx)
             .await?;
-            audit(&state.db, who, "denial", reason.unwrap_or("mistake")).await?;
+            audit_on(&mut dbtx, who, "denial", reason.unwrap_or("mistake")).await?;
             if fraud == 1 {
-                audit(&state.db, who, "fraud_report", "user said it was not them").await?;
+                audit_on(&mut dbtx, who, "fraud_report", "user said it was not them").await?;
             }
             if r.try_get::<i64, _>(0)? == 1 && r.try_get::<i64, _>(1)? == limit {
-                audit(&state.db, who, "suppression", "consecutive denials").await?;
+                audit_on(&mut dbtx, who, "suppression", "consecutive denials").await?;
             }
         }
     }
+    dbtx.commit().await?;
     state.notifier.publish(Event::Challenge(tx.clone())).await;
-    webhook(&state, &rp_id, &tx, new_state, reason);
+    if has_webhook {
+        webhook(&state, &rp_id, &tx, new_state, reason);
+    }
     Ok(Json(AnswerAccepted {
         state: new_state.into(),
     }))

@@ -80,6 +80,18 @@ pub async fn audit(
     event: &str,
     reason: &str,
 ) -> ApiResult<()> {
+    let mut conn = db.pool.acquire().await?;
+    audit_on(&mut conn, who, event, reason).await
+}
+
+/// [`audit`] on a given connection or inside a transaction, so the record commits
+/// (or not) with the change it describes.
+pub async fn audit_on(
+    conn: &mut sqlx::AnyConnection,
+    who: AuditSubject<'_>,
+    event: &str,
+    reason: &str,
+) -> ApiResult<()> {
     sqlx::query(
         "INSERT INTO audit_log (id, at, rp_id, user_id, device_id, tx_id, event, reason) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -92,7 +104,7 @@ pub async fn audit(
     .bind(who.tx)
     .bind(event)
     .bind(reason)
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await?;
     tracing::info!(
         event,
