@@ -70,10 +70,10 @@ fn load(cli: &Cli) -> Result<Config, String> {
         None => Config::default(),
     };
     // Environment without the COUNTERSIGN_ prefix, as most deployments set it.
-    if cli.database_url.is_none() {
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            config.database_url = url;
-        }
+    if cli.database_url.is_none()
+        && let Ok(url) = std::env::var("DATABASE_URL")
+    {
+        config.database_url = url;
     }
     if let Some(v) = cli.listen {
         config.listen = v;

@@ -104,12 +104,11 @@ impl ApnsSender {
 
     async fn provider_token(&self, force_new: bool) -> Result<String, PushError> {
         let mut cache = self.cache.lock().await;
-        if !force_new {
-            if let Some((token, made)) = cache.as_ref() {
-                if made.elapsed() < TOKEN_REUSE {
-                    return Ok(token.clone());
-                }
-            }
+        if !force_new
+            && let Some((token, made)) = cache.as_ref()
+            && made.elapsed() < TOKEN_REUSE
+        {
+            return Ok(token.clone());
         }
         let token = self.signer.sign(
             &Header {

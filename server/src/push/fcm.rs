@@ -148,10 +148,10 @@ impl FcmSender {
     /// A valid access token, from cache or freshly fetched.
     async fn access_token(&self) -> Result<zeroize::Zeroizing<String>, PushError> {
         let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.as_ref() {
-            if c.valid_until > Instant::now() {
-                return Ok(c.token.clone());
-            }
+        if let Some(c) = cache.as_ref()
+            && c.valid_until > Instant::now()
+        {
+            return Ok(c.token.clone());
         }
         let assertion = self.assertion()?;
         let body = url::form_urlencoded::Serializer::new(String::new())
