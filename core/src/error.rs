@@ -146,6 +146,8 @@ pub(crate) fn from_server_code(status: u16, code: &str) -> Error {
         "already_answered" => Error::AlreadyAnswered,
         "not_found" if status == 404 => Error::RequestNotFound,
         "unsupported" => Error::Unsupported,
+        // The challenge needs a PIN or biometric approval that was not given.
+        "verification_required" => Error::VerificationFailed,
         _ => Error::ServerRejected {
             code: sanitize_code(code),
         },

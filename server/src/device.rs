@@ -70,8 +70,52 @@ fn map_protocol(e: ProtocolError) -> ApiError {
     }
 }
 
+/// What never changes about a device once activated (cached by device id).
+#[derive(Debug)]
+pub struct DeviceInfo {
+    account_id: String,
+    user_id: String,
+    rp_id: String,
+    possession_key: PublicKey,
+    user_key: PublicKey,
+    otp_seed: String,
+    otp_digits: u8,
+}
+
+/// The device's immutable data, from the cache or (once) from the database.
+async fn device_info(state: &AppState, device_id: &str) -> ApiResult<Arc<DeviceInfo>> {
+    if let Some(info) = state.devices.get(device_id) {
+        return Ok(info);
+    }
+    let row = sqlx::query(
+        "SELECT d.account_id, d.user_id, u.rp_id, d.possession_key, d.verification_key, \
+         d.otp_seed, d.otp_digits FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
+    )
+    .bind(device_id)
+    .fetch_optional(&state.db.pool)
+    .await?
+    .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "unknown device"))?;
+    let key = |i: usize| -> ApiResult<PublicKey> {
+        PublicKey::from_sec1(&unb64(&row.try_get::<String, _>(i)?)?).map_err(ApiError::internal)
+    };
+    let info = DeviceInfo {
+        account_id: row.try_get(0)?,
+        user_id: row.try_get(1)?,
+        rp_id: row.try_get(2)?,
+        possession_key: key(3)?,
+        user_key: key(4)?,
+        otp_seed: row.try_get(5)?,
+        otp_digits: u8::try_from(row.try_get::<i64, _>(6)?).map_err(ApiError::internal)?,
+    };
+    Ok(state.devices.insert(device_id, info))
+}
+
 /// Verifies the request signature and records the nonce. Removed devices get
 /// `device_removed` (after their signature verifies, so nobody can probe).
+///
+/// The device's keys and ids come from a cache; its status is checked by the
+/// nonce `INSERT` itself (it only inserts for an active device), so a removal by
+/// any instance takes effect at once and a request costs one statement.
 pub async fn authenticate(
     state: &AppState,
     method: &Method,
@@ -81,31 +125,26 @@ pub async fn authenticate(
 ) -> ApiResult<Device> {
     let hdrs = RequestHeaders::from_lookup(|name| headers.get(name).and_then(|v| v.to_str().ok()))
         .map_err(|e| ApiError::new(ErrorCode::Unauthorized, format!("request signature: {e}")))?;
-    let row = sqlx::query(
-        "SELECT d.account_id, d.user_id, u.rp_id, d.possession_key, d.verification_key, d.status, \
-         d.otp_seed, d.otp_digits FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
-    )
-    .bind(&hdrs.device_id)
-    .fetch_optional(&state.db.pool)
-    .await?
-    .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "unknown device"))?;
-    let dp =
-        PublicKey::from_sec1(&unb64(&row.try_get::<String, _>(3)?)?).map_err(ApiError::internal)?;
+    let info = device_info(state, &hdrs.device_id).await?;
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let skew = u64::from(state.config.policy.request_max_skew_secs);
-    verify_request(&dp, &hdrs, method.as_str(), path, body, now_u64(), skew)
-        .map_err(map_protocol)?;
-    if row.try_get::<String, _>(5)? != "active" {
-        return Err(ApiError::new(
-            ErrorCode::DeviceRemoved,
-            "this device was removed: wipe the account",
-        ));
-    }
+    verify_request(
+        &info.possession_key,
+        &hdrs,
+        method.as_str(),
+        path,
+        body,
+        now_u64(),
+        skew,
+    )
+    .map_err(map_protocol)?;
     // Remember the nonce for twice the skew: any replay within the timestamp
-    // window hits it. Stored before the request does anything.
+    // window hits it. Stored before the request does anything, and only while
+    // the device is active.
     let keep_until = i64::try_from(hdrs.timestamp.saturating_add(2 * skew)).unwrap_or(i64::MAX);
     let fresh = sqlx::query(
-        "INSERT INTO used_nonces (device_id, nonce, expires_at) VALUES ($1, $2, $3) \
+        "INSERT INTO used_nonces (device_id, nonce, expires_at) SELECT $1, $2, $3 \
+         WHERE EXISTS (SELECT 1 FROM devices WHERE id = $1 AND status = 'active') \
          ON CONFLICT (device_id, nonce) DO NOTHING",
     )
     .bind(&hdrs.device_id)
@@ -114,19 +153,32 @@ pub async fn authenticate(
     .execute(&state.db.pool)
     .await?;
     if fresh.rows_affected() == 0 {
-        return Err(ApiError::new(ErrorCode::Replayed, "nonce already used"));
+        // Refused: removed (or deleted) device, or a replayed nonce.
+        let status = sqlx::query("SELECT status FROM devices WHERE id = $1")
+            .bind(&hdrs.device_id)
+            .fetch_optional(&state.db.pool)
+            .await?;
+        return Err(match status {
+            None => {
+                state.devices.remove(&hdrs.device_id);
+                ApiError::new(ErrorCode::Unauthorized, "unknown device")
+            }
+            Some(r) if r.try_get::<String, _>(0)? != "active" => ApiError::new(
+                ErrorCode::DeviceRemoved,
+                "this device was removed: wipe the account",
+            ),
+            Some(_) => ApiError::new(ErrorCode::Replayed, "nonce already used"),
+        });
     }
-    let du =
-        PublicKey::from_sec1(&unb64(&row.try_get::<String, _>(4)?)?).map_err(ApiError::internal)?;
     Ok(Device {
         id: hdrs.device_id,
-        account_id: row.try_get(0)?,
-        user_id: row.try_get(1)?,
-        rp_id: row.try_get(2)?,
-        possession_key: dp,
-        user_key: du,
-        otp_seed: row.try_get(6)?,
-        otp_digits: u8::try_from(row.try_get::<i64, _>(7)?).map_err(ApiError::internal)?,
+        account_id: info.account_id.clone(),
+        user_id: info.user_id.clone(),
+        rp_id: info.rp_id.clone(),
+        possession_key: info.possession_key.clone(),
+        user_key: info.user_key.clone(),
+        otp_seed: info.otp_seed.clone(),
+        otp_digits: info.otp_digits,
     })
 }
 
@@ -245,7 +297,7 @@ pub async fn activate(State(state): State<Arc<AppState>>, body: Bytes) -> ApiRes
         policy: VerificationPolicy {
             default: Verification::None,
             pin_min_length: 6,
-            pin_max_attempts: 5,
+            pin_max_attempts: 10,
             biometric_allowed: true,
         },
         otp,
@@ -420,8 +472,25 @@ pub async fn fetch(
     body: Bytes,
 ) -> ApiResult<Response> {
     let device = authenticate(&state, &method, &uri, &headers, &body).await?;
+    // One statement on the common path: mark it fetched and read it back, only
+    // while the challenge is pending.
+    let t = now();
     let row = sqlx::query(
-        "SELECT cd.sealed, c.state, c.expires_at FROM challenge_deliveries cd \
+        "UPDATE challenge_deliveries SET fetched_at = $1 WHERE tx_id = $2 AND device_id = $3 \
+         AND EXISTS (SELECT 1 FROM challenges c WHERE c.id = $2 AND c.state = 'pending' \
+         AND c.expires_at >= $1) RETURNING sealed",
+    )
+    .bind(t)
+    .bind(&tx)
+    .bind(&device.id)
+    .fetch_optional(&state.db.pool)
+    .await?;
+    if let Some(row) = row {
+        return Ok(signed_json(row.try_get::<String, _>(0)?.into_bytes()));
+    }
+    // Not sent to this device, or no longer pending: say which.
+    let row = sqlx::query(
+        "SELECT c.state, c.expires_at FROM challenge_deliveries cd \
          JOIN challenges c ON c.id = cd.tx_id WHERE cd.tx_id = $1 AND cd.device_id = $2",
     )
     .bind(&tx)
@@ -429,16 +498,12 @@ pub async fn fetch(
     .fetch_optional(&state.db.pool)
     .await?
     .ok_or_else(|| ApiError::not_found("challenge"))?;
-    check_pending(&row.try_get::<String, _>(1)?, row.try_get(2)?)?;
-    sqlx::query(
-        "UPDATE challenge_deliveries SET fetched_at = $1 WHERE tx_id = $2 AND device_id = $3",
-    )
-    .bind(now())
-    .bind(&tx)
-    .bind(&device.id)
-    .execute(&state.db.pool)
-    .await?;
-    Ok(signed_json(row.try_get::<String, _>(0)?.into_bytes()))
+    check_pending(&row.try_get::<String, _>(0)?, row.try_get(1)?)?;
+    // Not reached in practice (pending and fresh now means it was at `t`).
+    Err(ApiError::new(
+        ErrorCode::Expired,
+        "the challenge has expired",
+    ))
 }
 
 fn check_pending(st: &str, expires_at: i64) -> ApiResult<()> {

@@ -64,7 +64,7 @@ use crate::protocol::encoding::{b64url, b64url_array};
 use crate::protocol::otpauth::{OtpKind, OtpauthUri};
 use crate::protocol::{
     ActivationOffer, ActivationRequest, ActivationResult, Answer, Approval, Challenge, DenyReason,
-    DeviceBinding, DeviceInfo, MessageSigner, OfferCredentials, OpenedChallenge, Platform,
+    DeviceBinding, DeviceInfo, MessageSigner, OfferCredentials, OpenedChallenge, Platform, Purpose,
     PushRegistration, SealedChallenge, ServerKeyPin, ServerUrl, SignedMessage, Verification,
     VerificationPolicy,
 };
@@ -77,8 +77,6 @@ pub const DEFAULT_PIN_MAX_ATTEMPTS: u32 = 10;
 /// Default clock tolerance, seconds, when checking expiry against the estimated
 /// server clock.
 pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 5;
-/// Label S signs offline (OCRA) QR payloads with (`label || 0x00 || payload`).
-pub const OFFLINE_LABEL: &str = "countersign/v1/offline-challenge";
 
 /// The app's platform services.
 #[derive(Clone)]
@@ -1001,10 +999,8 @@ impl Authenticator {
                 }
             }
         }
-        if !any_ok {
-            if let Some(e) = first_error {
-                return Err(e);
-            }
+        if !any_ok && let Some(e) = first_error {
+            return Err(e);
         }
         Ok(self.pending_requests())
     }
@@ -1668,14 +1664,7 @@ impl Authenticator {
             ))
         })?;
         // Verify before trusting anything but the lookup ids.
-        if msg.kid() != server_key.key_id() {
-            return Err(Error::Tampered);
-        }
-        let mut input = OFFLINE_LABEL.as_bytes().to_vec();
-        input.push(0);
-        input.extend_from_slice(payload);
-        server_key
-            .verify(&input, msg.signature())
+        msg.verify(Purpose::OfflineChallenge, &server_key)
             .map_err(|_| Error::Tampered)?;
         if probe.v != 1 {
             return Err(Error::Unsupported);

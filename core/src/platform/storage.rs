@@ -184,7 +184,7 @@ fn hex_encode(bytes: &[u8]) -> String {
 }
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     let nib = |c: u8| match c {
@@ -277,10 +277,10 @@ impl FileStorage {
     fn remove_temp_files(&self) -> Result<(), StorageError> {
         let entries = fs::read_dir(&self.dir).map_err(|e| io_err("read directory", &e))?;
         for entry in entries.flatten() {
-            if let Some(name) = entry.file_name().to_str() {
-                if name.contains(TMP_MARKER) {
-                    let _ = fs::remove_file(entry.path());
-                }
+            if let Some(name) = entry.file_name().to_str()
+                && name.contains(TMP_MARKER)
+            {
+                let _ = fs::remove_file(entry.path());
             }
         }
         Ok(())

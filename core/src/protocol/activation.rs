@@ -1084,10 +1084,10 @@ impl ActivationResult {
     /// the signature verifies.
     pub fn verify(msg: &SignedMessage, pin: ServerKeyPin, offer: &OfferId) -> Result<Self> {
         let res = Self::from_payload(msg.payload_unverified())?;
-        if let ServerKeyPin::Fingerprint(fp) = pin {
-            if !ct_eq(&fp, &res.server_key.fingerprint()) {
-                return Err(ProtocolError::PinMismatch);
-            }
+        if let ServerKeyPin::Fingerprint(fp) = pin
+            && !ct_eq(&fp, &res.server_key.fingerprint())
+        {
+            return Err(ProtocolError::PinMismatch);
         }
         msg.verify(Purpose::ActivationResult, &res.server_key)?;
         if res.grant.offer_id != *offer {

@@ -289,10 +289,10 @@ impl OtpauthUri {
         if !(otp::MIN_DIGITS..=otp::MAX_DIGITS).contains(&digits) {
             return Err(OtpauthError::InvalidDigits);
         }
-        if let OtpKind::Totp { period } = kind {
-            if !(otp::MIN_PERIOD..=otp::MAX_PERIOD).contains(&period) {
-                return Err(OtpauthError::InvalidPeriod);
-            }
+        if let OtpKind::Totp { period } = kind
+            && !(otp::MIN_PERIOD..=otp::MAX_PERIOD).contains(&period)
+        {
+            return Err(OtpauthError::InvalidPeriod);
         }
         Ok(Self {
             kind,

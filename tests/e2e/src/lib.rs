@@ -292,13 +292,14 @@ impl HttpClient for Wire {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         let mut response = self.inner.send(request.clone()).await?;
         let path = request.url.split("/v1/device/challenges/").nth(1);
-        if let Some(tx) = path {
-            if !tx.contains('/') && response.status == 200 {
-                self.envelopes
-                    .lock()
-                    .expect("lock")
-                    .insert(tx.to_owned(), response.body.clone());
-            }
+        if let Some(tx) = path
+            && !tx.contains('/')
+            && response.status == 200
+        {
+            self.envelopes
+                .lock()
+                .expect("lock")
+                .insert(tx.to_owned(), response.body.clone());
         }
         if let Some(rw) = self.rewrite.lock().expect("lock").as_ref() {
             response = rw(&request, response);
