@@ -361,8 +361,9 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
         } => {
             let auth = open(&opts, name).await?;
             let options = ActivationOptions {
+                // The server's policy may ask for more; activation then says so.
                 pin: if pin {
-                    Some(term::read_new_pin()?)
+                    Some(term::read_new_pin(4)?)
                 } else {
                     None
                 },
@@ -485,8 +486,11 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
             match action {
                 PinAction::Set { account } => {
                     let a = resolve(&auth, account.as_deref(), true)?;
-                    let pin = term::read_new_pin()?;
-                    auth.set_pin(&a.id, &pin).await.map_err(|e| explain(&e))?;
+                    let min = pin_min(&a);
+                    let pin = term::read_new_pin(min)?;
+                    auth.set_pin(&a.id, &pin)
+                        .await
+                        .map_err(|e| pin_error(&e, min))?;
                     emit(
                         json,
                         &json!({"pin_set": a.id}),
@@ -495,11 +499,12 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
                 }
                 PinAction::Change { account } => {
                     let a = resolve(&auth, account.as_deref(), true)?;
+                    let min = pin_min(&a);
                     let old = term::read_pin("Current PIN: ").ok_or("PIN entry cancelled")?;
-                    let new = term::read_new_pin()?;
+                    let new = term::read_new_pin(min)?;
                     auth.change_pin(&a.id, &old, &new)
                         .await
-                        .map_err(|e| explain(&e))?;
+                        .map_err(|e| pin_error(&e, min))?;
                     emit(
                         json,
                         &json!({"pin_changed": a.id}),
@@ -585,6 +590,25 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
             let auth = open(&opts, None).await?;
             listen(&auth, json, once, wait).await
         }
+    }
+}
+
+/// The shortest PIN the account's server accepts.
+fn pin_min(a: &AccountInfo) -> usize {
+    a.policy
+        .as_ref()
+        .map_or(4, |p| usize::from(p.pin_min_length).max(4))
+}
+
+fn pin_error(e: &Error, min: usize) -> String {
+    match e {
+        Error::InvalidInput { what: "pin" } => format!(
+            "the PIN must have {min} to 64 characters (this server's policy); nothing was changed"
+        ),
+        Error::InvalidInput {
+            what: "pin already set",
+        } => "this account has a PIN already: use `countersign device pin change`".into(),
+        other => explain(other),
     }
 }
 

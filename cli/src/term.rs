@@ -44,9 +44,11 @@ pub fn read_pin(prompt: &str) -> Option<Zeroizing<String>> {
     }
 }
 
-/// Asks for a new PIN twice; `None` if cancelled or the two differ.
-pub fn read_new_pin() -> Result<Zeroizing<String>, String> {
-    let first = read_pin("New PIN (4-16 digits): ").ok_or("PIN entry cancelled")?;
+/// Asks for a new PIN of at least `min` characters twice; an error if cancelled
+/// or the two differ.
+pub fn read_new_pin(min: usize) -> Result<Zeroizing<String>, String> {
+    let first =
+        read_pin(&format!("New PIN (at least {min} characters): ")).ok_or("PIN entry cancelled")?;
     let again = read_pin("Repeat the new PIN: ").ok_or("PIN entry cancelled")?;
     if first.as_str() != again.as_str() {
         return Err("the two PINs differ; nothing was changed".into());
