@@ -8,7 +8,9 @@
 
 use std::fmt;
 
+use ring::agreement;
 use ring::hmac as rhmac;
+use ring::rand::SystemRandom;
 use zeroize::Zeroizing;
 
 use super::hash::{HKDF_MAX_OUTPUT, hkdf_expand_parts};
@@ -105,6 +107,37 @@ fn encap(
 ) -> Result<([u8; N_ENC], Zeroizing<[u8; 32]>), CryptoError> {
     let dh = ephemeral.diffie_hellman(recipient)?;
     let enc = ephemeral.public_key().to_sec1();
+    let shared_secret = extract_and_expand(dh.as_ref(), &kem_context(&enc, recipient))?;
+    Ok((enc, shared_secret))
+}
+
+/// DHKEM `Encap` with a fresh random ephemeral key, in ring: its P-256 key
+/// generation and ECDH are several times faster than p256's, and sealing a
+/// challenge is on every push's path. The ephemeral key never leaves ring and
+/// is consumed by the one agreement. (ring does not zeroize its own copies of
+/// the ephemeral scalar or the raw DH output; the copy made here is zeroized.)
+/// The deterministic [`encap`] stays on p256 because ring cannot import a key.
+fn encap_random(recipient: &PublicKey) -> Result<([u8; N_ENC], Zeroizing<[u8; 32]>), CryptoError> {
+    let rng = SystemRandom::new();
+    let ephemeral = agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &rng)
+        .map_err(|_| CryptoError::Rng)?;
+    let enc: [u8; N_ENC] = ephemeral
+        .compute_public_key()
+        .map_err(|_| CryptoError::Rng)?
+        .as_ref()
+        .try_into()
+        .map_err(|_| CryptoError::InvalidKey)?;
+    let pk_rm = recipient.to_sec1();
+    let peer = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, &pk_rm[..]);
+    let dh = agreement::agree_ephemeral(ephemeral, &peer, |z| {
+        let mut dh = Zeroizing::new([0u8; 32]);
+        for (o, i) in dh.iter_mut().zip(z) {
+            *o = *i;
+        }
+        (z.len() == 32).then_some(dh)
+    })
+    .map_err(|_| CryptoError::InvalidKey)?
+    .ok_or(CryptoError::InvalidKey)?;
     let shared_secret = extract_and_expand(dh.as_ref(), &kem_context(&enc, recipient))?;
     Ok((enc, shared_secret))
 }
@@ -349,8 +382,9 @@ pub fn setup_base_sender(
     recipient: &PublicKey,
     info: &[u8],
 ) -> Result<([u8; N_ENC], SenderContext), CryptoError> {
-    let ephemeral = AgreementKey::generate()?;
-    setup_base_sender_with_ephemeral(&ephemeral, recipient, info)
+    let (enc, shared_secret) = encap_random(recipient)?;
+    let schedule = KeySchedule::new(shared_secret, info)?;
+    Ok((enc, SenderContext { schedule, seq: 0 }))
 }
 
 /// `SetupBaseS` with a caller-chosen ephemeral key: deterministic, for
@@ -392,8 +426,9 @@ pub fn seal(
     aad: &[u8],
     plaintext: &[u8],
 ) -> Result<Sealed, CryptoError> {
-    let ephemeral = AgreementKey::generate()?;
-    seal_with_ephemeral(&ephemeral, recipient, info, aad, plaintext)
+    let (enc, mut ctx) = setup_base_sender(recipient, info)?;
+    let ciphertext = ctx.seal(aad, plaintext)?;
+    Ok(Sealed { enc, ciphertext })
 }
 
 /// Single-shot `SealBase` with a caller-chosen ephemeral key: deterministic,
@@ -507,6 +542,43 @@ mod tests {
             Err(CryptoError::InvalidLength)
         );
         assert_eq!(format!("{sender:?}").matches("redacted").count(), 1);
+    }
+
+    #[test]
+    fn ring_sealed_opens_with_p256_open() {
+        // `seal` and `setup_base_sender` take the ephemeral key and ECDH from
+        // ring; `open` decapsulates with p256: they must agree on `enc` (a valid
+        // uncompressed point) and the shared secret, for any plaintext length.
+        for _ in 0..16 {
+            let recipient = AgreementKey::generate().unwrap();
+            let pt = random_pt();
+            let sealed = seal(&recipient.public_key(), b"info", b"aad", &pt).unwrap();
+            assert_eq!(sealed.enc[0], 0x04);
+            PublicKey::from_sec1(&sealed.enc).unwrap();
+            let opened =
+                open(&recipient, &sealed.enc, b"info", b"aad", &sealed.ciphertext).unwrap();
+            assert_eq!(opened.as_slice(), pt.as_slice());
+            let (enc, mut sender) = setup_base_sender(&recipient.public_key(), b"i").unwrap();
+            let mut receiver = setup_base_receiver(&recipient, &enc, b"i").unwrap();
+            assert_eq!(
+                sender.key_schedule().shared_secret(),
+                receiver.key_schedule().shared_secret()
+            );
+            let ct = sender.seal(b"", b"m").unwrap();
+            assert_eq!(receiver.open(b"", &ct).unwrap().as_slice(), b"m");
+        }
+        // Fresh ephemeral keys: two seals of the same message differ.
+        let recipient = AgreementKey::generate().unwrap();
+        let a = seal(&recipient.public_key(), b"", b"", b"x").unwrap();
+        let b = seal(&recipient.public_key(), b"", b"", b"x").unwrap();
+        assert_ne!(a.enc, b.enc);
+    }
+
+    fn random_pt() -> Vec<u8> {
+        let len = usize::from(crate::crypto::random_array::<1>().unwrap()[0]);
+        let mut pt = vec![0u8; len];
+        crate::crypto::random_bytes(&mut pt).unwrap();
+        pt
     }
 
     #[test]
