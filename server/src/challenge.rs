@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::notify::Event;
 use crate::push::WakeUp;
 use crate::rp::Rp;
-use crate::util::{AuditSubject, audit, b64, now, random_id, unb64};
+use crate::util::{AuditSubject, audit, audit_on, b64, now, random_id, unb64};
 
 /// What the RP asked for, validated.
 #[derive(Debug, Clone)]
@@ -64,7 +64,8 @@ fn protocol_bad_request(e: countersign_core::protocol::ProtocolError) -> ApiErro
     ApiError::bad_request(format!("challenge: {e}"))
 }
 
-/// Starts a push for `user`: checks suppression and rate limits, seals one
+/// Starts a push for `user`: checks the RP's API key is not revoked, suppression
+/// and rate limits, seals one
 /// challenge per active device, stores it, wakes the devices. `lift_suppression`
 /// is set when the user typed `push`.
 pub async fn start(
@@ -80,14 +81,24 @@ pub async fn start(
     let rows = sqlx::query(
         "SELECT u.id, u.suppressed, d.id, d.account_id, d.kem_key, d.push_provider, d.push_token \
          FROM users u LEFT JOIN devices d ON d.user_id = u.id AND d.status = 'active' \
-         WHERE u.rp_id = $1 AND u.name = $2",
+         WHERE u.rp_id = $1 AND u.name = $2 \
+         AND EXISTS (SELECT 1 FROM api_keys WHERE key_id = $3 AND revoked_at IS NULL)",
     )
     .bind(&rp.id)
     .bind(user)
+    .bind(&rp.key_id)
     .fetch_all(&state.db.pool)
     .await?;
     let no_device = || ApiError::new(ErrorCode::NoDevice, "the user has no active device");
-    let first = rows.first().ok_or_else(no_device)?;
+    let Some(first) = rows.first() else {
+        // No such user, or the API key was revoked (the RP's key is checked here,
+        // see `rp::authenticate_hot`).
+        return Err(if crate::rp::key_active(state, &rp.key_id).await? {
+            no_device()
+        } else {
+            ApiError::new(ErrorCode::Unauthorized, "missing or invalid API key")
+        });
+    };
     let user_id: String = first.try_get(0)?;
     let suppressed: i64 = first.try_get(1)?;
     let mut targets = Vec::with_capacity(rows.len());
@@ -117,59 +128,8 @@ pub async fn start(
             "pushes are suppressed after repeated denials; type `push` or an OTP",
         ));
     }
-    // Count the push in the window atomically, and only while the user has room
-    // for another pending challenge (one statement: the common path costs one
-    // round trip). Refused: a second look says which limit it was.
-    let counted = sqlx::query(
-        "UPDATE users SET \
-           push_count = CASE WHEN push_window_start <= $2 THEN 1 ELSE push_count + 1 END, \
-           push_window_start = CASE WHEN push_window_start <= $2 THEN $3 ELSE push_window_start END, \
-           suppressed = CASE WHEN $5 = 1 THEN 0 ELSE suppressed END, \
-           denial_streak = CASE WHEN $5 = 1 THEN 0 ELSE denial_streak END \
-         WHERE id = $1 AND (push_window_start <= $2 OR push_count < $4) \
-           AND (SELECT COUNT(*) FROM challenges \
-                WHERE user_id = $1 AND state = 'pending' AND expires_at >= $3) < $6",
-    )
-    .bind(&user_id)
-    .bind(t - i64::from(policy.push_window_secs))
-    .bind(t)
-    .bind(i64::from(policy.push_max_per_window))
-    .bind(i64::from(lift_suppression))
-    .bind(i64::from(policy.max_pending))
-    .execute(&state.db.pool)
-    .await?;
-    if counted.rows_affected() == 0 {
-        let pending: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM challenges WHERE user_id = $1 AND state = 'pending' AND expires_at >= $2",
-        )
-        .bind(&user_id)
-        .bind(t)
-        .fetch_one(&state.db.pool)
-        .await?
-        .try_get(0)?;
-        if pending >= i64::from(policy.max_pending) {
-            audit(
-                &state.db,
-                who,
-                "push_refused",
-                "too many pending challenges",
-            )
-            .await?;
-            return Err(ApiError::new(
-                ErrorCode::RateLimited,
-                "too many pending challenges for this user",
-            ));
-        }
-        audit(&state.db, who, "push_refused", "push rate limit").await?;
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            "too many pushes for this user; try again later",
-        ));
-    }
-    if suppressed != 0 && lift_suppression {
-        audit(&state.db, who, "suppression_lifted", "user typed push").await?;
-    }
-
+    // Seal before the transaction, so the write lock is not held while sealing
+    // (a refused push wastes one seal per device).
     let tx_id = countersign_core::protocol::challenge::random_id().map_err(ApiError::internal)?;
     let expires_at = t + opts.timeout;
     let mut sealed_rows = Vec::with_capacity(targets.len());
@@ -230,6 +190,62 @@ pub async fn start(
         ChallengeKind::Transaction => "transaction",
     };
     let mut dbtx = state.db.pool.begin().await?;
+    // Count the push in the window atomically, and only while the user has room
+    // for another pending challenge (one statement), in the transaction that
+    // stores the challenge: one commit per push. Its first statement writes, so
+    // SQLite takes the write lock up front. Refused: a second look says which
+    // limit it was.
+    let counted = sqlx::query(
+        "UPDATE users SET \
+           push_count = CASE WHEN push_window_start <= $2 THEN 1 ELSE push_count + 1 END, \
+           push_window_start = CASE WHEN push_window_start <= $2 THEN $3 ELSE push_window_start END, \
+           suppressed = CASE WHEN $5 = 1 THEN 0 ELSE suppressed END, \
+           denial_streak = CASE WHEN $5 = 1 THEN 0 ELSE denial_streak END \
+         WHERE id = $1 AND (push_window_start <= $2 OR push_count < $4) \
+           AND (SELECT COUNT(*) FROM challenges \
+                WHERE user_id = $1 AND state = 'pending' AND expires_at >= $3) < $6",
+    )
+    .bind(&user_id)
+    .bind(t - i64::from(policy.push_window_secs))
+    .bind(t)
+    .bind(i64::from(policy.push_max_per_window))
+    .bind(i64::from(lift_suppression))
+    .bind(i64::from(policy.max_pending))
+    .execute(&mut *dbtx)
+    .await?;
+    if counted.rows_affected() == 0 {
+        dbtx.rollback().await?;
+        let pending: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM challenges WHERE user_id = $1 AND state = 'pending' AND expires_at >= $2",
+        )
+        .bind(&user_id)
+        .bind(t)
+        .fetch_one(&state.db.pool)
+        .await?
+        .try_get(0)?;
+        if pending >= i64::from(policy.max_pending) {
+            audit(
+                &state.db,
+                who,
+                "push_refused",
+                "too many pending challenges",
+            )
+            .await?;
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                "too many pending challenges for this user",
+            ));
+        }
+        audit(&state.db, who, "push_refused", "push rate limit").await?;
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "too many pushes for this user; try again later",
+        ));
+    }
+    if suppressed != 0 && lift_suppression {
+        audit_on(&mut dbtx, who, "suppression_lifted", "user typed push").await?;
+    }
+
     sqlx::query(
         "INSERT INTO challenges (id, rp_id, user_id, kind, state, created_at, expires_at, \
          number_mode, number, verification, request) \

@@ -81,6 +81,11 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every idle connection before handing it out: one more
+            // round trip to SQLite's worker thread per statement. A SQLite
+            // connection cannot drop, so skip it there; PostgreSQL keeps the ping
+            // (a server restart or idle timeout would otherwise fail one request).
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod cache;
 pub mod challenge;
 pub mod config;
 pub mod db;
@@ -77,6 +78,9 @@ pub enum StartError {
     },
 }
 
+/// Entries per in-memory cache (a device entry is about 400 bytes).
+const CACHE_CAPACITY: usize = 100_000;
+
 /// Shared state of one server instance.
 #[derive(Debug)]
 pub struct AppState {
@@ -98,6 +102,10 @@ pub struct AppState {
     pub public_url: String,
     /// Flips to `true` at shutdown so long-polls return early.
     pub shutting_down: watch::Receiver<bool>,
+    /// Devices' immutable data (keys, ids), by device id.
+    pub devices: cache::Cache<device::DeviceInfo>,
+    /// API keys' immutable data (hash, relying party), by key id.
+    pub api_keys: cache::Cache<rp::ApiKeyInfo>,
 }
 
 /// Entry point.
@@ -154,6 +162,8 @@ impl Server {
             http,
             public_url,
             shutting_down: stop_rx.clone(),
+            devices: cache::Cache::new(CACHE_CAPACITY),
+            api_keys: cache::Cache::new(CACHE_CAPACITY),
         });
         let app = router(state.clone());
         let janitor = {

@@ -29,11 +29,24 @@ pub struct Rp {
     pub id: String,
     /// Its display name (shown on the phone as the challenge's `rp`).
     pub name: String,
+    /// The API key id it authenticated with (hot paths re-check its revocation
+    /// inside their own statement).
+    pub key_id: String,
 }
 
-/// Checks the API key.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<Rp> {
-    let unauthorized = || ApiError::new(ErrorCode::Unauthorized, "missing or invalid API key");
+/// What never changes about an API key (cached by key id): its hash and RP.
+#[derive(Debug)]
+pub struct ApiKeyInfo {
+    key_hash: String,
+    rp: Rp,
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::new(ErrorCode::Unauthorized, "missing or invalid API key")
+}
+
+/// The key id and secret of `Authorization: Bearer csk_<key id>.<secret>`.
+fn presented_key(headers: &HeaderMap) -> ApiResult<(&str, &str)> {
     let value = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -46,6 +59,12 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<Rp
     if key_id.len() != 16 || secret.len() > 64 {
         return Err(unauthorized());
     }
+    Ok((key_id, secret))
+}
+
+/// Checks the API key against the database (existence, hash, revocation).
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<Rp> {
+    let (key_id, secret) = presented_key(headers)?;
     let row = sqlx::query(
         "SELECT k.key_hash, r.id, r.name FROM api_keys k JOIN relying_parties r ON r.id = k.rp_id \
          WHERE k.key_id = $1 AND k.revoked_at IS NULL",
@@ -60,15 +79,56 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<Rp
             Some(Rp {
                 id: r.try_get(1)?,
                 name: r.try_get(2)?,
+                key_id: key_id.to_string(),
             }),
         ),
         None => (String::new(), None),
     };
     let presented = hex::encode(sha256(secret.as_bytes()));
     match rp {
-        Some(rp) if ct_eq(presented.as_bytes(), stored.as_bytes()) => Ok(rp),
+        Some(rp) if ct_eq(presented.as_bytes(), stored.as_bytes()) => {
+            state.api_keys.insert(
+                key_id,
+                ApiKeyInfo {
+                    key_hash: stored,
+                    rp: rp.clone(),
+                },
+            );
+            Ok(rp)
+        }
         _ => Err(unauthorized()),
     }
+}
+
+/// [`authenticate`] without a statement, for the hot endpoints (start a push,
+/// challenge status): the secret is checked against the cached hash, and the
+/// caller's own statement must require the key to be unrevoked (`EXISTS
+/// (SELECT 1 FROM api_keys WHERE key_id = <rp.key_id> AND revoked_at IS NULL)`)
+/// and call [`key_active`] when it finds nothing. A key not in the cache takes
+/// the full check.
+pub async fn authenticate_hot(state: &AppState, headers: &HeaderMap) -> ApiResult<Rp> {
+    let (key_id, secret) = presented_key(headers)?;
+    let Some(info) = state.api_keys.get(key_id) else {
+        return authenticate(state, headers).await;
+    };
+    let presented = hex::encode(sha256(secret.as_bytes()));
+    if ct_eq(presented.as_bytes(), info.key_hash.as_bytes()) {
+        Ok(info.rp.clone())
+    } else {
+        Err(unauthorized())
+    }
+}
+
+/// Whether the API key is (still) valid: the slow path after a hot statement
+/// found nothing, to tell a revoked key from a missing row.
+pub async fn key_active(state: &AppState, key_id: &str) -> ApiResult<bool> {
+    Ok(
+        sqlx::query("SELECT 1 FROM api_keys WHERE key_id = $1 AND revoked_at IS NULL")
+            .bind(key_id)
+            .fetch_optional(&state.db.pool)
+            .await?
+            .is_some(),
+    )
 }
 
 /// Finds a user of `rp` by name.
@@ -334,7 +394,7 @@ pub async fn start_push(
     headers: HeaderMap,
     Json(req): Json<PushRequest>,
 ) -> ApiResult<Json<PushStarted>> {
-    let rp = authenticate(&state, &headers).await?;
+    let rp = authenticate_hot(&state, &headers).await?;
     check_user_name(&req.user)?;
     let opts = req.options(&state, &rp)?;
     let started = challenge::start(&state, &rp, &req.user, opts, false).await?;
@@ -371,13 +431,21 @@ pub struct ChallengeStatus {
 async fn load_status(state: &AppState, rp: &Rp, tx: &str) -> ApiResult<ChallengeStatus> {
     let row = sqlx::query(
         "SELECT state, expires_at, answered_at, answered_by, deny_reason, push_otp \
-         FROM challenges WHERE id = $1 AND rp_id = $2",
+         FROM challenges WHERE id = $1 AND rp_id = $2 \
+         AND EXISTS (SELECT 1 FROM api_keys WHERE key_id = $3 AND revoked_at IS NULL)",
     )
     .bind(tx)
     .bind(&rp.id)
+    .bind(&rp.key_id)
     .fetch_optional(&state.db.pool)
-    .await?
-    .ok_or_else(|| ApiError::not_found("challenge"))?;
+    .await?;
+    let Some(row) = row else {
+        return Err(if key_active(state, &rp.key_id).await? {
+            ApiError::not_found("challenge")
+        } else {
+            unauthorized()
+        });
+    };
     let mut st: String = row.try_get(0)?;
     let expires_at: i64 = row.try_get(1)?;
     if st == "pending" && now() > expires_at {
@@ -411,7 +479,7 @@ pub async fn challenge_status(
     Path(tx): Path<String>,
     Query(q): Query<WaitQuery>,
 ) -> ApiResult<Json<ChallengeStatus>> {
-    let rp = authenticate(&state, &headers).await?;
+    let rp = authenticate_hot(&state, &headers).await?;
     if tx.len() > 64 {
         return Err(ApiError::not_found("challenge"));
     }
@@ -1123,4 +1191,73 @@ pub async fn remove_device(
     Ok(Json(
         serde_json::json!({ "device_id": device, "status": "removed" }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    /// The API key cache must not outlive a revocation: the hot endpoints check
+    /// `revoked_at` in their own statement.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn revoked_key_is_refused_after_caching() {
+        let dir = std::env::temp_dir().join(format!(
+            "cs-rp-cache-{}-{}",
+            std::process::id(),
+            crate::util::random_id("t").unwrap()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: format!("sqlite://{}", dir.join("t.db").display()),
+            ..Config::default()
+        };
+        let server = crate::Server::start(config).await.unwrap();
+        let state = server.state().clone();
+        let rp = crate::admin::create_rp(&state.db, &state.master, "Bank", None)
+            .await
+            .unwrap();
+        let http = reqwest::Client::new();
+        let base = server.base_url();
+        let status = |path: &'static str| {
+            let (http, base, key) = (http.clone(), base.clone(), rp.api_key.clone());
+            async move {
+                http.get(format!("{base}{path}"))
+                    .bearer_auth(key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        let push = || {
+            let (http, base, key) = (http.clone(), base.clone(), rp.api_key.clone());
+            async move {
+                http.post(format!("{base}/v1/rp/push"))
+                    .bearer_auth(key)
+                    .json(&serde_json::json!({"user": "nobody"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        // Valid key, cached: missing things are 404 / no device (not 401).
+        assert_eq!(status("/v1/rp/challenges/tx_none").await, 404);
+        assert_ne!(push().await, 401);
+        // `csk_<16-character key id>.<secret>`
+        let key_id = &rp.api_key[4..20];
+        assert!(state.api_keys.get(key_id).is_some(), "key cached");
+        sqlx::query("UPDATE api_keys SET revoked_at = 1 WHERE key_id = $1")
+            .bind(key_id)
+            .execute(&state.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(status("/v1/rp/challenges/tx_none").await, 401);
+        assert_eq!(push().await, 401);
+        server.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
