@@ -1,11 +1,8 @@
-//! Countersign core: the device side of the Countersign authenticator and the
-//! protocol v1 primitives shared with the server.
+//! Countersign core: the device side of the Countersign authenticator.
 //!
-//! * [`crypto`]: ECDSA P-256, ECDH P-256, HPKE (RFC 9180), HKDF, HMAC, PBKDF2,
-//!   AES-GCM, randomness and constant-time comparison, built on ring and p256.
-//! * [`otp`]: HOTP, TOTP, OCRA (RFC 6287) and the challenge-bound push OTP.
-//! * [`protocol`]: v1 wire types, signed messages, activation offers and
-//!   `otpauth://` URIs.
+//! The protocol it speaks (crypto, OTP and every wire type) is the
+//! `countersign-protocol` crate, shared with the server and re-exported here as
+//! [`crypto`], [`otp`] and [`protocol`].
 //! * [`platform`]: the platform hooks (storage, key vault, user verification, HTTP,
 //!   clock, logger) and the shipped implementations.
 //! * [`authenticator`]: the [`Authenticator`] root object an app holds.
@@ -16,11 +13,11 @@
 
 pub mod authenticator;
 pub mod client;
-pub mod crypto;
 pub mod error;
-pub mod otp;
 pub mod platform;
-pub mod protocol;
+
+pub use countersign_protocol as protocol;
+pub use countersign_protocol::{crypto, otp};
 
 pub use authenticator::{Authenticator, AuthenticatorConfig, PlatformHooks};
 pub use error::{Error, Result};

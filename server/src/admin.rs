@@ -5,7 +5,7 @@
 //! compared in constant time. A fast hash is right here: the secret is random, not
 //! a password, so there is nothing to brute-force.
 
-use countersign_core::crypto::{random_array, sha256};
+use countersign_protocol::crypto::{random_array, sha256};
 
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use countersign_core::crypto::{HmacAlgorithm, PublicKey, hmac};
-use countersign_core::protocol::{
+use countersign_protocol::crypto::{HmacAlgorithm, PublicKey, hmac};
+use countersign_protocol::{
     Challenge, ChallengeContext, ChallengeKind, Ephemeral, NumberMatching, SealedChallenge,
     TransactionDetails, Verification, challenge_hash,
 };
@@ -60,7 +60,7 @@ struct Target {
     push_token: Option<String>,
 }
 
-fn protocol_bad_request(e: countersign_core::protocol::ProtocolError) -> ApiError {
+fn protocol_bad_request(e: countersign_protocol::ProtocolError) -> ApiError {
     ApiError::bad_request(format!("challenge: {e}"))
 }
 
@@ -130,7 +130,7 @@ pub async fn start(
     }
     // Seal before the transaction, so the write lock is not held while sealing
     // (a refused push wastes one seal per device).
-    let tx_id = countersign_core::protocol::challenge::random_id().map_err(ApiError::internal)?;
+    let tx_id = countersign_protocol::challenge::random_id().map_err(ApiError::internal)?;
     let expires_at = t + opts.timeout;
     let mut sealed_rows = Vec::with_capacity(targets.len());
     for target in &targets {
@@ -146,7 +146,7 @@ pub async fn start(
             transaction: opts.transaction.clone(),
             verification: opts.verification,
             number_matching: opts.matching.clone(),
-            nonce: countersign_core::protocol::challenge::random_id()
+            nonce: countersign_protocol::challenge::random_id()
                 .map_err(ApiError::internal)?,
         };
         let plaintext = challenge.to_json().map_err(protocol_bad_request)?;

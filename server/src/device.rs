@@ -10,8 +10,8 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
-use countersign_core::crypto::{PublicKey, ct_eq};
-use countersign_core::protocol::{
+use countersign_protocol::crypto::{PublicKey, ct_eq};
+use countersign_protocol::{
     ActivationGrant, ActivationRequest, ActivationResult, Answer, AnswerExpectation, Challenge,
     Decision, DenyReason, Ephemeral, NumberMatching, OfferCredentials, OfferSecret, OtpAlgorithm,
     OtpParams, ProtocolError, PushRegistration, RequestHeaders, SignedMessage, Verification,
@@ -281,7 +281,7 @@ pub async fn activate(State(state): State<Arc<AppState>>, body: Bytes) -> ApiRes
         ));
     }
     let seed: zeroize::Zeroizing<[u8; SEED_LEN]> = zeroize::Zeroizing::new(
-        countersign_core::crypto::random_array().map_err(ApiError::internal)?,
+        countersign_protocol::crypto::random_array().map_err(ApiError::internal)?,
     );
     let otp = OtpParams {
         algorithm: OtpAlgorithm::Sha1,

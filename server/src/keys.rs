@@ -12,7 +12,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use countersign_core::crypto::{SigningKey, aes_gcm_open, aes_gcm_seal, random_array};
+use countersign_protocol::crypto::{SigningKey, aes_gcm_open, aes_gcm_seal, random_array};
 use zeroize::Zeroizing;
 
 use crate::db::Db;

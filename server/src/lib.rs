@@ -41,7 +41,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
-use countersign_core::crypto::SigningKey;
+use countersign_protocol::crypto::SigningKey;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use countersign_core::crypto::{ct_eq, sha256};
-use countersign_core::otp::{HotpParams, OcraInputs, OcraSuite, TotpParams};
-use countersign_core::protocol::{
+use countersign_protocol::crypto::{ct_eq, sha256};
+use countersign_protocol::otp::{HotpParams, OcraInputs, OcraSuite, TotpParams};
+use countersign_protocol::{
     ActivationOffer, ChallengeContext, ChallengeKind, NumberMatching, OfferCredentials,
     OtpAlgorithm, Purpose, ServerUrl, SignedMessage, TransactionDetails, Verification,
 };
@@ -651,7 +651,7 @@ async fn reserve_passcode_attempt(state: &AppState, who: AuditSubject<'_>) -> Ap
     Ok(())
 }
 
-fn otp_algorithm(name: &str) -> ApiResult<countersign_core::crypto::HmacAlgorithm> {
+fn otp_algorithm(name: &str) -> ApiResult<countersign_protocol::crypto::HmacAlgorithm> {
     let alg = match name {
         "SHA1" => OtpAlgorithm::Sha1,
         "SHA256" => OtpAlgorithm::Sha256,
@@ -737,7 +737,7 @@ async fn check_otp(state: &AppState, user_id: &str, code: &str) -> ApiResult<(St
             let params = TotpParams::new(alg, digits, period).map_err(ApiError::internal)?;
             let window = u8::try_from(policy.totp_window.min(10)).unwrap_or(1);
             let t_u = u64::try_from(t).unwrap_or(0);
-            let Some(step) = countersign_core::otp::totp_verify(&params, &seed, code, t_u, window)
+            let Some(step) = countersign_protocol::otp::totp_verify(&params, &seed, code, t_u, window)
                 .map_err(ApiError::internal)?
             else {
                 continue;
@@ -764,7 +764,7 @@ async fn check_otp(state: &AppState, user_id: &str, code: &str) -> ApiResult<(St
         let params = HotpParams::new(alg, digits).map_err(ApiError::internal)?;
         let look_ahead = policy.hotp_look_ahead.min(1000);
         if let Some(matched) =
-            countersign_core::otp::hotp_verify(&params, &seed, code, counter, look_ahead)
+            countersign_protocol::otp::hotp_verify(&params, &seed, code, counter, look_ahead)
                 .map_err(ApiError::internal)?
         {
             let next = i64::try_from(matched.saturating_add(1)).map_err(ApiError::internal)?;
@@ -783,7 +783,7 @@ async fn check_otp(state: &AppState, user_id: &str, code: &str) -> ApiResult<(St
         // A code from just behind the counter was accepted before.
         let behind = counter.saturating_sub(u64::from(look_ahead));
         if counter > 0
-            && countersign_core::otp::hotp_verify(
+            && countersign_protocol::otp::hotp_verify(
                 &params,
                 &seed,
                 code,
@@ -849,7 +849,7 @@ pub async fn add_oath_token(
     let period = req.period.unwrap_or(30);
     TotpParams::new(alg, digits, period)
         .map_err(|_| ApiError::bad_request("digits must be 6..=8 and period valid"))?;
-    let secret = countersign_core::otp::base32::decode(&req.secret_base32)
+    let secret = countersign_protocol::otp::base32::decode(&req.secret_base32)
         .map_err(|_| ApiError::bad_request("secret_base32 is not valid base32"))?;
     if secret.len() < 10 || secret.len() > 128 {
         return Err(ApiError::bad_request("secret must be 10..=128 bytes"));
@@ -1087,7 +1087,7 @@ pub async fn verify_offline(
         ..OcraInputs::default()
     };
     let ok = req.response.len() <= 16
-        && countersign_core::otp::ocra_verify(&suite, &seed, &inputs, &req.response)
+        && countersign_protocol::otp::ocra_verify(&suite, &seed, &inputs, &req.response)
             .map_err(ApiError::internal)?;
     if !ok {
         sqlx::query("UPDATE offline_challenges SET attempts = attempts + 1 WHERE id = $1")

@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use countersign_core::crypto::random_array;
+use countersign_protocol::crypto::random_array;
 
 use crate::error::{ApiError, ApiResult};
 

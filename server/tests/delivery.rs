@@ -87,7 +87,7 @@ async fn wakeup_and_webhook(db: Db) {
     );
 
     let opened = dev.fetch(&tx).await;
-    let d = dev.denial(&opened, countersign_core::protocol::DenyReason::NotMe);
+    let d = dev.denial(&opened, countersign_protocol::DenyReason::NotMe);
     assert_eq!(dev.post_answer(&d).await.0, 200);
 
     let mut got = Vec::new();
@@ -113,8 +113,8 @@ async fn wakeup_and_webhook(db: Db) {
         .and_then(|s| s.split_once(",v1="))
         .expect("t=<unix>,v1=<hex>");
     let secret = created.webhook_secret.unwrap();
-    let want = countersign_core::crypto::hmac(
-        countersign_core::crypto::HmacAlgorithm::Sha256,
+    let want = countersign_protocol::crypto::hmac(
+        countersign_protocol::crypto::HmacAlgorithm::Sha256,
         secret.as_bytes(),
         format!("{t}.{body}").as_bytes(),
     );

@@ -1,10 +1,10 @@
 //! Every flow of issue 4 over real HTTP on loopback, on SQLite and PostgreSQL,
-//! with the test acting as the device through countersign_core's protocol code.
+//! with the test acting as the device through countersign_protocol's protocol code.
 
 mod support;
 
-use countersign_core::otp::{HmacAlgorithm, OcraInputs, OcraSuite, TotpParams};
-use countersign_core::protocol::{DenyReason, sign_request};
+use countersign_protocol::otp::{HmacAlgorithm, OcraInputs, OcraSuite, TotpParams};
+use countersign_protocol::{DenyReason, sign_request};
 use serde_json::json;
 use support::actors::{TestDevice, TestRp, assert_error, now};
 use support::{Db, TestServer};
@@ -76,7 +76,7 @@ async fn enrollment_and_activation(db: Db) {
     // The typed code activates like the QR code.
     let offer2 = rp.enroll("bob").await;
     let creds2 =
-        countersign_core::protocol::OfferCredentials::parse_code(offer2["code"].as_str().unwrap())
+        countersign_protocol::OfferCredentials::parse_code(offer2["code"].as_str().unwrap())
             .unwrap();
     let (_, _, _, body) = TestDevice::activation_request(&creds2);
     let r = support::client()
@@ -91,7 +91,7 @@ async fn enrollment_and_activation(db: Db) {
     let offer3 = rp.enroll("carol").await;
     let (_, mut creds3) = support::actors::offer_credentials(offer3["offer_uri"].as_str().unwrap());
     let good = creds3.clone();
-    creds3.secret = countersign_core::protocol::OfferSecret::from_bytes([7u8; 10]);
+    creds3.secret = countersign_protocol::OfferSecret::from_bytes([7u8; 10]);
     for _ in 0..5 {
         let (_, _, _, body) = TestDevice::activation_request(&creds3);
         let r = support::client()
@@ -145,7 +145,7 @@ async fn push_approve_with_number_and_push_otp(db: Db) {
     );
     assert_eq!(
         opened.challenge.number_matching,
-        countersign_core::protocol::NumberMatching::Type { digits: 2 },
+        countersign_protocol::NumberMatching::Type { digits: 2 },
         "the challenge carries only the digit count, never the number"
     );
 
@@ -203,7 +203,7 @@ async fn pick_and_nist_number_matching(db: Db) {
     let tx = started["tx_id"].as_str().unwrap();
     let number = started["number"].as_str().unwrap();
     let opened = dev.fetch(tx).await;
-    let countersign_core::protocol::NumberMatching::Pick { choices } =
+    let countersign_protocol::NumberMatching::Pick { choices } =
         &opened.challenge.number_matching
     else {
         panic!("pick mode")
@@ -222,7 +222,7 @@ async fn pick_and_nist_number_matching(db: Db) {
     let opened = dev.fetch(tx).await;
     assert_eq!(
         opened.challenge.number_matching,
-        countersign_core::protocol::NumberMatching::Type { digits: 6 }
+        countersign_protocol::NumberMatching::Type { digits: 6 }
     );
     s.stop().await;
 }
@@ -245,28 +245,28 @@ async fn transaction_and_step_up(db: Db) {
         opened.challenge.transaction.as_ref().unwrap().payee,
         "ACME GmbH"
     );
-    let otp = countersign_core::protocol::answer::push_otp(&opened, &dev.seed, dev.digits)
+    let otp = countersign_protocol::answer::push_otp(&opened, &dev.seed, dev.digits)
         .unwrap()
         .to_string();
     // An approval without the required verification (a one-tap, Dp-signed
     // approval) has its own error code.
-    let mut one_tap = countersign_core::protocol::Answer::approve(
+    let mut one_tap = countersign_protocol::Answer::approve(
         &opened,
-        countersign_core::protocol::Approval {
+        countersign_protocol::Approval {
             number: None,
             otp: Some(otp.clone()),
-            verification: countersign_core::protocol::Verification::Pin,
+            verification: countersign_protocol::Verification::Pin,
         },
-        countersign_core::crypto::AgreementKey::generate()
+        countersign_protocol::crypto::AgreementKey::generate()
             .unwrap()
             .public_key(),
         now(),
     )
     .unwrap();
-    one_tap.verification = countersign_core::protocol::Verification::None;
+    one_tap.verification = countersign_protocol::Verification::None;
     assert_eq!(
         one_tap.purpose(),
-        countersign_core::protocol::Purpose::Answer,
+        countersign_protocol::Purpose::Answer,
         "signed by Dp"
     );
     assert_error(
@@ -276,13 +276,13 @@ async fn transaction_and_step_up(db: Db) {
     );
     assert!(audit_events(&s).await.iter().any(|e| e == "answer_refused"));
     // An approval with PIN verification is signed by Du.
-    let next = countersign_core::crypto::AgreementKey::generate().unwrap();
-    let answer = countersign_core::protocol::Answer::approve(
+    let next = countersign_protocol::crypto::AgreementKey::generate().unwrap();
+    let answer = countersign_protocol::Answer::approve(
         &opened,
-        countersign_core::protocol::Approval {
+        countersign_protocol::Approval {
             number: None,
             otp: Some(otp),
-            verification: countersign_core::protocol::Verification::Pin,
+            verification: countersign_protocol::Verification::Pin,
         },
         next.public_key(),
         now(),
@@ -297,7 +297,7 @@ async fn transaction_and_step_up(db: Db) {
 async fn totp_validation_and_triggers(db: Db) {
     let (s, rp, dev) = setup(db).await;
     let params = TotpParams::new(HmacAlgorithm::Sha1, dev.digits, dev.period).unwrap();
-    let code = countersign_core::otp::totp_at(&params, &dev.seed, now()).unwrap();
+    let code = countersign_protocol::otp::totp_at(&params, &dev.seed, now()).unwrap();
     let v = rp
         .post(
             "/v1/rp/validate",
@@ -315,7 +315,7 @@ async fn totp_validation_and_triggers(db: Db) {
     assert_error(&v, 403, "otp_reused");
     // A code one step ahead (clock drift) is accepted and the drift recorded.
     let ahead =
-        countersign_core::otp::totp_at(&params, &dev.seed, now() + u64::from(dev.period)).unwrap();
+        countersign_protocol::otp::totp_at(&params, &dev.seed, now() + u64::from(dev.period)).unwrap();
     let v = rp
         .post(
             "/v1/rp/validate",
@@ -358,7 +358,7 @@ async fn totp_validation_and_triggers(db: Db) {
 async fn hotp_token_with_look_ahead(db: Db) {
     let (s, rp, _dev) = setup(db).await;
     let secret = b"12345678901234567890";
-    let b32 = countersign_core::otp::base32::encode(secret);
+    let b32 = countersign_protocol::otp::base32::encode(secret);
     let (st, body) = rp
         .post(
             "/v1/rp/users/alice/oath-tokens",
@@ -416,7 +416,7 @@ async fn rejections(db: Db) {
 
     // Bad signature: signed by a key that is not the device's.
     let a = dev.approval(&opened, Some(&number));
-    let stranger = countersign_core::crypto::SigningKey::generate().unwrap();
+    let stranger = countersign_protocol::crypto::SigningKey::generate().unwrap();
     let body = a.sign(&stranger).unwrap().to_json().unwrap();
     let path = format!("/v1/device/challenges/{tx}/answer");
     let r = dev.send("POST", &path, body).await;
@@ -631,14 +631,14 @@ async fn offline_ocra(db: Db) {
     )
     .unwrap();
     // The envelope is a core signed message for Purpose::OfflineChallenge.
-    let msg = countersign_core::protocol::SignedMessage::from_json(
+    let msg = countersign_protocol::SignedMessage::from_json(
         off["qr_payload"].as_str().unwrap().as_bytes(),
     )
     .unwrap();
     assert_eq!(msg.kid(), dev.server_key.key_id());
     let verified = msg
         .verify(
-            countersign_core::protocol::Purpose::OfflineChallenge,
+            countersign_protocol::Purpose::OfflineChallenge,
             &dev.server_key,
         )
         .expect("QR payload signed by S for the offline-challenge purpose");
@@ -648,11 +648,11 @@ async fn offline_ocra(db: Db) {
     dev.server_key
         .verify(
             &input,
-            &countersign_core::crypto::Signature::from_raw(&sig).unwrap(),
+            &countersign_protocol::crypto::Signature::from_raw(&sig).unwrap(),
         )
         .expect("the label is the one docs/PROTOCOL.md §11 names");
-    for purpose in countersign_core::protocol::Purpose::ALL {
-        if purpose != countersign_core::protocol::Purpose::OfflineChallenge {
+    for purpose in countersign_protocol::Purpose::ALL {
+        if purpose != countersign_protocol::Purpose::OfflineChallenge {
             assert!(msg.verify(purpose, &dev.server_key).is_err(), "{purpose:?}");
         }
     }
@@ -665,7 +665,7 @@ async fn offline_ocra(db: Db) {
     assert_eq!(p["account"], dev.account_id.as_str());
     let suite = OcraSuite::parse(p["suite"].as_str().unwrap()).unwrap();
     let question = p["question"].as_str().unwrap();
-    let response = countersign_core::otp::ocra(
+    let response = countersign_protocol::otp::ocra(
         &suite,
         &dev.seed,
         &OcraInputs {
@@ -696,7 +696,7 @@ fn wrong_code(dev: &TestDevice) -> String {
     let t = now();
     let near: Vec<String> = [t - 60, t - 30, t, t + 30, t + 60, t + 90]
         .iter()
-        .map(|&at| countersign_core::otp::totp_at(&params, &dev.seed, at).unwrap())
+        .map(|&at| countersign_protocol::otp::totp_at(&params, &dev.seed, at).unwrap())
         .collect();
     (0..10u32)
         .map(|d| format!("{d}{d}{d}{d}{d}{d}"))
@@ -726,7 +726,7 @@ async fn passcode_failures_rate_limited(db: Db) {
     for _ in 0..4 {
         assert_error(&validate(bad.clone()).await, 403, "invalid_otp");
     }
-    let good = countersign_core::otp::totp_at(&params, &dev.seed, now()).unwrap();
+    let good = countersign_protocol::otp::totp_at(&params, &dev.seed, now()).unwrap();
     let v = validate(good).await;
     assert_eq!(v.0, 200, "{}", v.1);
     // Five more failures are answered normally …
@@ -735,7 +735,7 @@ async fn passcode_failures_rate_limited(db: Db) {
     }
     // … then even a correct code is refused until the window has passed.
     let ahead = || {
-        countersign_core::otp::totp_at(&params, &dev.seed, now() + u64::from(dev.period)).unwrap()
+        countersign_protocol::otp::totp_at(&params, &dev.seed, now() + u64::from(dev.period)).unwrap()
     };
     assert_error(&validate(ahead()).await, 429, "rate_limited");
     assert_error(&validate(bad.clone()).await, 429, "rate_limited");
@@ -779,8 +779,8 @@ async fn activation_failures_stay_rate_limited(db: Db) {
     let offer = rp.enroll("carol").await;
     let (_, good) = support::actors::offer_credentials(offer["offer_uri"].as_str().unwrap());
     let mut wrong = good.clone();
-    wrong.secret = countersign_core::protocol::OfferSecret::from_bytes([9u8; 10]);
-    let activate = |creds: countersign_core::protocol::OfferCredentials| {
+    wrong.secret = countersign_protocol::OfferSecret::from_bytes([9u8; 10]);
+    let activate = |creds: countersign_protocol::OfferCredentials| {
         let base = s.base();
         async move {
             let (_, _, _, body) = TestDevice::activation_request(&creds);

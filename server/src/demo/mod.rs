@@ -26,7 +26,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use countersign_core::protocol::{TransactionDetails, Verification};
+use countersign_protocol::{TransactionDetails, Verification};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -403,7 +403,7 @@ async fn login(
 ) -> ApiResult<Response> {
     let user = check_user(&body.user)?;
     let timeout_secs = timeout(body.timeout_secs)?;
-    if !countersign_core::crypto::ct_eq(body.password.as_bytes(), DEMO_PASSWORD.as_bytes()) {
+    if !countersign_protocol::crypto::ct_eq(body.password.as_bytes(), DEMO_PASSWORD.as_bytes()) {
         return Err(ApiError::new(
             ErrorCode::Unauthorized,
             format!("wrong password: every demo user's password is \"{DEMO_PASSWORD}\""),

@@ -1,10 +1,10 @@
 //! The test's relying party and device. The device speaks the protocol through
-//! countersign_core's functions only, as a real app's core does.
+//! countersign_protocol's functions only, as a real app's core does.
 
 #![allow(dead_code)]
 
-use countersign_core::crypto::{AgreementKey, PublicKey, SigningKey};
-use countersign_core::protocol::{
+use countersign_protocol::crypto::{AgreementKey, PublicKey, SigningKey};
+use countersign_protocol::{
     ActivationOffer, ActivationRequest, ActivationResult, Answer, Approval, DenyReason,
     DeviceBinding, DeviceInfo, OfferCredentials, OpenedChallenge, Platform, PushRegistration,
     SealedChallenge, ServerKeyPin, SignedMessage, Verification, answer::push_otp, sign_request,
@@ -296,7 +296,7 @@ impl TestDevice {
 
     /// Posts a signed answer (Dp-signed unless `uv`).
     pub async fn post_answer(&self, answer: &Answer) -> (u16, Value) {
-        let signer = if answer.purpose() == countersign_core::protocol::Purpose::AnswerUserVerified
+        let signer = if answer.purpose() == countersign_protocol::Purpose::AnswerUserVerified
         {
             &self.du
         } else {

@@ -176,7 +176,7 @@ impl SignedMessage {
 
     /// The payload bytes **before** verification. Only for messages that carry
     /// their own key (activation requests); everything else uses [`Self::verify`].
-    pub(crate) fn payload_unverified(&self) -> &[u8] {
+    pub fn payload_unverified(&self) -> &[u8] {
         &self.payload
     }
 

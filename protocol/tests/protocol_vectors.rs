@@ -9,10 +9,10 @@
 
 use std::path::PathBuf;
 
-use countersign_core::crypto::{AgreementKey, PublicKey, SigningKey, sha256};
-use countersign_core::protocol::activation::{ActivationOffer, OfferSecret};
-use countersign_core::protocol::request::{request_message, sign_request_with_nonce};
-use countersign_core::protocol::*;
+use countersign_protocol::crypto::{AgreementKey, PublicKey, SigningKey, sha256};
+use countersign_protocol::activation::{ActivationOffer, OfferSecret};
+use countersign_protocol::request::{request_message, sign_request_with_nonce};
+use countersign_protocol::*;
 use serde_json::{Value, json};
 
 const MD_BEGIN: &str = "<!-- protocol-v1-vectors:begin -->";

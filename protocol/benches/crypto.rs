@@ -5,7 +5,7 @@
 
 use std::hint::black_box;
 
-use countersign_core::crypto::{AgreementKey, SigningKey, hpke};
+use countersign_protocol::crypto::{AgreementKey, SigningKey, hpke};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const MSG: &[u8] =

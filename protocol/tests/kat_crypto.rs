@@ -1,12 +1,12 @@
-//! Known-answer tests for `countersign_core::crypto`: every applicable case of
-//! the Wycheproof files in `shared/vectors/wycheproof` and the RFC 9180
+//! Known-answer tests for `countersign_protocol::crypto`: every applicable case of
+//! the Wycheproof files in `tests/vectors/wycheproof` and the RFC 9180
 //! Appendix A.3.1 HPKE vector. A missing vector file fails the test.
 //!
 //! Run with `--nocapture` to see one summary line per file.
 
 use std::path::PathBuf;
 
-use countersign_core::crypto::{
+use countersign_protocol::crypto::{
     AgreementKey, CryptoError, HmacAlgorithm, PublicKey, Signature, aes_gcm_open, aes_gcm_seal,
     hkdf, hmac, hmac_verify, hpke, pbkdf2_hmac_sha256,
 };
@@ -15,17 +15,15 @@ use serde_json::Value;
 // ---------------------------------------------------------------- loading
 
 fn vectors_dir() -> PathBuf {
-    match std::env::var_os("COUNTERSIGN_VECTORS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors")),
-    }
+    // The known-answer files live in the repository (see tests/vectors/README.md).
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors"))
 }
 
 fn load(rel: &str) -> Value {
     let path = vectors_dir().join(rel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "vector file {} is missing or unreadable ({e}); set COUNTERSIGN_VECTORS to the vectors folder",
+            "vector file {} is missing or unreadable ({e})",
             path.display()
         )
     });

@@ -11,7 +11,7 @@
 
 use std::process::Command;
 
-use countersign_core::otp::{
+use countersign_protocol::otp::{
     HmacAlgorithm, HotpParams, TotpParams, hotp, hotp_verify, totp_at, totp_verify,
 };
 

@@ -1,4 +1,9 @@
-//! Protocol v1: the wire types shared by the device core and the server.
+//! Countersign protocol v1: everything the device core and the server share.
+//!
+//! * [`crypto`]: ECDSA P-256, ECDH P-256, HPKE (RFC 9180), HKDF, HMAC, PBKDF2,
+//!   AES-GCM, randomness and constant-time comparison, built on ring and p256.
+//! * [`otp`]: HOTP, TOTP, OCRA (RFC 6287) and the challenge-bound push OTP.
+//! * The wire types, each defined once and used by both sides (below).
 //!
 //! Every message that matters is a [`SignedMessage`]: the exact payload bytes, a key
 //! id and an ECDSA P-256 signature over `label || 0x00 || payload`, with one label per
@@ -11,6 +16,11 @@
 //! * [`request`]: signatures over device HTTP requests.
 //!
 //! The exact formats, labels and test vectors are in `docs/PROTOCOL.md`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod crypto;
+pub mod otp;
 
 pub mod activation;
 pub mod answer;

@@ -1,29 +1,27 @@
-//! Known-answer tests: every OTP vector in `shared/vectors/otp/` (RFC 4226
+//! Known-answer tests: every OTP vector in `tests/vectors/otp/` (RFC 4226
 //! Appendix D, RFC 6238 Appendix B, RFC 6287 Appendix C).
 //!
-//! The folder is `../../shared/vectors` from this crate, or `$COUNTERSIGN_VECTORS`.
+//! The files are in `tests/vectors/` of this crate (sources in its README).
 //! A missing or malformed file fails the test.
 
 use std::path::PathBuf;
 
-use countersign_core::otp::{
+use countersign_protocol::otp::{
     HmacAlgorithm, HotpParams, OcraInputs, OcraSuite, TotpParams, hotp, hotp_verify, ocra,
     ocra_verify, time_step, totp_at, totp_verify,
 };
 use serde_json::Value;
 
 fn vectors_dir() -> PathBuf {
-    match std::env::var_os("COUNTERSIGN_VECTORS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors")),
-    }
+    // The known-answer files live in the repository (see tests/vectors/README.md).
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors"))
 }
 
 fn load(name: &str) -> Value {
     let path = vectors_dir().join("otp").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read vector file {} ({e}); set COUNTERSIGN_VECTORS to the vectors folder",
+            "cannot read vector file {} ({e})",
             path.display()
         )
     });
