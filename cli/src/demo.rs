@@ -91,12 +91,12 @@ impl UserVerifier for ScriptedUser {
         if prompt.kind != VerificationKind::Pin {
             return VerificationOutcome::Failed;
         }
-        match self
+        let next = self
             .pins
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .pop_front()
-        {
+            .pop_front();
+        match next {
             Some(pin) => VerificationOutcome::Verified { pin: Some(pin) },
             None => VerificationOutcome::Cancelled,
         }

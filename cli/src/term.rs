@@ -21,7 +21,8 @@ pub fn ask(prompt: &str, to_stderr: bool) -> Option<String> {
         let _ = std::io::stdout().flush();
     }
     let mut line = String::new();
-    match std::io::stdin().lock().read_line(&mut line) {
+    let read = std::io::stdin().lock().read_line(&mut line);
+    match read {
         Ok(0) | Err(_) => None,
         Ok(_) => Some(line.trim().to_string()),
     }
@@ -37,7 +38,8 @@ pub fn read_pin(prompt: &str) -> Option<Zeroizing<String>> {
         eprint!("{prompt}");
         let _ = std::io::stderr().flush();
         let mut line = Zeroizing::new(String::new());
-        match std::io::stdin().lock().read_line(&mut line) {
+        let read = std::io::stdin().lock().read_line(&mut line);
+    match read {
             Ok(0) | Err(_) => None,
             Ok(_) => Some(Zeroizing::new(line.trim().to_string())),
         }

@@ -1,6 +1,7 @@
 //! The server's demo pages (`config.demo`), over HTTP without a browser: off by
 //! default, locked-down headers, the password check, and the API key never
 //! reaching the browser.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
 use countersign_server::Server;
 use countersign_server::config::Config;

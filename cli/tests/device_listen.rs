@@ -1,6 +1,7 @@
 //! `countersign device` as a real process: activation, scripting commands, and
 //! `listen` driven through a pseudo-terminal (approve with the right number, then
 //! a wrong number rejected).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

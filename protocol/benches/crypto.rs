@@ -2,6 +2,7 @@
 //! (RFC 6979), verification, static ECDH, and an HPKE seal + open.
 //!
 //! `cargo bench -p countersign-core --bench crypto -- --warm-up-time 1 --measurement-time 3`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)] // benchmark code
 
 use std::hint::black_box;
 

@@ -3,6 +3,7 @@
 //! Appendix A.3.1 HPKE vector. A missing vector file fails the test.
 //!
 //! Run with `--nocapture` to see one summary line per file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
 use std::path::PathBuf;
 

@@ -3,6 +3,7 @@
 //!
 //! The files are in `tests/vectors/` of this crate (sources in its README).
 //! A missing or malformed file fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
 use std::path::PathBuf;
 

@@ -6,6 +6,7 @@
 //! `docs/PROTOCOL.md`. With `COUNTERSIGN_BLESS=1` it rewrites both instead.
 //! It then checks the published bytes with the normal (randomised) API: parse,
 //! verify, open.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
 use std::path::PathBuf;
 

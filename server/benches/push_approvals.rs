@@ -12,6 +12,7 @@
 //! prints server CPU per login and the SQL statements per login, by statement.
 //!
 //! `cargo bench -p countersign-server --bench push_approvals`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)] // benchmark code
 
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports, unused_macros)]

@@ -1,5 +1,6 @@
 //! Operations: health, OpenAPI, migrations, graceful shutdown, cross-instance
 //! wake-ups; on SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
 mod support;
 

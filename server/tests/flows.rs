@@ -1,5 +1,6 @@
 //! Every flow of issue 4 over real HTTP on loopback, on SQLite and PostgreSQL,
 //! with the test acting as the device through countersign_protocol's protocol code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
 mod support;
 

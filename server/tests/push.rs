@@ -1,6 +1,7 @@
 //! The FCM and APNs senders against local endpoints that check the real request
 //! format: JWT header, claims and signature (verified with the public key),
 //! headers, JSON body, and HTTP/2 for APNs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
 mod support;
 

@@ -772,11 +772,12 @@ impl Authenticator {
         id: &str,
         tx: &str,
     ) -> Result<PendingRequest> {
-        if let Some(p) = self
+        // The map guard is dropped before `to_request` reads the clock (a hook).
+        let cached = self
             .pending_map()
             .get(&(id.to_owned(), tx.to_owned()))
-            .cloned()
-        {
+            .cloned();
+        if let Some(p) = cached {
             return self.to_request(slot, id, &p.opened);
         }
         self.read(slot, |r| {

@@ -6,6 +6,7 @@
 //!
 //! Also: FileStorage in OS-keyring mode against a private GNOME Keyring (Secret
 //! Service) started under `dbus-run-session`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
 use std::io::Read;
 use std::process::{Command, Stdio};

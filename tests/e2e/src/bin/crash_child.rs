@@ -5,6 +5,7 @@
 //!
 //! With `keyring` as `argv[2]`, instead checks FileStorage in OS-keyring mode
 //! (run under a private Secret Service): writes, reopens, reads back.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test program
 
 use std::io::Write;
 use std::path::Path;
