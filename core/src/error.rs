@@ -7,6 +7,7 @@
 use crate::crypto::CryptoError;
 use crate::platform::{HttpError, KeyVaultError, StorageError};
 use crate::protocol::{ErrorClass, ProtocolError};
+use crate::protocol::api::ErrorCode;
 
 /// Everything the authenticator API can fail with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,34 +139,21 @@ pub(crate) fn internal(_: ProtocolError) -> Error {
     Error::Internal
 }
 
-/// Maps a server error code (the `error.code` of a device API error body).
-pub(crate) fn from_server_code(status: u16, code: &str) -> Error {
+/// Maps a server error code (the `error.code` of a device API error body). The
+/// code is an enum, so a hostile server cannot put arbitrary text into the app's
+/// error messages; a code this build does not know is `unknown`.
+pub(crate) fn from_server_code(status: u16, code: ErrorCode) -> Error {
     match code {
-        "device_removed" => Error::DeviceDeregistered,
-        "expired" => Error::RequestExpired,
-        "already_answered" => Error::AlreadyAnswered,
-        "not_found" if status == 404 => Error::RequestNotFound,
-        "unsupported" => Error::Unsupported,
+        ErrorCode::DeviceRemoved => Error::DeviceDeregistered,
+        ErrorCode::Expired => Error::RequestExpired,
+        ErrorCode::AlreadyAnswered => Error::AlreadyAnswered,
+        ErrorCode::NotFound if status == 404 => Error::RequestNotFound,
+        ErrorCode::Unsupported => Error::Unsupported,
         // The challenge needs a PIN or biometric approval that was not given.
-        "verification_required" => Error::VerificationFailed,
-        _ => Error::ServerRejected {
-            code: sanitize_code(code),
+        ErrorCode::VerificationRequired => Error::VerificationFailed,
+        other => Error::ServerRejected {
+            code: other.as_str().to_owned(),
         },
-    }
-}
-
-/// Server codes are short snake_case words; anything else is replaced, so a hostile
-/// server cannot put arbitrary text into the app's error messages.
-fn sanitize_code(code: &str) -> String {
-    if !code.is_empty()
-        && code.len() <= 40
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
-    {
-        code.to_owned()
-    } else {
-        "unknown".to_owned()
     }
 }
 
@@ -176,23 +164,23 @@ mod tests {
     #[test]
     fn server_codes_map_to_actions() {
         assert_eq!(
-            from_server_code(410, "device_removed"),
+            from_server_code(410, ErrorCode::DeviceRemoved),
             Error::DeviceDeregistered
         );
-        assert_eq!(from_server_code(410, "expired"), Error::RequestExpired);
+        assert_eq!(from_server_code(410, ErrorCode::Expired), Error::RequestExpired);
         assert_eq!(
-            from_server_code(409, "already_answered"),
+            from_server_code(409, ErrorCode::AlreadyAnswered),
             Error::AlreadyAnswered
         );
-        assert_eq!(from_server_code(404, "not_found"), Error::RequestNotFound);
+        assert_eq!(from_server_code(404, ErrorCode::NotFound), Error::RequestNotFound);
         assert_eq!(
-            from_server_code(403, "wrong_number"),
+            from_server_code(403, ErrorCode::WrongNumber),
             Error::ServerRejected {
                 code: "wrong_number".into()
             }
         );
         assert_eq!(
-            from_server_code(400, "<script>alert(1)</script>"),
+            from_server_code(400, ErrorCode::Unknown),
             Error::ServerRejected {
                 code: "unknown".into()
             }

@@ -14,6 +14,8 @@
 //! * [`challenge`]: the push challenge, sealed with HPKE to the device's KEM key and signed by S.
 //! * [`answer`]: the device's signed approve/deny answer.
 //! * [`request`]: signatures over device HTTP requests.
+//! * [`api`]: the device API's JSON bodies and the error codes of both HTTP APIs.
+//! * [`offline`]: the signed payload of an offline QR challenge.
 //!
 //! The exact formats, labels and test vectors are in `docs/PROTOCOL.md`.
 #![forbid(unsafe_code)]
@@ -24,10 +26,12 @@ pub mod otp;
 
 pub mod activation;
 pub mod answer;
+pub mod api;
 pub mod challenge;
 pub mod encoding;
 pub mod error;
 pub mod limits;
+pub mod offline;
 pub mod otpauth;
 pub mod request;
 pub mod sealed;

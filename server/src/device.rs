@@ -11,13 +11,13 @@ use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use countersign_protocol::crypto::{PublicKey, ct_eq};
+use countersign_protocol::api::{AnswerAccepted, PendingChallenge, PendingList};
 use countersign_protocol::{
     ActivationGrant, ActivationRequest, ActivationResult, Answer, AnswerExpectation, Challenge,
     Decision, DenyReason, Ephemeral, NumberMatching, OfferCredentials, OfferSecret, OtpAlgorithm,
     OtpParams, ProtocolError, PushRegistration, RequestHeaders, SignedMessage, Verification,
     VerificationPolicy, verify_request,
 };
-use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::AppState;
@@ -370,22 +370,6 @@ fn push_columns(reg: &PushRegistration) -> (&'static str, Option<String>) {
 // ---------------------------------------------------------------------------
 // Challenges
 
-/// A pending challenge waiting for this device.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct PendingChallenge {
-    /// Transaction id.
-    pub tx: String,
-    /// Unix seconds.
-    pub exp: i64,
-}
-
-/// `GET /v1/device/challenges`
-#[derive(Debug, Serialize, Deserialize)]
-pub struct PendingList {
-    /// Pending challenges, oldest first.
-    pub challenges: Vec<PendingChallenge>,
-}
-
 async fn pending_for(
     state: &AppState,
     device_id: &str,
@@ -518,13 +502,6 @@ fn check_pending(st: &str, expires_at: i64) -> ApiResult<()> {
             "the challenge was already answered",
         )),
     }
-}
-
-/// The outcome of an answer.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AnswerAccepted {
-    /// `approved` or `denied`.
-    pub state: String,
 }
 
 /// `POST /v1/device/challenges/{tx}/answer`: body is the signed answer.

@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use countersign_protocol::crypto::{ct_eq, sha256};
 use countersign_protocol::otp::{HotpParams, OcraInputs, OcraSuite, TotpParams};
+use countersign_protocol::offline::{OFFLINE_KIND, OFFLINE_SUITE, OfflineChallenge};
 use countersign_protocol::{
     ActivationOffer, ChallengeContext, ChallengeKind, NumberMatching, OfferCredentials,
     OtpAlgorithm, Purpose, ServerUrl, SignedMessage, TransactionDetails, Verification,
@@ -906,24 +907,6 @@ pub async fn add_oath_token(
 // ---------------------------------------------------------------------------
 // Offline QR (OCRA)
 
-/// The OCRA suite of offline challenges: 8-digit response to an 8-digit numeric
-/// question, keyed with the account's OTP seed.
-pub const OFFLINE_SUITE: &str = "OCRA-1:HOTP-SHA256-8:QN08";
-
-/// The signed payload of an offline QR challenge (docs/PROTOCOL.md §11).
-#[derive(Serialize)]
-struct OfflinePayload<'a> {
-    v: u8,
-    kind: &'static str,
-    id: &'a str,
-    account: &'a str,
-    device: &'a str,
-    suite: &'static str,
-    question: &'a str,
-    rp: &'a str,
-    exp: i64,
-}
-
 /// `POST /v1/rp/offline`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -983,16 +966,16 @@ pub async fn create_offline(
     let t = now();
     let expires_at = t + i64::from(timeout);
     // Field order as in docs/PROTOCOL.md §11 (`v` first).
-    let payload = serde_json::to_vec(&OfflinePayload {
+    let payload = serde_json::to_vec(&OfflineChallenge {
         v: 1,
-        kind: "ocra",
-        id: &id,
-        account: &account_id,
-        device: &device_id,
-        suite: OFFLINE_SUITE,
-        question: &question,
-        rp: &rp.name,
-        exp: expires_at,
+        kind: OFFLINE_KIND.to_owned(),
+        id: id.clone(),
+        account: account_id,
+        device: device_id.clone(),
+        suite: OFFLINE_SUITE.to_owned(),
+        question: question.clone(),
+        rp: rp.name.clone(),
+        exp: u64::try_from(expires_at).map_err(ApiError::internal)?,
     })
     .map_err(ApiError::internal)?;
     let signed = SignedMessage::sign(Purpose::OfflineChallenge, payload, &state.signing_key)

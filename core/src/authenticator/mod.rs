@@ -62,6 +62,7 @@ use crate::platform::{
 };
 use crate::protocol::encoding::{b64url, b64url_array};
 use crate::protocol::otpauth::{OtpKind, OtpauthUri};
+use crate::protocol::offline::{OFFLINE_KIND, OfflineChallenge};
 use crate::protocol::{
     ActivationOffer, ActivationRequest, ActivationResult, Answer, Approval, Challenge, DenyReason,
     DeviceBinding, DeviceInfo, MessageSigner, OfferCredentials, OpenedChallenge, Platform, Purpose,
@@ -1626,24 +1627,10 @@ impl Authenticator {
     /// by the ids in the QR), expiry by the estimated server clock, and returns
     /// the OCRA response for the user to type.
     pub fn answer_offline_qr(&self, qr_payload: &str) -> Result<OfflineCode> {
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Offline {
-            v: u64,
-            kind: String,
-            #[allow(dead_code)]
-            id: String,
-            account: String,
-            device: String,
-            suite: String,
-            question: String,
-            rp: String,
-            exp: u64,
-        }
         let msg = SignedMessage::from_json(qr_payload.as_bytes())
             .map_err(|_| Error::InvalidInput { what: "QR code" })?;
         let payload = msg.payload_unverified();
-        let probe: Offline =
+        let probe: OfflineChallenge =
             serde_json::from_slice(payload).map_err(|_| Error::InvalidInput { what: "QR code" })?;
         let slot = self
             .account_slots()
@@ -1670,7 +1657,7 @@ impl Authenticator {
         if probe.v != 1 {
             return Err(Error::Unsupported);
         }
-        if probe.kind != "ocra" {
+        if probe.kind != OFFLINE_KIND {
             return Err(Error::Unsupported);
         }
         if self.server_now(offset) > probe.exp.saturating_add(self.config().clock_skew_secs) {

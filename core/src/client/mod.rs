@@ -17,8 +17,6 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::error::{Error, Result, from_server, from_server_code, internal};
 use crate::platform::{HttpClient, HttpMethod, HttpRequest, HttpResponse};
 use crate::protocol::limits::MAX_SIGNED_MESSAGE_LEN;
@@ -33,35 +31,10 @@ pub const MAX_RESPONSE_LEN: usize = MAX_SIGNED_MESSAGE_LEN;
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A pending challenge as listed by the server.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct PendingEntry {
-    /// Transaction id.
-    pub tx: String,
-    /// Expiry, server unix seconds.
-    pub exp: i64,
-}
-
-#[derive(Deserialize)]
-struct PendingList {
-    challenges: Vec<PendingEntry>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-}
-
+pub use crate::protocol::api::PendingChallenge as PendingEntry;
 /// The outcome the server recorded for an answer.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct AnswerAccepted {
-    /// `approved` or `denied`.
-    pub state: String,
-}
+pub use crate::protocol::api::AnswerAccepted;
+use crate::protocol::api::{ErrorBody, PendingList};
 
 /// Who is calling: a device id on a server, and its possession key.
 pub struct DeviceIdentity<'a> {
@@ -266,7 +239,7 @@ impl<'a> DeviceClient<'a> {
 /// Maps an error response: the JSON error code if there is one, else the status.
 fn error_from_response(response: &HttpResponse) -> Error {
     match serde_json::from_slice::<ErrorBody>(&response.body) {
-        Ok(body) => from_server_code(response.status, &body.error.code),
+        Ok(body) => from_server_code(response.status, body.error.code),
         Err(_) => match response.status {
             408 | 429 | 500..=599 => Error::Network,
             404 => Error::RequestNotFound,
@@ -300,6 +273,17 @@ mod tests {
 
     #[test]
     fn error_bodies_map_to_actions() {
+        // A hostile or newer server's code never reaches the app as text.
+        assert_eq!(
+            error_from_response(&HttpResponse {
+                status: 400,
+                headers: vec![],
+                body: br#"{"error":{"code":"<script>alert(1)</script>","message":"x"}}"#.to_vec(),
+            }),
+            Error::ServerRejected {
+                code: "unknown".into()
+            }
+        );
         let r = |status, body: &str| HttpResponse {
             status,
             headers: vec![],

@@ -1,0 +1,175 @@
+//! The JSON bodies of the device HTTP API and the error codes both HTTP APIs use.
+//!
+//! The server serialises these and the device core parses them: one definition,
+//! so the two sides cannot drift. Routes and semantics are in `docs/PROTOCOL.md`.
+
+use serde::{Deserialize, Serialize};
+
+/// Machine-readable error codes, sent as `{"error":{"code":…,"message":…}}`.
+/// Devices and relying parties branch on these, never on the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request body or a parameter is malformed.
+    BadRequest,
+    /// Missing or wrong API key / device signature header.
+    Unauthorized,
+    /// The caller may not touch this object.
+    Forbidden,
+    /// No such object (for this caller).
+    NotFound,
+    /// The challenge, offer or request timestamp is past its lifetime.
+    Expired,
+    /// A nonce, offer, OTP or answer was used before.
+    Replayed,
+    /// A signature does not verify.
+    BadSignature,
+    /// The number the user entered is not the one shown.
+    WrongNumber,
+    /// The challenge requires PIN or biometric verification and the approval
+    /// lacks it (signed by Dp instead of Du, or a weaker verification).
+    VerificationRequired,
+    /// The answer signs a different challenge text than the one sent.
+    WrongDisplayHash,
+    /// The answer or request is bound to another account or device.
+    WrongAccount,
+    /// The OTP was already accepted once.
+    OtpReused,
+    /// The OTP is wrong.
+    InvalidOtp,
+    /// Too many pushes, pending challenges or attempts.
+    RateLimited,
+    /// Pushes are suppressed after repeated denials; type `push` or an OTP.
+    Suppressed,
+    /// The device was removed: its core wipes the account.
+    DeviceRemoved,
+    /// The challenge was already answered.
+    AlreadyAnswered,
+    /// The user has no active device.
+    NoDevice,
+    /// The message uses a protocol version this server does not speak.
+    Unsupported,
+    /// The request body is too large.
+    PayloadTooLarge,
+    /// Something broke on the server's side.
+    Internal,
+    /// A code this build does not know (a newer server). Never sent.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The HTTP status that goes with the code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::BadRequest | Self::Unsupported => 400,
+            Self::Unauthorized | Self::BadSignature => 401,
+            Self::Forbidden
+            | Self::WrongAccount
+            | Self::WrongNumber
+            | Self::WrongDisplayHash
+            | Self::VerificationRequired
+            | Self::InvalidOtp
+            | Self::OtpReused => 403,
+            Self::NotFound | Self::NoDevice => 404,
+            Self::Replayed | Self::AlreadyAnswered => 409,
+            Self::Expired | Self::DeviceRemoved => 410,
+            Self::PayloadTooLarge => 413,
+            Self::RateLimited | Self::Suppressed => 429,
+            Self::Internal | Self::Unknown => 500,
+        }
+    }
+
+    /// The wire name, as in the JSON body.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::Expired => "expired",
+            Self::Replayed => "replayed",
+            Self::BadSignature => "bad_signature",
+            Self::WrongNumber => "wrong_number",
+            Self::VerificationRequired => "verification_required",
+            Self::WrongDisplayHash => "wrong_display_hash",
+            Self::WrongAccount => "wrong_account",
+            Self::OtpReused => "otp_reused",
+            Self::InvalidOtp => "invalid_otp",
+            Self::RateLimited => "rate_limited",
+            Self::Suppressed => "suppressed",
+            Self::DeviceRemoved => "device_removed",
+            Self::AlreadyAnswered => "already_answered",
+            Self::NoDevice => "no_device",
+            Self::Unsupported => "unsupported",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Internal => "internal",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Code and message of an error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// The machine-readable code.
+    pub code: ErrorCode,
+    /// A short explanation for humans: never secrets or echoed input. Devices do
+    /// not show it (a hostile server could put anything here).
+    #[serde(default)]
+    pub message: String,
+}
+
+/// A challenge waiting for a device, as listed by `GET /v1/device/challenges`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChallenge {
+    /// Transaction id.
+    pub tx: String,
+    /// Expiry, server unix seconds.
+    pub exp: i64,
+}
+
+/// The body of `GET /v1/device/challenges`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingList {
+    /// Pending challenges, oldest first.
+    pub challenges: Vec<PendingChallenge>,
+}
+
+/// The body of an accepted `POST /v1/device/challenges/{tx}/answer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerAccepted {
+    /// `approved` or `denied`.
+    pub state: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_round_trip_and_unknown_codes_parse() {
+        let body: ErrorBody =
+            serde_json::from_str(r#"{"error":{"code":"device_removed","message":"x"}}"#).unwrap();
+        assert_eq!(body.error.code, ErrorCode::DeviceRemoved);
+        assert_eq!(body.error.code.http_status(), 410);
+        let newer: ErrorBody =
+            serde_json::from_str(r#"{"error":{"code":"from_the_future","message":""}}"#).unwrap();
+        assert_eq!(newer.error.code, ErrorCode::Unknown);
+        let text = serde_json::to_string(&ErrorCode::VerificationRequired).unwrap();
+        assert_eq!(text, format!("\"{}\"", ErrorCode::VerificationRequired.as_str()));
+    }
+}
