@@ -6,7 +6,6 @@
 //! the same temporary folder, with a scripted PIN pad standing in for the user.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,7 @@ use clap::Args;
 use countersign_core::authenticator::{
     AccountInfo, AccountKind, ActivationOptions, CancelHandle, PendingRequest,
 };
-use countersign_core::crypto::{ct_eq, random_array};
+use countersign_core::crypto::ct_eq;
 use countersign_core::platform::{
     FileStorage, KeySource, NoopLogger, ReqwestClient, SoftwareKeyVault, SystemClock, UserVerifier,
     VerificationKind, VerificationOutcome, VerificationPrompt,
@@ -40,28 +39,6 @@ pub struct DemoArgs {
 const USER: &str = "alice@example.com";
 /// The PIN the demo user chose at activation (never printed).
 const DEMO_PIN: &str = "482613";
-
-/// A temporary folder removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self, String> {
-        let suffix: String = random_array::<6>()
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let dir = std::env::temp_dir().join(format!("countersign-demo-{suffix}"));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("temp folder: {e}"))?;
-        Ok(Self(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The user at the PIN pad: answers with the queued PINs, counts the prompts.
 #[derive(Default)]
@@ -193,10 +170,14 @@ struct Demo {
 pub async fn run(args: DemoArgs) -> Result<(), String> {
     countersign_server::push::install_crypto_provider();
     let started = Instant::now();
-    let tmp = TempDir::new()?;
+    // Removed on drop, whatever the outcome.
+    let tmp = tempfile::Builder::new()
+        .prefix("countersign-demo-")
+        .tempdir()
+        .map_err(|e| format!("temp folder: {e}"))?;
     let mut config = Config {
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-        database_url: format!("sqlite://{}", tmp.0.join("server.db").display()),
+        database_url: format!("sqlite://{}", tmp.path().join("server.db").display()),
         ..Config::default()
     };
     // The demo sends more pushes to one user than the production default allows
@@ -244,7 +225,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
 async fn run_with(
     args: &DemoArgs,
     server: &RunningServer,
-    tmp: &TempDir,
+    tmp: &tempfile::TempDir,
 ) -> Result<(Vec<Value>, usize), String> {
     let state = server.state();
     let created = countersign_server::admin::create_rp(&state.db, &state.master, "Demo Bank", None)
@@ -260,8 +241,8 @@ async fn run_with(
     };
     let storage = Arc::new(
         FileStorage::open(
-            tmp.0.join("device"),
-            &KeySource::KeyFile(tmp.0.join("device.key")),
+            tmp.path().join("device"),
+            &KeySource::KeyFile(tmp.path().join("device.key")),
         )
         .map_err(|e| format!("device storage: {e}"))?,
     );
@@ -282,7 +263,7 @@ async fn run_with(
         println!(
             "server {} (SQLite in {}), relying party \"Demo Bank\", user {USER}",
             server.base_url(),
-            tmp.0.display()
+            tmp.path().display()
         );
         println!("device: the Countersign core in this process, storage in the same folder\n");
     }

@@ -39,7 +39,7 @@ pub fn read_pin(prompt: &str) -> Option<Zeroizing<String>> {
         let _ = std::io::stderr().flush();
         let mut line = Zeroizing::new(String::new());
         let read = std::io::stdin().lock().read_line(&mut line);
-    match read {
+        match read {
             Ok(0) | Err(_) => None,
             Ok(_) => Some(Zeroizing::new(line.trim().to_string())),
         }

@@ -146,8 +146,7 @@ pub async fn start(
             transaction: opts.transaction.clone(),
             verification: opts.verification,
             number_matching: opts.matching.clone(),
-            nonce: countersign_protocol::challenge::random_id()
-                .map_err(ApiError::internal)?,
+            nonce: countersign_protocol::challenge::random_id().map_err(ApiError::internal)?,
         };
         let plaintext = challenge.to_json().map_err(protocol_bad_request)?;
         let sealed = SealedChallenge::seal(&challenge, &target.id, &kem, Ephemeral::Random)

@@ -10,8 +10,8 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
-use countersign_protocol::crypto::{PublicKey, ct_eq};
 use countersign_protocol::api::{AnswerAccepted, PendingChallenge, PendingList};
+use countersign_protocol::crypto::{PublicKey, ct_eq};
 use countersign_protocol::{
     ActivationGrant, ActivationRequest, ActivationResult, Answer, AnswerExpectation, Challenge,
     Decision, DenyReason, Ephemeral, NumberMatching, OfferCredentials, OfferSecret, OtpAlgorithm,

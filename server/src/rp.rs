@@ -8,8 +8,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use countersign_protocol::crypto::{ct_eq, sha256};
-use countersign_protocol::otp::{HotpParams, OcraInputs, OcraSuite, TotpParams};
 use countersign_protocol::offline::{OFFLINE_KIND, OFFLINE_SUITE, OfflineChallenge};
+use countersign_protocol::otp::{HotpParams, OcraInputs, OcraSuite, TotpParams};
 use countersign_protocol::{
     ActivationOffer, ChallengeContext, ChallengeKind, NumberMatching, OfferCredentials,
     OtpAlgorithm, Purpose, ServerUrl, SignedMessage, TransactionDetails, Verification,
@@ -738,8 +738,9 @@ async fn check_otp(state: &AppState, user_id: &str, code: &str) -> ApiResult<(St
             let params = TotpParams::new(alg, digits, period).map_err(ApiError::internal)?;
             let window = u8::try_from(policy.totp_window.min(10)).unwrap_or(1);
             let t_u = u64::try_from(t).unwrap_or(0);
-            let Some(step) = countersign_protocol::otp::totp_verify(&params, &seed, code, t_u, window)
-                .map_err(ApiError::internal)?
+            let Some(step) =
+                countersign_protocol::otp::totp_verify(&params, &seed, code, t_u, window)
+                    .map_err(ApiError::internal)?
             else {
                 continue;
             };

@@ -204,8 +204,7 @@ async fn pick_and_nist_number_matching(db: Db) {
     let tx = started["tx_id"].as_str().unwrap();
     let number = started["number"].as_str().unwrap();
     let opened = dev.fetch(tx).await;
-    let countersign_protocol::NumberMatching::Pick { choices } =
-        &opened.challenge.number_matching
+    let countersign_protocol::NumberMatching::Pick { choices } = &opened.challenge.number_matching
     else {
         panic!("pick mode")
     };
@@ -316,7 +315,8 @@ async fn totp_validation_and_triggers(db: Db) {
     assert_error(&v, 403, "otp_reused");
     // A code one step ahead (clock drift) is accepted and the drift recorded.
     let ahead =
-        countersign_protocol::otp::totp_at(&params, &dev.seed, now() + u64::from(dev.period)).unwrap();
+        countersign_protocol::otp::totp_at(&params, &dev.seed, now() + u64::from(dev.period))
+            .unwrap();
     let v = rp
         .post(
             "/v1/rp/validate",
@@ -736,7 +736,8 @@ async fn passcode_failures_rate_limited(db: Db) {
     }
     // … then even a correct code is refused until the window has passed.
     let ahead = || {
-        countersign_protocol::otp::totp_at(&params, &dev.seed, now() + u64::from(dev.period)).unwrap()
+        countersign_protocol::otp::totp_at(&params, &dev.seed, now() + u64::from(dev.period))
+            .unwrap()
     };
     assert_error(&validate(ahead()).await, 429, "rate_limited");
     assert_error(&validate(bad.clone()).await, 429, "rate_limited");

@@ -61,8 +61,8 @@ use crate::platform::{
     UserVerifier, VerificationKind, VerificationOutcome, VerificationPrompt,
 };
 use crate::protocol::encoding::{b64url, b64url_array};
-use crate::protocol::otpauth::{OtpKind, OtpauthUri};
 use crate::protocol::offline::{OFFLINE_KIND, OfflineChallenge};
+use crate::protocol::otpauth::{OtpKind, OtpauthUri};
 use crate::protocol::{
     ActivationOffer, ActivationRequest, ActivationResult, Answer, Approval, Challenge, DenyReason,
     DeviceBinding, DeviceInfo, MessageSigner, OfferCredentials, OpenedChallenge, Platform, Purpose,

@@ -30,10 +30,10 @@ pub const MAX_RESPONSE_LEN: usize = MAX_SIGNED_MESSAGE_LEN;
 /// Timeout of a call that does not long-poll.
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A pending challenge as listed by the server.
-pub use crate::protocol::api::PendingChallenge as PendingEntry;
 /// The outcome the server recorded for an answer.
 pub use crate::protocol::api::AnswerAccepted;
+/// A pending challenge as listed by the server.
+pub use crate::protocol::api::PendingChallenge as PendingEntry;
 use crate::protocol::api::{ErrorBody, PendingList};
 
 /// Who is calling: a device id on a server, and its possession key.

@@ -296,8 +296,7 @@ impl TestDevice {
 
     /// Posts a signed answer (Dp-signed unless `uv`).
     pub async fn post_answer(&self, answer: &Answer) -> (u16, Value) {
-        let signer = if answer.purpose() == countersign_protocol::Purpose::AnswerUserVerified
-        {
+        let signer = if answer.purpose() == countersign_protocol::Purpose::AnswerUserVerified {
             &self.du
         } else {
             &self.dp
