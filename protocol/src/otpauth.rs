@@ -35,9 +35,11 @@
 //! secret as uppercase unpadded base32 and percent-encodes everything except
 //! `A-Z a-z 0-9 - . _ ~ @`. Parsing a canonical URI gives back the same value.
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use zeroize::Zeroizing;
 
 use crate::crypto::HmacAlgorithm;
+use crate::encoding::percent_escapes_are_strict;
 use crate::otp::base32::{self, Base32Error};
 use crate::otp::{self, HotpParams, OtpError, OtpSecret, TotpParams};
 
@@ -197,36 +199,26 @@ fn algorithm_name(algorithm: HmacAlgorithm) -> &'static str {
     }
 }
 
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Strict percent-decoding; `plus_is_space` for form-encoded query parts.
 fn percent_decode(
     text: &str,
     plus_is_space: bool,
     what: &'static str,
 ) -> Result<Zeroizing<String>, OtpauthError> {
+    if !percent_escapes_are_strict(text, |_| true) {
+        return Err(OtpauthError::InvalidPercentEncoding(what));
+    }
     let mut out = Zeroizing::new(Vec::with_capacity(text.len()));
-    let mut bytes = text.bytes();
-    while let Some(b) = bytes.next() {
-        match b {
-            b'%' => {
-                let hi = bytes.next().and_then(hex_value);
-                let lo = bytes.next().and_then(hex_value);
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                    _ => return Err(OtpauthError::InvalidPercentEncoding(what)),
-                }
+    if plus_is_space {
+        // A `+` is never part of an escape, so the pieces between them decode alone.
+        for (i, piece) in text.split('+').enumerate() {
+            if i > 0 {
+                out.push(b' ');
             }
-            b'+' if plus_is_space => out.push(b' '),
-            other => out.push(other),
+            out.extend(percent_decode_str(piece));
         }
+    } else {
+        out.extend(percent_decode_str(text));
     }
     let bytes = std::mem::take(&mut *out);
     match String::from_utf8(bytes) {
@@ -239,19 +231,17 @@ fn percent_decode(
     }
 }
 
-/// Percent-encodes everything but `A-Z a-z 0-9 - . _ ~ @`.
+/// Bytes [`OtpauthUri::to_uri`] percent-encodes: all but `A-Z a-z 0-9 - . _ ~ @`.
+const LABEL_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'@');
+
+/// Percent-encodes everything but `A-Z a-z 0-9 - . _ ~ @` (upper-case hex).
 fn percent_encode(text: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'@') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            for nibble in [b >> 4, b & 0x0f] {
-                out.push(HEX.get(usize::from(nibble)).map_or('0', |&h| char::from(h)));
-            }
-        }
-    }
+    out.extend(utf8_percent_encode(text, LABEL_ESCAPES));
 }
 
 fn all_digits(text: &str, max_len: usize) -> bool {
