@@ -6,8 +6,8 @@
 
 use crate::crypto::CryptoError;
 use crate::platform::{HttpError, KeyVaultError, StorageError};
-use crate::protocol::{ErrorClass, ProtocolError};
 use crate::protocol::api::ErrorCode;
+use crate::protocol::{ErrorClass, ProtocolError};
 
 /// Everything the authenticator API can fail with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,12 +167,18 @@ mod tests {
             from_server_code(410, ErrorCode::DeviceRemoved),
             Error::DeviceDeregistered
         );
-        assert_eq!(from_server_code(410, ErrorCode::Expired), Error::RequestExpired);
+        assert_eq!(
+            from_server_code(410, ErrorCode::Expired),
+            Error::RequestExpired
+        );
         assert_eq!(
             from_server_code(409, ErrorCode::AlreadyAnswered),
             Error::AlreadyAnswered
         );
-        assert_eq!(from_server_code(404, ErrorCode::NotFound), Error::RequestNotFound);
+        assert_eq!(
+            from_server_code(404, ErrorCode::NotFound),
+            Error::RequestNotFound
+        );
         assert_eq!(
             from_server_code(403, ErrorCode::WrongNumber),
             Error::ServerRejected {

@@ -170,6 +170,9 @@ mod tests {
             serde_json::from_str(r#"{"error":{"code":"from_the_future","message":""}}"#).unwrap();
         assert_eq!(newer.error.code, ErrorCode::Unknown);
         let text = serde_json::to_string(&ErrorCode::VerificationRequired).unwrap();
-        assert_eq!(text, format!("\"{}\"", ErrorCode::VerificationRequired.as_str()));
+        assert_eq!(
+            text,
+            format!("\"{}\"", ErrorCode::VerificationRequired.as_str())
+        );
     }
 }

@@ -268,7 +268,10 @@ mod tests {
         for (value, &symbol) in CROCKFORD.iter().enumerate() {
             let symbol = char::from(symbol);
             assert_eq!(crockford_value(symbol), Some(value as u8));
-            assert_eq!(crockford_value(symbol.to_ascii_lowercase()), Some(value as u8));
+            assert_eq!(
+                crockford_value(symbol.to_ascii_lowercase()),
+                Some(value as u8)
+            );
             let bits = [(value as u8) << 3, 0, 0, 0, 0];
             assert!(crockford_encode(&bits).starts_with(symbol));
         }

@@ -10,8 +10,8 @@
 
 use std::path::PathBuf;
 
-use countersign_protocol::crypto::{AgreementKey, PublicKey, SigningKey, sha256};
 use countersign_protocol::activation::{ActivationOffer, OfferSecret};
+use countersign_protocol::crypto::{AgreementKey, PublicKey, SigningKey, sha256};
 use countersign_protocol::request::{request_message, sign_request_with_nonce};
 use countersign_protocol::*;
 use serde_json::{Value, json};

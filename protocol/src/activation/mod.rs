@@ -16,9 +16,7 @@ mod server;
 pub use code::{OfferCredentials, OfferId, OfferSecret};
 pub use offer::ActivationOffer;
 pub use request::{ActivationRequest, DeviceInfo, Platform, PushRegistration};
-pub use result::{
-    ActivationGrant, ActivationResult, OtpAlgorithm, OtpParams, VerificationPolicy,
-};
+pub use result::{ActivationGrant, ActivationResult, OtpAlgorithm, OtpParams, VerificationPolicy};
 pub use server::{ServerKeyPin, ServerUrl};
 
 /// HMAC label for the offer-secret proof.

@@ -5,9 +5,13 @@ use serde::{Deserialize, Serialize};
 use super::{OFFER_PROOF_LABEL, OfferCredentials, OfferId};
 use crate::VERSION;
 use crate::crypto::{HmacAlgorithm, PublicKey, Signature, hmac_verify};
-use crate::encoding::{b64url, b64url_array, check_opt_text, check_version, parse_json, push_lp, to_json};
+use crate::encoding::{
+    b64url, b64url_array, check_opt_text, check_version, parse_json, push_lp, to_json,
+};
 use crate::error::{ProtocolError, Result};
-use crate::limits::{MAX_DEVICE_NAME_LEN, MAX_PAYLOAD_LEN, MAX_PUSH_ENDPOINT_LEN, MAX_PUSH_TOKEN_LEN};
+use crate::limits::{
+    MAX_DEVICE_NAME_LEN, MAX_PAYLOAD_LEN, MAX_PUSH_ENDPOINT_LEN, MAX_PUSH_TOKEN_LEN,
+};
 use crate::signed::{MessageSigner, Purpose, SignedMessage, sign_detached, verify_detached};
 
 /// The device's platform.

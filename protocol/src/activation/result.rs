@@ -6,7 +6,10 @@ use zeroize::Zeroizing;
 
 use super::{OfferId, SEED_HPKE_INFO, ServerKeyPin};
 use crate::crypto::{AgreementKey, HmacAlgorithm, PublicKey, ct_eq};
-use crate::encoding::{b64url, b64url_array, check_id, check_opt_text, check_text, check_version, parse_json, push_lp, to_json};
+use crate::encoding::{
+    b64url, b64url_array, check_id, check_opt_text, check_text, check_version, parse_json, push_lp,
+    to_json,
+};
 use crate::error::{ProtocolError, Result};
 use crate::limits::{MAX_ID_LEN, MAX_LABEL_LEN, MAX_PAYLOAD_LEN, MAX_SEED_LEN, MIN_SEED_LEN};
 use crate::sealed::{Ephemeral, SealedBox, TAG_LEN};

@@ -62,12 +62,13 @@ pub fn decode(text: &str) -> Result<Zeroizing<Vec<u8>>, Base32Error> {
         .map_err(|_| length_error.clone())?;
     // Decode straight into a zeroizing buffer: the bytes are a secret.
     let mut out = Zeroizing::new(vec![0u8; len]);
-    let written = LENIENT_BASE32_NOPAD
-        .decode_mut(data, &mut out)
-        .map_err(|partial| match partial.error.kind {
-            DecodeKind::Symbol => Base32Error::InvalidCharacter(partial.error.position),
-            DecodeKind::Length | DecodeKind::Trailing | DecodeKind::Padding => length_error,
-        })?;
+    let written =
+        LENIENT_BASE32_NOPAD
+            .decode_mut(data, &mut out)
+            .map_err(|partial| match partial.error.kind {
+                DecodeKind::Symbol => Base32Error::InvalidCharacter(partial.error.position),
+                DecodeKind::Length | DecodeKind::Trailing | DecodeKind::Padding => length_error,
+            })?;
     out.truncate(written);
     Ok(out)
 }
