@@ -199,3 +199,36 @@ impl OfferCredentials {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luhn_mod_32_check_values() {
+        assert_eq!(luhn32_check(&[]), 0);
+        assert_eq!(luhn32_check(&[0]), 0);
+        assert_eq!(luhn32_check(&[1]), 30);
+        assert_eq!(luhn32_check(&[1, 1]), 29);
+        // 2 × 16 = 32 sums its base-32 digits: 1 + 0.
+        assert_eq!(luhn32_check(&[16]), 31);
+    }
+
+    #[test]
+    fn typed_code_layout() {
+        let creds = OfferCredentials {
+            id: OfferId([0x08, 0x42, 0x10, 0x84, 0x21]),
+            secret: OfferSecret::from_bytes([0; OFFER_SECRET_LEN]),
+        };
+        assert_eq!(creds.id.to_text(), "11111111");
+        assert_eq!(creds.to_code().as_str(), "11111-11100-00000-00000-0000M");
+        let typed = OfferCredentials::parse_code("iLil1 111oo-OOOOO 00000 0000m").unwrap();
+        assert_eq!(typed, creds);
+        assert_eq!(
+            OfferCredentials::parse_code("11111-11100-00000-00000-0000U"),
+            Err(ProtocolError::InvalidCode {
+                reason: "invalid character"
+            })
+        );
+    }
+}

@@ -165,3 +165,40 @@ impl ActivationOffer {
         check_opt_text("label", self.label.as_deref(), MAX_LABEL_LEN, false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_percent_encoded_outside_unreserved() {
+        let mut out = String::new();
+        pct_encode(&mut out, "https://a.example/cs?x=1&y Zürich+~-._@");
+        assert_eq!(
+            out,
+            "https%3A%2F%2Fa.example%2Fcs%3Fx%3D1%26y%20Z%C3%BCrich%2B~-._%40"
+        );
+        assert_eq!(
+            pct_decode(&out).unwrap(),
+            "https://a.example/cs?x=1&y Zürich+~-._@"
+        );
+    }
+
+    #[test]
+    fn decoding_is_strict() {
+        assert_eq!(pct_decode("a%2fb%2F").unwrap(), "a/b/");
+        assert_eq!(pct_decode("!$'()*,;:@/?").unwrap(), "!$'()*,;:@/?");
+        assert_eq!(pct_decode("").unwrap(), "");
+        for bad in [
+            "a+b", "a&b", "a=b", "a#b", "a b", "a\nb", "%ZZ", "%4", "%", "%FF", "é",
+        ] {
+            assert_eq!(
+                pct_decode(bad),
+                Err(ProtocolError::InvalidUri {
+                    reason: "bad percent-encoding"
+                }),
+                "{bad:?}"
+            );
+        }
+    }
+}
