@@ -1,9 +1,12 @@
-//! Wire encodings shared by every message: base64url, Crockford base32, identifier
-//! and text validation, length-prefixed concatenation and bounded JSON parsing.
+//! Wire encodings shared by every message: base64url, Crockford base32, strict
+//! percent-escapes, identifier and text validation, length-prefixed concatenation
+//! and bounded JSON parsing.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use data_encoding::Encoding;
 use serde::de::DeserializeOwned;
+use zeroize::Zeroize as _;
 
 use super::error::{ProtocolError, Result};
 
@@ -45,36 +48,41 @@ pub fn b64url_bounded(field: &'static str, text: &str, min: usize, max: usize) -
 /// Crockford base32 alphabet (no I, L, O, U): easy to read aloud and type.
 pub const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
+/// Crockford base32 as the activation code writes it: upper case, no padding,
+/// non-zero trailing bits rejected (every byte string has one encoding); decoding
+/// ignores case and reads the usual confusables `I`/`L` as 1 and `O` as 0. `U`
+/// and anything else is rejected.
+pub const CROCKFORD_BASE32: Encoding = data_encoding_macro::new_encoding! {
+    symbols: "0123456789ABCDEFGHJKMNPQRSTVWXYZ",
+    translate_from: "abcdefghjkmnpqrstvwxyzIiLlOo",
+    translate_to: "ABCDEFGHJKMNPQRSTVWXYZ111100",
+};
+
 /// Encodes bytes as Crockford base32 (upper case, no padding). Trailing bits are
 /// zero-padded; the activation code only uses lengths that are multiples of 5 bytes.
 pub fn crockford_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
-    let mut acc: u32 = 0;
-    let mut bits = 0u32;
-    for &b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(crockford_char((acc >> bits) & 31));
-        }
-        acc &= (1 << bits) - 1;
-    }
-    if bits > 0 {
-        out.push(crockford_char((acc << (5 - bits)) & 31));
-    }
-    out
+    CROCKFORD_BASE32.encode(bytes)
 }
 
-fn crockford_char(v: u32) -> char {
-    CROCKFORD
-        .get(v as usize)
-        .map(|&c| char::from(c))
-        .unwrap_or('0')
+/// Decodes Crockford base32 text (see [`CROCKFORD_BASE32`]) into exactly `N`
+/// bytes; any other length, symbol or non-zero padding bit gives `None`.
+pub fn crockford_decode<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let input = text.as_bytes();
+    if CROCKFORD_BASE32.decode_len(input.len()).ok()? != N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    if CROCKFORD_BASE32.decode_mut(input, &mut out).is_err() {
+        // It may hold part of an offer secret.
+        out.zeroize();
+        return None;
+    }
+    Some(out)
 }
 
 /// The value of one Crockford base32 symbol, case-insensitive, with the usual
 /// confusables: `I`/`L` read as 1 and `O` as 0. `U` and anything else is rejected.
+/// (The typed code's check character is computed over these values.)
 pub fn crockford_value(c: char) -> Option<u8> {
     let c = c.to_ascii_uppercase();
     let c = match c {
@@ -88,32 +96,19 @@ pub fn crockford_value(c: char) -> Option<u8> {
         .and_then(|p| u8::try_from(p).ok())
 }
 
-/// Decodes canonical Crockford base32 symbols (already normalised values 0..32)
-/// into exactly `n` bytes; non-zero padding bits are rejected so every byte string
-/// has one encoding.
-pub fn crockford_decode_values(values: &[u8], n: usize) -> Option<Vec<u8>> {
-    if values.len() != (n * 8).div_ceil(5) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(n);
-    let mut acc: u32 = 0;
-    let mut bits = 0u32;
-    for &v in values {
-        if v >= 32 {
-            return None;
-        }
-        acc = (acc << 5) | u32::from(v);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    if acc != 0 || out.len() != n {
-        return None;
-    }
-    Some(out)
+/// True when every `%` starts an escape of two hex digits and every other byte
+/// passes `literal`. `percent-encoding` decodes leniently (a bad escape is kept
+/// as text), so strict parsers check with this first.
+pub fn percent_escapes_are_strict(text: &str, literal: impl Fn(u8) -> bool) -> bool {
+    let mut parts = text.split('%');
+    let head = parts.next().unwrap_or_default();
+    head.bytes().all(&literal)
+        && parts.all(|part| match part.as_bytes().split_at_checked(2) {
+            Some((hex, rest)) => {
+                hex.iter().all(u8::is_ascii_hexdigit) && rest.iter().all(|&b| literal(b))
+            }
+            None => false,
+        })
 }
 
 /// Appends `u16be(len) || bytes`; used wherever several values are hashed, MACed or
@@ -248,20 +243,65 @@ pub fn check_version(v: u64) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn crockford_round_trip<const N: usize>() {
+        let bytes: [u8; N] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
+        let s = crockford_encode(&bytes);
+        assert_eq!(s.len(), N * 8 / 5);
+        assert!(s.chars().all(|c| crockford_value(c).is_some()));
+        assert_eq!(crockford_decode::<N>(&s), Some(bytes));
+        assert_eq!(crockford_decode::<N>(&s.to_lowercase()), Some(bytes));
+    }
+
     #[test]
-    fn crockford_round_trip() {
-        for n in [5usize, 10, 15] {
-            let bytes: Vec<u8> = (0..n as u8)
-                .map(|i| i.wrapping_mul(37).wrapping_add(11))
-                .collect();
-            let s = crockford_encode(&bytes);
-            assert_eq!(s.len(), n * 8 / 5);
-            let vals: Vec<u8> = s.chars().map(|c| crockford_value(c).unwrap()).collect();
-            assert_eq!(crockford_decode_values(&vals, n).unwrap(), bytes);
-        }
+    fn crockford_round_trips() {
+        crockford_round_trip::<5>();
+        crockford_round_trip::<10>();
+        crockford_round_trip::<15>();
         assert_eq!(crockford_value('o'), Some(0));
         assert_eq!(crockford_value('l'), Some(1));
         assert_eq!(crockford_value('U'), None);
+    }
+
+    #[test]
+    fn crockford_matches_the_published_alphabet() {
+        // Every symbol's value is its index, and the encoder agrees.
+        for (value, &symbol) in CROCKFORD.iter().enumerate() {
+            let symbol = char::from(symbol);
+            assert_eq!(crockford_value(symbol), Some(value as u8));
+            assert_eq!(
+                crockford_value(symbol.to_ascii_lowercase()),
+                Some(value as u8)
+            );
+            let bits = [(value as u8) << 3, 0, 0, 0, 0];
+            assert!(crockford_encode(&bits).starts_with(symbol));
+        }
+        // 0x00..: "0000…"; case and confusables decode alike; U, padding bits,
+        // wrong lengths and separators do not.
+        let bytes = [0x08, 0x42, 0x10, 0x84, 0x21];
+        assert_eq!(crockford_encode(&bytes), "11111111");
+        assert_eq!(crockford_decode::<5>("1iIlL111"), Some(bytes));
+        assert_eq!(crockford_decode::<5>("oO000000"), Some([0; 5]));
+        assert_eq!(crockford_decode::<5>("0000000U"), None);
+        assert_eq!(crockford_decode::<5>("0000000u"), None);
+        assert_eq!(crockford_decode::<5>("0000-000"), None);
+        assert_eq!(crockford_decode::<5>("0000000"), None);
+        assert_eq!(crockford_decode::<4>("0000000"), Some([0; 4]));
+        assert_eq!(crockford_decode::<4>("0000001"), None); // non-zero padding bits
+        assert_eq!(crockford_decode::<5>("000000000"), None);
+    }
+
+    #[test]
+    fn percent_escape_check() {
+        let any = |_: u8| true;
+        assert!(percent_escapes_are_strict("a%2Fb%c3%a9", any));
+        assert!(percent_escapes_are_strict("", any));
+        for bad in ["%", "%2", "a%2", "%zz", "%%41", "%4%41", "%+1"] {
+            assert!(!percent_escapes_are_strict(bad, any), "{bad}");
+        }
+        let no_plus = |b: u8| b != b'+';
+        assert!(!percent_escapes_are_strict("a+b", no_plus));
+        assert!(!percent_escapes_are_strict("%41+", no_plus));
+        assert!(percent_escapes_are_strict("%2B", no_plus));
     }
 
     #[test]

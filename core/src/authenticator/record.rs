@@ -218,6 +218,14 @@ impl AccountRecord {
 }
 
 impl PushAccount {
+    /// Refuses a transaction already answered, or whose answer waits to be resent.
+    pub(crate) fn check_unanswered(&self, tx: &str) -> Result<()> {
+        match self.seen.iter().find(|s| s.tx == tx) {
+            Some(s) if s.done || s.answer.is_some() => Err(Error::AlreadyAnswered),
+            _ => Ok(()),
+        }
+    }
+
     /// Drops replay entries long past expiry, then the oldest beyond [`MAX_SEEN`].
     pub(crate) fn prune_seen(&mut self, server_now: u64) {
         self.seen.retain(|s| {
@@ -231,9 +239,94 @@ impl PushAccount {
     }
 }
 
+/// A push account with placeholder keys, for unit tests of record logic.
+#[cfg(test)]
+pub(crate) fn test_push_account() -> PushAccount {
+    use crate::protocol::OtpAlgorithm;
+    PushAccount {
+        server_url: "https://cs.example/".into(),
+        account_id: "acct".into(),
+        device_id: "dev".into(),
+        server_key: String::new(),
+        policy: VerificationPolicy {
+            default: Verification::None,
+            pin_min_length: 6,
+            pin_max_attempts: 10,
+            biometric_allowed: true,
+        },
+        otp: OtpParams {
+            algorithm: OtpAlgorithm::Sha1,
+            digits: 6,
+            period: 30,
+        },
+        seed: Secret::new(&[7; 20]),
+        dp_alias: "cs.a.dp".into(),
+        dp_public: String::new(),
+        user_key: UserKeyRecord {
+            public: String::new(),
+            plain: None,
+            pin: None,
+            bio: None,
+        },
+        clock_offset: 0,
+        kem_keys: Vec::new(),
+        server_kem_kid: String::new(),
+        seen: Vec::new(),
+        pin_failures: 0,
+        min_verification: Verification::None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn seen(tx: &str, exp: u64, answer: Option<&str>, done: bool) -> SeenTx {
+        SeenTx {
+            tx: tx.into(),
+            exp,
+            hash: String::new(),
+            answer: answer.map(str::to_owned),
+            next_kid: None,
+            done,
+        }
+    }
+
+    #[test]
+    fn answered_transactions_are_refused() {
+        let mut p = test_push_account();
+        p.seen = vec![
+            seen("shown", 100, None, false),
+            seen("sending", 100, Some("{}"), false),
+            seen("done", 100, None, true),
+        ];
+        assert_eq!(p.check_unanswered("shown"), Ok(()));
+        assert_eq!(p.check_unanswered("new"), Ok(()));
+        assert_eq!(p.check_unanswered("sending"), Err(Error::AlreadyAnswered));
+        assert_eq!(p.check_unanswered("done"), Err(Error::AlreadyAnswered));
+    }
+
+    #[test]
+    fn replay_state_is_pruned_but_unsent_answers_kept() {
+        let mut p = test_push_account();
+        p.seen = vec![
+            seen("old", 100, None, true),
+            seen("old-unsent", 100, Some("{}"), false),
+            seen("recent", 100 + SEEN_GRACE, None, false),
+        ];
+        p.prune_seen(101 + SEEN_GRACE);
+        let left: Vec<&str> = p.seen.iter().map(|s| s.tx.as_str()).collect();
+        assert_eq!(left, ["old-unsent", "recent"]);
+
+        p.seen = (0..MAX_SEEN as u64 + 3)
+            .rev()
+            .map(|i| seen(&format!("t{i}"), 10_000 + i, None, false))
+            .collect();
+        p.prune_seen(0);
+        assert_eq!(p.seen.len(), MAX_SEEN);
+        // The earliest expiries go first.
+        assert_eq!(p.seen.first().map(|s| s.exp), Some(10_003));
+    }
 
     #[test]
     fn secret_round_trip_and_redaction() {

@@ -5,9 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::*;
+use crate::error::Error;
 use crate::platform::{
-    HttpError, HttpRequest, HttpResponse, MemoryStorage, NoopLogger, SoftwareKeyVault,
+    Clock, HttpClient, HttpError, HttpRequest, HttpResponse, MemoryStorage, NoopLogger,
+    SoftwareKeyVault, UserVerifier, VerificationOutcome, VerificationPrompt,
 };
+use crate::protocol::{DenyReason, Platform, PushRegistration};
 
 struct NoNetwork;
 
@@ -137,13 +140,4 @@ fn futures_are_send() {
     send(&auth.set_pin("a", "123456"));
     send(&auth.change_pin("a", "1", "2"));
     send(&auth.enable_biometric("a"));
-}
-
-#[test]
-fn verification_levels_combine() {
-    use Verification::*;
-    assert_eq!(stronger(None, None), None);
-    assert_eq!(stronger(Pin, None), Pin);
-    assert_eq!(stronger(None, Biometric), Biometric);
-    assert_eq!(stronger(Pin, Biometric), Biometric);
 }

@@ -17,6 +17,8 @@
 
 use std::time::Duration;
 
+use url::{Position, Url};
+
 use crate::error::{Error, Result, from_server, from_server_code, internal};
 use crate::platform::{HttpClient, HttpMethod, HttpRequest, HttpResponse};
 use crate::protocol::limits::MAX_SIGNED_MESSAGE_LEN;
@@ -52,17 +54,17 @@ pub struct DeviceClient<'a> {
     now: u64,
 }
 
-/// Joins a base URL and an absolute path (`/v1/…`).
-pub fn join_url(base: &str, path: &str) -> String {
-    format!("{}{}", base.trim_end_matches('/'), path)
-}
-
-/// Path component of a base URL (`https://h/prefix/` → `/prefix`), which prefixes
-/// the signed path when the server is mounted below the root.
-fn base_path(base: &str) -> String {
-    url::Url::parse(base)
-        .map(|u| u.path().trim_end_matches('/').to_owned())
-        .unwrap_or_default()
+/// Joins a server base URL and an absolute API path (`/v1/…`, with its query):
+/// a server mounted below the root (`https://h/prefix`, with a trailing `/` or
+/// not) keeps its prefix.
+pub fn join_url(base: &str, path: &str) -> Result<Url> {
+    let mut url = Url::parse(base).map_err(|_| Error::InvalidInput { what: "server URL" })?;
+    if !url.path().ends_with('/') {
+        let dir = format!("{}/", url.path());
+        url.set_path(&dir);
+    }
+    url.join(path.trim_start_matches('/'))
+        .map_err(|_| Error::InvalidInput { what: "server URL" })
 }
 
 /// Checks an id that goes into a URL path (tx ids are base64url).
@@ -103,12 +105,14 @@ impl<'a> DeviceClient<'a> {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<HttpResponse> {
-        let signed_path = format!("{}{}", base_path(who.server_url), path);
+        let url = join_url(who.server_url, path)?;
+        // What the server sees: the full path below the host, with the query.
+        let signed_path = &url[Position::BeforePath..];
         let headers = sign_request(
             who.signer,
             who.device_id,
             method.as_str(),
-            &signed_path,
+            signed_path,
             &body,
             self.now,
         )
@@ -123,7 +127,7 @@ impl<'a> DeviceClient<'a> {
         }
         self.send(HttpRequest {
             method,
-            url: join_url(who.server_url, path),
+            url: url.into(),
             headers: hdrs,
             body,
             timeout,
@@ -142,7 +146,7 @@ impl<'a> DeviceClient<'a> {
         let response = self
             .send(HttpRequest {
                 method: HttpMethod::Post,
-                url: join_url(server_url, "/v1/device/activate"),
+                url: join_url(server_url, "/v1/device/activate")?.into(),
                 headers: vec![("content-type".into(), "application/json".into())],
                 body,
                 timeout: CALL_TIMEOUT,
@@ -256,16 +260,34 @@ mod tests {
 
     #[test]
     fn urls_and_paths() {
+        let joined = |base, path| join_url(base, path).map(String::from);
+        let signed =
+            |base, path| join_url(base, path).map(|u| u[Position::BeforePath..].to_owned());
         assert_eq!(
-            join_url("http://127.0.0.1:5/", "/v1/x"),
-            "http://127.0.0.1:5/v1/x"
+            joined("http://127.0.0.1:5/", "/v1/x"),
+            Ok("http://127.0.0.1:5/v1/x".into())
         );
         assert_eq!(
-            join_url("https://a.example/cs/", "/v1/x"),
-            "https://a.example/cs/v1/x"
+            joined("http://127.0.0.1:5", "/v1/x"),
+            Ok("http://127.0.0.1:5/v1/x".into())
         );
-        assert_eq!(base_path("https://a.example/cs/"), "/cs");
-        assert_eq!(base_path("http://127.0.0.1:5/"), "");
+        assert_eq!(
+            joined("https://a.example/cs/", "/v1/x"),
+            Ok("https://a.example/cs/v1/x".into())
+        );
+        assert_eq!(
+            joined("https://a.example/cs", "/v1/device/challenges?wait=5"),
+            Ok("https://a.example/cs/v1/device/challenges?wait=5".into())
+        );
+        assert_eq!(
+            signed("https://a.example/cs/", "/v1/device/challenges?wait=5"),
+            Ok("/cs/v1/device/challenges?wait=5".into())
+        );
+        assert_eq!(signed("http://127.0.0.1:5/", "/v1/x"), Ok("/v1/x".into()));
+        assert_eq!(
+            joined("not a url", "/v1/x"),
+            Err(Error::InvalidInput { what: "server URL" })
+        );
         assert!(check_path_segment("AAECAwQFBgcICQoLDA0ODw").is_ok());
         assert_eq!(check_path_segment("../admin"), Err(Error::Tampered));
         assert_eq!(check_path_segment(""), Err(Error::Tampered));

@@ -173,32 +173,13 @@ fn io_err(what: &str, e: &std::io::Error) -> StorageError {
     StorageError::Io(format!("{what}: {}", e.kind()))
 }
 
-fn hex_encode(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 15)]));
-    }
-    s
-}
-
+/// Decodes a file name's lowercase hex (what [`hex::encode`] writes); other
+/// spellings of the same bytes are not ours.
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
         return None;
     }
-    let nib = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    text.as_bytes()
-        .chunks(2)
-        .map(|p| match p {
-            [h, l] => Some(nib(*h)? << 4 | nib(*l)?),
-            _ => None,
-        })
-        .collect()
+    hex::decode(text).ok()
 }
 
 /// Fsyncs a directory so a rename or unlink in it is durable.
@@ -217,7 +198,7 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 /// Writes `data` to `path` atomically: temp file in the same directory, fsync,
 /// rename, fsync the directory. Files are created with mode 0600.
 fn write_atomic(dir: &Path, path: &Path, data: &[u8]) -> Result<(), StorageError> {
-    let suffix = hex_encode(&random_array::<8>().map_err(|_| StorageError::Io("rng".into()))?);
+    let suffix = hex::encode(random_array::<8>().map_err(|_| StorageError::Io("rng".into()))?);
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -290,7 +271,7 @@ impl FileStorage {
         check_key(key)?;
         Ok(self
             .dir
-            .join(format!("{}{RECORD_EXT}", hex_encode(key.as_bytes()))))
+            .join(format!("{}{RECORD_EXT}", hex::encode(key.as_bytes()))))
     }
 
     fn aad(key: &str) -> Vec<u8> {
@@ -434,10 +415,20 @@ mod tests {
         let d = std::env::temp_dir().join(format!(
             "cs-storage-{name}-{}-{}",
             std::process::id(),
-            hex_encode(&random_array::<4>().unwrap())
+            hex::encode(random_array::<4>().unwrap())
         ));
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn file_names_are_lowercase_hex() {
+        assert_eq!(hex::encode(b"acct/a1"), "616363742f6131");
+        assert_eq!(hex_decode("616363742f6131"), Some(b"acct/a1".to_vec()));
+        assert_eq!(hex_decode("6A"), None);
+        assert_eq!(hex_decode("6a"), Some(vec![0x6a]));
+        assert_eq!(hex_decode("6"), None);
+        assert_eq!(hex_decode("zz"), None);
     }
 
     fn exercise(s: &dyn SecureStorage) {

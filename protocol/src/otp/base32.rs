@@ -1,12 +1,17 @@
-//! RFC 4648 base32 (alphabet `A-Z2-7`) for OTP secrets.
+//! RFC 4648 base32 (alphabet `A-Z2-7`) for OTP secrets, on `data-encoding`.
 //!
 //! Encoding is uppercase without padding (the `otpauth://` convention).
 //! Decoding accepts either case, no padding or exactly the RFC padding, and
 //! ignores the unused low bits of the last character (as authenticators do).
 //! Lengths no encoding can produce (1, 3 or 6 characters past a multiple of 8)
 //! are rejected. Decoded bytes are zeroized on drop.
+//!
+//! `data_encoding::BASE32` insists on padding and zero trailing bits, and
+//! `BASE32_NOPAD` refuses padding; secrets from issuers come both ways, so the
+//! padding is checked here and the rest decoded with a lenient encoding.
 
-use zeroize::{Zeroize, Zeroizing};
+use data_encoding::{BASE32_NOPAD, DecodeKind, Encoding};
+use zeroize::Zeroizing;
 
 /// Base32 decoding errors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,43 +27,17 @@ pub enum Base32Error {
     InvalidPadding,
 }
 
-const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+/// RFC 4648 base32 without padding, either case, unused trailing bits ignored.
+const LENIENT_BASE32_NOPAD: Encoding = data_encoding_macro::new_encoding! {
+    symbols: "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
+    translate_from: "abcdefghijklmnopqrstuvwxyz",
+    translate_to: "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    check_trailing_bits: false,
+};
 
 /// Encodes bytes as uppercase base32 without padding.
 pub fn encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(5) * 8);
-    let mut buffer: u16 = 0;
-    let mut bits = 0u32;
-    for &byte in data {
-        buffer = (buffer << 8) | u16::from(byte);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(symbol(buffer >> bits));
-        }
-        // Keep only the bits not yet written.
-        buffer &= (1u16 << bits) - 1;
-    }
-    if bits > 0 {
-        out.push(symbol(buffer << (5 - bits)));
-    }
-    out
-}
-
-fn symbol(index: u16) -> char {
-    // `index & 31` keeps the lookup in bounds.
-    ALPHABET
-        .get(usize::from(index & 31))
-        .map_or('A', |&b| char::from(b))
-}
-
-fn value(c: u8) -> Option<u8> {
-    match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a'),
-        b'2'..=b'7' => Some(c - b'2' + 26),
-        _ => None,
-    }
+    BASE32_NOPAD.encode(data)
 }
 
 /// Decodes base32 (either case, padding optional but exact if present).
@@ -68,8 +47,9 @@ pub fn decode(text: &str) -> Result<Zeroizing<Vec<u8>>, Base32Error> {
     let (data, padding) = bytes.split_at(data_len);
     // Valid lengths of the last 8-character group: 0, 2, 4, 5 or 7 characters.
     let rest = data_len % 8;
+    let length_error = Base32Error::InvalidLength(data_len);
     if matches!(rest, 1 | 3 | 6) {
-        return Err(Base32Error::InvalidLength(data_len));
+        return Err(length_error);
     }
     if !padding.is_empty() {
         let wanted = if rest == 0 { 0 } else { 8 - rest };
@@ -77,24 +57,21 @@ pub fn decode(text: &str) -> Result<Zeroizing<Vec<u8>>, Base32Error> {
             return Err(Base32Error::InvalidPadding);
         }
     }
-    let mut out = Zeroizing::new(Vec::with_capacity(data_len * 5 / 8));
-    let mut buffer: u16 = 0;
-    let mut bits = 0u32;
-    for (i, &c) in data.iter().enumerate() {
-        let v = value(c).ok_or(Base32Error::InvalidCharacter(i))?;
-        buffer = (buffer << 5) | u16::from(v);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((buffer >> bits) & 0xff) as u8);
-            buffer &= (1u16 << bits) - 1;
-        }
-    }
-    // The buffer held secret bits.
-    buffer.zeroize();
+    let len = LENIENT_BASE32_NOPAD
+        .decode_len(data_len)
+        .map_err(|_| length_error.clone())?;
+    // Decode straight into a zeroizing buffer: the bytes are a secret.
+    let mut out = Zeroizing::new(vec![0u8; len]);
+    let written =
+        LENIENT_BASE32_NOPAD
+            .decode_mut(data, &mut out)
+            .map_err(|partial| match partial.error.kind {
+                DecodeKind::Symbol => Base32Error::InvalidCharacter(partial.error.position),
+                DecodeKind::Length | DecodeKind::Trailing | DecodeKind::Padding => length_error,
+            })?;
+    out.truncate(written);
     Ok(out)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

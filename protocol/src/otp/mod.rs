@@ -8,7 +8,7 @@
 //!   constant-time verify.
 //! * [`push`]: `push_otp`, the code an approved push sends back, bound to one
 //!   transaction and one challenge (derivation in that module's docs).
-//! * [`base32`]: the RFC 4648 base32 codec used by `otpauth://` URIs.
+//! * [`base32`]: RFC 4648 base32 for `otpauth://` secrets (on `data-encoding`).
 //!
 //! # Parameter bounds
 //!

@@ -1,0 +1,201 @@
+//! Activation: redeeming an offer (URI or typed code) for a new push account.
+//! Dp is created in the vault first and deleted again if anything fails.
+
+use super::record::{
+    AccountRecord, KemKey, PushAccount, RECORD_VERSION, RecordKind, Secret, UserKeyRecord,
+};
+use super::store::new_local_id;
+use super::types::{AccountInfo, ActivationOptions, AuthenticatorConfig};
+use super::{Authenticator, userkey};
+use crate::client::DeviceClient;
+use crate::crypto::{AgreementKey, PublicKey, SigningKey};
+use crate::error::{Result, from_input, from_server, internal};
+use crate::platform::{KeyPurpose, KeySpec, LogLevel};
+use crate::protocol::encoding::b64url;
+use crate::protocol::{
+    ActivationOffer, ActivationRequest, ActivationResult, DeviceInfo, OfferCredentials,
+    ServerKeyPin, ServerUrl, Verification,
+};
+
+/// Estimated `server time - device time` from the result's signed server time.
+fn clock_offset(server_time: u64, local_now: u64) -> i64 {
+    i64::try_from(server_time)
+        .unwrap_or(i64::MAX)
+        .saturating_sub(i64::try_from(local_now).unwrap_or(0))
+}
+
+impl Authenticator {
+    /// Activates from an offer URI (QR code or deep link). The server key is pinned
+    /// to the fingerprint in the URI.
+    pub async fn activate_uri(&self, uri: &str, options: ActivationOptions) -> Result<AccountInfo> {
+        let offer = ActivationOffer::parse_uri(uri).map_err(from_input("activation URI"))?;
+        self.activate(
+            offer.server_url,
+            offer.credentials,
+            ServerKeyPin::Fingerprint(offer.server_key_fingerprint),
+            options,
+        )
+        .await
+    }
+
+    /// Activates from a typed code and the server URL. Without a configured
+    /// fingerprint (`server_key_fingerprint`), the server key is trusted on first
+    /// use (TLS then protects this first exchange alone).
+    pub async fn activate_code(
+        &self,
+        server_url: &str,
+        code: &str,
+        server_key_fingerprint: Option<[u8; 32]>,
+        options: ActivationOptions,
+    ) -> Result<AccountInfo> {
+        let url = ServerUrl::parse(server_url).map_err(from_input("server URL"))?;
+        let creds = OfferCredentials::parse_code(code).map_err(from_input("activation code"))?;
+        let pin =
+            server_key_fingerprint.map_or(ServerKeyPin::TrustOnFirstUse, ServerKeyPin::Fingerprint);
+        self.activate(url, creds, pin, options).await
+    }
+
+    async fn activate(
+        &self,
+        server_url: ServerUrl,
+        creds: OfferCredentials,
+        pin: ServerKeyPin,
+        options: ActivationOptions,
+    ) -> Result<AccountInfo> {
+        let config = self.config();
+        if let Some(p) = &options.pin {
+            userkey::check_pin_shape(p, userkey::MIN_PIN_LEN)?;
+        }
+        let id = new_local_id('a')?;
+        let dp_alias = format!("cs.{id}.dp");
+        let dp_public = self.hooks.vault.create_key(
+            &dp_alias,
+            KeySpec {
+                purpose: KeyPurpose::Signing,
+                user_verification: false,
+            },
+        )?;
+        let result = self
+            .activate_with_keys(
+                &id, &dp_alias, dp_public, server_url, creds, pin, options, &config,
+            )
+            .await;
+        if result.is_err() {
+            let _ = self.hooks.vault.delete_key(&dp_alias);
+            let _ = self.hooks.vault.delete_key(&format!("cs.{id}.bio"));
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn activate_with_keys(
+        &self,
+        id: &str,
+        dp_alias: &str,
+        dp_public: PublicKey,
+        server_url: ServerUrl,
+        creds: OfferCredentials,
+        pin: ServerKeyPin,
+        options: ActivationOptions,
+        config: &AuthenticatorConfig,
+    ) -> Result<AccountInfo> {
+        let du = SigningKey::generate()?;
+        let kem = AgreementKey::generate()?;
+        let dp = self.vault_signer(dp_alias, dp_public.clone());
+        let local_now = self.hooks.clock.now();
+        let request = ActivationRequest::new(
+            &creds,
+            dp_public.clone(),
+            &du,
+            kem.public_key(),
+            DeviceInfo {
+                platform: config.platform,
+                device_name: config.device_name.clone(),
+                push: config.push.clone(),
+            },
+            local_now,
+        )
+        .map_err(from_input("device settings"))?;
+        let signed = request.sign(&dp).map_err(internal)?;
+        let answer = DeviceClient::new(self.hooks.http.as_ref(), local_now)
+            .activate(server_url.as_str(), &signed)
+            .await?;
+        let result = ActivationResult::verify(&answer, pin, &creds.id).map_err(from_server)?;
+        let seed = result.open_seed(&kem).map_err(from_server)?;
+        let grant = &result.grant;
+        let offset = clock_offset(grant.server_time, local_now);
+
+        let du_scalar = du.to_bytes();
+        let mut user_key = UserKeyRecord {
+            public: b64url(&du.public_key().to_sec1()),
+            plain: None,
+            pin: None,
+            bio: None,
+        };
+        if let Some(p) = &options.pin {
+            userkey::check_pin_shape(p, usize::from(grant.policy.pin_min_length))?;
+            user_key.pin = Some(userkey::wrap_with_pin(
+                du_scalar.as_slice(),
+                p,
+                id,
+                config.pin_kdf_iterations,
+            )?);
+        }
+        if options.biometric {
+            user_key.bio = Some(userkey::wrap_with_vault(
+                self.hooks.vault.as_ref(),
+                &format!("cs.{id}.bio"),
+                du_scalar.as_slice(),
+                id,
+            )?);
+        }
+        if user_key.pin.is_none() && user_key.bio.is_none() {
+            user_key.plain = Some(Secret::new(du_scalar.as_slice()));
+        }
+        let kem_kid = kem.public_key().key_id();
+        let rec = AccountRecord {
+            v: RECORD_VERSION,
+            id: id.to_owned(),
+            label: grant.user_label.clone(),
+            issuer: grant.issuer.clone(),
+            created: local_now,
+            kind: RecordKind::Push(Box::new(PushAccount {
+                server_url: server_url.as_str().to_owned(),
+                account_id: grant.account_id.clone(),
+                device_id: grant.device_id.clone(),
+                server_key: b64url(&result.server_key.to_sec1()),
+                policy: grant.policy,
+                otp: grant.otp,
+                seed: Secret(seed),
+                dp_alias: dp_alias.to_owned(),
+                dp_public: b64url(&dp_public.to_sec1()),
+                user_key,
+                clock_offset: offset,
+                kem_keys: vec![KemKey {
+                    kid: kem_kid.clone(),
+                    scalar: Secret::new(kem.to_bytes().as_slice()),
+                }],
+                server_kem_kid: kem_kid,
+                seen: Vec::new(),
+                pin_failures: 0,
+                min_verification: Verification::None,
+            })),
+        };
+        let account = self.add_account(rec)?;
+        self.log(LogLevel::Info, "account activated");
+        Ok(account)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clock_offset;
+
+    #[test]
+    fn clock_offset_is_server_minus_local() {
+        assert_eq!(clock_offset(1_000, 990), 10);
+        assert_eq!(clock_offset(990, 1_000), -10);
+        assert_eq!(clock_offset(u64::MAX, 0), i64::MAX);
+        assert_eq!(clock_offset(0, u64::MAX), 0);
+    }
+}

@@ -1,0 +1,317 @@
+//! The inbox: push notifications, fetching, verifying and opening challenges
+//! (recorded before they are shown), long-polling every server, and the
+//! pending requests waiting for the user.
+
+use std::collections::HashMap;
+use std::sync::MutexGuard;
+
+use super::Authenticator;
+use super::record::SeenTx;
+use super::store::{AccountSlot, lock, public_from_text};
+use super::types::PendingRequest;
+use super::util::{CancelHandle, first_decisive, with_cancel};
+use crate::crypto::AgreementKey;
+use crate::error::{Error, Result, from_server};
+use crate::platform::LogLevel;
+use crate::protocol::encoding::b64url;
+use crate::protocol::{DeviceBinding, OpenedChallenge, SealedChallenge, SignedMessage};
+
+/// A challenge opened and recorded, waiting for the user's answer.
+#[derive(Clone)]
+pub(super) struct PendingSlot {
+    pub(super) opened: OpenedChallenge,
+}
+
+impl Authenticator {
+    pub(super) fn pending_map(&self) -> MutexGuard<'_, HashMap<(String, String), PendingSlot>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Handles a push notification's data (`device_id` and `tx_id`, as the server
+    /// sends them): fetches, verifies and opens the challenge, and returns it as a
+    /// pending request to show.
+    pub async fn handle_push(&self, data: &HashMap<String, String>) -> Result<PendingRequest> {
+        let device_id = data
+            .get("device_id")
+            .ok_or(Error::InvalidInput { what: "push data" })?;
+        let tx_id = data
+            .get("tx_id")
+            .ok_or(Error::InvalidInput { what: "push data" })?;
+        let slot = self
+            .account_slots()
+            .into_iter()
+            .find(|s| {
+                lock(s)
+                    .push()
+                    .map(|p| &p.device_id == device_id)
+                    .unwrap_or(false)
+            })
+            .ok_or(Error::NotActivated)?;
+        let id = self.read(&slot, |r| Ok(r.id.clone()))?;
+        self.fetch_and_open(&slot, &id, tx_id).await
+    }
+
+    async fn fetch_and_open(
+        &self,
+        slot: &AccountSlot,
+        id: &str,
+        tx: &str,
+    ) -> Result<PendingRequest> {
+        // The map guard is dropped before `to_request` reads the clock (a hook).
+        let cached = self
+            .pending_map()
+            .get(&(id.to_owned(), tx.to_owned()))
+            .cloned();
+        if let Some(p) = cached {
+            return self.to_request(slot, id, &p.opened);
+        }
+        self.read(slot, |r| r.push()?.check_unanswered(tx))?;
+        let session = self.session(slot)?;
+        let call = self.connect(&session);
+        let fetched = call.client.fetch_challenge(&call.who, tx).await;
+        let envelope = self.check_deregistered(id, fetched)?;
+        let request = self.receive_envelope(slot, id, &envelope)?;
+        if request.tx_id != tx {
+            return Err(Error::Tampered);
+        }
+        Ok(request)
+    }
+
+    /// Verifies, opens and records a signed challenge envelope that reached the app
+    /// by another channel (a scanned QR in online mode). Same checks as a push.
+    pub fn receive_challenge(
+        &self,
+        account_id: &str,
+        envelope_json: &[u8],
+    ) -> Result<PendingRequest> {
+        let slot = self.slot(account_id)?;
+        let msg = SignedMessage::from_json(envelope_json).map_err(from_server)?;
+        self.receive_envelope(&slot, account_id, &msg)
+    }
+
+    fn receive_envelope(
+        &self,
+        slot: &AccountSlot,
+        id: &str,
+        envelope: &SignedMessage,
+    ) -> Result<PendingRequest> {
+        let skew = self.config().clock_skew_secs;
+        // Copy what is needed out of the lock (KEM scalars stay zeroizing).
+        let (server_key, binding, kem_keys, offset) = self.read(slot, |r| {
+            let p = r.push()?;
+            Ok((
+                public_from_text(&p.server_key)?,
+                DeviceBinding {
+                    account_id: p.account_id.clone(),
+                    device_id: p.device_id.clone(),
+                },
+                p.kem_keys.clone(),
+                p.clock_offset,
+            ))
+        })?;
+        // 1. S's signature, before anything else is looked at.
+        let sealed = SealedChallenge::verify(envelope, &server_key).map_err(|e| {
+            self.log(LogLevel::Warn, "challenge envelope failed verification");
+            from_server(e)
+        })?;
+        let header = sealed.header();
+        // 2. Replay: a signed header naming an answered transaction.
+        self.read(slot, |r| r.push()?.check_unanswered(&header.tx_id))?;
+        // 3. The KEM key it names (a deleted key cannot open it: forward secrecy).
+        let kem = kem_keys
+            .iter()
+            .find(|k| k.kid == header.kem_kid)
+            .ok_or_else(|| {
+                self.log(
+                    LogLevel::Warn,
+                    "challenge sealed to a KEM key this device no longer holds",
+                );
+                Error::Tampered
+            })
+            .and_then(|k| AgreementKey::from_bytes(&k.scalar.0).map_err(|_| Error::Storage))?;
+        // 4. Binding, expiry by the server clock, decryption, strict parse.
+        let server_now = self.server_now(offset);
+        let opened = sealed.open(&kem, &binding, server_now, skew).map_err(|e| {
+            self.log(LogLevel::Warn, "challenge rejected");
+            from_server(e)
+        })?;
+        // 5. Record it (and the clock evidence) before showing it.
+        let hash = b64url(&opened.hash);
+        let tx = opened.challenge.tx_id.clone();
+        let exp = opened.challenge.expires_at;
+        let iat = opened.challenge.issued_at;
+        let local_now = i64::try_from(self.hooks.clock.now()).unwrap_or(0);
+        self.update(slot, |r| {
+            let p = r.push_mut()?;
+            // The server's clock read at least `iat` when it signed the challenge.
+            let evidence = i64::try_from(iat).unwrap_or(0).saturating_sub(local_now);
+            if evidence > p.clock_offset {
+                p.clock_offset = evidence;
+            }
+            match p.seen.iter().find(|s| s.tx == tx) {
+                Some(s) if s.done || s.answer.is_some() => return Err(Error::AlreadyAnswered),
+                Some(s) if s.hash != hash => return Err(Error::Tampered),
+                Some(_) => {}
+                None => p.seen.push(SeenTx {
+                    tx: tx.clone(),
+                    exp,
+                    hash: hash.clone(),
+                    answer: None,
+                    next_kid: None,
+                    done: false,
+                }),
+            }
+            let now = u64::try_from(local_now.saturating_add(p.clock_offset)).unwrap_or(0);
+            p.prune_seen(now);
+            Ok(())
+        })?;
+        self.pending_map().insert(
+            (id.to_owned(), tx),
+            PendingSlot {
+                opened: opened.clone(),
+            },
+        );
+        self.to_request(slot, id, &opened)
+    }
+
+    fn to_request(
+        &self,
+        slot: &AccountSlot,
+        id: &str,
+        opened: &OpenedChallenge,
+    ) -> Result<PendingRequest> {
+        let offset = self.read(slot, |r| Ok(r.push()?.clock_offset))?;
+        let now = self.server_now(offset);
+        let exp = opened.challenge.expires_at;
+        Ok(PendingRequest {
+            account_id: id.to_owned(),
+            tx_id: opened.challenge.tx_id.clone(),
+            challenge: opened.challenge.clone(),
+            expires_at: exp,
+            seconds_left: exp.saturating_sub(now),
+        })
+    }
+
+    /// Lists pending requests of every push account, asking each server; with
+    /// `wait_secs > 0` it long-polls until one has something (or the time passes).
+    /// `cancel` stops the wait ([`Error::Cancelled`]). A server that reports this
+    /// device removed wipes its account (and the call goes on with the others).
+    pub async fn pending(
+        &self,
+        wait_secs: u32,
+        cancel: &CancelHandle,
+    ) -> Result<Vec<PendingRequest>> {
+        with_cancel(self.poll_all(wait_secs), cancel).await?
+    }
+
+    async fn poll_all(&self, wait_secs: u32) -> Result<Vec<PendingRequest>> {
+        let mut targets = Vec::new();
+        for slot in self.account_slots() {
+            if lock(&slot).push().is_ok() {
+                let id = lock(&slot).id.clone();
+                let session = self.session(&slot)?;
+                targets.push((slot, id, session));
+            }
+        }
+        if targets.is_empty() {
+            return Err(Error::NotActivated);
+        }
+        let polls: Vec<_> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, session))| async move {
+                let call = self.connect(session);
+                (i, call.client.pending(&call.who, wait_secs).await)
+            })
+            .collect();
+        let results = first_decisive(polls, |(_, r)| {
+            r.as_ref().map(|l| !l.is_empty()).unwrap_or(false)
+        })
+        .await;
+        let mut first_error = None;
+        let mut any_ok = false;
+        for (i, result) in results {
+            let Some((slot, id, _)) = targets.get(i) else {
+                continue;
+            };
+            match result {
+                Ok(list) => {
+                    any_ok = true;
+                    for entry in list {
+                        match self.fetch_and_open(slot, id, &entry.tx).await {
+                            Ok(_) | Err(Error::AlreadyAnswered) | Err(Error::RequestExpired) => {}
+                            Err(Error::DeviceDeregistered) => break,
+                            Err(e) => {
+                                self.log(LogLevel::Warn, "a pending challenge could not be opened");
+                                first_error.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+                Err(Error::DeviceDeregistered) => {
+                    let _ = self.deregistered(id);
+                    first_error.get_or_insert(Error::DeviceDeregistered);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if !any_ok && let Some(e) = first_error {
+            return Err(e);
+        }
+        Ok(self.pending_requests())
+    }
+
+    /// The requests already received and not yet answered or expired (no network).
+    pub fn pending_requests(&self) -> Vec<PendingRequest> {
+        let entries: Vec<((String, String), PendingSlot)> = self
+            .pending_map()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut out = Vec::new();
+        let mut expired = Vec::new();
+        for ((id, tx), p) in entries {
+            let Ok(slot) = self.slot(&id) else {
+                continue;
+            };
+            match self.to_request(&slot, &id, &p.opened) {
+                Ok(r) if r.seconds_left > 0 => out.push(r),
+                _ => expired.push((id, tx)),
+            }
+        }
+        let mut map = self.pending_map();
+        for k in expired {
+            map.remove(&k);
+        }
+        drop(map);
+        out.sort_by(|a, b| (a.expires_at, &a.tx_id).cmp(&(b.expires_at, &b.tx_id)));
+        out
+    }
+
+    pub(super) fn take_pending(&self, id: &str, tx: &str) -> Result<PendingSlot> {
+        self.pending_map()
+            .get(&(id.to_owned(), tx.to_owned()))
+            .cloned()
+            .ok_or(Error::RequestNotFound)
+    }
+
+    pub(super) fn check_not_expired(
+        &self,
+        slot: &AccountSlot,
+        id: &str,
+        opened: &OpenedChallenge,
+    ) -> Result<()> {
+        let (offset, skew) = (
+            self.read(slot, |r| Ok(r.push()?.clock_offset))?,
+            self.config().clock_skew_secs,
+        );
+        if self.server_now(offset) > opened.challenge.expires_at.saturating_add(skew) {
+            self.pending_map()
+                .remove(&(id.to_owned(), opened.challenge.tx_id.clone()));
+            return Err(Error::RequestExpired);
+        }
+        Ok(())
+    }
+}

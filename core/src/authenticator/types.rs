@@ -1,0 +1,204 @@
+//! The public records of the authenticator API: platform hooks, settings,
+//! options, account info, pending requests and the outcomes of calls.
+
+use std::fmt;
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use super::userkey;
+use crate::platform::{Clock, HttpClient, KeyVault, Logger, SecureStorage, UserVerifier};
+use crate::protocol::{Challenge, Platform, PushRegistration, Verification, VerificationPolicy};
+
+/// KEM private keys kept per account: the one the server last confirmed plus the
+/// most recent others (challenges sealed before a rotation may still be pending).
+pub const MAX_KEM_KEYS: usize = 4;
+/// Default number of consecutive wrong PINs that wipe an account (issue 5).
+pub const DEFAULT_PIN_MAX_ATTEMPTS: u32 = 10;
+/// Default clock tolerance, seconds, when checking expiry against the estimated
+/// server clock.
+pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 5;
+
+/// The app's platform services.
+#[derive(Clone)]
+pub struct PlatformHooks {
+    /// Where account records (and a software vault's keys) live.
+    pub storage: Arc<dyn SecureStorage>,
+    /// Where Dp and the biometric key-agreement keys live.
+    pub vault: Arc<dyn KeyVault>,
+    /// PIN pad / biometric prompt.
+    pub verifier: Arc<dyn UserVerifier>,
+    /// Network.
+    pub http: Arc<dyn HttpClient>,
+    /// Wall clock.
+    pub clock: Arc<dyn Clock>,
+    /// Log sink.
+    pub logger: Arc<dyn Logger>,
+}
+
+impl fmt::Debug for PlatformHooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PlatformHooks")
+    }
+}
+
+/// Device-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatorConfig {
+    /// This device's platform (sent at activation).
+    pub platform: Platform,
+    /// A device name the user chose (sent at activation).
+    pub device_name: Option<String>,
+    /// How servers wake this device (sent at activation; see
+    /// [`Authenticator::update_push_token`](super::Authenticator::update_push_token)).
+    pub push: PushRegistration,
+    /// Consecutive wrong PINs before an account is wiped.
+    pub pin_max_attempts: u32,
+    /// PBKDF2 iterations for new PIN wraps.
+    pub pin_kdf_iterations: u32,
+    /// Clock tolerance for expiry checks, seconds.
+    pub clock_skew_secs: u64,
+}
+
+impl AuthenticatorConfig {
+    /// Defaults for `platform` with long-polling (no push provider).
+    pub fn new(platform: Platform) -> Self {
+        Self {
+            platform,
+            device_name: None,
+            push: PushRegistration::None {},
+            pin_max_attempts: DEFAULT_PIN_MAX_ATTEMPTS,
+            pin_kdf_iterations: userkey::PIN_KDF_ITERATIONS,
+            clock_skew_secs: DEFAULT_CLOCK_SKEW_SECS,
+        }
+    }
+}
+
+/// How the user-verification key is protected at activation.
+#[derive(Default)]
+pub struct ActivationOptions {
+    /// Protect approvals with this app PIN.
+    pub pin: Option<Zeroizing<String>>,
+    /// Protect approvals with biometrics (a UV-bound key in the vault).
+    pub biometric: bool,
+}
+
+impl fmt::Debug for ActivationOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActivationOptions")
+            .field("pin", &self.pin.as_ref().map(|_| "<redacted>"))
+            .field("biometric", &self.biometric)
+            .finish()
+    }
+}
+
+/// What kind of account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountKind {
+    /// A push account on a countersign-server.
+    Push {
+        /// The server's base URL.
+        server_url: String,
+        /// The server's account id.
+        account_id: String,
+        /// This device's id on the server.
+        device_id: String,
+    },
+    /// An imported `otpauth://` TOTP or HOTP account.
+    Otp,
+}
+
+/// An account as the app lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInfo {
+    /// Local account id (stable; used in every call).
+    pub id: String,
+    /// User label ("alice@example.com").
+    pub label: String,
+    /// Organisation.
+    pub issuer: Option<String>,
+    /// Push or OTP-only.
+    pub kind: AccountKind,
+    /// Whether an app PIN protects approvals.
+    pub pin_set: bool,
+    /// Whether biometrics protect approvals.
+    pub biometric_enabled: bool,
+    /// The verification the user requires for every approval.
+    pub min_verification: Verification,
+    /// The server's policy (push accounts).
+    pub policy: Option<VerificationPolicy>,
+    /// Consecutive wrong PINs so far (reset by a right one).
+    pub pin_failures: u32,
+}
+
+/// A request waiting for the user's decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRequest {
+    /// Local account id.
+    pub account_id: String,
+    /// Transaction id.
+    pub tx_id: String,
+    /// What to show: context, text, transaction, number matching, verification.
+    pub challenge: Challenge,
+    /// Expiry, by the server's clock.
+    pub expires_at: u64,
+    /// Seconds left before expiry (by the estimated server clock).
+    pub seconds_left: u64,
+}
+
+/// A one-time password and how long it stays valid.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OtpCode {
+    /// The code.
+    pub code: Zeroizing<String>,
+    /// Seconds before it changes (TOTP); `None` for HOTP.
+    pub seconds_left: Option<u32>,
+}
+
+impl fmt::Debug for OtpCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtpCode")
+            .field("code", &"<redacted>")
+            .field("seconds_left", &self.seconds_left)
+            .finish()
+    }
+}
+
+/// The answer to an offline QR challenge.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OfflineCode {
+    /// Local account id that answered.
+    pub account_id: String,
+    /// Relying party shown in the QR.
+    pub rp: String,
+    /// The OCRA response the user types on the login page.
+    pub code: Zeroizing<String>,
+}
+
+impl fmt::Debug for OfflineCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OfflineCode")
+            .field("account_id", &self.account_id)
+            .field("rp", &self.rp)
+            .field("code", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What an approval produced.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApprovalOutcome {
+    /// The push OTP sent with the approval (bound to this challenge).
+    pub push_otp: Zeroizing<String>,
+    /// The verification the user passed.
+    pub verification: Verification,
+}
+
+impl fmt::Debug for ApprovalOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApprovalOutcome")
+            .field("push_otp", &"<redacted>")
+            .field("verification", &self.verification)
+            .finish()
+    }
+}

@@ -1,0 +1,280 @@
+//! User verification: unlocking Du with the app PIN (failure counter persisted
+//! first, the account wiped at the limit) or biometrics, and the settings that
+//! change how approvals are protected.
+
+use zeroize::Zeroizing;
+
+use super::store::AccountSlot;
+use super::{Authenticator, userkey};
+use crate::crypto::SigningKey;
+use crate::error::{Error, Result};
+use crate::platform::{LogLevel, VerificationKind, VerificationOutcome, VerificationPrompt};
+use crate::protocol::Verification;
+
+/// The method to ask for: biometrics when the user turned them on (the platform
+/// prompt falls back to the device passcode, and servers accept any user
+/// verification for `pin` or `biometric`), else the app PIN; `None` when neither
+/// is set up.
+fn preferred_method(has_pin: bool, has_bio: bool) -> Option<VerificationKind> {
+    match (has_pin, has_bio) {
+        (_, true) => Some(VerificationKind::Biometric),
+        (true, false) => Some(VerificationKind::Pin),
+        (false, false) => None,
+    }
+}
+
+/// The verification an answer reports after the user passed `kind`.
+fn verification_level(kind: VerificationKind) -> Verification {
+    match kind {
+        VerificationKind::Pin => Verification::Pin,
+        VerificationKind::Biometric => Verification::Biometric,
+    }
+}
+
+impl Authenticator {
+    /// Picks the method: biometrics if set up (the platform prompt falls back to
+    /// the device passcode; servers accept any user verification for either
+    /// level), else the app PIN.
+    pub(super) async fn unlock_user_key(
+        &self,
+        slot: &AccountSlot,
+        id: &str,
+        reason: &str,
+    ) -> Result<(SigningKey, Verification)> {
+        let (has_pin, has_bio, label, public) = self.read(slot, |r| {
+            let p = r.push()?;
+            Ok((
+                p.user_key.pin.is_some(),
+                p.user_key.bio.is_some(),
+                r.label.clone(),
+                p.user_key.public.clone(),
+            ))
+        })?;
+        // Neither set up: approvals that need verification are impossible.
+        let kind = preferred_method(has_pin, has_bio).ok_or(Error::VerificationFailed)?;
+        let scalar = self.verify_user(slot, id, kind, reason, &label).await?;
+        let key = userkey::signing_key(&scalar, &public)?;
+        let how = verification_level(kind);
+        Ok((key, how))
+    }
+
+    /// Runs the prompt and unwraps Du's scalar.
+    async fn verify_user(
+        &self,
+        slot: &AccountSlot,
+        id: &str,
+        kind: VerificationKind,
+        reason: &str,
+        label: &str,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let outcome = self
+            .hooks
+            .verifier
+            .verify(VerificationPrompt {
+                kind,
+                reason: reason.to_owned(),
+                account_label: label.to_owned(),
+            })
+            .await;
+        match (outcome, kind) {
+            (VerificationOutcome::Cancelled, _) => Err(Error::VerificationCancelled),
+            (VerificationOutcome::Failed, _) => Err(Error::VerificationFailed),
+            (VerificationOutcome::Verified { pin: Some(pin) }, VerificationKind::Pin) => {
+                self.check_pin(slot, id, &pin)
+            }
+            (VerificationOutcome::Verified { .. }, VerificationKind::Pin) => {
+                Err(Error::VerificationFailed)
+            }
+            (VerificationOutcome::Verified { .. }, VerificationKind::Biometric) => {
+                let wrap = self
+                    .read(slot, |r| Ok(r.push()?.user_key.bio.clone()))?
+                    .ok_or(Error::VerificationFailed)?;
+                userkey::unwrap_with_vault(self.hooks.vault.as_ref(), &wrap, id)
+            }
+        }
+    }
+
+    /// Checks a PIN: the failure counter is incremented and persisted first, the
+    /// PIN-derived key then tried; success resets the counter; the last allowed
+    /// failure wipes the account ([`Error::PinLocked`]).
+    fn check_pin(&self, slot: &AccountSlot, id: &str, pin: &str) -> Result<Zeroizing<Vec<u8>>> {
+        let max = self.config().pin_max_attempts.max(1);
+        let (failures, wrap) = self.update(slot, |r| {
+            let p = r.push_mut()?;
+            let wrap = p.user_key.pin.clone().ok_or(Error::VerificationFailed)?;
+            p.pin_failures = p.pin_failures.saturating_add(1);
+            Ok((p.pin_failures, wrap))
+        })?;
+        if failures > max {
+            // A crash after the limit was reached but before the wipe.
+            self.wipe(id)?;
+            return Err(Error::PinLocked);
+        }
+        match userkey::unwrap_with_pin(&wrap, pin, id)? {
+            Some(scalar) => {
+                self.update(slot, |r| {
+                    r.push_mut()?.pin_failures = 0;
+                    Ok(())
+                })?;
+                Ok(scalar)
+            }
+            None if failures >= max => {
+                self.log(LogLevel::Warn, "too many wrong PINs; wiping the account");
+                self.wipe(id)?;
+                Err(Error::PinLocked)
+            }
+            None => {
+                self.log(LogLevel::Warn, "wrong PIN");
+                Err(Error::WrongPin {
+                    attempts_left: max - failures,
+                })
+            }
+        }
+    }
+
+    /// Du's scalar for a settings change: from the plain copy, else by asking the
+    /// user (biometric preferred, else PIN).
+    async fn user_key_for_settings(
+        &self,
+        slot: &AccountSlot,
+        id: &str,
+        reason: &str,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let (plain, has_pin, has_bio, label) = self.read(slot, |r| {
+            let p = r.push()?;
+            Ok((
+                p.user_key.plain.clone(),
+                p.user_key.pin.is_some(),
+                p.user_key.bio.is_some(),
+                r.label.clone(),
+            ))
+        })?;
+        if let Some(plain) = plain {
+            return Ok(plain.0);
+        }
+        // A record with neither a plain copy nor a wrap is damaged.
+        let kind = preferred_method(has_pin, has_bio).ok_or(Error::Internal)?;
+        self.verify_user(slot, id, kind, reason, &label).await
+    }
+
+    /// Sets the app PIN of an account that has none (if biometrics protect it, the
+    /// user is asked for them first).
+    pub async fn set_pin(&self, account_id: &str, new_pin: &str) -> Result<()> {
+        let slot = self.slot(account_id)?;
+        let (has_pin, min) = self.read(&slot, |r| {
+            let p = r.push()?;
+            Ok((
+                p.user_key.pin.is_some(),
+                usize::from(p.policy.pin_min_length),
+            ))
+        })?;
+        if has_pin {
+            return Err(Error::InvalidInput {
+                what: "pin already set",
+            });
+        }
+        userkey::check_pin_shape(new_pin, min)?;
+        let scalar = self
+            .user_key_for_settings(&slot, account_id, "Set a PIN")
+            .await?;
+        self.store_pin_wrap(&slot, account_id, &scalar, new_pin)
+    }
+
+    /// Changes the app PIN; a wrong `old_pin` counts as a failed attempt.
+    pub async fn change_pin(&self, account_id: &str, old_pin: &str, new_pin: &str) -> Result<()> {
+        let slot = self.slot(account_id)?;
+        let min = self.read(&slot, |r| Ok(usize::from(r.push()?.policy.pin_min_length)))?;
+        userkey::check_pin_shape(new_pin, min)?;
+        let scalar = self.check_pin(&slot, account_id, old_pin)?;
+        self.store_pin_wrap(&slot, account_id, &scalar, new_pin)
+    }
+
+    fn store_pin_wrap(&self, slot: &AccountSlot, id: &str, scalar: &[u8], pin: &str) -> Result<()> {
+        let wrap = userkey::wrap_with_pin(scalar, pin, id, self.config().pin_kdf_iterations)?;
+        self.update(slot, |r| {
+            let p = r.push_mut()?;
+            userkey::signing_key(scalar, &p.user_key.public)?;
+            p.user_key.pin = Some(wrap);
+            p.user_key.plain = None;
+            p.pin_failures = 0;
+            Ok(())
+        })
+    }
+
+    /// Protects approvals with biometrics: a user-verification-bound key is created
+    /// in the vault and Du is wrapped under it (the user confirms with the current
+    /// method first).
+    pub async fn enable_biometric(&self, account_id: &str) -> Result<()> {
+        let slot = self.slot(account_id)?;
+        let allowed = self.read(&slot, |r| Ok(r.push()?.policy.biometric_allowed))?;
+        if !allowed {
+            return Err(Error::Unsupported);
+        }
+        let scalar = self
+            .user_key_for_settings(&slot, account_id, "Turn on biometric approval")
+            .await?;
+        let wrap = userkey::wrap_with_vault(
+            self.hooks.vault.as_ref(),
+            &format!("cs.{account_id}.bio"),
+            &scalar,
+            account_id,
+        )?;
+        self.update(&slot, |r| {
+            let p = r.push_mut()?;
+            p.user_key.bio = Some(wrap);
+            p.user_key.plain = None;
+            Ok(())
+        })
+    }
+
+    /// Sets the verification the user requires for every approval on this account
+    /// (challenges may still ask for more). Requiring a method that is not set up
+    /// is refused.
+    pub fn set_min_verification(&self, account_id: &str, level: Verification) -> Result<()> {
+        let slot = self.slot(account_id)?;
+        self.update(&slot, |r| {
+            let p = r.push_mut()?;
+            let ok = match level {
+                Verification::None => true,
+                Verification::Pin | Verification::Biometric => {
+                    p.user_key.pin.is_some() || p.user_key.bio.is_some()
+                }
+            };
+            if !ok {
+                return Err(Error::InvalidInput {
+                    what: "verification method not set up",
+                });
+            }
+            p.min_verification = level;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn biometrics_are_preferred_over_the_pin() {
+        assert_eq!(
+            preferred_method(true, true),
+            Some(VerificationKind::Biometric)
+        );
+        assert_eq!(
+            preferred_method(false, true),
+            Some(VerificationKind::Biometric)
+        );
+        assert_eq!(preferred_method(true, false), Some(VerificationKind::Pin));
+        assert_eq!(preferred_method(false, false), None);
+    }
+
+    #[test]
+    fn answers_report_the_method_used() {
+        assert_eq!(verification_level(VerificationKind::Pin), Verification::Pin);
+        assert_eq!(
+            verification_level(VerificationKind::Biometric),
+            Verification::Biometric
+        );
+    }
+}
