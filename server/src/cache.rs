@@ -2,8 +2,9 @@
 //! and ids, an API key's hash and relying party), so the hot requests do not
 //! re-read and re-validate them. Anything that can change (a device's status,
 //! an API key's revocation) is still checked in the database on every request,
-//! folded into a statement the request runs anyway; see `device::authenticate`
-//! and `rp::authenticate_hot`. Safe with several instances on one database.
+//! folded into a statement the request runs anyway; see
+//! `service::auth::authenticate_device` and `service::auth::authenticate_rp_cached`.
+//! Safe with several instances on one database.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -2,10 +2,8 @@
 //! `{ "error": { "code": "expired", "message": "..." } }` with a fitting HTTP status.
 //!
 //! Messages never carry secrets or attacker-chosen values; internal errors are logged
-//! (without secrets) and answered with a generic message.
-
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+//! (without secrets) and answered with a generic message. The HTTP layer turns an
+//! [`ApiError`] into its response (`crate::http`).
 
 pub use countersign_protocol::api::{ErrorBody, ErrorCode, ErrorDetail};
 
@@ -42,20 +40,6 @@ impl ApiError {
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
         Self::new(ErrorCode::Internal, "internal error")
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: self.message,
-            },
-        };
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(body)).into_response()
     }
 }
 

@@ -7,17 +7,15 @@
 //! so production deployments should configure it (from a secrets manager). All
 //! instances sharing a database must use the same master key.
 //!
-//! S is created once (race-free across instances: `INSERT … ON CONFLICT DO
-//! NOTHING`, then read back) and stored sealed under the master key.
+//! S is created once and stored sealed under the master key (see
+//! [`crate::service::secrets::load`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use countersign_protocol::crypto::{SigningKey, aes_gcm_open, aes_gcm_seal, random_array};
+use countersign_protocol::crypto::{aes_gcm_open, aes_gcm_seal, random_array};
 use zeroize::Zeroizing;
 
-use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
-use crate::util::now;
 
 /// The 32-byte key sealing secrets at rest (AES-256-GCM).
 pub struct MasterKey(Zeroizing<[u8; 32]>);
@@ -75,62 +73,4 @@ impl MasterKey {
             ))
         })
     }
-}
-
-/// Reads a named secret, creating it with `make` if absent (first writer wins).
-async fn get_or_create(
-    db: &Db,
-    name: &str,
-    make: impl FnOnce() -> ApiResult<String>,
-) -> ApiResult<String> {
-    if let Some(v) = read_secret(db, name).await? {
-        return Ok(v);
-    }
-    let value = make()?;
-    sqlx::query(
-        "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(name)
-    .bind(&value)
-    .bind(now())
-    .execute(&db.pool)
-    .await?;
-    read_secret(db, name)
-        .await?
-        .ok_or_else(|| ApiError::internal("server secret vanished"))
-}
-
-async fn read_secret(db: &Db, name: &str) -> ApiResult<Option<String>> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT value FROM server_secrets WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(row.map(|r| r.0))
-}
-
-/// Loads (or creates) the master key and S.
-pub async fn load(db: &Db, configured: Option<&str>) -> ApiResult<(MasterKey, SigningKey)> {
-    let master = match configured {
-        Some(text) => MasterKey::parse(text).map_err(ApiError::internal)?,
-        None => {
-            let text = Zeroizing::new(
-                get_or_create(db, "master_key", || {
-                    let k: Zeroizing<[u8; 32]> =
-                        Zeroizing::new(random_array().map_err(ApiError::internal)?);
-                    Ok(URL_SAFE_NO_PAD.encode(&k[..]))
-                })
-                .await?,
-            );
-            MasterKey::parse(&text).map_err(ApiError::internal)?
-        }
-    };
-    let sealed = get_or_create(db, "signing_key", || {
-        let key = SigningKey::generate().map_err(ApiError::internal)?;
-        master.seal("server_secrets:signing_key", &key.to_bytes()[..])
-    })
-    .await?;
-    let scalar = master.open("server_secrets:signing_key", &sealed)?;
-    let key = SigningKey::from_bytes(&scalar).map_err(ApiError::internal)?;
-    Ok((master, key))
 }

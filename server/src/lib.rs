@@ -14,41 +14,41 @@
 //! server.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! Layers, importing one way: [`http`] (routes, authenticating extractors) →
+//! [`service`] (what the server does, typed inputs and results) → [`store`]
+//! (every SQL statement). Beside them: configuration, errors, keys, caches,
+//! push senders and small helpers, which import none of the layers.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod admin;
 pub mod cache;
-pub mod challenge;
 pub mod config;
-pub mod db;
-pub mod demo;
-pub mod device;
 pub mod error;
+pub mod http;
 pub mod keys;
-pub mod notify;
-pub mod openapi;
 pub mod push;
 mod qr;
-pub mod rp;
+pub mod service;
+pub mod store;
 pub mod util;
+
+pub use http::{demo, openapi};
+pub use service::admin;
+pub use store::notify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::{delete, get, post, put};
 use countersign_protocol::crypto::SigningKey;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::db::Db;
-use crate::notify::Notifier;
 use crate::push::PushSender;
+use crate::service::auth::{ApiKeyInfo, DeviceInfo};
+use crate::store::Db;
+use crate::store::notify::Notifier;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -103,9 +103,9 @@ pub struct AppState {
     /// Flips to `true` at shutdown so long-polls return early.
     pub shutting_down: watch::Receiver<bool>,
     /// Devices' immutable data (keys, ids), by device id.
-    pub devices: cache::Cache<device::DeviceInfo>,
+    pub devices: cache::Cache<DeviceInfo>,
     /// API keys' immutable data (hash, relying party), by key id.
-    pub api_keys: cache::Cache<rp::ApiKeyInfo>,
+    pub api_keys: cache::Cache<ApiKeyInfo>,
 }
 
 /// Entry point.
@@ -126,7 +126,7 @@ impl Server {
     ) -> Result<RunningServer, StartError> {
         config.validate()?;
         let db = Db::connect(&config.database_url, config.database_max_connections).await?;
-        let (master, signing_key) = keys::load(&db, config.master_key.as_deref())
+        let (master, signing_key) = service::secrets::load(&db, config.master_key.as_deref())
             .await
             .map_err(|e| StartError::Keys(e.message))?;
         push::install_crypto_provider();
@@ -165,7 +165,7 @@ impl Server {
             devices: cache::Cache::new(CACHE_CAPACITY),
             api_keys: cache::Cache::new(CACHE_CAPACITY),
         });
-        let app = router(state.clone());
+        let app = http::router(state.clone());
         let janitor = {
             let state = state.clone();
             let mut stop = stop_rx.clone();
@@ -175,7 +175,7 @@ impl Server {
                         _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
                         _ = stop.wait_for(|s| *s) => return,
                     }
-                    if let Err(e) = challenge::expire_overdue(&state).await {
+                    if let Err(e) = service::challenge::expire_overdue(&state).await {
                         tracing::warn!(error = %e, "expiry sweep failed");
                     }
                 }
@@ -271,48 +271,5 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
-    }
-}
-
-fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi::handler))
-        .route("/v1/rp/enrollments", post(rp::create_enrollment))
-        .route("/v1/rp/push", post(rp::start_push))
-        .route("/v1/rp/challenges/{tx}", get(rp::challenge_status))
-        .route("/v1/rp/validate", post(rp::validate))
-        .route("/v1/rp/offline", post(rp::create_offline))
-        .route("/v1/rp/offline/{id}/verify", post(rp::verify_offline))
-        .route("/v1/rp/users/{user}/devices", get(rp::list_devices))
-        .route(
-            "/v1/rp/users/{user}/devices/{device}",
-            delete(rp::remove_device),
-        )
-        .route("/v1/rp/users/{user}/oath-tokens", post(rp::add_oath_token))
-        .route("/v1/device/activate", post(device::activate))
-        .route("/v1/device/challenges", get(device::poll))
-        .route("/v1/device/challenges/{tx}", get(device::fetch))
-        .route("/v1/device/challenges/{tx}/answer", post(device::answer))
-        .route("/v1/device/push", put(device::update_push))
-        .route("/v1/device", delete(device::deregister))
-        .merge(demo::router(state.clone()))
-        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
-        .with_state(state)
-}
-
-async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    match state.db.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ok"})),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "health check: database unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({"status": "database unavailable"})),
-            )
-        }
     }
 }

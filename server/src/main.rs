@@ -133,19 +133,20 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Migrate => {
-                countersign_server::db::Db::connect(&config.database_url, 1)
+                countersign_server::store::Db::connect(&config.database_url, 1)
                     .await
                     .map_err(|e| e.to_string())?;
                 println!("migrations applied");
                 Ok(())
             }
             Command::CreateRp { name, webhook_url } => {
-                let db = countersign_server::db::Db::connect(&config.database_url, 1)
+                let db = countersign_server::store::Db::connect(&config.database_url, 1)
                     .await
                     .map_err(|e| e.to_string())?;
-                let (master, _) = countersign_server::keys::load(&db, config.master_key.as_deref())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let (master, _) =
+                    countersign_server::service::secrets::load(&db, config.master_key.as_deref())
+                        .await
+                        .map_err(|e| e.to_string())?;
                 let created = countersign_server::admin::create_rp(
                     &db,
                     &master,

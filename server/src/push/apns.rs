@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::jwt::Es256;
-use super::{BoxFuture, PushError, PushSender, WakeUp, http_client, unix_now};
+use super::{
+    BoxFuture, PushError, PushSender, WakeUp, endpoint, http_client, parse_base_url, unix_now,
+};
 use crate::config::ApnsConfig;
 
 /// How long a provider token is reused.
@@ -48,7 +50,7 @@ struct ApnsErrorBody {
 /// The APNs sender.
 pub struct ApnsSender {
     client: reqwest::Client,
-    base_url: String,
+    base_url: url::Url,
     team_id: String,
     key_id: String,
     topic: String,
@@ -93,7 +95,7 @@ impl ApnsSender {
     ) -> Result<Self, PushError> {
         Ok(Self {
             client: http_client(base_url, true)?,
-            base_url: base_url.trim_end_matches('/').to_string(),
+            base_url: parse_base_url(base_url)?,
             team_id: team_id.to_string(),
             key_id: key_id.to_string(),
             topic: topic.to_string(),
@@ -147,7 +149,7 @@ impl ApnsSender {
         if wake.token.is_empty() || !wake.token.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(PushError::Unregistered);
         }
-        let url = format!("{}/3/device/{}", self.base_url, wake.token);
+        let url = endpoint(&self.base_url, &["3", "device", &wake.token])?;
         self.client
             .post(url)
             .header("authorization", format!("bearer {token}"))

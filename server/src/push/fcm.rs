@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::jwt::Rs256;
-use super::{BoxFuture, PushError, PushSender, WakeUp, http_client, unix_now};
+use super::{
+    BoxFuture, PushError, PushSender, WakeUp, endpoint, http_client, parse_base_url, unix_now,
+};
 use crate::config::FcmConfig;
 
 /// The OAuth2 scope FCM v1 needs.
@@ -80,7 +82,7 @@ struct CachedToken {
 pub struct FcmSender {
     client: reqwest::Client,
     token_client: reqwest::Client,
-    base_url: String,
+    base_url: url::Url,
     project_id: String,
     client_email: String,
     key_id: Option<String>,
@@ -116,7 +118,7 @@ impl FcmSender {
         Ok(Self {
             client: http_client(base_url, false)?,
             token_client: http_client(&sa.token_uri, false)?,
-            base_url: base_url.trim_end_matches('/').to_string(),
+            base_url: parse_base_url(base_url)?,
             project_id,
             client_email: sa.client_email.clone(),
             key_id: sa.private_key_id.clone(),
@@ -209,10 +211,10 @@ impl PushSender for FcmSender {
     fn send<'a>(&'a self, wake: &'a WakeUp) -> BoxFuture<'a, Result<(), PushError>> {
         Box::pin(async move {
             let token = self.access_token().await?;
-            let url = format!(
-                "{}/v1/projects/{}/messages:send",
-                self.base_url, self.project_id
-            );
+            let url = endpoint(
+                &self.base_url,
+                &["v1", "projects", &self.project_id, "messages:send"],
+            )?;
             let resp = self
                 .client
                 .post(url)

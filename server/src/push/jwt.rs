@@ -2,38 +2,29 @@
 //! (RS256 for Google service accounts, ES256 for APNs), signed with ring.
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
 use ring::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
 };
+use rustls_pki_types::pem::{PemObject, SectionKind};
 use serde::Serialize;
 
 use super::PushError;
 
-/// Extracts the DER body of the first PEM block labelled `label` (e.g. `PRIVATE KEY`).
+/// The DER body of the first PEM block labelled `label` (e.g. `PRIVATE KEY`).
 pub fn pem_to_der(pem: &str, label: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, PushError> {
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let start = pem
-        .find(&begin)
-        .ok_or_else(|| PushError::Config(format!("no PEM block {label}")))?
-        + begin.len();
-    let rest = pem.get(start..).unwrap_or_default();
-    let stop = rest
-        .find(&end)
-        .ok_or_else(|| PushError::Config(format!("unterminated PEM block {label}")))?;
-    let body: String = rest
-        .get(..stop)
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    let body = zeroize::Zeroizing::new(body);
-    STANDARD
-        .decode(body.as_bytes())
-        .map(zeroize::Zeroizing::new)
-        .map_err(|_| PushError::Config(format!("bad base64 in PEM block {label}")))
+    let wanted = SectionKind::try_from(label.as_bytes())
+        .map_err(|()| PushError::Config(format!("unknown PEM label {label}")))?;
+    for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem.as_bytes()) {
+        let (kind, der) =
+            section.map_err(|e| PushError::Config(format!("bad PEM block {label}: {e}")))?;
+        let der = zeroize::Zeroizing::new(der);
+        if kind == wanted {
+            return Ok(der);
+        }
+    }
+    Err(PushError::Config(format!("no PEM block {label}")))
 }
 
 fn signing_input(header: &impl Serialize, claims: &impl Serialize) -> Result<String, PushError> {

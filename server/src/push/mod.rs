@@ -94,6 +94,29 @@ pub fn http_client(base_url: &str, h2: bool) -> Result<reqwest::Client, PushErro
         .map_err(|e| PushError::Config(format!("HTTP client: {e}")))
 }
 
+/// Parses a provider base URL (`base_url` in the configuration).
+pub(crate) fn parse_base_url(base_url: &str) -> Result<url::Url, PushError> {
+    let url = url::Url::parse(base_url)
+        .map_err(|e| PushError::Config(format!("base URL {base_url}: {e}")))?;
+    if url.cannot_be_a_base() {
+        return Err(PushError::Config(format!(
+            "base URL {base_url}: not a base"
+        )));
+    }
+    Ok(url)
+}
+
+/// `base` with `segments` appended to its path, each percent-encoded as one
+/// segment (a trailing `/` of `base` does not double).
+pub(crate) fn endpoint(base: &url::Url, segments: &[&str]) -> Result<url::Url, PushError> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|()| PushError::Config("base URL cannot have a path".into()))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
 /// Builds one configured sender.
 pub fn from_config(config: &PushConfig) -> Result<Arc<dyn PushSender>, PushError> {
     Ok(match config {

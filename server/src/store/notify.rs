@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use crate::db::{Backend, Db};
+use super::{Backend, Db};
 
 /// The PostgreSQL channel name.
 pub const PG_CHANNEL: &str = "countersign";

@@ -7,9 +7,9 @@
 
 use countersign_protocol::crypto::{random_array, sha256};
 
-use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::MasterKey;
+use crate::store::{self, Db};
 use crate::util::{b64, now, random_id};
 
 /// What [`create_rp`] returns; the secrets are shown once.
@@ -51,16 +51,16 @@ pub async fn create_rp(
         Some(s) => Some(master.seal(&format!("relying_parties:{rp_id}:webhook"), s.as_bytes())?),
         None => None,
     };
-    sqlx::query(
-        "INSERT INTO relying_parties (id, name, webhook_url, webhook_secret, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+    store::relying_parties::insert(
+        db,
+        &store::relying_parties::NewRp {
+            id: &rp_id,
+            name,
+            webhook_url,
+            webhook_secret: sealed_secret.as_deref(),
+            created_at: now(),
+        },
     )
-    .bind(&rp_id)
-    .bind(name)
-    .bind(webhook_url)
-    .bind(sealed_secret)
-    .bind(now())
-    .execute(&db.pool)
     .await?;
     let api_key = add_api_key(db, &rp_id).await?;
     Ok(CreatedRp {
@@ -74,14 +74,16 @@ pub async fn create_rp(
 pub async fn add_api_key(db: &Db, rp_id: &str) -> ApiResult<String> {
     let key_id = b64(&random_array::<12>().map_err(ApiError::internal)?);
     let secret = zeroize::Zeroizing::new(b64(&random_array::<32>().map_err(ApiError::internal)?));
-    sqlx::query(
-        "INSERT INTO api_keys (key_id, rp_id, key_hash, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(&key_id)
-    .bind(rp_id)
-    .bind(hex::encode(sha256(secret.as_bytes())))
-    .bind(now())
-    .execute(&db.pool)
-    .await?;
+    let key_hash = hex::encode(sha256(secret.as_bytes()));
+    store::api_keys::insert(db, &key_id, rp_id, &key_hash, now()).await?;
     Ok(format!("csk_{key_id}.{}", secret.as_str()))
+}
+
+/// The id of the relying party named `name`, creating it (without webhook) if
+/// there is none.
+pub async fn ensure_rp(db: &Db, master: &MasterKey, name: &str) -> ApiResult<String> {
+    if let Some(id) = store::relying_parties::find_by_name(db, name).await? {
+        return Ok(id);
+    }
+    Ok(create_rp(db, master, name, None).await?.rp_id)
 }

@@ -1,14 +1,37 @@
-//! Database access: one pool over sqlx's `any` driver, so the same queries (with
+//! The store layer: every SQL statement of the server, with typed rows read by
+//! column name. One pool over sqlx's `any` driver, so the same queries (with
 //! `$n` placeholders, which SQLite also accepts) and the same migrations run on
 //! SQLite and PostgreSQL.
+//!
+//! The store knows nothing of HTTP or of the services above it: functions take
+//! plain values and return rows or `sqlx::Error`. Those that must commit with
+//! other writes take a connection (`&mut AnyConnection`, e.g. a [`Tx`]).
 
-use std::borrow::Cow;
+pub mod api_keys;
+pub mod audit;
+pub mod challenges;
+pub mod devices;
+pub mod nonces;
+pub mod notify;
+pub mod offers;
+pub mod offline;
+pub mod otp;
+pub mod relying_parties;
+pub mod secrets;
+pub mod users;
+
 use std::time::Duration;
 
-use sqlx::AnyConnection;
 use sqlx::any::AnyPoolOptions;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, Connection, Executor};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, sqlx::Error>;
+
+/// A database transaction; pass `&mut tx` to the store functions that take a
+/// connection, so their writes commit together.
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,35 +42,8 @@ pub enum Backend {
     Postgres,
 }
 
-/// The schema migrations, embedded in the binary.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "initial", include_str!("../migrations/0001_initial.sql")),
-    (
-        2,
-        "passcode limits",
-        include_str!("../migrations/0002_passcode_limits.sql"),
-    ),
-];
-
-/// The migrator for [`MIGRATIONS`].
-pub fn migrator() -> Migrator {
-    let migrations: Vec<Migration> = MIGRATIONS
-        .iter()
-        .map(|(version, description, sql)| {
-            Migration::new(
-                *version,
-                Cow::Borrowed(*description),
-                MigrationType::Simple,
-                Cow::Borrowed(*sql),
-                false,
-            )
-        })
-        .collect();
-    Migrator {
-        migrations: Cow::Owned(migrations),
-        ..Migrator::DEFAULT
-    }
-}
+/// The schema migrations (`server/migrations/NNNN_name.sql`), embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// The pool and what it talks to.
 #[derive(Debug, Clone)]
@@ -62,7 +58,7 @@ pub struct Db {
 
 impl Db {
     /// Connects (creating a SQLite file if needed) and runs the migrations.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if url.starts_with("sqlite:") {
             let url = if url.contains('?') || url.contains(":memory:") {
@@ -103,7 +99,7 @@ impl Db {
             .connect(&url)
             .await?;
         let db = Self { pool, backend, url };
-        migrator().run(&db.pool).await?;
+        MIGRATOR.run(&db.pool).await?;
         Ok(db)
     }
 
@@ -113,9 +109,14 @@ impl Db {
     }
 
     /// Checks the database answers.
-    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+    pub async fn ping(&self) -> StoreResult<()> {
         let mut conn = self.pool.acquire().await?;
         let c: &mut AnyConnection = &mut conn;
         c.ping().await
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> StoreResult<Tx> {
+        self.pool.begin().await
     }
 }

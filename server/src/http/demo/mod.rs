@@ -6,8 +6,9 @@
 //! instead" with TOTP or an offline OCRA QR) and a transaction-signing page.
 //! Everything is plain HTML and vanilla JS compiled into the binary; no CDN.
 //!
-//! The pages never see an RP API key: their `/demo/api/…` endpoints call the RP
-//! API handlers in-process with a key only the server holds, and keep the
+//! The pages never see an RP API key: their `/demo/api/…` endpoints call the
+//! services in-process as the demo RP, with a key only the server holds (minted
+//! at first use, so the services' revocation checks hold), and keep the
 //! browser's login state in a short-lived in-memory session (id in the page).
 //! Push OTPs stay server-side too: an approval signs the session in by validating
 //! the push OTP the device returned, as a Thales-style OTP form would.
@@ -29,15 +30,16 @@ use axum::routing::{get, post};
 use countersign_protocol::{TransactionDetails, Verification};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sqlx::Row;
 use tokio::sync::OnceCell;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::rp::{
-    self, ContextIn, EnrollmentRequest, OfflineRequest, OfflineVerifyRequest, PushRequest,
-    ValidateRequest, ValidateResponse, WaitQuery,
-};
+use crate::service::admin;
+use crate::service::auth::{self, PresentedKey, Rp};
+use crate::service::challenge::{self, ContextIn, PushRequest};
+use crate::service::enrollment::{self, EnrollmentRequest};
+use crate::service::offline::{self, OfflineRequest, OfflineVerifyRequest};
+use crate::service::otp::{self, ValidateRequest, ValidateResponse};
 use crate::util::random_id;
 
 /// Name of the relying party the demo pages act as.
@@ -64,17 +66,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 
 /// Finds the demo relying party, creating it on first use; returns its id.
 pub async fn ensure_rp(state: &AppState) -> ApiResult<String> {
-    let existing = sqlx::query(
-        "SELECT id FROM relying_parties WHERE name = $1 ORDER BY created_at, id LIMIT 1",
-    )
-    .bind(DEMO_RP_NAME)
-    .fetch_optional(&state.db.pool)
-    .await?;
-    if let Some(row) = existing {
-        return Ok(row.try_get(0)?);
-    }
-    let created = crate::admin::create_rp(&state.db, &state.master, DEMO_RP_NAME, None).await?;
-    Ok(created.rp_id)
+    admin::ensure_rp(&state.db, &state.master, DEMO_RP_NAME).await
 }
 
 /// The demo routes (`/demo`, `/demo/api/…`); empty unless `state.config.demo`.
@@ -84,7 +76,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: Arc<AppState>) -> Router<
     }
     let demo = Arc::new(Demo {
         app: state,
-        api_key: OnceCell::new(),
+        rp: OnceCell::new(),
         sessions: Mutex::new(HashMap::new()),
     });
     Router::new()
@@ -143,8 +135,9 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 struct Demo {
     app: Arc<AppState>,
-    /// The demo RP's API key: minted at first use, held only in memory.
-    api_key: OnceCell<String>,
+    /// The demo RP, authenticated with an API key minted at first use and held
+    /// only in memory.
+    rp: OnceCell<Rp>,
     sessions: Mutex<HashMap<String, Session>>,
 }
 
@@ -186,18 +179,14 @@ struct Session {
 }
 
 impl Demo {
-    async fn headers(&self) -> ApiResult<HeaderMap> {
-        let key = self
-            .api_key
+    async fn rp(&self) -> ApiResult<&Rp> {
+        self.rp
             .get_or_try_init(|| async {
                 let rp_id = ensure_rp(&self.app).await?;
-                crate::admin::add_api_key(&self.app.db, &rp_id).await
+                let key = zeroize::Zeroizing::new(admin::add_api_key(&self.app.db, &rp_id).await?);
+                auth::authenticate_rp(&self.app, PresentedKey::parse(&key)?).await
             })
-            .await?;
-        let mut headers = HeaderMap::new();
-        let value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(ApiError::internal)?;
-        headers.insert(header::AUTHORIZATION, value);
-        Ok(headers)
+            .await
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
@@ -286,10 +275,9 @@ impl Demo {
             timeout_secs,
             ..PushRequest::default()
         };
-        let started = rp::start_push(State(self.app.clone()), self.headers().await?, Json(req))
+        let started = challenge::start_push(&self.app, self.rp().await?, &req)
             .await
-            .map_err(explain)?
-            .0;
+            .map_err(explain)?;
         Ok(Push {
             tx_id: started.tx_id,
             number: started.number,
@@ -354,17 +342,16 @@ struct EnrollIn {
 
 async fn enroll(State(demo): State<Arc<Demo>>, Json(body): Json<EnrollIn>) -> ApiResult<Response> {
     let user = check_user(&body.user)?;
-    let offer = rp::create_enrollment(
-        State(demo.app.clone()),
-        demo.headers().await?,
-        Json(EnrollmentRequest {
+    let offer = enrollment::create(
+        &demo.app,
+        demo.rp().await?,
+        EnrollmentRequest {
             user: user.clone(),
             label: None,
             issuer: None,
-        }),
+        },
     )
-    .await?
-    .0;
+    .await?;
     Ok(secured(
         Json(json!({
             "user": user,
@@ -467,14 +454,8 @@ async fn status(
     let mut push = push;
     if push.outcome.is_none() {
         let wait = q.wait.unwrap_or(0).min(MAX_WAIT_SECS);
-        let st = rp::challenge_status(
-            State(demo.app.clone()),
-            demo.headers().await?,
-            Path(push.tx_id.clone()),
-            Query(WaitQuery { wait: Some(wait) }),
-        )
-        .await?
-        .0;
+        let st =
+            challenge::wait_status(&demo.app, demo.rp().await?, &push.tx_id, Some(wait)).await?;
         if st.state != "pending" {
             let mut signed_in = session.signed_in.clone();
             let mut transfers = session.transfers.clone();
@@ -525,18 +506,17 @@ async fn status(
 }
 
 async fn validate(demo: &Demo, user: &str, passcode: &str) -> ApiResult<ValidateResponse> {
-    Ok(rp::validate(
-        State(demo.app.clone()),
-        demo.headers().await?,
-        Json(ValidateRequest {
+    otp::validate(
+        &demo.app,
+        demo.rp().await?,
+        ValidateRequest {
             user: user.to_string(),
             passcode: passcode.to_string(),
             push: None,
-        }),
+        },
     )
     .await
-    .map_err(explain)?
-    .0)
+    .map_err(explain)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -588,11 +568,11 @@ async fn code(
             let id = session.offline_id.clone().ok_or_else(|| {
                 ApiError::bad_request("show the offline QR first (\"Scan a QR instead\")")
             })?;
-            let _accepted = rp::verify_offline(
-                State(demo.app.clone()),
-                demo.headers().await?,
-                Path(id),
-                Json(OfflineVerifyRequest { response: typed }),
+            offline::verify(
+                &demo.app,
+                demo.rp().await?,
+                &id,
+                OfflineVerifyRequest { response: typed },
             )
             .await
             .map_err(explain)?;
@@ -629,18 +609,17 @@ async fn code(
 
 async fn offline(State(demo): State<Arc<Demo>>, Path(sid): Path<String>) -> ApiResult<Response> {
     let session = demo.session(&sid)?;
-    let created = rp::create_offline(
-        State(demo.app.clone()),
-        demo.headers().await?,
-        Json(OfflineRequest {
+    let created = offline::create(
+        &demo.app,
+        demo.rp().await?,
+        OfflineRequest {
             user: session.user.clone(),
             device_id: None,
             timeout_secs: None,
-        }),
+        },
     )
     .await
-    .map_err(explain)?
-    .0;
+    .map_err(explain)?;
     let id = created.id.clone();
     demo.update(&sid, |s| s.offline_id = Some(id));
     Ok(secured(

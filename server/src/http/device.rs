@@ -1,0 +1,75 @@
+//! The device API (`/v1/device/…`). Every request except activation is signed
+//! with the device's possession key Dp (docs/PROTOCOL.md §7); the
+//! [`SignedDevice`] extractor verifies it.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use countersign_protocol::api::{AnswerAccepted, PendingList};
+use serde_json::{Value, json};
+
+use super::auth::SignedDevice;
+use super::rp::WaitQuery;
+use super::signed_json;
+use crate::AppState;
+use crate::error::ApiResult;
+use crate::service::{challenge, devices};
+
+/// `POST /v1/device/activate`: body is the signed activation request; the answer
+/// is the activation result signed by S.
+pub async fn activate(State(state): State<Arc<AppState>>, body: Bytes) -> ApiResult<Response> {
+    Ok(signed_json(devices::activate(&state, &body).await?))
+}
+
+/// `GET /v1/device/challenges?wait=N`: long-polls until a challenge is pending
+/// (or N seconds pass).
+pub async fn poll(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<WaitQuery>,
+    signed: SignedDevice,
+) -> ApiResult<Json<PendingList>> {
+    Ok(Json(challenge::poll(&state, &signed.device, q.wait).await?))
+}
+
+/// `GET /v1/device/challenges/{tx}`: the challenge sealed for this device, signed by S.
+pub async fn fetch(
+    State(state): State<Arc<AppState>>,
+    Path(tx): Path<String>,
+    signed: SignedDevice,
+) -> ApiResult<Response> {
+    Ok(signed_json(
+        challenge::fetch(&state, &signed.device, &tx).await?,
+    ))
+}
+
+/// `POST /v1/device/challenges/{tx}/answer`: body is the signed answer.
+pub async fn answer(
+    State(state): State<Arc<AppState>>,
+    Path(tx): Path<String>,
+    signed: SignedDevice,
+) -> ApiResult<Json<AnswerAccepted>> {
+    Ok(Json(
+        challenge::answer(&state, &signed.device, &tx, &signed.body).await?,
+    ))
+}
+
+/// `PUT /v1/device/push`: body is a push registration (`{"type":"fcm","token":…}`).
+pub async fn update_push(
+    State(state): State<Arc<AppState>>,
+    signed: SignedDevice,
+) -> ApiResult<Json<Value>> {
+    let provider = devices::update_push(&state, &signed.device, &signed.body).await?;
+    Ok(Json(json!({ "push_provider": provider })))
+}
+
+/// `DELETE /v1/device`: the device deregisters itself.
+pub async fn deregister(
+    State(state): State<Arc<AppState>>,
+    signed: SignedDevice,
+) -> ApiResult<Json<Value>> {
+    devices::deregister(&state, &signed.device).await?;
+    Ok(Json(json!({ "status": "removed" })))
+}

@@ -1,0 +1,83 @@
+//! The HTTP layer: routes, extractors that authenticate the caller, and the
+//! mapping of service results and [`ApiError`]s to responses. Handlers parse,
+//! call one service and map its result; they hold no business logic and no SQL.
+
+pub mod auth;
+pub mod demo;
+pub mod device;
+pub mod openapi;
+pub mod rp;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// Every route of the server.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi::handler))
+        .route("/v1/rp/enrollments", post(rp::create_enrollment))
+        .route("/v1/rp/push", post(rp::start_push))
+        .route("/v1/rp/challenges/{tx}", get(rp::challenge_status))
+        .route("/v1/rp/validate", post(rp::validate))
+        .route("/v1/rp/offline", post(rp::create_offline))
+        .route("/v1/rp/offline/{id}/verify", post(rp::verify_offline))
+        .route("/v1/rp/users/{user}/devices", get(rp::list_devices))
+        .route(
+            "/v1/rp/users/{user}/devices/{device}",
+            delete(rp::remove_device),
+        )
+        .route("/v1/rp/users/{user}/oath-tokens", post(rp::add_oath_token))
+        .route("/v1/device/activate", post(device::activate))
+        .route("/v1/device/challenges", get(device::poll))
+        .route("/v1/device/challenges/{tx}", get(device::fetch))
+        .route("/v1/device/challenges/{tx}/answer", post(device::answer))
+        .route("/v1/device/push", put(device::update_push))
+        .route("/v1/device", delete(device::deregister))
+        .merge(demo::router(state.clone()))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    match state.db.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ok"})),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "database unavailable"})),
+            )
+        }
+    }
+}
+
+/// A JSON body that is already serialised (signed messages, byte for byte).
+fn signed_json(bytes: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}

@@ -1,0 +1,797 @@
+//! Push challenges: creation (options, number matching, one sealed copy per
+//! device, wake-ups), the RP's status long-poll, the device's pending list,
+//! fetch and answer, and expiry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use countersign_protocol::api::{AnswerAccepted, PendingChallenge, PendingList};
+use countersign_protocol::crypto::{PublicKey, ct_eq};
+use countersign_protocol::{
+    Answer, AnswerExpectation, Challenge, ChallengeContext, ChallengeKind, Decision, DenyReason,
+    Ephemeral, NumberMatching, SealedChallenge, SignedMessage, TransactionDetails, Verification,
+    challenge_hash,
+};
+use serde::{Deserialize, Serialize};
+
+use super::audit::{AuditSubject, audit};
+use super::auth::{Device, Rp, device_removed, key_active, unauthorized};
+use super::policy::{self, Outcome};
+use super::{check_user_name, protocol_error, webhook};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::push::{PushError, WakeUp};
+use crate::store::notify::{Event, wait_for};
+use crate::store::{self, audit::AuditRecord};
+use crate::util::{b64, now, now_u64, random_below, random_digits, random_id, unb64};
+
+// ---------------------------------------------------------------------------
+// Starting a push
+
+/// Context the RP passes about the login attempt.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextIn {
+    /// RP name shown (defaults to the registered RP name).
+    pub rp: Option<String>,
+    /// The client's IP address.
+    pub ip: Option<String>,
+    /// Coarse location ("Berlin, DE").
+    pub location: Option<String>,
+    /// The client's user agent.
+    pub user_agent: Option<String>,
+}
+
+/// Number-matching mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchMode {
+    /// No number.
+    Off,
+    /// Pick the shown number out of 3 on the phone.
+    Pick,
+    /// Type the shown number on the phone (NIST SP 800-63B-4).
+    Type,
+}
+
+/// `POST /v1/rp/push` (also the options of a passcode-triggered push).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushRequest {
+    /// The user.
+    #[serde(default)]
+    pub user: String,
+    /// Login context.
+    #[serde(default)]
+    pub context: ContextIn,
+    /// Text to display (≤1024).
+    pub text: Option<String>,
+    /// Transaction to sign (makes it a transaction challenge).
+    pub transaction: Option<TransactionDetails>,
+    /// Required verification (default none).
+    pub verification: Option<Verification>,
+    /// Number matching (default `type`).
+    pub number_matching: Option<MatchMode>,
+    /// Digits for `type` / `pick` (default 2; 2..=8).
+    pub digits: Option<u8>,
+    /// `nist`: type 6 digits.
+    pub profile: Option<String>,
+    /// Timeout in seconds (default 30; 1..=600).
+    pub timeout_secs: Option<u32>,
+}
+
+/// What the RP asked for, validated, with the number to match drawn.
+#[derive(Debug, Clone)]
+struct PushOptions {
+    context: ChallengeContext,
+    kind: ChallengeKind,
+    text: Option<String>,
+    transaction: Option<TransactionDetails>,
+    verification: Verification,
+    /// Number matching as sent to the device.
+    matching: NumberMatching,
+    /// The number the login page shows (`type`) / the correct choice (`pick`).
+    number: Option<String>,
+    /// Lifetime in seconds.
+    timeout: i64,
+}
+
+impl PushRequest {
+    fn options(&self, state: &AppState, rp: &Rp) -> ApiResult<PushOptions> {
+        let policy = &state.config.policy;
+        let timeout = self
+            .timeout_secs
+            .unwrap_or(policy.default_push_timeout_secs);
+        if !(1..=600).contains(&timeout) {
+            return Err(ApiError::bad_request("timeout_secs must be in 1..=600"));
+        }
+        let nist = match self.profile.as_deref() {
+            None => false,
+            Some("nist") => true,
+            Some(_) => return Err(ApiError::bad_request("profile must be nist")),
+        };
+        let mode = self.number_matching.unwrap_or(MatchMode::Type);
+        let digits = self.digits.unwrap_or(if nist { 6 } else { 2 });
+        if !(2..=8).contains(&digits) {
+            return Err(ApiError::bad_request("digits must be in 2..=8"));
+        }
+        if nist && (mode != MatchMode::Type || digits < 6) {
+            return Err(ApiError::bad_request(
+                "the nist profile types at least 6 digits",
+            ));
+        }
+        let (matching, number) = match mode {
+            MatchMode::Off => (NumberMatching::Off, None),
+            MatchMode::Type => (
+                NumberMatching::Type { digits },
+                Some(random_digits(digits)?),
+            ),
+            MatchMode::Pick => {
+                let mut choices: Vec<String> = Vec::with_capacity(3);
+                while choices.len() < 3 {
+                    let c = random_digits(digits)?;
+                    if !choices.contains(&c) {
+                        choices.push(c);
+                    }
+                }
+                let shown = choices
+                    .get(random_below(3)? as usize)
+                    .cloned()
+                    .ok_or_else(|| ApiError::internal("choice index"))?;
+                (NumberMatching::Pick { choices }, Some(shown))
+            }
+        };
+        let kind = if self.transaction.is_some() {
+            ChallengeKind::Transaction
+        } else {
+            ChallengeKind::Login
+        };
+        Ok(PushOptions {
+            context: ChallengeContext {
+                rp: self.context.rp.clone().unwrap_or_else(|| rp.name.clone()),
+                ip: self.context.ip.clone(),
+                location: self.context.location.clone(),
+                user_agent: self.context.user_agent.clone(),
+            },
+            kind,
+            text: self.text.clone(),
+            transaction: self.transaction.clone(),
+            verification: self.verification.unwrap_or(Verification::None),
+            matching,
+            number,
+            timeout: i64::from(timeout),
+        })
+    }
+}
+
+/// The answer to "start a push".
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushStarted {
+    /// The transaction id.
+    pub tx_id: String,
+    /// The number to show on the login page (`null` when number matching is off).
+    pub number: Option<String>,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// How many devices the challenge was sealed for.
+    pub devices: usize,
+}
+
+/// Starts a push login for `req.user`.
+pub async fn start_push(
+    state: &Arc<AppState>,
+    rp: &Rp,
+    req: &PushRequest,
+) -> ApiResult<PushStarted> {
+    check_user_name(&req.user)?;
+    let opts = req.options(state, rp)?;
+    start(state, rp, &req.user, opts, false).await
+}
+
+/// Starts the push a passcode trigger asked for (`user`; `req.user` is
+/// ignored). `lift_suppression` is set when the user typed `push`.
+pub(crate) async fn start_triggered(
+    state: &Arc<AppState>,
+    rp: &Rp,
+    user: &str,
+    req: &PushRequest,
+    lift_suppression: bool,
+) -> ApiResult<PushStarted> {
+    let opts = req.options(state, rp)?;
+    start(state, rp, user, opts, lift_suppression).await
+}
+
+struct Target {
+    id: String,
+    account_id: String,
+    kem_key: String,
+    push_provider: String,
+    push_token: Option<String>,
+}
+
+/// One device's sealed copy, made before the transaction.
+struct SealedCopy {
+    device_id: String,
+    display_hash: String,
+    plaintext: String,
+    sealed: String,
+    kem_key_id: String,
+}
+
+fn protocol_bad_request(e: countersign_protocol::ProtocolError) -> ApiError {
+    ApiError::bad_request(format!("challenge: {e}"))
+}
+
+/// Checks the RP's API key is not revoked, suppression and rate limits, seals
+/// one challenge per active device, stores it, wakes the devices.
+async fn start(
+    state: &Arc<AppState>,
+    rp: &Rp,
+    user: &str,
+    opts: PushOptions,
+    lift_suppression: bool,
+) -> ApiResult<PushStarted> {
+    let t = now();
+    // One query: the user, its suppression state and its active devices.
+    let rows = store::challenges::push_targets(&state.db, &rp.id, user, &rp.key_id).await?;
+    let no_device = || ApiError::new(ErrorCode::NoDevice, "the user has no active device");
+    let Some(first) = rows.first() else {
+        // No such user, or the API key was revoked (the RP's key is checked here,
+        // see `auth::authenticate_rp_cached`).
+        return Err(if key_active(state, &rp.key_id).await? {
+            no_device()
+        } else {
+            unauthorized()
+        });
+    };
+    let user_id = first.user_id.clone();
+    let suppressed = first.suppressed != 0;
+    let mut targets = Vec::with_capacity(rows.len());
+    for r in rows {
+        if let Some(id) = r.device_id {
+            let missing = || ApiError::internal("device row without its columns");
+            targets.push(Target {
+                id,
+                account_id: r.account_id.ok_or_else(missing)?,
+                kem_key: r.kem_key.ok_or_else(missing)?,
+                push_provider: r.push_provider.ok_or_else(missing)?,
+                push_token: r.push_token,
+            });
+        }
+    }
+    if targets.is_empty() {
+        return Err(no_device());
+    }
+    let who = AuditSubject {
+        rp: Some(&rp.id),
+        user: Some(&user_id),
+        ..Default::default()
+    };
+    policy::check_suppression(state, who, suppressed, lift_suppression).await?;
+    // Seal before the transaction, so the write lock is not held while sealing
+    // (a refused push wastes one seal per device).
+    let tx_id = countersign_protocol::challenge::random_id().map_err(ApiError::internal)?;
+    let expires_at = t + opts.timeout;
+    let mut copies = Vec::with_capacity(targets.len());
+    for target in &targets {
+        let kem = PublicKey::from_sec1(&unb64(&target.kem_key)?).map_err(ApiError::internal)?;
+        let challenge = Challenge {
+            tx_id: tx_id.clone(),
+            account_id: target.account_id.clone(),
+            issued_at: u64::try_from(t).unwrap_or(0),
+            expires_at: u64::try_from(expires_at).unwrap_or(0),
+            kind: opts.kind,
+            context: opts.context.clone(),
+            text: opts.text.clone(),
+            transaction: opts.transaction.clone(),
+            verification: opts.verification,
+            number_matching: opts.matching.clone(),
+            nonce: countersign_protocol::challenge::random_id().map_err(ApiError::internal)?,
+        };
+        let plaintext = challenge.to_json().map_err(protocol_bad_request)?;
+        let sealed = SealedChallenge::seal(&challenge, &target.id, &kem, Ephemeral::Random)
+            .map_err(protocol_bad_request)?;
+        let signed = sealed
+            .sign(&state.signing_key)
+            .map_err(ApiError::internal)?
+            .to_json()
+            .map_err(ApiError::internal)?;
+        copies.push(SealedCopy {
+            device_id: target.id.clone(),
+            display_hash: b64(&challenge_hash(&plaintext)),
+            plaintext: b64(&plaintext),
+            sealed: String::from_utf8(signed).map_err(ApiError::internal)?,
+            kem_key_id: kem.key_id(),
+        });
+    }
+    let (mode, number) = match &opts.matching {
+        NumberMatching::Off => ("off", None),
+        NumberMatching::Pick { .. } => ("pick", opts.number.clone()),
+        NumberMatching::Type { .. } => ("type", opts.number.clone()),
+    };
+    let request = serde_json::json!({
+        "context": {
+            "rp": opts.context.rp, "ip": opts.context.ip,
+            "location": opts.context.location, "user_agent": opts.context.user_agent
+        },
+        "text": opts.text,
+        "transaction": opts.transaction.as_ref().map(|t| serde_json::json!({
+            "amount": t.amount, "currency": t.currency, "payee": t.payee
+        })),
+    });
+    let verification = match opts.verification {
+        Verification::None => "none",
+        Verification::Pin => "pin",
+        Verification::Biometric => "biometric",
+    };
+    let kind = match opts.kind {
+        ChallengeKind::Login => "login",
+        ChallengeKind::Transaction => "transaction",
+    };
+    let dbtx = state.db.begin().await?;
+    let mut dbtx = policy::admit_push(state, dbtx, &user_id, who, lift_suppression, t).await?;
+    if suppressed && lift_suppression {
+        super::audit::audit_on(&mut dbtx, who, "suppression_lifted", "user typed push").await?;
+    }
+    store::challenges::insert(
+        &mut dbtx,
+        &store::challenges::NewChallenge {
+            id: &tx_id,
+            rp_id: &rp.id,
+            user_id: &user_id,
+            kind,
+            created_at: t,
+            expires_at,
+            number_mode: mode,
+            number: number.as_deref(),
+            verification,
+            request: &request.to_string(),
+        },
+    )
+    .await?;
+    for copy in &copies {
+        store::challenges::insert_delivery(
+            &mut dbtx,
+            &store::challenges::NewDelivery {
+                tx_id: &tx_id,
+                device_id: &copy.device_id,
+                display_hash: &copy.display_hash,
+                plaintext: &copy.plaintext,
+                sealed: &copy.sealed,
+                kem_key_id: &copy.kem_key_id,
+            },
+        )
+        .await?;
+    }
+    let audit_id = random_id("au_")?;
+    let reason = format!("{kind} challenge to {} device(s)", targets.len());
+    store::audit::insert(
+        &mut dbtx,
+        &AuditRecord {
+            id: &audit_id,
+            at: t,
+            who: AuditSubject {
+                tx: Some(&tx_id),
+                ..who
+            },
+            event: "push",
+            reason: &reason,
+        },
+    )
+    .await?;
+    dbtx.commit().await?;
+    tracing::info!(tx = %tx_id, rp = %rp.id, user = %user_id, devices = targets.len(), "push started");
+
+    for target in targets.iter() {
+        state
+            .notifier
+            .publish(Event::Device(target.id.clone()))
+            .await;
+    }
+    // Wake-ups go out in the background: the RP's answer does not wait on Google or Apple.
+    let wakes: Vec<(String, WakeUp)> = targets
+        .iter()
+        .filter_map(|d| {
+            d.push_token.as_ref().map(|token| {
+                (
+                    d.push_provider.clone(),
+                    WakeUp {
+                        token: token.clone(),
+                        device_id: d.id.clone(),
+                        tx_id: tx_id.clone(),
+                        expires_at,
+                    },
+                )
+            })
+        })
+        .collect();
+    if !wakes.is_empty() {
+        let state = state.clone();
+        tokio::spawn(async move { send_wakeups(state, wakes).await });
+    }
+    Ok(PushStarted {
+        tx_id,
+        number,
+        expires_at,
+        devices: targets.len(),
+    })
+}
+
+async fn send_wakeups(state: Arc<AppState>, wakes: Vec<(String, WakeUp)>) {
+    for (provider, wake) in wakes {
+        let Some(sender) = state.senders.iter().find(|s| s.provider() == provider) else {
+            continue;
+        };
+        match sender.send(&wake).await {
+            Ok(()) => {}
+            Err(PushError::Unregistered) => {
+                tracing::info!(device = %wake.device_id, "push token unregistered; device will long-poll");
+                let _ =
+                    store::devices::clear_push_token(&state.db, &wake.device_id, &wake.token).await;
+            }
+            Err(e) => {
+                tracing::warn!(device = %wake.device_id, tx = %wake.tx_id, error = %e, "push failed");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The RP's view
+
+/// Challenge status.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChallengeStatus {
+    /// The tx id.
+    pub tx_id: String,
+    /// `pending`, `approved`, `denied`, `expired`.
+    pub state: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// When answered.
+    pub answered_at: Option<i64>,
+    /// Which device answered.
+    pub device_id: Option<String>,
+    /// `not_me` or `mistake` for denials.
+    pub deny_reason: Option<String>,
+    /// The push OTP the device returned with its approval (to fill an OTP form;
+    /// validate it with `/v1/rp/validate`).
+    pub push_otp: Option<String>,
+}
+
+async fn load_status(state: &AppState, rp: &Rp, tx: &str) -> ApiResult<ChallengeStatus> {
+    let row = store::challenges::status(&state.db, tx, &rp.id, &rp.key_id).await?;
+    let Some(row) = row else {
+        return Err(if key_active(state, &rp.key_id).await? {
+            ApiError::not_found("challenge")
+        } else {
+            unauthorized()
+        });
+    };
+    let mut st = row.state;
+    if st == "pending" && now() > row.expires_at {
+        st = "expired".into();
+    }
+    let push_otp = match row.push_otp {
+        Some(sealed) if st == "approved" => {
+            let otp = state
+                .master
+                .open(&format!("challenges:{tx}:push_otp"), &sealed)?;
+            Some(String::from_utf8_lossy(&otp).into_owned())
+        }
+        _ => None,
+    };
+    Ok(ChallengeStatus {
+        tx_id: tx.to_string(),
+        state: st,
+        expires_at: row.expires_at,
+        answered_at: row.answered_at,
+        device_id: row.answered_by,
+        deny_reason: row.deny_reason,
+        push_otp,
+    })
+}
+
+/// The state of challenge `tx`, waiting up to `wait` seconds (capped by the
+/// policy) while it is pending. Holds no database connection while waiting.
+pub async fn wait_status(
+    state: &AppState,
+    rp: &Rp,
+    tx: &str,
+    wait: Option<u32>,
+) -> ApiResult<ChallengeStatus> {
+    if tx.len() > 64 {
+        return Err(ApiError::not_found("challenge"));
+    }
+    let wait = wait
+        .unwrap_or(0)
+        .min(state.config.policy.long_poll_max_secs);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(wait));
+    let wanted = Event::Challenge(tx.to_string());
+    let mut stop = state.shutting_down.clone();
+    loop {
+        let mut rx = state.notifier.subscribe();
+        let status = load_status(state, rp, tx).await?;
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if status.state != "pending" || remaining.is_zero() || *stop.borrow() {
+            return Ok(status);
+        }
+        // Wake at expiry too, to report `expired` promptly; re-check at least every
+        // 5 s in case a cross-instance notification was lost.
+        let until_expiry =
+            Duration::from_secs(u64::try_from(status.expires_at - now() + 1).unwrap_or(0));
+        let slice = remaining.min(until_expiry).min(Duration::from_secs(5));
+        tokio::select! {
+            _ = wait_for(&mut rx, &wanted, slice) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Marks overdue pending challenges expired (once, across instances), tells
+/// waiters and RPs, and drops stale nonces. Run periodically.
+pub async fn expire_overdue(state: &Arc<AppState>) -> ApiResult<()> {
+    let t = now();
+    let rows = store::challenges::expire_overdue(&state.db, t).await?;
+    for r in rows {
+        audit(
+            &state.db,
+            AuditSubject {
+                rp: Some(&r.rp_id),
+                user: Some(&r.user_id),
+                tx: Some(&r.id),
+                ..Default::default()
+            },
+            "expired",
+            "no answer before expiry",
+        )
+        .await?;
+        state.notifier.publish(Event::Challenge(r.id.clone())).await;
+        webhook::send(state, &r.rp_id, &r.id, "expired", None);
+    }
+    store::nonces::delete_expired(&state.db, t).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The device's view
+
+/// The device's pending challenges; `None` when the device was removed.
+async fn pending_for(state: &AppState, device_id: &str) -> ApiResult<Option<PendingList>> {
+    let rows = store::challenges::pending_for_device(&state.db, device_id, now()).await?;
+    let mut active = true;
+    let mut challenges = Vec::new();
+    for r in rows {
+        active = r.status == "active";
+        if let Some(tx) = r.tx_id {
+            challenges.push(PendingChallenge {
+                tx,
+                exp: r.expires_at.unwrap_or(0),
+            });
+        }
+    }
+    Ok(active.then_some(PendingList { challenges }))
+}
+
+/// Long-polls until a challenge is pending for the device (or `wait` seconds,
+/// capped by the policy, pass). Holds no database connection while waiting.
+pub async fn poll(state: &AppState, device: &Device, wait: Option<u32>) -> ApiResult<PendingList> {
+    store::devices::touch(&state.db, &device.id, now()).await?;
+    let wait = wait
+        .unwrap_or(0)
+        .min(state.config.policy.long_poll_max_secs);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(wait));
+    let wanted = Event::Device(device.id.clone());
+    let mut stop = state.shutting_down.clone();
+    loop {
+        let mut rx = state.notifier.subscribe();
+        let list = pending_for(state, &device.id)
+            .await?
+            .ok_or_else(device_removed)?;
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !list.challenges.is_empty() || remaining.is_zero() || *stop.borrow() {
+            return Ok(list);
+        }
+        tokio::select! {
+            _ = wait_for(&mut rx, &wanted, remaining.min(Duration::from_secs(5))) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+fn check_pending(st: &str, expires_at: i64) -> ApiResult<()> {
+    match st {
+        "pending" if now() <= expires_at => Ok(()),
+        "pending" | "expired" => Err(ApiError::new(
+            ErrorCode::Expired,
+            "the challenge has expired",
+        )),
+        _ => Err(ApiError::new(
+            ErrorCode::AlreadyAnswered,
+            "the challenge was already answered",
+        )),
+    }
+}
+
+/// The challenge sealed for this device, signed by S (JSON), marked fetched.
+pub async fn fetch(state: &AppState, device: &Device, tx: &str) -> ApiResult<Vec<u8>> {
+    // One statement on the common path: mark it fetched and read it back, only
+    // while the challenge is pending.
+    let sealed = store::challenges::fetch_sealed(&state.db, tx, &device.id, now()).await?;
+    if let Some(sealed) = sealed {
+        return Ok(sealed.into_bytes());
+    }
+    // Not sent to this device, or no longer pending: say which.
+    let row = store::challenges::delivered_state(&state.db, tx, &device.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("challenge"))?;
+    check_pending(&row.state, row.expires_at)?;
+    // Not reached in practice (pending and fresh now means it was at `t`).
+    Err(ApiError::new(
+        ErrorCode::Expired,
+        "the challenge has expired",
+    ))
+}
+
+/// Records the device's signed answer (`body`) to challenge `tx`: checks the
+/// binding, verification, number and push OTP, then commits the outcome, the
+/// KEM key rotation, the user's counters and the audit record together.
+pub async fn answer(
+    state: &Arc<AppState>,
+    device: &Device,
+    tx: &str,
+    body: &[u8],
+) -> ApiResult<AnswerAccepted> {
+    let msg = SignedMessage::from_json(body).map_err(protocol_error)?;
+    let ans =
+        Answer::verify(&msg, &device.possession_key, &device.user_key).map_err(protocol_error)?;
+    if ans.tx_id != tx {
+        return Err(ApiError::bad_request("answer is for another transaction"));
+    }
+    let who = AuditSubject {
+        rp: Some(&device.rp_id),
+        user: Some(&device.user_id),
+        device: Some(&device.id),
+        tx: Some(tx),
+    };
+    if ans.account_id != device.account_id {
+        audit(&state.db, who, "answer_refused", "wrong account").await?;
+        return Err(ApiError::new(
+            ErrorCode::WrongAccount,
+            "the answer is for another account",
+        ));
+    }
+    let row = store::challenges::for_answer(&state.db, tx, &device.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("challenge"))?;
+    let (Some(hash_text), Some(plaintext)) = (&row.display_hash, &row.plaintext) else {
+        // The challenge exists but was not sent to this device.
+        audit(&state.db, who, "answer_refused", "wrong account").await?;
+        return Err(ApiError::new(
+            ErrorCode::WrongAccount,
+            "this challenge was not sent to this device",
+        ));
+    };
+    check_pending(&row.state, row.expires_at)?;
+    let expected_hash = unb64(hash_text)?;
+    if !ct_eq(&ans.challenge_hash, &expected_hash) {
+        audit(&state.db, who, "answer_refused", "wrong display hash").await?;
+        return Err(ApiError::new(
+            ErrorCode::WrongDisplayHash,
+            "the answer signs a different challenge than the one sent",
+        ));
+    }
+    let challenge = Challenge::from_json(&unb64(plaintext)?).map_err(ApiError::internal)?;
+    let number = row.number.as_deref();
+    let expected_hash: [u8; 32] = expected_hash
+        .as_slice()
+        .try_into()
+        .map_err(|_| ApiError::internal("stored hash length"))?;
+    if ans.decision == Decision::Approve {
+        if challenge.verification != Verification::None && ans.verification == Verification::None {
+            audit(&state.db, who, "answer_refused", "verification required").await?;
+            return Err(ApiError::new(
+                ErrorCode::VerificationRequired,
+                "this challenge needs a PIN or biometric (Du-signed) approval",
+            ));
+        }
+        let number_ok = match (&challenge.number_matching, ans.number.as_deref(), number) {
+            (NumberMatching::Off, None, _) => true,
+            (NumberMatching::Off, Some(_), _) => false,
+            (_, Some(got), Some(want)) => ct_eq(got.as_bytes(), want.as_bytes()),
+            _ => false,
+        };
+        if !number_ok {
+            audit(&state.db, who, "answer_refused", "wrong number").await?;
+            return Err(ApiError::new(
+                ErrorCode::WrongNumber,
+                "the number entered is not the one shown",
+            ));
+        }
+    }
+    // The core's own check, as a second line (binding, expiry, purpose).
+    ans.check(&AnswerExpectation {
+        challenge: &challenge,
+        challenge_hash: &expected_hash,
+        expected_number: number,
+        now: now_u64(),
+    })
+    .map_err(protocol_error)?;
+    let push_otp = match (&ans.decision, &ans.otp) {
+        (Decision::Approve, Some(code)) => {
+            let seed = state
+                .master
+                .open(&format!("devices:{}:otp_seed", device.id), &device.otp_seed)?;
+            if ans.check_push_otp(&seed, device.otp_digits).is_err() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidOtp,
+                    "push OTP does not verify",
+                ));
+            }
+            Some(
+                state
+                    .master
+                    .seal(&format!("challenges:{tx}:push_otp"), code.as_bytes())?,
+            )
+        }
+        _ => None,
+    };
+    let (new_state, reason, outcome) = match (ans.decision, ans.reason) {
+        (Decision::Approve, _) => ("approved", None, Outcome::Approved),
+        (Decision::Deny, Some(DenyReason::NotMe)) => ("denied", Some("not_me"), Outcome::Fraud),
+        (Decision::Deny, _) => ("denied", Some("mistake"), Outcome::Denied),
+    };
+    let t = now();
+    // The outcome, the key rotation, the user's counters and the audit record
+    // commit together (one commit instead of four). The first statement writes,
+    // so SQLite takes the write lock up front.
+    let mut dbtx = state.db.begin().await?;
+    let recorded = store::challenges::record_answer(
+        &mut dbtx,
+        &store::challenges::AnswerOutcome {
+            tx,
+            state: new_state,
+            answered_at: t,
+            device_id: &device.id,
+            deny_reason: reason,
+            push_otp: push_otp.as_deref(),
+        },
+    )
+    .await?;
+    if !recorded {
+        dbtx.rollback().await?;
+        return Err(ApiError::new(
+            ErrorCode::AlreadyAnswered,
+            "the challenge was already answered or has expired",
+        ));
+    }
+    // Rotate the KEM key: the next challenge is sealed to the new one.
+    store::devices::rotate_kem_key(
+        &mut dbtx,
+        &device.id,
+        &b64(&ans.next_kem.to_sec1()),
+        &ans.next_kem.key_id(),
+        t,
+    )
+    .await?;
+    policy::record_answer(
+        state,
+        &mut dbtx,
+        &device.user_id,
+        who,
+        outcome,
+        row.denial_streak,
+    )
+    .await?;
+    dbtx.commit().await?;
+    state
+        .notifier
+        .publish(Event::Challenge(tx.to_string()))
+        .await;
+    if row.has_webhook != 0 {
+        webhook::send(state, &row.rp_id, tx, new_state, reason);
+    }
+    Ok(AnswerAccepted {
+        state: new_state.into(),
+    })
+}

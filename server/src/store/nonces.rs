@@ -1,0 +1,33 @@
+//! `used_nonces`: device request nonces, kept for twice the accepted clock skew.
+
+use super::{Db, StoreResult};
+
+/// Records `nonce` for `device_id` only if the device is active and the nonce
+/// is new; `false` when refused (removed or unknown device, or a replay).
+pub async fn insert_if_active(
+    db: &Db,
+    device_id: &str,
+    nonce: &str,
+    keep_until: i64,
+) -> StoreResult<bool> {
+    let fresh = sqlx::query(
+        "INSERT INTO used_nonces (device_id, nonce, expires_at) SELECT $1, $2, $3 \
+         WHERE EXISTS (SELECT 1 FROM devices WHERE id = $1 AND status = 'active') \
+         ON CONFLICT (device_id, nonce) DO NOTHING",
+    )
+    .bind(device_id)
+    .bind(nonce)
+    .bind(keep_until)
+    .execute(&db.pool)
+    .await?;
+    Ok(fresh.rows_affected() != 0)
+}
+
+/// Drops nonces that can no longer be replayed.
+pub async fn delete_expired(db: &Db, now: i64) -> StoreResult<()> {
+    sqlx::query("DELETE FROM used_nonces WHERE expires_at < $1")
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}

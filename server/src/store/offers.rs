@@ -1,0 +1,96 @@
+//! `enrollment_offers`: single-use activation offers.
+
+use sqlx::FromRow;
+
+use super::{Db, StoreResult};
+
+/// A new offer.
+#[derive(Debug)]
+pub struct NewOffer<'a> {
+    /// The offer id.
+    pub id: &'a str,
+    /// The user.
+    pub user_id: &'a str,
+    /// The offer secret, sealed.
+    pub secret: &'a str,
+    /// Issuer shown in the app.
+    pub issuer: &'a str,
+    /// Label shown in the app.
+    pub label: &'a str,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Stores an offer.
+pub async fn insert(db: &Db, o: &NewOffer<'_>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO enrollment_offers (id, user_id, secret, issuer, label, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(o.id)
+    .bind(o.user_id)
+    .bind(o.secret)
+    .bind(o.issuer)
+    .bind(o.label)
+    .bind(o.created_at)
+    .bind(o.expires_at)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// An offer with its user's relying party.
+#[derive(Debug, FromRow)]
+pub struct OfferRow {
+    /// The user.
+    pub user_id: String,
+    /// The offer secret, sealed.
+    pub secret: String,
+    /// Issuer shown in the app.
+    pub issuer: Option<String>,
+    /// Label shown in the app.
+    pub label: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Failed activation proofs so far.
+    pub attempts: i64,
+    /// When it was used.
+    pub used_at: Option<i64>,
+    /// The user's relying party.
+    pub rp_id: String,
+}
+
+/// Offer `id`.
+pub async fn find(db: &Db, id: &str) -> StoreResult<Option<OfferRow>> {
+    sqlx::query_as(
+        "SELECT o.user_id, o.secret, o.issuer, o.label, o.expires_at, o.attempts, o.used_at, u.rp_id \
+         FROM enrollment_offers o JOIN users u ON u.id = o.user_id WHERE o.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await
+}
+
+/// Counts a failed activation proof.
+pub async fn add_failed_attempt(db: &Db, id: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE enrollment_offers SET attempts = attempts + 1 WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Uses the offer for `device_id`; `false` if it was used already.
+pub async fn consume(db: &Db, id: &str, device_id: &str, now: i64) -> StoreResult<bool> {
+    let consumed = sqlx::query(
+        "UPDATE enrollment_offers SET used_at = $1, device_id = $2 WHERE id = $3 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(device_id)
+    .bind(id)
+    .execute(&db.pool)
+    .await?;
+    Ok(consumed.rows_affected() != 0)
+}

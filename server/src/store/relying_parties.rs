@@ -1,0 +1,63 @@
+//! `relying_parties`: names and webhooks.
+
+use sqlx::{FromRow, Row};
+
+use super::{Db, StoreResult};
+
+/// A new relying party.
+#[derive(Debug)]
+pub struct NewRp<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// Display name.
+    pub name: &'a str,
+    /// Webhook URL, if any.
+    pub webhook_url: Option<&'a str>,
+    /// The webhook secret, sealed.
+    pub webhook_secret: Option<&'a str>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Stores a new relying party.
+pub async fn insert(db: &Db, rp: &NewRp<'_>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO relying_parties (id, name, webhook_url, webhook_secret, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(rp.id)
+    .bind(rp.name)
+    .bind(rp.webhook_url)
+    .bind(rp.webhook_secret)
+    .bind(rp.created_at)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// The id of the oldest relying party named `name`.
+pub async fn find_by_name(db: &Db, name: &str) -> StoreResult<Option<String>> {
+    sqlx::query("SELECT id FROM relying_parties WHERE name = $1 ORDER BY created_at, id LIMIT 1")
+        .bind(name)
+        .fetch_optional(&db.pool)
+        .await?
+        .map(|row| row.try_get("id"))
+        .transpose()
+}
+
+/// A relying party's webhook.
+#[derive(Debug, FromRow)]
+pub struct WebhookRow {
+    /// Where to `POST`.
+    pub webhook_url: Option<String>,
+    /// The HMAC key, sealed.
+    pub webhook_secret: Option<String>,
+}
+
+/// The webhook of relying party `rp_id`.
+pub async fn webhook(db: &Db, rp_id: &str) -> StoreResult<Option<WebhookRow>> {
+    sqlx::query_as("SELECT webhook_url, webhook_secret FROM relying_parties WHERE id = $1")
+        .bind(rp_id)
+        .fetch_optional(&db.pool)
+        .await
+}
