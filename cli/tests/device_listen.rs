@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use countersign_test_support::{Db, RpClient, TempDir, TestServer, temp_dir};
+use countersign_test_support::{
+    Db, RpClient, TempDir, TestServer, assert_secret_service_tools, temp_dir,
+};
 use serde_json::{Value, json};
 
 /// A server with one relying party, and a folder for the device's home.
@@ -229,17 +231,7 @@ fn scripting_commands_list_otp_add_remove_and_clear_errors() {
 
 #[test]
 fn os_keyring_mode_keeps_the_storage_key_in_a_secret_service() {
-    for tool in ["dbus-run-session", "gnome-keyring-daemon"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            found,
-            "{tool} is missing: apt-get install gnome-keyring dbus dbus-x11 (cargo xtask test does)"
-        );
-    }
+    assert_secret_service_tools();
     let dir = temp_dir("keyring");
     let home = dir.path().join("device");
     // A private session bus and keyring: the user's own keyring is never touched.

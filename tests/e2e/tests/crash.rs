@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use countersign_e2e::{open_device, start_server, with_pin};
-use countersign_test_support::temp_dir;
+use countersign_test_support::{assert_secret_service_tools, temp_dir};
 
 const KILLS: usize = 200;
 
@@ -135,15 +135,7 @@ fn sigkill_during_storage_writes_never_loses_or_rewinds_state() {
 /// (apt: gnome-keyring dbus dbus-x11); fails with a clear message if missing.
 #[test]
 fn file_storage_keyring_mode_with_secret_service() {
-    for tool in ["dbus-run-session", "gnome-keyring-daemon"] {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
-            .unwrap_or(false);
-        assert!(
-            found,
-            "{tool} not found: install it (apt-get install -y --no-install-recommends gnome-keyring dbus dbus-x11)"
-        );
-    }
+    assert_secret_service_tools();
     let dir = temp_dir("keyring");
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();

@@ -33,6 +33,20 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// Asserts that a private Secret Service can be started for a keyring test:
+/// `dbus-run-session` and `gnome-keyring-daemon` are on `PATH`.
+pub fn assert_secret_service_tools() {
+    for tool in ["dbus-run-session", "gnome-keyring-daemon"] {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).exists()));
+        assert!(
+            found,
+            "{tool} not found: apt-get install -y --no-install-recommends gnome-keyring dbus dbus-x11 \
+             (cargo xtask test does)"
+        );
+    }
+}
+
 /// Unix time in seconds.
 pub fn now() -> u64 {
     SystemTime::now()
