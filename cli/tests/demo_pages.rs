@@ -3,46 +3,30 @@
 //! reaching the browser.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
-use countersign_server::Server;
-use countersign_server::config::Config;
+use countersign_test_support::{Db, TestServer, http_client};
 use serde_json::{Value, json};
 
-async fn server(demo: bool, dir: &std::path::Path) -> countersign_server::RunningServer {
-    countersign_server::push::install_crypto_provider();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: format!("sqlite://{}", dir.join("server.db").display()),
-        demo,
-        ..Config::default()
-    };
-    Server::start(config).await.expect("server starts")
-}
-
-fn temp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("countersign-pages-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+async fn server(demo: bool) -> TestServer {
+    TestServer::start_with(Db::Sqlite, |c| c.demo = demo).await
 }
 
 #[tokio::test]
 async fn demo_pages_are_off_unless_configured() {
-    let dir = temp("off");
-    let s = server(false, &dir).await;
-    let r = reqwest::get(format!("{}/demo/login", s.base_url()))
+    let s = server(false).await;
+    let r = http_client()
+        .get(format!("{}/demo/login", s.base()))
+        .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    s.shutdown().await;
-    let _ = std::fs::remove_dir_all(dir);
+    s.stop().await;
 }
 
 #[tokio::test]
 async fn demo_pages_are_local_and_the_api_checks_the_password() {
-    let dir = temp("on");
-    let s = server(true, &dir).await;
-    let base = s.base_url();
-    let http = reqwest::Client::new();
+    let s = server(true).await;
+    let base = s.base();
+    let http = http_client();
     for page in ["/demo/", "/demo/enroll", "/demo/login", "/demo/transfer"] {
         let r = http.get(format!("{base}{page}")).send().await.unwrap();
         assert_eq!(r.status(), 200, "{page}");
@@ -128,6 +112,5 @@ async fn demo_pages_are_local_and_the_api_checks_the_password() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    s.shutdown().await;
-    let _ = std::fs::remove_dir_all(dir);
+    s.stop().await;
 }

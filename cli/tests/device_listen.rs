@@ -7,96 +7,57 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use countersign_server::config::Config;
-use countersign_server::{RunningServer, Server};
+use countersign_test_support::{
+    Db, RpClient, TempDir, TestServer, assert_secret_service_tools, temp_dir,
+};
 use serde_json::{Value, json};
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "countersign-cli-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
+/// A server with one relying party, and a folder for the device's home.
 struct Fixture {
     rt: tokio::runtime::Runtime,
-    server: Option<RunningServer>,
-    key: String,
-    http: reqwest::Client,
+    server: Option<TestServer>,
+    relying_party: RpClient,
     dir: TempDir,
 }
 
 impl Fixture {
     fn start(name: &str) -> Self {
-        countersign_server::push::install_crypto_provider();
-        let dir = TempDir::new(name);
+        let dir = temp_dir(name);
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: format!("sqlite://{}", dir.0.join("server.db").display()),
-            ..Config::default()
-        };
-        let server = rt.block_on(Server::start(config)).expect("server starts");
-        let state = server.state().clone();
-        let created = rt
-            .block_on(countersign_server::admin::create_rp(
-                &state.db,
-                &state.master,
-                "Terminal Bank",
-                None,
-            ))
-            .unwrap();
+        let server = rt.block_on(TestServer::start(Db::Sqlite));
+        let rp = rt.block_on(server.rp("Terminal Bank"));
         Self {
             rt,
             server: Some(server),
-            key: created.api_key,
-            http: reqwest::Client::new(),
+            relying_party: rp,
             dir,
         }
     }
 
-    fn base(&self) -> String {
-        self.server.as_ref().unwrap().base_url()
-    }
-
     fn rp(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.base());
-        let req = match method {
-            "GET" => self.http.get(url),
-            _ => self.http.post(url).json(&body.unwrap_or(Value::Null)),
-        };
-        self.rt.block_on(async {
-            let r = req.bearer_auth(&self.key).send().await.unwrap();
-            assert!(r.status().is_success(), "{path}: {}", r.status());
-            r.json().await.unwrap()
-        })
+        let (status, value) = self.rt.block_on(async {
+            match method {
+                "GET" => self.relying_party.get(path).await,
+                _ => {
+                    self.relying_party
+                        .post(path, body.unwrap_or(Value::Null))
+                        .await
+                }
+            }
+        });
+        assert!((200..300).contains(&status), "{path}: {status}");
+        value
     }
 
     fn home(&self) -> PathBuf {
-        self.dir.0.join("device")
+        self.dir.path().join("device")
     }
 }
 
 impl Drop for Fixture {
     fn drop(&mut self) {
         if let Some(s) = self.server.take() {
-            self.rt.block_on(s.shutdown());
+            self.rt.block_on(s.stop());
         }
     }
 }
@@ -270,19 +231,9 @@ fn scripting_commands_list_otp_add_remove_and_clear_errors() {
 
 #[test]
 fn os_keyring_mode_keeps_the_storage_key_in_a_secret_service() {
-    for tool in ["dbus-run-session", "gnome-keyring-daemon"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            found,
-            "{tool} is missing: apt-get install gnome-keyring dbus dbus-x11 (cargo xtask test does)"
-        );
-    }
-    let dir = TempDir::new("keyring");
-    let home = dir.0.join("device");
+    assert_secret_service_tools();
+    let dir = temp_dir("keyring");
+    let home = dir.path().join("device");
     // A private session bus and keyring: the user's own keyring is never touched.
     let script = r#"echo -n pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1
 "$BIN" device --home "$HOME_DIR" add 'otpauth://totp/Ex:kr?secret=JBSWY3DPEHPK3PXP&issuer=Ex' >/dev/null || exit 1

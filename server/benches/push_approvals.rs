@@ -15,7 +15,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)] // benchmark code
 
 #[path = "../tests/support/mod.rs"]
-#[allow(unused_imports, unused_macros)]
 mod support;
 
 use std::collections::BTreeMap;
@@ -24,9 +23,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use countersign_test_support::{Db, RpClient, TestServer};
 use criterion::{Criterion, Throughput};
 use serde_json::json;
-use support::actors::{TestDevice, TestRp};
+use support::TestDevice;
 use tracing::field::{Field, Visit};
 use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Subscriber};
@@ -110,8 +110,8 @@ const CLIENT_THREADS: &[&str] = &["cs-client"];
 struct Bench {
     server_rt: tokio::runtime::Runtime,
     client_rt: tokio::runtime::Runtime,
-    server: Option<support::TestServer>,
-    rp: Arc<TestRp>,
+    server: Option<TestServer>,
+    rp: Arc<RpClient>,
     devices: Arc<Vec<tokio::sync::Mutex<(String, TestDevice)>>>,
 }
 
@@ -129,25 +129,24 @@ impl Bench {
             .enable_all()
             .build()
             .unwrap();
-        let server =
-            server_rt.block_on(support::TestServer::start_with(support::Db::Sqlite, |c| {
-                c.policy.push_max_per_window = u32::MAX;
-                c.policy.max_pending = 1000;
-                if let Some(n) = std::env::var("COUNTERSIGN_BENCH_DB_CONNECTIONS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                {
-                    c.database_max_connections = n;
-                }
-            }));
-        let rp = server_rt.block_on(TestRp::create(&server.server, "Bench Bank"));
+        let server = server_rt.block_on(TestServer::start_with(Db::Sqlite, |c| {
+            c.policy.push_max_per_window = u32::MAX;
+            c.policy.max_pending = 1000;
+            if let Some(n) = std::env::var("COUNTERSIGN_BENCH_DB_CONNECTIONS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                c.database_max_connections = n;
+            }
+        }));
+        let rp = server_rt.block_on(server.rp("Bench Bank"));
         let base = server.base();
         let devices = client_rt.block_on(async {
             let mut out = Vec::with_capacity(users);
             for i in 0..users {
                 let user = format!("user{i}");
                 let offer = rp.enroll(&user).await;
-                let dev = TestDevice::activate(&base, offer["offer_uri"].as_str().unwrap()).await;
+                let dev = TestDevice::activate(&base, &offer.uri).await;
                 out.push(tokio::sync::Mutex::new((user, dev)));
             }
             out
@@ -188,7 +187,7 @@ impl Drop for Bench {
     }
 }
 
-async fn login(rp: &TestRp, slot: &tokio::sync::Mutex<(String, TestDevice)>) {
+async fn login(rp: &RpClient, slot: &tokio::sync::Mutex<(String, TestDevice)>) {
     let mut guard = slot.lock().await;
     let (user, dev) = &mut *guard;
     let (st, started) = rp.push(json!({"user": user.as_str()})).await;

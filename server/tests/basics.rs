@@ -2,16 +2,14 @@
 //! wake-ups; on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
-mod support;
-
 use std::time::Duration;
 
 use countersign_server::notify::{Event, wait_for};
-use support::{Db, TestServer};
+use countersign_test_support::{Db, TestServer, both_databases, http_client};
 
 async fn healthz_and_openapi(db: Db) {
     let s = TestServer::start(db).await;
-    let client = support::client();
+    let client = http_client();
     let r = client
         .get(format!("{}/healthz", s.base()))
         .send()
@@ -33,9 +31,8 @@ async fn healthz_and_openapi(db: Db) {
 
 async fn restart_keeps_schema(db: Db) {
     let s = TestServer::start(db).await;
-    let url = s.url.clone();
     // A second instance on the same database: migrations are already applied.
-    let mut c = support::config(&url);
+    let mut c = s.database().config();
     c.listen = "127.0.0.1:0".parse().unwrap();
     let second = countersign_server::Server::start(c)
         .await
@@ -47,9 +44,9 @@ async fn restart_keeps_schema(db: Db) {
 async fn graceful_shutdown_stops_listening(db: Db) {
     let s = TestServer::start(db).await;
     let base = s.base();
-    let addr = s.server.addr();
-    s.server.shutdown().await;
-    let r = support::client()
+    let addr = s.server().addr();
+    s.stop().await;
+    let r = http_client()
         .get(format!("{base}/healthz"))
         .timeout(Duration::from_secs(2))
         .send()
@@ -59,12 +56,12 @@ async fn graceful_shutdown_stops_listening(db: Db) {
 
 async fn notifier_reaches_other_instance(db: Db) {
     let a = TestServer::start(db).await;
-    let mut c = support::config(&a.url);
+    let mut c = a.database().config();
     c.listen = "127.0.0.1:0".parse().unwrap();
     let b = countersign_server::Server::start(c)
         .await
         .expect("instance B");
-    let mut rx = a.server.state().notifier.subscribe();
+    let mut rx = a.server().state().notifier.subscribe();
     let wanted = Event::Challenge("tx-1".into());
     let publisher = b.state().notifier.clone();
     let ev = wanted.clone();

@@ -7,9 +7,9 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use countersign_server::push::{BoxFuture, PushError, PushSender, WakeUp};
+use countersign_test_support::{Db, RpClient, TestDatabase, both_databases};
 use serde_json::json;
-use support::actors::{TestDevice, TestRp};
-use support::{Db, database_url};
+use support::TestDevice;
 
 #[derive(Debug, Default)]
 struct Recorder(Mutex<Vec<WakeUp>>);
@@ -46,10 +46,10 @@ async fn wakeup_and_webhook(db: Db) {
     let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let (url, _tmp) = database_url(db);
+    let database = TestDatabase::new(db);
     let recorder = Arc::new(Recorder::default());
     let server = countersign_server::Server::start_with_push(
-        support::config(&url),
+        database.config(),
         vec![recorder.clone() as Arc<dyn PushSender>],
     )
     .await
@@ -58,11 +58,9 @@ async fn wakeup_and_webhook(db: Db) {
     let created = countersign_server::admin::create_rp(&st.db, &st.master, "Shop", Some(&hook_url))
         .await
         .unwrap();
-    let mut rp = TestRp::create(&server, "unused").await;
-    rp.key = created.api_key.clone();
+    let rp = RpClient::new(server.base_url(), created.api_key.clone());
     let offer = rp.enroll("dave").await;
-    let mut dev =
-        TestDevice::activate(&server.base_url(), offer["offer_uri"].as_str().unwrap()).await;
+    let mut dev = TestDevice::activate(&server.base_url(), &offer.uri).await;
     let (_, started) = rp
         .push(json!({"user": "dave", "text": "secret context", "number_matching": "off"}))
         .await;

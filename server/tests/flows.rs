@@ -6,29 +6,29 @@ mod support;
 
 use countersign_protocol::otp::{HmacAlgorithm, OcraInputs, OcraSuite, TotpParams};
 use countersign_protocol::{DenyReason, sign_request};
+use countersign_test_support::{Db, RpClient, TestServer, both_databases, http_client, now};
 use serde_json::json;
-use support::actors::{TestDevice, TestRp, assert_error, now};
-use support::{Db, TestServer};
+use support::{TestDevice, assert_error};
 
-async fn setup(db: Db) -> (TestServer, TestRp, TestDevice) {
+async fn setup(db: Db) -> (TestServer, RpClient, TestDevice) {
     setup_with(db, |_| {}).await
 }
 
 async fn setup_with(
     db: Db,
     tweak: impl FnOnce(&mut countersign_server::config::Config),
-) -> (TestServer, TestRp, TestDevice) {
+) -> (TestServer, RpClient, TestDevice) {
     let s = TestServer::start_with(db, tweak).await;
-    let rp = TestRp::create(&s.server, "Example Bank").await;
+    let rp = s.rp("Example Bank").await;
     let offer = rp.enroll("alice").await;
-    let dev = TestDevice::activate(&s.base(), offer["offer_uri"].as_str().unwrap()).await;
+    let dev = TestDevice::activate(&s.base(), &offer.uri).await;
     (s, rp, dev)
 }
 
 async fn audit_events(s: &TestServer) -> Vec<String> {
     use sqlx::Row;
     sqlx::query("SELECT event FROM audit_log ORDER BY at, id")
-        .fetch_all(&s.server.state().db.pool)
+        .fetch_all(&s.server().state().db.pool)
         .await
         .unwrap()
         .iter()
@@ -38,34 +38,29 @@ async fn audit_events(s: &TestServer) -> Vec<String> {
 
 async fn enrollment_and_activation(db: Db) {
     let s = TestServer::start(db).await;
-    let rp = TestRp::create(&s.server, "Example Bank").await;
+    let rp = s.rp("Example Bank").await;
     let offer = rp.enroll("alice").await;
-    assert!(
-        offer["offer_uri"]
-            .as_str()
-            .unwrap()
-            .starts_with("countersign://activate?v=1&url=")
-    );
-    assert!(offer["qr_svg"].as_str().unwrap().contains("<svg"));
+    assert!(offer.uri.starts_with("countersign://activate?v=1&url="));
+    assert!(offer.json["qr_svg"].as_str().unwrap().contains("<svg"));
     let png = base64::Engine::decode(
         &base64::engine::general_purpose::STANDARD,
-        offer["qr_png_base64"].as_str().unwrap(),
+        offer.json["qr_png_base64"].as_str().unwrap(),
     )
     .unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    assert!(offer["expires_at"].as_i64().unwrap() <= now() as i64 + 600);
-    let code = offer["code"].as_str().unwrap();
+    assert!(offer.json["expires_at"].as_i64().unwrap() <= now() as i64 + 600);
+    let code = &offer.code;
     assert_eq!(code.len(), 29);
 
-    let uri = offer["offer_uri"].as_str().unwrap();
+    let uri = &offer.uri;
     let dev = TestDevice::activate(&s.base(), uri).await;
     assert!(dev.device_id.starts_with("dev_"));
     assert_eq!(dev.seed.len(), 20);
 
     // Single use: the same offer cannot activate a second device.
-    let (_, creds) = support::actors::offer_credentials(uri);
+    let (_, creds) = support::offer_credentials(uri);
     let (_, _, _, body) = TestDevice::activation_request(&creds);
-    let r = support::client()
+    let r = http_client()
         .post(format!("{}/v1/device/activate", s.base()))
         .body(body)
         .send()
@@ -76,11 +71,9 @@ async fn enrollment_and_activation(db: Db) {
 
     // The typed code activates like the QR code.
     let offer2 = rp.enroll("bob").await;
-    let creds2 =
-        countersign_protocol::OfferCredentials::parse_code(offer2["code"].as_str().unwrap())
-            .unwrap();
+    let creds2 = countersign_protocol::OfferCredentials::parse_code(&offer2.code).unwrap();
     let (_, _, _, body) = TestDevice::activation_request(&creds2);
-    let r = support::client()
+    let r = http_client()
         .post(format!("{}/v1/device/activate", s.base()))
         .body(body)
         .send()
@@ -90,12 +83,12 @@ async fn enrollment_and_activation(db: Db) {
 
     // Wrong secrets are counted and then rate-limited.
     let offer3 = rp.enroll("carol").await;
-    let (_, mut creds3) = support::actors::offer_credentials(offer3["offer_uri"].as_str().unwrap());
+    let (_, mut creds3) = support::offer_credentials(&offer3.uri);
     let good = creds3.clone();
     creds3.secret = countersign_protocol::OfferSecret::from_bytes([7u8; 10]);
     for _ in 0..5 {
         let (_, _, _, body) = TestDevice::activation_request(&creds3);
-        let r = support::client()
+        let r = http_client()
             .post(format!("{}/v1/device/activate", s.base()))
             .body(body)
             .send()
@@ -105,7 +98,7 @@ async fn enrollment_and_activation(db: Db) {
         assert_error(&got, 401, "bad_signature");
     }
     let (_, _, _, body) = TestDevice::activation_request(&good);
-    let r = support::client()
+    let r = http_client()
         .post(format!("{}/v1/device/activate", s.base()))
         .body(body)
         .send()
@@ -151,7 +144,7 @@ async fn push_approve_with_number_and_push_otp(db: Db) {
     );
 
     // The RP long-polls while the user decides.
-    let rp2 = rp.on(&rp.base);
+    let rp2 = rp.on(rp.base());
     let tx2 = tx.clone();
     let waiter =
         tokio::spawn(async move { rp2.get(&format!("/v1/rp/challenges/{tx2}?wait=20")).await });
@@ -328,7 +321,7 @@ async fn totp_validation_and_triggers(db: Db) {
         use sqlx::Row;
         let drift: i64 = sqlx::query("SELECT totp_drift FROM devices WHERE id = $1")
             .bind(&dev.device_id)
-            .fetch_one(&s.server.state().db.pool)
+            .fetch_one(&s.server().state().db.pool)
             .await
             .unwrap()
             .try_get(0)
@@ -479,8 +472,7 @@ async fn rejections(db: Db) {
     let r = rp.push(json!({"user": "alice", "timeout_secs": 601})).await;
     assert_error(&r, 400, "bad_request");
     // Wrong API key.
-    let mut bad = rp.on(&rp.base);
-    bad.key.push('x');
+    let bad = RpClient::new(rp.base(), format!("{}x", rp.api_key()));
     assert_error(
         &bad.push(json!({"user": "alice"})).await,
         401,
@@ -587,7 +579,7 @@ async fn deregistration(db: Db) {
 
     // Self-deregistration.
     let offer = rp.enroll("bob").await;
-    let bob = TestDevice::activate(&s.base(), offer["offer_uri"].as_str().unwrap()).await;
+    let bob = TestDevice::activate(&s.base(), &offer.uri).await;
     let (st, _) = bob.json("DELETE", "/v1/device", vec![]).await;
     assert_eq!(st, 200);
     assert_error(&bob.poll(0).await, 410, "device_removed");
@@ -713,7 +705,7 @@ async fn passcode_failures_rate_limited(db: Db) {
     .await;
     let params = TotpParams::new(HmacAlgorithm::Sha1, dev.digits, dev.period).unwrap();
     let validate = |code: String| {
-        let rp = rp.on(&rp.base);
+        let rp = rp.on(rp.base());
         async move {
             rp.post(
                 "/v1/rp/validate",
@@ -777,16 +769,16 @@ async fn passcode_failures_rate_limited(db: Db) {
 
 async fn activation_failures_stay_rate_limited(db: Db) {
     let s = TestServer::start_with(db, |c| c.policy.activation_max_attempts = 3).await;
-    let rp = TestRp::create(&s.server, "Example Bank").await;
+    let rp = s.rp("Example Bank").await;
     let offer = rp.enroll("carol").await;
-    let (_, good) = support::actors::offer_credentials(offer["offer_uri"].as_str().unwrap());
+    let (_, good) = support::offer_credentials(&offer.uri);
     let mut wrong = good.clone();
     wrong.secret = countersign_protocol::OfferSecret::from_bytes([9u8; 10]);
     let activate = |creds: countersign_protocol::OfferCredentials| {
         let base = s.base();
         async move {
             let (_, _, _, body) = TestDevice::activation_request(&creds);
-            let r = support::client()
+            let r = http_client()
                 .post(format!("{base}/v1/device/activate"))
                 .body(body)
                 .send()
@@ -818,7 +810,7 @@ async fn activation_failures_stay_rate_limited(db: Db) {
 
 async fn openapi_lists_rp_routes(db: Db) {
     let s = TestServer::start(db).await;
-    let doc: serde_json::Value = support::client()
+    let doc: serde_json::Value = http_client()
         .get(format!("{}/openapi.json", s.base()))
         .send()
         .await
@@ -865,17 +857,17 @@ both_databases!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_two_instances() {
     let a = TestServer::start(Db::Postgres).await;
-    let b = countersign_server::Server::start(support::config(&a.url))
+    let b = countersign_server::Server::start(a.database().config())
         .await
         .unwrap();
-    let rp_a = TestRp::create(&a.server, "Example Bank").await;
+    let rp_a = a.rp("Example Bank").await;
     let rp_b = rp_a.on(&b.base_url());
     let offer = rp_a.enroll("alice").await;
-    let mut dev = TestDevice::activate(&b.base_url(), offer["offer_uri"].as_str().unwrap()).await;
+    let mut dev = TestDevice::activate(&b.base_url(), &offer.uri).await;
     let (_, started) = rp_a.push(json!({"user": "alice"})).await;
     let tx = started["tx_id"].as_str().unwrap().to_string();
     let number = started["number"].as_str().unwrap().to_string();
-    let rp_wait = rp_a.on(&rp_a.base);
+    let rp_wait = rp_a.on(rp_a.base());
     let tx2 = tx.clone();
     let t0 = std::time::Instant::now();
     let waiter = tokio::spawn(async move {

@@ -3,8 +3,6 @@
 //! headers, JSON body, and HTTP/2 for APNs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
 use axum::Router;

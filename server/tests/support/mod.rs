@@ -1,125 +1,226 @@
-//! Shared test support: databases (SQLite temp files, a throwaway PostgreSQL),
-//! starting servers on loopback, and a macro that runs each scenario on both.
+//! The server tests' device: it speaks the protocol through countersign_protocol's
+//! functions only, as a real app's core does. Servers, databases and the relying
+//! party come from `countersign_test_support`.
 
 #![allow(dead_code)]
 
-pub mod actors;
-pub mod postgres;
+use countersign_protocol::crypto::{AgreementKey, PublicKey, SigningKey};
+use countersign_protocol::{
+    ActivationOffer, ActivationRequest, ActivationResult, Answer, Approval, DenyReason,
+    DeviceBinding, DeviceInfo, OfferCredentials, OpenedChallenge, Platform, PushRegistration,
+    SealedChallenge, ServerKeyPin, SignedMessage, Verification, answer::push_otp, sign_request,
+};
+use countersign_test_support::{http_client, now, reqwest};
+use serde_json::Value;
 
-use countersign_server::config::Config;
-use countersign_server::{RunningServer, Server};
-
-/// Which database a scenario runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Db {
-    /// A fresh SQLite file.
-    Sqlite,
-    /// A fresh database in the shared PostgreSQL cluster.
-    Postgres,
+/// Asserts an error response's code.
+pub fn assert_error(got: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(got.1["error"]["code"], code, "body: {}", got.1);
+    assert_eq!(got.0, status, "body: {}", got.1);
 }
 
-/// Holds a temp dir alive for SQLite.
-pub struct TempDir(pub std::path::PathBuf);
+/// A device with its keys.
+pub struct TestDevice {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub dp: SigningKey,
+    pub du: SigningKey,
+    pub kems: Vec<AgreementKey>,
+    pub device_id: String,
+    pub account_id: String,
+    pub server_key: PublicKey,
+    pub seed: Vec<u8>,
+    pub digits: u8,
+    pub period: u32,
+}
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+pub fn offer_credentials(offer_uri: &str) -> (ActivationOffer, OfferCredentials) {
+    let offer = ActivationOffer::parse_uri(offer_uri).unwrap();
+    let creds = offer.credentials.clone();
+    (offer, creds)
+}
+
+impl TestDevice {
+    /// The signed activation request for `creds` with fresh keys.
+    pub fn activation_request(
+        creds: &OfferCredentials,
+    ) -> (SigningKey, SigningKey, AgreementKey, Vec<u8>) {
+        let dp = SigningKey::generate().unwrap();
+        let du = SigningKey::generate().unwrap();
+        let kem = AgreementKey::generate().unwrap();
+        let req = ActivationRequest::new(
+            creds,
+            dp.public_key(),
+            &du,
+            kem.public_key(),
+            DeviceInfo {
+                platform: Platform::Android,
+                device_name: Some("Test phone".into()),
+                push: PushRegistration::Fcm {
+                    token: "fcm-test-token".into(),
+                },
+            },
+            now(),
+        )
+        .unwrap();
+        let msg = req.sign(&dp).unwrap().to_json().unwrap();
+        (dp, du, kem, msg)
     }
-}
 
-/// A fresh database URL; the returned guard removes SQLite files.
-pub fn database_url(db: Db) -> (String, Option<TempDir>) {
-    match db {
-        Db::Sqlite => {
-            use std::sync::atomic::{AtomicU32, Ordering};
-            static N: AtomicU32 = AtomicU32::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "countersign-sqlite-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::SeqCst)
-            ));
-            std::fs::create_dir_all(&dir).expect("temp dir");
-            let url = format!("sqlite://{}", dir.join("test.db").display());
-            (url, Some(TempDir(dir)))
-        }
-        Db::Postgres => (postgres::PgCluster::shared().create_database(), None),
-    }
-}
-
-/// A test configuration on 127.0.0.1:0 for `url`.
-pub fn config(url: &str) -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: url.to_string(),
-        ..Config::default()
-    }
-}
-
-/// A server and what keeps its database alive.
-pub struct TestServer {
-    /// The server.
-    pub server: RunningServer,
-    /// The database URL (a second instance can share it).
-    pub url: String,
-    _tmp: Option<TempDir>,
-}
-
-impl TestServer {
-    /// Starts a server on a fresh database, with `tweak` applied to the config.
-    pub async fn start_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Self {
-        let (url, tmp) = database_url(db);
-        let mut c = config(&url);
-        tweak(&mut c);
-        let server = Server::start(c).await.expect("server starts");
+    /// Activates from an offer URI (as from the QR code).
+    pub async fn activate(base: &str, offer_uri: &str) -> Self {
+        let (offer, creds) = offer_credentials(offer_uri);
+        let (dp, du, kem, body) = Self::activation_request(&creds);
+        let client = http_client();
+        let r = client
+            .post(format!("{base}/v1/device/activate"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let bytes = r.bytes().await.unwrap();
+        let msg = SignedMessage::from_json(&bytes).unwrap();
+        let result = ActivationResult::verify(
+            &msg,
+            ServerKeyPin::Fingerprint(offer.server_key_fingerprint),
+            &creds.id,
+        )
+        .expect("activation result signed by the pinned server key");
+        let seed = result.open_seed(&kem).unwrap().to_vec();
         Self {
-            server,
-            url,
-            _tmp: tmp,
+            base: base.to_string(),
+            client,
+            dp,
+            du,
+            kems: vec![kem],
+            device_id: result.grant.device_id.clone(),
+            account_id: result.grant.account_id.clone(),
+            server_key: result.server_key.clone(),
+            seed,
+            digits: result.grant.otp.digits,
+            period: result.grant.otp.period,
         }
     }
 
-    /// Starts a server with the default test config.
-    pub async fn start(db: Db) -> Self {
-        Self::start_with(db, |_| {}).await
+    /// Sends a signed request (signed with `signer`, at `ts`).
+    pub async fn send_as(
+        &self,
+        signer: &SigningKey,
+        ts: u64,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let hdrs = sign_request(signer, &self.device_id, method, path, &body, ts).unwrap();
+        self.send_with(&hdrs.to_pairs(), method, path, body).await
     }
 
-    /// `http://127.0.0.1:PORT`.
-    pub fn base(&self) -> String {
-        self.server.base_url()
-    }
-
-    /// Stops the server (keeps the database until drop).
-    pub async fn stop(self) {
-        self.server.shutdown().await;
-    }
-}
-
-/// Runs each listed `async fn scenario(db: Db)` as two tests: `sqlite::name` and
-/// `postgres::name`.
-#[macro_export]
-macro_rules! both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::support::Db::Sqlite).await;
-                }
-            )*
+    pub async fn send_with(
+        &self,
+        pairs: &[(&'static str, String)],
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut rb = self.client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", self.base),
+        );
+        for (k, v) in pairs {
+            rb = rb.header(*k, v);
         }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::support::Db::Postgres).await;
-                }
-            )*
-        }
-    };
-}
+        rb.body(body).send().await.unwrap()
+    }
 
-/// An HTTP client (rustls with the ring provider, as the server uses).
-pub fn client() -> reqwest::Client {
-    countersign_server::push::install_crypto_provider();
-    reqwest::Client::new()
+    pub async fn send(&self, method: &str, path: &str, body: Vec<u8>) -> reqwest::Response {
+        self.send_as(&self.dp, now(), method, path, body).await
+    }
+
+    pub async fn json(&self, method: &str, path: &str, body: Vec<u8>) -> (u16, Value) {
+        let r = self.send(method, path, body).await;
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Long-polls for pending challenges.
+    pub async fn poll(&self, wait: u32) -> (u16, Value) {
+        self.json("GET", &format!("/v1/device/challenges?wait={wait}"), vec![])
+            .await
+    }
+
+    /// Fetches, verifies (S) and opens one challenge.
+    pub async fn fetch(&self, tx: &str) -> OpenedChallenge {
+        let r = self
+            .send("GET", &format!("/v1/device/challenges/{tx}"), vec![])
+            .await;
+        assert_eq!(r.status(), 200);
+        let bytes = r.bytes().await.unwrap();
+        let msg = SignedMessage::from_json(&bytes).unwrap();
+        let sealed = SealedChallenge::verify(&msg, &self.server_key).expect("signed by S");
+        let kid = sealed.header().kem_kid.clone();
+        let kem = self
+            .kems
+            .iter()
+            .find(|k| k.public_key().key_id() == kid)
+            .expect("a KEM key we hold");
+        sealed
+            .open(
+                kem,
+                &DeviceBinding {
+                    account_id: self.account_id.clone(),
+                    device_id: self.device_id.clone(),
+                },
+                now(),
+                60,
+            )
+            .unwrap()
+    }
+
+    fn next_kem(&mut self) -> PublicKey {
+        let k = AgreementKey::generate().unwrap();
+        let p = k.public_key();
+        self.kems.push(k);
+        p
+    }
+
+    /// Approves with `number` (and the push OTP).
+    pub fn approval(&mut self, opened: &OpenedChallenge, number: Option<&str>) -> Answer {
+        let otp = push_otp(opened, &self.seed, self.digits)
+            .unwrap()
+            .to_string();
+        let next = self.next_kem();
+        Answer::approve(
+            opened,
+            Approval {
+                number: number.map(str::to_string),
+                otp: Some(otp),
+                verification: Verification::None,
+            },
+            next,
+            now(),
+        )
+        .unwrap()
+    }
+
+    pub fn denial(&mut self, opened: &OpenedChallenge, reason: DenyReason) -> Answer {
+        let next = self.next_kem();
+        Answer::deny(opened, reason, next, now()).unwrap()
+    }
+
+    /// Posts a signed answer (Dp-signed unless `uv`).
+    pub async fn post_answer(&self, answer: &Answer) -> (u16, Value) {
+        let signer = if answer.purpose() == countersign_protocol::Purpose::AnswerUserVerified {
+            &self.du
+        } else {
+            &self.dp
+        };
+        let body = answer.sign(signer).unwrap().to_json().unwrap();
+        self.json(
+            "POST",
+            &format!("/v1/device/challenges/{}/answer", answer.tx_id),
+            body,
+        )
+        .await
+    }
 }

@@ -1,5 +1,6 @@
 //! Shared helpers for the end-to-end tests in `tests/`: countersign-servers on
-//! loopback (SQLite in a temp dir), a relying-party client, and devices running
+//! loopback tuned for these tests (servers, temporary folders and the
+//! relying-party client come from `countersign_test_support`), and devices running
 //! the real [`Authenticator`] on [`FileStorage`] (key-file mode) with a
 //! [`SoftwareKeyVault`], the shipped reqwest client behind a recording/tampering
 //! wrapper, a scripted [`UserVerifier`] and an adjustable clock.
@@ -10,9 +11,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use countersign_core::authenticator::{ActivationOptions, CancelHandle, PendingRequest};
 use countersign_core::platform::{
@@ -23,46 +24,8 @@ use countersign_core::platform::{
 use countersign_core::protocol::Platform;
 use countersign_core::{Authenticator, AuthenticatorConfig, PlatformHooks};
 use countersign_server::config::Config;
-use countersign_server::{RunningServer, Server};
-use serde_json::{Value, json};
+use countersign_test_support::{Db, TestServer, now};
 use zeroize::Zeroizing;
-
-/// Unix seconds.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// A fresh temp directory, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    /// Creates `countersign-e2e-<name>-<pid>-<n>` under the system temp dir.
-    pub fn new(name: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "countersign-e2e-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    /// The path.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Copies a directory tree (a device's storage snapshot).
 pub fn copy_dir(from: &Path, to: &Path) {
@@ -78,123 +41,15 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Server and relying party
-
-/// A countersign-server on 127.0.0.1:0 with a fresh SQLite database.
-pub struct TestServer {
-    /// The server.
-    pub server: RunningServer,
-    _dir: TempDir,
-}
-
-impl TestServer {
-    /// Starts a server; `tweak` edits the config (policy limits).
-    pub async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
-        countersign_server::push::install_crypto_provider();
-        let dir = TempDir::new("server");
-        let mut config = Config {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            database_url: format!("sqlite://{}", dir.path().join("server.db").display()),
-            ..Config::default()
-        };
-        // Tests push more than a user would in ten minutes.
+/// A countersign-server on loopback with a fresh SQLite database, the push rate
+/// limit raised (tests push more than a user would in ten minutes), then `tweak`
+/// applied to the config (policy limits).
+pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    TestServer::start_with(Db::Sqlite, |config| {
         config.policy.push_max_per_window = 1000;
-        tweak(&mut config);
-        let server = Server::start(config).await.expect("server starts");
-        Self { server, _dir: dir }
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn base(&self) -> String {
-        self.server.base_url()
-    }
-
-    /// A relying party with an API key on this server.
-    pub async fn rp(&self, name: &str) -> Rp {
-        let st = self.server.state();
-        let created = countersign_server::admin::create_rp(&st.db, &st.master, name, None)
-            .await
-            .expect("create rp");
-        Rp {
-            base: self.base(),
-            key: created.api_key,
-            client: reqwest::Client::new(),
-        }
-    }
-
-    /// The server's signing key fingerprint (what an offer URI pins).
-    pub fn key_fingerprint(&self) -> [u8; 32] {
-        self.server.state().signing_key.public_key().fingerprint()
-    }
-}
-
-/// The relying-party API, as a test client.
-pub struct Rp {
-    base: String,
-    key: String,
-    client: reqwest::Client,
-}
-
-impl Rp {
-    async fn call(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
-        let r = req.bearer_auth(&self.key).send().await.expect("rp request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    /// POST.
-    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.call(self.client.post(format!("{}{path}", self.base)).json(&body))
-            .await
-    }
-
-    /// GET.
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        self.call(self.client.get(format!("{}{path}", self.base)))
-            .await
-    }
-
-    /// DELETE.
-    pub async fn delete(&self, path: &str) -> (u16, Value) {
-        self.call(self.client.delete(format!("{}{path}", self.base)))
-            .await
-    }
-
-    /// Creates an activation offer for `user`: (offer URI, typed code).
-    pub async fn enroll(&self, user: &str) -> (String, String) {
-        let (s, v) = self
-            .post("/v1/rp/enrollments", json!({ "user": user }))
-            .await;
-        assert_eq!(s, 200, "enroll: {v}");
-        (
-            v["offer_uri"].as_str().expect("uri").to_owned(),
-            v["code"].as_str().expect("code").to_owned(),
-        )
-    }
-
-    /// Starts a push; returns the response body (tx_id, number, expires_at).
-    pub async fn push(&self, body: Value) -> Value {
-        let (s, v) = self.post("/v1/rp/push", body).await;
-        assert_eq!(s, 200, "push: {v}");
-        v
-    }
-
-    /// The challenge status (no wait).
-    pub async fn status(&self, tx: &str) -> Value {
-        let (s, v) = self.get(&format!("/v1/rp/challenges/{tx}")).await;
-        assert_eq!(s, 200, "status: {v}");
-        v
-    }
-
-    /// Validates a passcode; returns (status, body).
-    pub async fn validate(&self, user: &str, passcode: &str) -> (u16, Value) {
-        self.post(
-            "/v1/rp/validate",
-            json!({ "user": user, "passcode": passcode }),
-        )
-        .await
-    }
+        tweak(config);
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------

@@ -12,7 +12,8 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use countersign_e2e::{TempDir, TestServer, open_device, with_pin};
+use countersign_e2e::{open_device, start_server, with_pin};
+use countersign_test_support::{assert_secret_service_tools, temp_dir};
 
 const KILLS: usize = 200;
 
@@ -30,16 +31,16 @@ impl Rng {
 
 #[test]
 fn sigkill_during_storage_writes_never_loses_or_rewinds_state() {
-    let dir = TempDir::new("crash");
+    let dir = temp_dir("crash");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let account = rt.block_on(async {
-        let s = TestServer::start(|_| {}).await;
+        let s = start_server(|_| {}).await;
         let rp = s.rp("Example Bank").await;
-        let (uri, _) = rp.enroll("alice").await;
+        let uri = rp.enroll("alice").await.uri;
         // A cheap KDF so that almost all of the child's time goes to storage writes.
         let dev = open_device(dir.path(), |c| c.pin_kdf_iterations = 1000);
         let acct = dev
@@ -47,7 +48,7 @@ fn sigkill_during_storage_writes_never_loses_or_rewinds_state() {
             .activate_uri(&uri, with_pin("246810"))
             .await
             .unwrap();
-        s.server.shutdown().await;
+        s.stop().await;
         acct.id
     });
     let child_exe = env!("CARGO_BIN_EXE_crash_child");
@@ -134,16 +135,8 @@ fn sigkill_during_storage_writes_never_loses_or_rewinds_state() {
 /// (apt: gnome-keyring dbus dbus-x11); fails with a clear message if missing.
 #[test]
 fn file_storage_keyring_mode_with_secret_service() {
-    for tool in ["dbus-run-session", "gnome-keyring-daemon"] {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
-            .unwrap_or(false);
-        assert!(
-            found,
-            "{tool} not found: install it (apt-get install -y --no-install-recommends gnome-keyring dbus dbus-x11)"
-        );
-    }
-    let dir = TempDir::new("keyring");
+    assert_secret_service_tools();
+    let dir = temp_dir("keyring");
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let child_exe = env!("CARGO_BIN_EXE_crash_child");

@@ -11,7 +11,8 @@ use countersign_core::Error;
 use countersign_core::authenticator::{AccountKind, ActivationOptions, CancelHandle};
 use countersign_core::platform::{HttpResponse, VerificationKind};
 use countersign_core::protocol::{DenyReason, NumberMatching, Verification};
-use countersign_e2e::{Answer, TempDir, TestServer, copy_dir, open_device, wait_pending, with_pin};
+use countersign_e2e::{Answer, copy_dir, open_device, start_server, wait_pending, with_pin};
+use countersign_test_support::temp_dir;
 use serde_json::json;
 
 fn device_id(kind: &AccountKind) -> String {
@@ -30,20 +31,20 @@ fn push_data(device: &str, tx: &str) -> HashMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activation_qr_and_code_three_accounts_on_two_servers_totp_and_push() {
-    let a = TestServer::start(|_| {}).await;
-    let b = TestServer::start(|_| {}).await;
+    let a = start_server(|_| {}).await;
+    let b = start_server(|_| {}).await;
     let rp_a = a.rp("Example Bank").await;
     let rp_b = b.rp("Example VPN").await;
-    let dir = TempDir::new("three");
+    let dir = temp_dir("three");
     let dev = open_device(dir.path(), |_| {});
 
-    let (uri, _) = rp_a.enroll("alice").await;
+    let uri = rp_a.enroll("alice").await.uri;
     let alice = dev
         .auth
         .activate_uri(&uri, ActivationOptions::default())
         .await
         .unwrap();
-    let (_, code) = rp_a.enroll("bob").await;
+    let code = rp_a.enroll("bob").await.code;
     // Typed code, with the fingerprint the app was configured with.
     let bob = dev
         .auth
@@ -55,7 +56,7 @@ async fn activation_qr_and_code_three_accounts_on_two_servers_totp_and_push() {
         )
         .await
         .unwrap();
-    let (_, code) = rp_b.enroll("carol").await;
+    let code = rp_b.enroll("carol").await.code;
     // Typed code, trust on first use.
     let carol = dev
         .auth
@@ -73,7 +74,7 @@ async fn activation_qr_and_code_three_accounts_on_two_servers_totp_and_push() {
         })
     );
     // A typed code with the wrong pinned fingerprint is refused.
-    let (_, code) = rp_b.enroll("mallory").await;
+    let code = rp_b.enroll("mallory").await.code;
     assert_eq!(
         dev.auth
             .activate_code(
@@ -107,7 +108,7 @@ async fn activation_qr_and_code_three_accounts_on_two_servers_totp_and_push() {
     let mut txs = Vec::new();
     for (rp, user) in [(&rp_a, "alice"), (&rp_a, "bob"), (&rp_b, "carol")] {
         let v = rp
-            .push(json!({ "user": user, "number_matching": "off" }))
+            .start_push(json!({ "user": user, "number_matching": "off" }))
             .await;
         txs.push(v["tx_id"].as_str().unwrap().to_owned());
     }
@@ -128,7 +129,7 @@ async fn activation_qr_and_code_three_accounts_on_two_servers_totp_and_push() {
     let dev = open_device(dir.path(), |_| {});
     assert_eq!(dev.auth.accounts().len(), 3);
     let v = rp_b
-        .push(json!({ "user": "carol", "number_matching": "off" }))
+        .start_push(json!({ "user": "carol", "number_matching": "off" }))
         .await;
     let tx = v["tx_id"].as_str().unwrap();
     let req = dev
@@ -141,17 +142,17 @@ async fn activation_qr_and_code_three_accounts_on_two_servers_totp_and_push() {
         .await
         .unwrap();
     assert_eq!(rp_b.status(tx).await["deny_reason"], "mistake");
-    a.server.shutdown().await;
-    b.server.shutdown().await;
+    a.stop().await;
+    b.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn number_matching_push_otp_and_deny_not_me() {
-    let s = TestServer::start(|_| {}).await;
+    let s = start_server(|_| {}).await;
     let rp = s.rp("Example Bank").await;
-    let dir = TempDir::new("number");
+    let dir = temp_dir("number");
     let dev = open_device(dir.path(), |_| {});
-    let (uri, _) = rp.enroll("alice").await;
+    let uri = rp.enroll("alice").await.uri;
     let acct = dev
         .auth
         .activate_uri(&uri, ActivationOptions::default())
@@ -160,7 +161,7 @@ async fn number_matching_push_otp_and_deny_not_me() {
     let dev_id = device_id(&acct.kind);
 
     let v = rp
-        .push(json!({
+        .start_push(json!({
             "user": "alice",
             "context": { "ip": "203.0.113.7", "location": "Berlin, DE" },
             "text": "Sign in to the bank",
@@ -210,7 +211,7 @@ async fn number_matching_push_otp_and_deny_not_me() {
 
     // Deny "not me".
     let v = rp
-        .push(json!({ "user": "alice", "number_matching": "off" }))
+        .start_push(json!({ "user": "alice", "number_matching": "off" }))
         .await;
     let tx = v["tx_id"].as_str().unwrap();
     let pending = wait_pending(&dev.auth, 1, 10).await;
@@ -222,16 +223,16 @@ async fn number_matching_push_otp_and_deny_not_me() {
     let st = rp.status(tx).await;
     assert_eq!(st["state"], "denied");
     assert_eq!(st["deny_reason"], "not_me");
-    s.server.shutdown().await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn step_up_to_pin_and_to_biometric() {
-    let s = TestServer::start(|_| {}).await;
+    let s = start_server(|_| {}).await;
     let rp = s.rp("Example Bank").await;
-    let dir = TempDir::new("stepup");
+    let dir = temp_dir("stepup");
     let dev = open_device(dir.path(), |_| {});
-    let (uri, _) = rp.enroll("alice").await;
+    let uri = rp.enroll("alice").await.uri;
     let acct = dev
         .auth
         .activate_uri(&uri, with_pin("246810"))
@@ -242,7 +243,7 @@ async fn step_up_to_pin_and_to_biometric() {
 
     // PIN step-up: cancelled first (nothing sent), then the right PIN.
     let v = rp
-        .push(json!({ "user": "alice", "number_matching": "off", "verification": "pin" }))
+        .start_push(json!({ "user": "alice", "number_matching": "off", "verification": "pin" }))
         .await;
     let tx = v["tx_id"].as_str().unwrap();
     let req = dev.auth.handle_push(&push_data(&dev_id, tx)).await.unwrap();
@@ -264,7 +265,9 @@ async fn step_up_to_pin_and_to_biometric() {
     dev.auth.enable_biometric(&acct.id).await.unwrap();
     assert!(dev.auth.account(&acct.id).unwrap().biometric_enabled);
     let v = rp
-        .push(json!({ "user": "alice", "number_matching": "off", "verification": "biometric" }))
+        .start_push(
+            json!({ "user": "alice", "number_matching": "off", "verification": "biometric" }),
+        )
         .await;
     let tx = v["tx_id"].as_str().unwrap();
     dev.auth.handle_push(&push_data(&dev_id, tx)).await.unwrap();
@@ -293,7 +296,7 @@ async fn step_up_to_pin_and_to_biometric() {
         .set_min_verification(&acct.id, Verification::Pin)
         .unwrap();
     let v = rp
-        .push(json!({ "user": "alice", "number_matching": "off" }))
+        .start_push(json!({ "user": "alice", "number_matching": "off" }))
         .await;
     let tx = v["tx_id"].as_str().unwrap();
     dev.auth.handle_push(&push_data(&dev_id, tx)).await.unwrap();
@@ -318,23 +321,23 @@ async fn step_up_to_pin_and_to_biometric() {
         .await
         .unwrap();
     assert_eq!(dev.auth.account(&acct.id).unwrap().pin_failures, 0);
-    s.server.shutdown().await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_wrong_pins_wipe_the_account() {
-    let s = TestServer::start(|_| {}).await;
+    let s = start_server(|_| {}).await;
     let rp = s.rp("Example Bank").await;
-    let dir = TempDir::new("pinlock");
+    let dir = temp_dir("pinlock");
     let dev = open_device(dir.path(), |_| {});
-    let (uri, _) = rp.enroll("alice").await;
+    let uri = rp.enroll("alice").await.uri;
     let acct = dev
         .auth
         .activate_uri(&uri, with_pin("246810"))
         .await
         .unwrap();
     let v = rp
-        .push(json!({ "user": "alice", "number_matching": "off", "verification": "pin" }))
+        .start_push(json!({ "user": "alice", "number_matching": "off", "verification": "pin" }))
         .await;
     let tx = v["tx_id"].as_str().unwrap().to_owned();
     dev.auth
@@ -376,18 +379,18 @@ async fn ten_wrong_pins_wipe_the_account() {
         .collect();
     assert!(files.is_empty(), "{files:?}");
     assert_eq!(rp.status(&tx).await["state"], "pending");
-    s.server.shutdown().await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_replay_tampering_and_clock_estimate() {
-    let s = TestServer::start(|_| {}).await;
+    let s = start_server(|_| {}).await;
     let rp = s.rp("Example Bank").await;
-    let dir = TempDir::new("expiry");
+    let dir = temp_dir("expiry");
     let dev = open_device(dir.path(), |_| {});
     // The device clock is an hour slow; the server's signed times correct it.
     dev.clock.shift.store(-3600, Ordering::SeqCst);
-    let (uri, _) = rp.enroll("alice").await;
+    let uri = rp.enroll("alice").await.uri;
     let acct = dev
         .auth
         .activate_uri(&uri, ActivationOptions::default())
@@ -396,7 +399,7 @@ async fn expiry_replay_tampering_and_clock_estimate() {
     assert_eq!(acct.err(), Some(Error::RequestExpired));
     // ...so activate with a 2-minute-slow clock instead, then drift another hour.
     dev.clock.shift.store(-120, Ordering::SeqCst);
-    let (uri, _) = rp.enroll("alice").await;
+    let uri = rp.enroll("alice").await.uri;
     let acct = dev
         .auth
         .activate_uri(&uri, ActivationOptions::default())
@@ -404,7 +407,7 @@ async fn expiry_replay_tampering_and_clock_estimate() {
         .unwrap();
     let dev_id = device_id(&acct.kind);
     let v = rp
-        .push(json!({ "user": "alice", "number_matching": "off" }))
+        .start_push(json!({ "user": "alice", "number_matching": "off" }))
         .await;
     let tx1 = v["tx_id"].as_str().unwrap().to_owned();
     let req = dev
@@ -434,7 +437,7 @@ async fn expiry_replay_tampering_and_clock_estimate() {
     );
     // ... and served by a malicious network in place of a new challenge.
     let v = rp
-        .push(json!({ "user": "alice", "number_matching": "off" }))
+        .start_push(json!({ "user": "alice", "number_matching": "off" }))
         .await;
     let tx2 = v["tx_id"].as_str().unwrap().to_owned();
     let replay = old.clone();
@@ -490,7 +493,7 @@ async fn expiry_replay_tampering_and_clock_estimate() {
 
     // Server-side expiry: a 1-second challenge is gone after 2 seconds.
     let v = rp
-        .push(json!({ "user": "alice", "number_matching": "off", "timeout_secs": 1 }))
+        .start_push(json!({ "user": "alice", "number_matching": "off", "timeout_secs": 1 }))
         .await;
     let tx3 = v["tx_id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(2200)).await;
@@ -498,16 +501,16 @@ async fn expiry_replay_tampering_and_clock_estimate() {
         dev.auth.handle_push(&push_data(&dev_id, &tx3)).await.err(),
         Some(Error::RequestExpired)
     );
-    s.server.shutdown().await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kem_rotation_old_key_cannot_open_new_challenge() {
-    let s = TestServer::start(|_| {}).await;
+    let s = start_server(|_| {}).await;
     let rp = s.rp("Example Bank").await;
-    let dir = TempDir::new("kem");
+    let dir = temp_dir("kem");
     let dev = open_device(dir.path(), |_| {});
-    let (uri, _) = rp.enroll("alice").await;
+    let uri = rp.enroll("alice").await.uri;
     let acct = dev
         .auth
         .activate_uri(&uri, ActivationOptions::default())
@@ -518,13 +521,13 @@ async fn kem_rotation_old_key_cannot_open_new_challenge() {
     assert_eq!(first_kid.len(), 1);
 
     // Snapshot the device's storage as it is now (holding only K0).
-    let snap = TempDir::new("kem-snapshot");
+    let snap = temp_dir("kem-snapshot");
     copy_dir(dir.path(), snap.path());
 
     let mut kids = Vec::new();
     for _ in 0..6 {
         let v = rp
-            .push(json!({ "user": "alice", "number_matching": "off" }))
+            .start_push(json!({ "user": "alice", "number_matching": "off" }))
             .await;
         let tx = v["tx_id"].as_str().unwrap();
         dev.auth.handle_push(&push_data(&dev_id, tx)).await.unwrap();
@@ -538,7 +541,7 @@ async fn kem_rotation_old_key_cannot_open_new_challenge() {
     // The next challenge is sealed to the newest key: the old state (K0) cannot
     // open it, the live device can.
     let v = rp
-        .push(json!({ "user": "alice", "number_matching": "off" }))
+        .start_push(json!({ "user": "alice", "number_matching": "off" }))
         .await;
     let tx = v["tx_id"].as_str().unwrap();
     let old = open_device(snap.path(), |_| {});
@@ -548,22 +551,22 @@ async fn kem_rotation_old_key_cannot_open_new_challenge() {
     );
     dev.auth.handle_push(&push_data(&dev_id, tx)).await.unwrap();
     dev.auth.approve(&acct.id, tx, None).await.unwrap();
-    s.server.shutdown().await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_removal_wipes_and_user_removal_deregisters() {
-    let s = TestServer::start(|_| {}).await;
+    let s = start_server(|_| {}).await;
     let rp = s.rp("Example Bank").await;
-    let dir = TempDir::new("removal");
+    let dir = temp_dir("removal");
     let dev = open_device(dir.path(), |_| {});
-    let (uri, _) = rp.enroll("alice").await;
+    let uri = rp.enroll("alice").await.uri;
     let alice = dev
         .auth
         .activate_uri(&uri, ActivationOptions::default())
         .await
         .unwrap();
-    let (uri, _) = rp.enroll("bob").await;
+    let uri = rp.enroll("bob").await.uri;
     let bob = dev
         .auth
         .activate_uri(&uri, ActivationOptions::default())
@@ -600,16 +603,16 @@ async fn server_side_removal_wipes_and_user_removal_deregisters() {
         })
         .await
         .unwrap();
-    s.server.shutdown().await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deregistered_single_account_reports_it_and_push_token_update() {
-    let s = TestServer::start(|_| {}).await;
+    let s = start_server(|_| {}).await;
     let rp = s.rp("Example Bank").await;
-    let dir = TempDir::new("dereg");
+    let dir = temp_dir("dereg");
     let dev = open_device(dir.path(), |_| {});
-    let (uri, _) = rp.enroll("alice").await;
+    let uri = rp.enroll("alice").await.uri;
     let alice = dev
         .auth
         .activate_uri(&uri, ActivationOptions::default())
@@ -631,16 +634,16 @@ async fn deregistered_single_account_reports_it_and_push_token_update() {
         Some(Error::DeviceDeregistered)
     );
     assert!(dev.auth.accounts().is_empty());
-    s.server.shutdown().await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_qr_ocra_and_long_poll_cancel() {
-    let s = TestServer::start(|_| {}).await;
+    let s = start_server(|_| {}).await;
     let rp = s.rp("Example Bank").await;
-    let dir = TempDir::new("ocra");
+    let dir = temp_dir("ocra");
     let dev = open_device(dir.path(), |_| {});
-    let (uri, _) = rp.enroll("alice").await;
+    let uri = rp.enroll("alice").await.uri;
     let acct = dev
         .auth
         .activate_uri(&uri, ActivationOptions::default())
@@ -691,23 +694,23 @@ async fn offline_qr_ocra_and_long_poll_cancel() {
     cancel.cancel();
     assert_eq!(poll.await.unwrap().err(), Some(Error::Cancelled));
     assert!(started.elapsed() < Duration::from_secs(5));
-    s.server.shutdown().await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hundred_concurrent_pushes_across_accounts() {
-    let s = TestServer::start(|c| {
+    let s = start_server(|c| {
         c.policy.push_max_per_window = 1000;
         c.policy.max_pending = 100;
     })
     .await;
     let rp = Arc::new(s.rp("Example Bank").await);
-    let dir = TempDir::new("race");
+    let dir = temp_dir("race");
     let dev = open_device(dir.path(), |_| {});
     let users = ["u0", "u1", "u2", "u3", "u4"];
     let mut devices = HashMap::new();
     for u in users {
-        let (uri, _) = rp.enroll(u).await;
+        let uri = rp.enroll(u).await.uri;
         let a = dev
             .auth
             .activate_uri(&uri, ActivationOptions::default())
@@ -722,7 +725,7 @@ async fn hundred_concurrent_pushes_across_accounts() {
         let user = users[i % users.len()];
         starts.push(tokio::spawn(async move {
             let v = rp
-                .push(json!({ "user": user, "number_matching": "off" }))
+                .start_push(json!({ "user": user, "number_matching": "off" }))
                 .await;
             (user, v["tx_id"].as_str().unwrap().to_owned())
         }));
@@ -775,5 +778,5 @@ async fn hundred_concurrent_pushes_across_accounts() {
         .unwrap();
     assert!(dev.auth.approve(&acct.id, tx, None).await.is_err());
     assert!(dev.auth.pending_requests().is_empty());
-    s.server.shutdown().await;
+    s.stop().await;
 }

@@ -4,8 +4,6 @@
 //! one fresh database per test. It is stopped and deleted when the test process
 //! exits (a watchdog process waits for our pid), and by `Drop` when owned locally.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -14,6 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 /// A running cluster.
+#[derive(Debug)]
 pub struct PgCluster {
     dir: PathBuf,
     port: u16,
@@ -90,12 +89,8 @@ impl PgCluster {
     pub fn start() -> Self {
         ensure_installed();
         let as_postgres = is_root();
-        let base = std::env::temp_dir().join(format!(
-            "countersign-pg-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&base).expect("create PostgreSQL temp dir");
+        // Kept past this scope: the watchdog (or `Drop`) deletes it after `pg_ctl stop`.
+        let base = crate::temp_dir("pg").keep();
         if as_postgres {
             run(
                 Command::new("chown").arg("postgres:").arg(&base),
@@ -161,16 +156,6 @@ impl PgCluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
-    }
-
-    /// The cluster's port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The URL of the `postgres` database.
-    pub fn admin_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
     /// Creates a fresh database and returns its URL.
