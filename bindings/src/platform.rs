@@ -12,9 +12,14 @@
 //! shared secrets as the 32-byte x-coordinate.
 //!
 //! The hooks' plain records and enums are the core's own, exported as uniffi
-//! remote types (see [`crate::types`]). Hand-written stay the callback errors (a
-//! foreign implementation's unexpected failure must convert into them, and the
-//! core's are tuple variants) and the HTTP request and response (see their docs).
+//! remote types (see [`crate::types`]). Hand-written on purpose:
+//! * the callback errors ([`StorageError`], [`KeyVaultError`], [`HttpError`]): a
+//!   foreign implementation's unexpected failure must convert into them (a `From`
+//!   impl the orphan rule forbids on the core's), and the core's variants carry
+//!   unnamed fields where the foreign side gets a named `detail`;
+//! * [`HttpRequest`] and [`HttpResponse`]: headers as [`HttpHeader`] records (the
+//!   core's are tuples) and the timeout in milliseconds (the core's is a
+//!   `Duration`).
 
 use std::sync::Arc;
 
@@ -335,9 +340,6 @@ pub struct HttpHeader {
 }
 
 /// A request from the core to the Countersign server.
-///
-/// Hand-written on purpose: headers as records (the core's are tuples) and the
-/// timeout in milliseconds (the core's is a `Duration`).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct HttpRequest {
     /// Method.
@@ -353,8 +355,6 @@ pub struct HttpRequest {
 }
 
 /// A response, whatever its status (the core interprets error statuses).
-///
-/// Hand-written on purpose: headers as records (the core's are tuples).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct HttpResponse {
     /// Status code.

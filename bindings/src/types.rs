@@ -10,6 +10,14 @@
 //!
 //! Codes, PINs and exported secrets are [`SecretString`]s: plain strings on the
 //! foreign side (which cannot hold `Zeroizing`), `Zeroizing<String>` here.
+//!
+//! Hand-written on purpose (these notes stay out of the foreign docs):
+//! * [`PendingRequest`]: a flat view of the core's `PendingRequest` and the
+//!   `Challenge` inside it, without the challenge's wire-only fields (nonce, the
+//!   server's account id, its own expiry).
+//! * [`AuthenticatorConfig`]: its tuning fields are optional and fall back to the
+//!   core's defaults (`AuthenticatorConfig::new`), which a remote record could
+//!   only repeat as literals; the PIN key-derivation cost stays internal.
 
 use countersign_core::authenticator as core_auth;
 use zeroize::Zeroizing;
@@ -135,10 +143,6 @@ pub enum NumberMatching {
 }
 
 /// A push request waiting for the user's decision, with everything to show.
-///
-/// Hand-written on purpose: a flat view of the core's `PendingRequest` and the
-/// `Challenge` inside it, without the challenge's wire-only fields (nonce, the
-/// server's account id, its own expiry).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct PendingRequest {
     /// Local account id.
@@ -240,10 +244,6 @@ pub enum PushRegistration {
 }
 
 /// Device-wide settings.
-///
-/// Hand-written on purpose: the tuning fields are optional here and fall back to
-/// the core's defaults (`AuthenticatorConfig::new`), which a remote record could
-/// only repeat as literals, and the PIN key-derivation cost stays internal.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct AuthenticatorConfig {
     /// This device's platform.
