@@ -315,3 +315,80 @@ pub struct ApprovalOutcome {
     /// The verification the user passed.
     pub verification: Verification,
 }
+
+#[cfg(test)]
+mod tests {
+    use uniffi::{Lift, Lower};
+
+    use super::*;
+    use crate::UniFfiTag;
+
+    fn round_trip<T: Lower<UniFfiTag> + Lift<UniFfiTag>>(value: T) -> T {
+        let mut buf = Vec::new();
+        T::write(value, &mut buf);
+        let mut rest = buf.as_slice();
+        let back = T::try_read(&mut rest).unwrap();
+        assert!(rest.is_empty(), "{} bytes left over", rest.len());
+        back
+    }
+
+    #[test]
+    fn remote_records_and_enums_round_trip() {
+        let info = AccountInfo {
+            id: "local-1".into(),
+            label: "alice@example.com".into(),
+            issuer: Some("Example".into()),
+            kind: AccountKind::Push {
+                server_url: "https://auth.example.com".into(),
+                account_id: "server-7".into(),
+                device_id: "device-3".into(),
+            },
+            pin_set: true,
+            biometric_enabled: false,
+            min_verification: Verification::Pin,
+            policy: Some(VerificationPolicy {
+                default: Verification::Biometric,
+                pin_min_length: 6,
+                pin_max_attempts: 5,
+                biometric_allowed: true,
+            }),
+            pin_failures: 2,
+        };
+        assert_eq!(round_trip(info.clone()), info);
+        let push = PushRegistration::UnifiedPush {
+            endpoint: "https://push.example.com/x".into(),
+            p256dh: "BKey".into(),
+            auth: "secret".into(),
+        };
+        assert_eq!(round_trip(push.clone()), push);
+        assert_eq!(
+            round_trip(PushRegistration::None {}),
+            PushRegistration::None {}
+        );
+        let matching = NumberMatching::Pick {
+            choices: vec!["12".into(), "34".into()],
+        };
+        assert_eq!(round_trip(matching.clone()), matching);
+    }
+
+    #[test]
+    fn secrets_cross_as_plain_strings() {
+        let mut secret = Vec::new();
+        <SecretString as Lower<UniFfiTag>>::write(Zeroizing::new("246810".into()), &mut secret);
+        let mut plain = Vec::new();
+        <String as Lower<UniFfiTag>>::write("246810".into(), &mut plain);
+        assert_eq!(secret, plain);
+
+        let options = round_trip(ActivationOptions {
+            pin: Some(Zeroizing::new("246810".into())),
+            biometric: true,
+        });
+        assert_eq!(options.pin.as_deref().map(String::as_str), Some("246810"));
+        assert!(options.biometric);
+        let outcome = round_trip(ApprovalOutcome {
+            push_otp: Zeroizing::new("123456".into()),
+            verification: Verification::None,
+        });
+        assert_eq!(outcome.push_otp.as_str(), "123456");
+    }
+}
