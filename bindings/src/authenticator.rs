@@ -13,7 +13,7 @@ use crate::platform::{
 };
 use crate::types::{
     AccountInfo, ActivationOptions, ApprovalOutcome, AuthenticatorConfig, DenyReason, OfflineCode,
-    OtpCode, PendingRequest, PushRegistration, Verification,
+    OtpCode, PendingRequest, PushRegistration, SecretString, Verification,
 };
 
 /// Cancels a long-running call (`Authenticator.pending` with a wait). Cancelling
@@ -124,12 +124,12 @@ impl Authenticator {
 
     /// Every account.
     pub fn accounts(&self) -> Vec<AccountInfo> {
-        self.inner.accounts().into_iter().map(Into::into).collect()
+        self.inner.accounts()
     }
 
     /// One account.
     pub fn account(&self, account_id: String) -> Result<AccountInfo> {
-        Ok(self.inner.account(&account_id)?.into())
+        Ok(self.inner.account(&account_id)?)
     }
 
     /// Activates from an offer URI (QR code or deep link); the server key is pinned
@@ -139,7 +139,7 @@ impl Authenticator {
         uri: String,
         options: ActivationOptions,
     ) -> Result<AccountInfo> {
-        Ok(self.inner.activate_uri(&uri, options.into()).await?.into())
+        Ok(self.inner.activate_uri(&uri, options).await?)
     }
 
     /// Activates from a typed code and the server URL. `server_key_fingerprint`
@@ -159,11 +159,10 @@ impl Authenticator {
                 }
             })?),
         };
-        let info = self
+        Ok(self
             .inner
-            .activate_code(&server_url, &code, fingerprint, options.into())
-            .await?;
-        Ok(info.into())
+            .activate_code(&server_url, &code, fingerprint, options)
+            .await?)
     }
 
     /// Handles a push notification's data payload (FCM `data` / APNs custom keys):
@@ -217,36 +216,33 @@ impl Authenticator {
         tx_id: String,
         number: Option<String>,
     ) -> Result<ApprovalOutcome> {
-        let outcome = self
+        Ok(self
             .inner
             .approve(&account_id, &tx_id, number.as_deref())
-            .await?;
-        Ok(outcome.into())
+            .await?)
     }
 
     /// Denies a request (`NotMe` reports fraud). Needs no verification.
     pub async fn deny(&self, account_id: String, tx_id: String, reason: DenyReason) -> Result<()> {
-        Ok(self.inner.deny(&account_id, &tx_id, reason.into()).await?)
+        Ok(self.inner.deny(&account_id, &tx_id, reason).await?)
     }
 
     /// Sets the app PIN of an account that has none.
-    pub async fn set_pin(&self, account_id: String, new_pin: String) -> Result<()> {
-        let pin = zeroize::Zeroizing::new(new_pin);
-        Ok(self.inner.set_pin(&account_id, &pin).await?)
+    pub async fn set_pin(&self, account_id: String, new_pin: SecretString) -> Result<()> {
+        Ok(self.inner.set_pin(&account_id, &new_pin).await?)
     }
 
     /// Changes the app PIN; a wrong `old_pin` counts as a failed attempt.
     pub async fn change_pin(
         &self,
         account_id: String,
-        old_pin: String,
-        new_pin: String,
+        old_pin: SecretString,
+        new_pin: SecretString,
     ) -> Result<()> {
-        let (old, new) = (
-            zeroize::Zeroizing::new(old_pin),
-            zeroize::Zeroizing::new(new_pin),
-        );
-        Ok(self.inner.change_pin(&account_id, &old, &new).await?)
+        Ok(self
+            .inner
+            .change_pin(&account_id, &old_pin, &new_pin)
+            .await?)
     }
 
     /// Protects approvals with biometrics (a user-verification-bound vault key).
@@ -256,35 +252,34 @@ impl Authenticator {
 
     /// The verification the user requires for every approval on this account.
     pub fn set_min_verification(&self, account_id: String, level: Verification) -> Result<()> {
-        Ok(self.inner.set_min_verification(&account_id, level.into())?)
+        Ok(self.inner.set_min_verification(&account_id, level)?)
     }
 
     /// Stores a new push registration (new FCM / APNs token) and sends it to every
     /// server.
     pub async fn update_push_token(&self, push: PushRegistration) -> Result<()> {
-        Ok(self.inner.update_push_token(push.into()).await?)
+        Ok(self.inner.update_push_token(push).await?)
     }
 
     /// The current OTP of an account and the seconds it has left.
     pub fn otp(&self, account_id: String) -> Result<OtpCode> {
-        Ok(self.inner.otp(&account_id)?.into())
+        Ok(self.inner.otp(&account_id)?)
     }
 
     /// Imports an `otpauth://` TOTP or HOTP account.
-    pub fn import_otpauth(&self, uri: String) -> Result<AccountInfo> {
-        let uri = zeroize::Zeroizing::new(uri);
-        Ok(self.inner.import_otpauth(&uri)?.into())
+    pub fn import_otpauth(&self, uri: SecretString) -> Result<AccountInfo> {
+        Ok(self.inner.import_otpauth(&uri)?)
     }
 
     /// Exports an imported `otpauth://` account, secret included: show it only
     /// after the user confirmed.
-    pub fn export_otpauth(&self, account_id: String) -> Result<String> {
-        Ok(self.inner.export_otpauth(&account_id)?.as_str().to_owned())
+    pub fn export_otpauth(&self, account_id: String) -> Result<SecretString> {
+        Ok(self.inner.export_otpauth(&account_id)?)
     }
 
     /// Answers an offline QR challenge with the code the user types.
     pub fn answer_offline_qr(&self, qr_payload: String) -> Result<OfflineCode> {
-        Ok(self.inner.answer_offline_qr(&qr_payload)?.into())
+        Ok(self.inner.answer_offline_qr(&qr_payload)?)
     }
 
     /// Removes an account: tells the server, then wipes local data.

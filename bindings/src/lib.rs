@@ -3,7 +3,7 @@
 //! * [`authenticator::Authenticator`]: the root object the app holds.
 //! * [`platform`]: the app's hooks as foreign traits (`SecureStorage`, `KeyVault`,
 //!   `UserVerifier`, `HttpClient`, `Clock`, `Logger`) and their bridges to the core.
-//! * [`types`]: records and enums mirroring the core's public types.
+//! * [`types`]: the core's records and enums as uniffi remote types, and two views.
 //! * [`error::CountersignError`]: the one error, mapped from the core's in one place.
 //!
 //! No `unwrap`/`expect`/panics on these paths; uniffi also catches panics at the

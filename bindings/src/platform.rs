@@ -10,12 +10,29 @@
 //! Binary values cross the boundary as bytes: public keys as 65-byte uncompressed
 //! SEC1 points, signatures as raw 64-byte `r || s` (convert from DER at the edge),
 //! shared secrets as the 32-byte x-coordinate.
+//!
+//! The hooks' plain records and enums are the core's own, exported as uniffi
+//! remote types (see [`crate::types`]). Hand-written on purpose:
+//! * the callback errors ([`StorageError`], [`KeyVaultError`], [`HttpError`]): a
+//!   foreign implementation's unexpected failure must convert into them (a `From`
+//!   impl the orphan rule forbids on the core's), and the core's variants carry
+//!   unnamed fields where the foreign side gets a named `detail`;
+//! * [`HttpRequest`] and [`HttpResponse`]: headers as [`HttpHeader`] records (the
+//!   core's are tuples) and the timeout in milliseconds (the core's is a
+//!   `Duration`).
 
 use std::sync::Arc;
 
 use countersign_core::crypto::{PublicKey, Signature};
 use countersign_core::platform as core;
 use zeroize::Zeroizing;
+
+pub use countersign_core::platform::{
+    HttpMethod, KeyPurpose, KeySpec, LogLevel, VerificationKind, VerificationOutcome,
+    VerificationPrompt,
+};
+
+use crate::types::SecretString;
 
 // ---------------------------------------------------------------------------
 // SecureStorage
@@ -99,7 +116,7 @@ impl core::SecureStorage for StorageBridge {
 // ---------------------------------------------------------------------------
 
 /// What a key is for (a platform key serves one purpose only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum KeyPurpose {
     /// ECDSA P-256 with SHA-256 (Android `PURPOSE_SIGN`, `SHA256withECDSA`).
     Signing,
@@ -109,7 +126,7 @@ pub enum KeyPurpose {
 }
 
 /// How to create a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct KeySpec {
     /// Signing or key agreement.
     pub purpose: KeyPurpose,
@@ -117,18 +134,6 @@ pub struct KeySpec {
     /// `setUserAuthenticationRequired(true)` + `setInvalidatedByBiometricEnrollment(true)`,
     /// iOS access control `.biometryCurrentSet` / `.userPresence`.
     pub user_verification: bool,
-}
-
-impl From<core::KeySpec> for KeySpec {
-    fn from(s: core::KeySpec) -> Self {
-        Self {
-            purpose: match s.purpose {
-                core::KeyPurpose::Signing => KeyPurpose::Signing,
-                core::KeyPurpose::KeyAgreement => KeyPurpose::KeyAgreement,
-            },
-            user_verification: s.user_verification,
-        }
-    }
 }
 
 /// Why a key vault call failed.
@@ -212,7 +217,7 @@ impl core::KeyVault for KeyVaultBridge {
         alias: &str,
         spec: core::KeySpec,
     ) -> Result<PublicKey, core::KeyVaultError> {
-        let sec1 = self.0.create_key(alias.to_owned(), spec.into())?;
+        let sec1 = self.0.create_key(alias.to_owned(), spec)?;
         PublicKey::from_sec1(&sec1).map_err(|_| malformed("public key"))
     }
     fn public_key(&self, alias: &str) -> Result<Option<PublicKey>, core::KeyVaultError> {
@@ -250,7 +255,7 @@ impl core::KeyVault for KeyVaultBridge {
 // ---------------------------------------------------------------------------
 
 /// What to ask the user for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum VerificationKind {
     /// The app PIN: answer with [`VerificationOutcome::Verified`] carrying the PIN
     /// (the core checks it).
@@ -261,7 +266,7 @@ pub enum VerificationKind {
 }
 
 /// A request to verify the user.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct VerificationPrompt {
     /// PIN or biometrics.
     pub kind: VerificationKind,
@@ -271,57 +276,18 @@ pub struct VerificationPrompt {
     pub account_label: String,
 }
 
-impl From<core::VerificationPrompt> for VerificationPrompt {
-    fn from(p: core::VerificationPrompt) -> Self {
-        Self {
-            kind: match p.kind {
-                core::VerificationKind::Pin => VerificationKind::Pin,
-                core::VerificationKind::Biometric => VerificationKind::Biometric,
-            },
-            reason: p.reason,
-            account_label: p.account_label,
-        }
-    }
-}
-
 /// What the user did.
-#[derive(Clone, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum VerificationOutcome {
     /// Verified (biometrics), or a PIN was entered (`pin` set; the core checks it).
     Verified {
         /// The PIN typed, for [`VerificationKind::Pin`]; null/nil otherwise.
-        pin: Option<String>,
+        pin: Option<SecretString>,
     },
     /// The user cancelled the prompt.
     Cancelled,
     /// The platform check failed (biometric not recognised, locked out).
     Failed,
-}
-
-impl std::fmt::Debug for VerificationOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The PIN never reaches a log.
-        match self {
-            Self::Verified { pin } => f
-                .debug_struct("Verified")
-                .field("pin", &pin.as_ref().map(|_| "<redacted>"))
-                .finish(),
-            Self::Cancelled => f.write_str("Cancelled"),
-            Self::Failed => f.write_str("Failed"),
-        }
-    }
-}
-
-impl From<VerificationOutcome> for core::VerificationOutcome {
-    fn from(o: VerificationOutcome) -> Self {
-        match o {
-            VerificationOutcome::Verified { pin } => Self::Verified {
-                pin: pin.map(Zeroizing::new),
-            },
-            VerificationOutcome::Cancelled => Self::Cancelled,
-            VerificationOutcome::Failed => Self::Failed,
-        }
-    }
 }
 
 /// Asks the user for a PIN or biometrics (`suspend` in Kotlin, `async` in Swift).
@@ -343,7 +309,7 @@ pub(crate) struct VerifierBridge(pub(crate) Arc<dyn UserVerifier>);
 #[async_trait::async_trait]
 impl core::UserVerifier for VerifierBridge {
     async fn verify(&self, prompt: core::VerificationPrompt) -> core::VerificationOutcome {
-        self.0.verify(prompt.into()).await.into()
+        self.0.verify(prompt).await
     }
 }
 
@@ -352,7 +318,7 @@ impl core::UserVerifier for VerifierBridge {
 // ---------------------------------------------------------------------------
 
 /// HTTP method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum HttpMethod {
     /// GET.
     Get,
@@ -463,12 +429,7 @@ impl core::HttpClient for HttpBridge {
         request: core::HttpRequest,
     ) -> Result<core::HttpResponse, core::HttpError> {
         let request = HttpRequest {
-            method: match request.method {
-                core::HttpMethod::Get => HttpMethod::Get,
-                core::HttpMethod::Post => HttpMethod::Post,
-                core::HttpMethod::Put => HttpMethod::Put,
-                core::HttpMethod::Delete => HttpMethod::Delete,
-            },
+            method: request.method,
             url: request.url,
             headers: headers_to_ffi(request.headers),
             body: request.body,
@@ -510,7 +471,7 @@ impl core::Clock for ClockBridge {
 }
 
 /// Severity of a log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum LogLevel {
     /// Detailed flow.
     Debug,
@@ -535,13 +496,7 @@ pub trait Logger: Send + Sync {
 pub(crate) struct LoggerBridge(pub(crate) Arc<dyn Logger>);
 
 impl core::Logger for LoggerBridge {
-    fn log(&self, level: core::LogLevel, message: &str) {
-        let level = match level {
-            core::LogLevel::Debug => LogLevel::Debug,
-            core::LogLevel::Info => LogLevel::Info,
-            core::LogLevel::Warn => LogLevel::Warn,
-            core::LogLevel::Error => LogLevel::Error,
-        };
+    fn log(&self, level: LogLevel, message: &str) {
         self.0.log(level, message.to_owned());
     }
 }

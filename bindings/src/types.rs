@@ -1,16 +1,47 @@
-//! Records and enums mirroring the core's public types, with their conversions.
+//! The core's public records and enums, exported as they are, plus the two views
+//! whose FFI shape differs from the core's on purpose.
 //!
-//! Codes, PINs and exported secrets cross the boundary as strings (the foreign
-//! side cannot hold `Zeroizing`); their `Debug` output is redacted here.
-
-use std::fmt;
+//! Each `#[uniffi::remote(..)]` item repeats a core definition: uniffi emits the
+//! FFI conversions for the core's own type (no mirror, no `From` in either
+//! direction) and not the item itself, and the compiler checks the repetition
+//! (records are built with every field, enums matched exhaustively). The doc
+//! comments here are the ones the Kotlin and Swift bindings carry. A
+//! `#[uniffi(name = ..)]` keeps a field's foreign name where the core's differs.
+//!
+//! Codes, PINs and exported secrets are [`SecretString`]s: plain strings on the
+//! foreign side (which cannot hold `Zeroizing`), `Zeroizing<String>` here.
+//!
+//! Hand-written on purpose (these notes stay out of the foreign docs):
+//! * [`PendingRequest`]: a flat view of the core's `PendingRequest` and the
+//!   `Challenge` inside it, without the challenge's wire-only fields (nonce, the
+//!   server's account id, its own expiry).
+//! * [`AuthenticatorConfig`]: its tuning fields are optional and fall back to the
+//!   core's defaults (`AuthenticatorConfig::new`), which a remote record could
+//!   only repeat as literals; the PIN key-derivation cost stays internal.
 
 use countersign_core::authenticator as core_auth;
-use countersign_core::protocol as proto;
 use zeroize::Zeroizing;
 
+pub use countersign_core::authenticator::{
+    AccountInfo, AccountKind, ActivationOptions, ApprovalOutcome, OfflineCode, OtpCode,
+};
+pub use countersign_core::protocol::{
+    ChallengeKind, DenyReason, NumberMatching, Platform, PushRegistration, TransactionDetails,
+    Verification, VerificationPolicy,
+};
+
+/// A secret string (code, PIN, `otpauth://` URI): zeroized on the Rust side when
+/// dropped. Kotlin and Swift see a type alias of their `String`.
+pub type SecretString = Zeroizing<String>;
+
+uniffi::custom_type!(SecretString, String, {
+    remote,
+    lower: |secret| secret.as_str().to_owned(),
+    try_lift: |plain| Ok(Zeroizing::new(plain)),
+});
+
 /// User verification before an approval is signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum Verification {
     /// One tap.
     None,
@@ -20,31 +51,12 @@ pub enum Verification {
     Biometric,
 }
 
-impl From<proto::Verification> for Verification {
-    fn from(v: proto::Verification) -> Self {
-        match v {
-            proto::Verification::None => Self::None,
-            proto::Verification::Pin => Self::Pin,
-            proto::Verification::Biometric => Self::Biometric,
-        }
-    }
-}
-
-impl From<Verification> for proto::Verification {
-    fn from(v: Verification) -> Self {
-        match v {
-            Verification::None => Self::None,
-            Verification::Pin => Self::Pin,
-            Verification::Biometric => Self::Biometric,
-        }
-    }
-}
-
 /// The server's verification policy for an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct VerificationPolicy {
     /// What a challenge asks for when the server has no risk signal.
-    pub default_verification: Verification,
+    #[uniffi(name = "default_verification")]
+    pub default: Verification,
     /// Minimum app PIN length.
     pub pin_min_length: u8,
     /// Wrong PINs before the account is wiped.
@@ -53,26 +65,16 @@ pub struct VerificationPolicy {
     pub biometric_allowed: bool,
 }
 
-impl From<proto::VerificationPolicy> for VerificationPolicy {
-    fn from(p: proto::VerificationPolicy) -> Self {
-        Self {
-            default_verification: p.default.into(),
-            pin_min_length: p.pin_min_length,
-            pin_max_attempts: p.pin_max_attempts,
-            biometric_allowed: p.biometric_allowed,
-        }
-    }
-}
-
 /// What kind of account.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum AccountKind {
     /// A push account on a countersign-server.
     Push {
         /// The server's base URL.
         server_url: String,
         /// The server's account id.
-        server_account_id: String,
+        #[uniffi(name = "server_account_id")]
+        account_id: String,
         /// This device's id on the server.
         device_id: String,
     },
@@ -81,7 +83,7 @@ pub enum AccountKind {
 }
 
 /// An account as the app lists it.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct AccountInfo {
     /// Local account id, used in every call.
     pub id: String,
@@ -99,36 +101,12 @@ pub struct AccountInfo {
     pub min_verification: Verification,
     /// The server's policy (push accounts).
     pub policy: Option<VerificationPolicy>,
-}
-
-impl From<core_auth::AccountInfo> for AccountInfo {
-    fn from(a: core_auth::AccountInfo) -> Self {
-        Self {
-            id: a.id,
-            label: a.label,
-            issuer: a.issuer,
-            kind: match a.kind {
-                core_auth::AccountKind::Push {
-                    server_url,
-                    account_id,
-                    device_id,
-                } => AccountKind::Push {
-                    server_url,
-                    server_account_id: account_id,
-                    device_id,
-                },
-                core_auth::AccountKind::Otp => AccountKind::Otp,
-            },
-            pin_set: a.pin_set,
-            biometric_enabled: a.biometric_enabled,
-            min_verification: a.min_verification.into(),
-            policy: a.policy.map(Into::into),
-        }
-    }
+    /// Consecutive wrong PINs so far (reset by a right one).
+    pub pin_failures: u32,
 }
 
 /// Login or transaction signing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum ChallengeKind {
     /// A login.
     Login,
@@ -137,7 +115,7 @@ pub enum ChallengeKind {
 }
 
 /// Transaction fields to show; the answer signs exactly these.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct TransactionDetails {
     /// Decimal amount ("120.50").
     pub amount: String,
@@ -148,7 +126,7 @@ pub struct TransactionDetails {
 }
 
 /// Number matching: what the user must enter to approve.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum NumberMatching {
     /// No number.
     Off,
@@ -203,26 +181,15 @@ impl From<core_auth::PendingRequest> for PendingRequest {
         Self {
             account_id: p.account_id,
             tx_id: p.tx_id,
-            kind: match c.kind {
-                proto::ChallengeKind::Login => ChallengeKind::Login,
-                proto::ChallengeKind::Transaction => ChallengeKind::Transaction,
-            },
+            kind: c.kind,
             rp: c.context.rp,
             ip: c.context.ip,
             location: c.context.location,
             user_agent: c.context.user_agent,
             text: c.text,
-            transaction: c.transaction.map(|t| TransactionDetails {
-                amount: t.amount,
-                currency: t.currency,
-                payee: t.payee,
-            }),
-            verification: c.verification.into(),
-            number_matching: match c.number_matching {
-                proto::NumberMatching::Off => NumberMatching::Off,
-                proto::NumberMatching::Pick { choices } => NumberMatching::Pick { choices },
-                proto::NumberMatching::Type { digits } => NumberMatching::Type { digits },
-            },
+            transaction: c.transaction,
+            verification: c.verification,
+            number_matching: c.number_matching,
             issued_at: c.issued_at,
             expires_at: p.expires_at,
             seconds_left: p.seconds_left,
@@ -231,7 +198,7 @@ impl From<core_auth::PendingRequest> for PendingRequest {
 }
 
 /// Why the user denied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum DenyReason {
     /// "This wasn't me": reports fraud; the server throttles pushes.
     NotMe,
@@ -239,17 +206,8 @@ pub enum DenyReason {
     Mistake,
 }
 
-impl From<DenyReason> for proto::DenyReason {
-    fn from(r: DenyReason) -> Self {
-        match r {
-            DenyReason::NotMe => Self::NotMe,
-            DenyReason::Mistake => Self::Mistake,
-        }
-    }
-}
-
 /// This device's platform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum Platform {
     /// Android.
     Android,
@@ -259,18 +217,8 @@ pub enum Platform {
     Desktop,
 }
 
-impl From<Platform> for proto::Platform {
-    fn from(p: Platform) -> Self {
-        match p {
-            Platform::Android => Self::Android,
-            Platform::Ios => Self::Ios,
-            Platform::Desktop => Self::Desktop,
-        }
-    }
-}
-
 /// How servers wake this device.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum PushRegistration {
     /// Firebase Cloud Messaging.
     Fcm {
@@ -292,26 +240,7 @@ pub enum PushRegistration {
         auth: String,
     },
     /// No push: the app long-polls with `Authenticator.pending`.
-    None,
-}
-
-impl From<PushRegistration> for proto::PushRegistration {
-    fn from(p: PushRegistration) -> Self {
-        match p {
-            PushRegistration::Fcm { token } => Self::Fcm { token },
-            PushRegistration::Apns { token } => Self::Apns { token },
-            PushRegistration::UnifiedPush {
-                endpoint,
-                p256dh,
-                auth,
-            } => Self::UnifiedPush {
-                endpoint,
-                p256dh,
-                auth,
-            },
-            PushRegistration::None => Self::None {},
-        }
-    }
+    None {},
 }
 
 /// Device-wide settings.
@@ -332,11 +261,11 @@ pub struct AuthenticatorConfig {
     pub clock_skew_secs: Option<u64>,
 }
 
-impl From<AuthenticatorConfig> for core_auth::AuthenticatorConfig {
+impl From<AuthenticatorConfig> for countersign_core::AuthenticatorConfig {
     fn from(c: AuthenticatorConfig) -> Self {
-        let mut config = Self::new(c.platform.into());
+        let mut config = Self::new(c.platform);
         config.device_name = c.device_name;
-        config.push = c.push.into();
+        config.push = c.push;
         if let Some(n) = c.pin_max_attempts {
             config.pin_max_attempts = n;
         }
@@ -348,115 +277,118 @@ impl From<AuthenticatorConfig> for core_auth::AuthenticatorConfig {
 }
 
 /// How approvals are protected on a new account.
-#[derive(Clone, PartialEq, Eq, Default, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct ActivationOptions {
     /// Protect approvals with this app PIN.
     #[uniffi(default = None)]
-    pub pin: Option<String>,
+    pub pin: Option<SecretString>,
     /// Protect approvals with biometrics (a user-verification-bound vault key).
     #[uniffi(default = false)]
     pub biometric: bool,
 }
 
-impl fmt::Debug for ActivationOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ActivationOptions")
-            .field("pin", &self.pin.as_ref().map(|_| "<redacted>"))
-            .field("biometric", &self.biometric)
-            .finish()
-    }
-}
-
-impl From<ActivationOptions> for core_auth::ActivationOptions {
-    fn from(o: ActivationOptions) -> Self {
-        Self {
-            pin: o.pin.map(Zeroizing::new),
-            biometric: o.biometric,
-        }
-    }
-}
-
 /// A one-time password.
-#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct OtpCode {
     /// The code.
-    pub code: String,
+    pub code: SecretString,
     /// Seconds before it changes (TOTP); null/nil for HOTP.
     pub seconds_left: Option<u32>,
 }
 
-impl fmt::Debug for OtpCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OtpCode")
-            .field("code", &"<redacted>")
-            .field("seconds_left", &self.seconds_left)
-            .finish()
-    }
-}
-
-impl From<core_auth::OtpCode> for OtpCode {
-    fn from(c: core_auth::OtpCode) -> Self {
-        Self {
-            code: c.code.as_str().to_owned(),
-            seconds_left: c.seconds_left,
-        }
-    }
-}
-
 /// The answer to an offline QR challenge.
-#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct OfflineCode {
     /// Local account id that answered.
     pub account_id: String,
     /// Relying party shown in the QR.
     pub rp: String,
     /// The response code the user types on the login page.
-    pub code: String,
-}
-
-impl fmt::Debug for OfflineCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OfflineCode")
-            .field("account_id", &self.account_id)
-            .field("rp", &self.rp)
-            .field("code", &"<redacted>")
-            .finish()
-    }
-}
-
-impl From<core_auth::OfflineCode> for OfflineCode {
-    fn from(c: core_auth::OfflineCode) -> Self {
-        Self {
-            code: c.code.as_str().to_owned(),
-            account_id: c.account_id,
-            rp: c.rp,
-        }
-    }
+    pub code: SecretString,
 }
 
 /// What an approval produced.
-#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct ApprovalOutcome {
     /// The push OTP sent with the approval (a login form may show it).
-    pub push_otp: String,
+    pub push_otp: SecretString,
     /// The verification the user passed.
     pub verification: Verification,
 }
 
-impl fmt::Debug for ApprovalOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApprovalOutcome")
-            .field("push_otp", &"<redacted>")
-            .field("verification", &self.verification)
-            .finish()
-    }
-}
+#[cfg(test)]
+mod tests {
+    use uniffi::{Lift, Lower};
 
-impl From<core_auth::ApprovalOutcome> for ApprovalOutcome {
-    fn from(o: core_auth::ApprovalOutcome) -> Self {
-        Self {
-            push_otp: o.push_otp.as_str().to_owned(),
-            verification: o.verification.into(),
-        }
+    use super::*;
+    use crate::UniFfiTag;
+
+    fn round_trip<T: Lower<UniFfiTag> + Lift<UniFfiTag>>(value: T) -> T {
+        let mut buf = Vec::new();
+        T::write(value, &mut buf);
+        let mut rest = buf.as_slice();
+        let back = T::try_read(&mut rest).unwrap();
+        assert!(rest.is_empty(), "{} bytes left over", rest.len());
+        back
+    }
+
+    #[test]
+    fn remote_records_and_enums_round_trip() {
+        let info = AccountInfo {
+            id: "local-1".into(),
+            label: "alice@example.com".into(),
+            issuer: Some("Example".into()),
+            kind: AccountKind::Push {
+                server_url: "https://auth.example.com".into(),
+                account_id: "server-7".into(),
+                device_id: "device-3".into(),
+            },
+            pin_set: true,
+            biometric_enabled: false,
+            min_verification: Verification::Pin,
+            policy: Some(VerificationPolicy {
+                default: Verification::Biometric,
+                pin_min_length: 6,
+                pin_max_attempts: 5,
+                biometric_allowed: true,
+            }),
+            pin_failures: 2,
+        };
+        assert_eq!(round_trip(info.clone()), info);
+        let push = PushRegistration::UnifiedPush {
+            endpoint: "https://push.example.com/x".into(),
+            p256dh: "BKey".into(),
+            auth: "secret".into(),
+        };
+        assert_eq!(round_trip(push.clone()), push);
+        assert_eq!(
+            round_trip(PushRegistration::None {}),
+            PushRegistration::None {}
+        );
+        let matching = NumberMatching::Pick {
+            choices: vec!["12".into(), "34".into()],
+        };
+        assert_eq!(round_trip(matching.clone()), matching);
+    }
+
+    #[test]
+    fn secrets_cross_as_plain_strings() {
+        let mut secret = Vec::new();
+        <SecretString as Lower<UniFfiTag>>::write(Zeroizing::new("246810".into()), &mut secret);
+        let mut plain = Vec::new();
+        <String as Lower<UniFfiTag>>::write("246810".into(), &mut plain);
+        assert_eq!(secret, plain);
+
+        let options = round_trip(ActivationOptions {
+            pin: Some(Zeroizing::new("246810".into())),
+            biometric: true,
+        });
+        assert_eq!(options.pin.as_deref().map(String::as_str), Some("246810"));
+        assert!(options.biometric);
+        let outcome = round_trip(ApprovalOutcome {
+            push_otp: Zeroizing::new("123456".into()),
+            verification: Verification::None,
+        });
+        assert_eq!(outcome.push_otp.as_str(), "123456");
     }
 }

@@ -86,8 +86,10 @@ final class CountersignTests: XCTestCase {
         } catch CountersignError.WrongPin(let left) {
             XCTAssertGreaterThan(left, 0)
         }
+        XCTAssertEqual(try device.authenticator.account(accountId: accountId).pinFailures, 1)
         device.presenter.queuePin("975310")
         guard case .approved = await controller.approve(card) else { return XCTFail("not approved") }
+        XCTAssertEqual(try device.authenticator.account(accountId: accountId).pinFailures, 0, "a right PIN resets the count")
         XCTAssertEqual(device.presenter.askedCount, 3)
         let status = try await Rp.status(tx, wait: 5)
         XCTAssertEqual(jsonString(status, "state"), "approved")

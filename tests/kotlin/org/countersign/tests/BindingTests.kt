@@ -134,9 +134,11 @@ class BindingTests {
             runBlocking { device.authenticator.approve(accountId, tx) }
         }
         assertTrue(wrong.attemptsLeft > 0u)
+        assertEquals(1u, device.authenticator.account(accountId).pinFailures)
         device.ui.pins.add("246810")
         val approved = controller.approve(card)
         assertTrue(approved is ActionResult.Approved, "$approved")
+        assertEquals(0u, device.authenticator.account(accountId).pinFailures, "a right PIN resets the count")
         assertEquals(3, device.ui.asked.size)
         assertTrue(device.ui.asked.all { it.startsWith("pin:") })
         assertEquals("approved", jsonString(Rp.status(tx, wait = 5), "state"))
