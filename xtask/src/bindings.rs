@@ -177,16 +177,7 @@ fn run_tests(with_kotlin: bool, with_swift: bool) -> Result {
         None
     };
     let generated = generate(false)?;
-    crate::run(
-        "build countersign-server",
-        crate::cargo().args([
-            "build",
-            "-p",
-            "countersign-server",
-            "--bin",
-            "countersign-server",
-        ]),
-    )?;
+    crate::build_host_binaries()?;
     let server = TestServer::start()?;
     let kotlin_result = kotlin.map(|k| run_kotlin(&k, &generated, &server));
     let swift_result = swift.map(|s| run_swift(&s, &generated, &server));

@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{Result, cargo, ensure_debian_packages, root, run};
+use crate::{Result, ensure_debian_packages, root, run};
 
 /// playwright-core drives the system Chromium over CDP; pinned for repeatable runs.
 const PLAYWRIGHT_CORE: &str = "playwright-core@1.65.1";
@@ -26,10 +26,7 @@ pub fn test() -> Result {
     let root = root();
     let deps = root.join("target/browser-test");
     ensure_playwright(&deps)?;
-    run(
-        "cargo build -p countersign-cli",
-        cargo().args(["build", "--quiet", "-p", "countersign-cli"]),
-    )?;
+    crate::build_host_binaries()?;
     let bin = root.join("target/debug/countersign");
     let artifacts = root.join("tests/artifacts/browser");
     std::fs::create_dir_all(&artifacts)

@@ -113,6 +113,25 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Builds the `countersign` and `countersign-server` binaries (debug) in one cargo
+/// call. The browser and binding tests both ask for it: one feature resolution, so
+/// the second call finds everything built (separate `-p` builds resolve features
+/// differently and recompile shared dependencies).
+pub fn build_host_binaries() -> Result {
+    run(
+        "cargo build countersign and countersign-server",
+        cargo().args([
+            "build",
+            "--quiet",
+            "-p",
+            "countersign-cli",
+            "-p",
+            "countersign-server",
+            "--bins",
+        ]),
+    )
+}
+
 fn test() -> Result {
     let started = Instant::now();
     // oathtool: the independent OTP implementation we cross-check against.
