@@ -221,8 +221,10 @@ pub async fn update_kem_key(
 ) -> ApiResult<KemKeyAccepted> {
     let req: KemKeyUpdate = serde_json::from_slice(body)
         .map_err(|_| ApiError::bad_request("body must be {\"kem_key\":…}"))?;
-    let key = PublicKey::from_sec1(&unb64(&req.kem_key)?)
-        .map_err(|_| ApiError::bad_request("kem_key is not a P-256 public key"))?;
+    let key = unb64(&req.kem_key)
+        .ok()
+        .and_then(|sec1| PublicKey::from_sec1(&sec1).ok())
+        .ok_or_else(|| ApiError::bad_request("kem_key must be a base64url P-256 public key"))?;
     let kem_kid = key.key_id();
     let mut conn = state.db.pool.acquire().await?;
     store::devices::rotate_kem_key(&mut conn, &device.id, &b64(&key.to_sec1()), &kem_kid, now())
