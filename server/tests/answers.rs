@@ -105,10 +105,9 @@ async fn post(dev: &TestDevice, tx: &str, body: &[u8]) -> (u16, Value) {
 
 async fn repeated_answer_is_accepted_once(db: Db) {
     let mut s = setup(db).await;
-    let started = s
-        .rp
-        .start_push(json!({"user": "alice", "number_matching": "type"}))
-        .await;
+    let started =
+        s.rp.start_push(json!({"user": "alice", "number_matching": "type"}))
+            .await;
     let tx = started["tx_id"].as_str().unwrap().to_owned();
     let number = started["number"].as_str().unwrap().to_owned();
     let opened = s.dev.fetch(&tx).await;
@@ -155,10 +154,9 @@ async fn repeated_answer_is_accepted_once(db: Db) {
     assert_error(&s.rp.validate("alice", otp).await, 403, "otp_reused");
 
     // The next challenge is sealed to the confirmed key.
-    let next = s
-        .rp
-        .start_push(json!({"user": "alice", "number_matching": "off"}))
-        .await;
+    let next =
+        s.rp.start_push(json!({"user": "alice", "number_matching": "off"}))
+            .await;
     let tx2 = next["tx_id"].as_str().unwrap();
     let kid = answer.next_kem.key_id();
     s.dev.kems.retain(|k| k.public_key().key_id() == kid);
@@ -190,10 +188,9 @@ async fn kem_key_resync(db: Db) {
 
     // Only that key opens the next challenge.
     s.dev.kems = vec![fresh];
-    let started = s
-        .rp
-        .start_push(json!({"user": "alice", "number_matching": "off"}))
-        .await;
+    let started =
+        s.rp.start_push(json!({"user": "alice", "number_matching": "off"}))
+            .await;
     s.dev.fetch(started["tx_id"].as_str().unwrap()).await;
 
     // Malformed bodies and keys; a request not signed by Dp.

@@ -33,11 +33,11 @@ pub const MAX_RESPONSE_LEN: usize = MAX_SIGNED_MESSAGE_LEN;
 /// Timeout of a call that does not long-poll.
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
+use crate::crypto::PublicKey;
 /// The outcome the server recorded for an answer.
 pub use crate::protocol::api::AnswerAccepted;
 /// A pending challenge as listed by the server.
 pub use crate::protocol::api::PendingChallenge as PendingEntry;
-use crate::crypto::PublicKey;
 use crate::protocol::api::{ErrorBody, KemKeyAccepted, KemKeyUpdate, PendingList};
 use crate::protocol::encoding::b64url;
 

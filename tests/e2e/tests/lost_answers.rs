@@ -98,7 +98,11 @@ async fn three_more_pushes(rp: &RpClient, main: &Phone, also: &[&Phone]) {
         }
         let req = main.dev.auth.handle_push(&push_data(main, tx)).await;
         assert_eq!(req.map(|r| r.tx_id).ok().as_deref(), Some(tx), "push {i}");
-        main.dev.auth.approve(&main.account, tx, None).await.unwrap();
+        main.dev
+            .auth
+            .approve(&main.account, tx, None)
+            .await
+            .unwrap();
         assert_eq!(rp.status(tx).await["state"], "approved", "push {i}");
     }
 }
@@ -128,7 +132,11 @@ async fn lost_answer_response_retry_gets_the_same_acceptance() {
 
     p.dev.wire.set_faults(Some(lose_first(ANSWER, None)));
     assert_eq!(
-        p.dev.auth.approve(&p.account, &tx, Some(&number)).await.err(),
+        p.dev
+            .auth
+            .approve(&p.account, &tx, Some(&number))
+            .await
+            .err(),
         Some(Error::Network)
     );
     // The server committed the approval.
@@ -143,7 +151,10 @@ async fn lost_answer_response_retry_gets_the_same_acceptance() {
     assert_eq!(answers.len(), 2);
     assert!(answers.iter().all(|e| e.status == 200));
     assert_eq!(answers[0].body, answers[1].body, "the same acceptance");
-    assert_eq!(answers[0].request.body, answers[1].request.body, "same answer");
+    assert_eq!(
+        answers[0].request.body, answers[1].request.body,
+        "same answer"
+    );
     assert_ne!(
         answers[0].request.headers, answers[1].request.headers,
         "a new signed request (fresh nonce)"
@@ -152,9 +163,18 @@ async fn lost_answer_response_retry_gets_the_same_acceptance() {
         .as_str()
         .expect("the server names the key it seals to")
         .to_owned();
-    assert!(p.dev.auth.kem_key_ids(&p.account).unwrap().contains(&kem_kid));
+    assert!(
+        p.dev
+            .auth
+            .kem_key_ids(&p.account)
+            .unwrap()
+            .contains(&kem_kid)
+    );
     assert_eq!(rp.status(&tx).await, first, "one decision");
-    assert!(p.dev.wire.exchanges_to(KEM).is_empty(), "no doubt, no resync");
+    assert!(
+        p.dev.wire.exchanges_to(KEM).is_empty(),
+        "no doubt, no resync"
+    );
     p.dev.wire.set_faults(None);
 
     three_more_pushes(&rp, &p, &[]).await;
@@ -169,7 +189,11 @@ async fn already_answered_after_a_lost_response_keeps_the_key_and_resyncs() {
 
     p.dev.wire.set_faults(Some(lose_first(ANSWER, None)));
     assert_eq!(
-        p.dev.auth.approve(&p.account, &tx, Some(&number)).await.err(),
+        p.dev
+            .auth
+            .approve(&p.account, &tx, Some(&number))
+            .await
+            .err(),
         Some(Error::Network)
     );
     let taken = p.dev.wire.exchanges_to(ANSWER);
@@ -181,12 +205,22 @@ async fn already_answered_after_a_lost_response_keeps_the_key_and_resyncs() {
         .wire
         .set_rewrite(Some(Box::new(answers_refused_as_already_answered)));
     assert_eq!(
-        p.dev.auth.approve(&p.account, &tx, Some(&number)).await.err(),
+        p.dev
+            .auth
+            .approve(&p.account, &tx, Some(&number))
+            .await
+            .err(),
         Some(Error::AlreadyAnswered)
     );
     p.dev.wire.set_rewrite(None);
     // The key the server switched to is kept, and named to the server again.
-    assert!(p.dev.auth.kem_key_ids(&p.account).unwrap().contains(&kem_kid));
+    assert!(
+        p.dev
+            .auth
+            .kem_key_ids(&p.account)
+            .unwrap()
+            .contains(&kem_kid)
+    );
     let resync = p.dev.wire.exchanges_to(KEM);
     assert_eq!(resync.len(), 1);
     assert_eq!(resync[0].request.method, HttpMethod::Put);
@@ -209,19 +243,26 @@ async fn already_answered_without_resync_still_opens_the_next_pushes() {
     p.dev.auth.handle_push(&push_data(&p, &tx)).await.unwrap();
 
     // The resync cannot reach the server: the kept keys alone must do.
-    p.dev.wire.set_faults(Some(lose_first(
-        ANSWER,
-        Some((KEM, Fault::Unreachable)),
-    )));
+    p.dev
+        .wire
+        .set_faults(Some(lose_first(ANSWER, Some((KEM, Fault::Unreachable)))));
     assert_eq!(
-        p.dev.auth.approve(&p.account, &tx, Some(&number)).await.err(),
+        p.dev
+            .auth
+            .approve(&p.account, &tx, Some(&number))
+            .await
+            .err(),
         Some(Error::Network)
     );
     p.dev
         .wire
         .set_rewrite(Some(Box::new(answers_refused_as_already_answered)));
     assert_eq!(
-        p.dev.auth.approve(&p.account, &tx, Some(&number)).await.err(),
+        p.dev
+            .auth
+            .approve(&p.account, &tx, Some(&number))
+            .await
+            .err(),
         Some(Error::AlreadyAnswered)
     );
     p.dev.wire.set_rewrite(None);
@@ -242,12 +283,20 @@ async fn a_different_answer_cannot_flip_the_decision() {
 
     a.dev.wire.set_faults(Some(lose_first(ANSWER, None)));
     assert_eq!(
-        a.dev.auth.approve(&a.account, &tx, Some(&number)).await.err(),
+        a.dev
+            .auth
+            .approve(&a.account, &tx, Some(&number))
+            .await
+            .err(),
         Some(Error::Network)
     );
     // A second tap elsewhere ("not me" on the other phone) is refused.
     assert_eq!(
-        b.dev.auth.deny(&b.account, &tx, DenyReason::NotMe).await.err(),
+        b.dev
+            .auth
+            .deny(&b.account, &tx, DenyReason::NotMe)
+            .await
+            .err(),
         Some(Error::AlreadyAnswered)
     );
     let status = rp.status(&tx).await;
@@ -267,7 +316,10 @@ async fn a_different_answer_cannot_flip_the_decision() {
     };
     let r = repost(captured.body.clone()).await.unwrap();
     assert_eq!(r.status(), 409);
-    assert_eq!(json_of(&r.bytes().await.unwrap())["error"]["code"], "replayed");
+    assert_eq!(
+        json_of(&r.bytes().await.unwrap())["error"]["code"],
+        "replayed"
+    );
     let mut changed = captured.body.clone();
     changed.push(b' ');
     let r = repost(changed).await.unwrap();
