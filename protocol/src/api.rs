@@ -149,11 +149,33 @@ pub struct PendingList {
     pub challenges: Vec<PendingChallenge>,
 }
 
-/// The body of an accepted `POST /v1/device/challenges/{tx}/answer`.
+/// The body of an accepted `POST /v1/device/challenges/{tx}/answer`. The same
+/// answer posted again (a retry after a lost response) gets the same body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnswerAccepted {
     /// `approved` or `denied`.
     pub state: String,
+    /// Key id of the KEM key the server now seals this device's challenges to
+    /// (absent from servers before this field: the device then assumes the
+    /// answer's `next_kem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kem_kid: Option<String>,
+}
+
+/// The body of `PUT /v1/device/kem`: the device names the KEM public key the
+/// server must seal to from now on (resynchronisation after a doubtful answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KemKeyUpdate {
+    /// Base64url SEC1 of a KEM public key the device holds the private key of.
+    pub kem_key: String,
+}
+
+/// The answer to `PUT /v1/device/kem`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KemKeyAccepted {
+    /// Key id of the KEM key the server now seals to.
+    pub kem_kid: String,
 }
 
 #[cfg(test)]
@@ -173,6 +195,28 @@ mod tests {
         assert_eq!(
             text,
             format!("\"{}\"", ErrorCode::VerificationRequired.as_str())
+        );
+    }
+
+    #[test]
+    fn answer_accepted_kem_kid_is_optional() {
+        // A server without the field still parses; the field round-trips.
+        let old: AnswerAccepted = serde_json::from_str(r#"{"state":"approved"}"#).unwrap();
+        assert_eq!(old.kem_kid, None);
+        let new = AnswerAccepted {
+            state: "denied".into(),
+            kem_kid: Some("kid".into()),
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert_eq!(text, r#"{"state":"denied","kem_kid":"kid"}"#);
+        assert_eq!(serde_json::from_str::<AnswerAccepted>(&text).unwrap(), new);
+        let none = AnswerAccepted {
+            state: "approved".into(),
+            kem_kid: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&none).unwrap(),
+            r#"{"state":"approved"}"#
         );
     }
 }

@@ -1,12 +1,14 @@
 //! Answering a pending request: approve (after user verification when needed)
 //! or deny. The signed answer and the next KEM key are persisted before they are
-//! sent, so a retry resends the same answer.
+//! sent, so a retry resends the same answer (the server answers a repeated
+//! answer with the same acceptance). KEM keys are only dropped once the server
+//! has confirmed which one it seals to (`kem_kid`), never on a refusal.
 
 use super::Authenticator;
-use super::record::{KemKey, PushAccount, Secret, SeenTx};
+use super::record::{KemKey, Secret, SeenTx};
 use super::session::Session;
 use super::store::AccountSlot;
-use super::types::{ApprovalOutcome, MAX_KEM_KEYS};
+use super::types::ApprovalOutcome;
 use crate::crypto::AgreementKey;
 use crate::error::{Error, Result, internal};
 use crate::platform::LogLevel;
@@ -20,16 +22,6 @@ fn stronger(a: Verification, b: Verification) -> Verification {
         (Verification::Biometric, _) | (_, Verification::Biometric) => Verification::Biometric,
         (Verification::Pin, _) | (_, Verification::Pin) => Verification::Pin,
         _ => Verification::None,
-    }
-}
-
-/// Keeps the server's current key and the newest others, at most [`MAX_KEM_KEYS`].
-fn trim_kem_keys(p: &mut PushAccount) {
-    while p.kem_keys.len() > MAX_KEM_KEYS {
-        let Some(pos) = p.kem_keys.iter().position(|k| k.kid != p.server_kem_kid) else {
-            break;
-        };
-        p.kem_keys.remove(pos);
     }
 }
 
@@ -171,47 +163,93 @@ impl Authenticator {
         let call = self.connect(session);
         let sent = call.client.answer(&call.who, &tx, to_send.as_bytes()).await;
         match sent {
-            Ok(_) => {
-                self.update(slot, |r| {
+            Ok(accepted) => {
+                let confirmed = self.update(slot, |r| {
                     let p = r.push_mut()?;
                     let kid = p.seen.iter_mut().find(|s| s.tx == tx).and_then(|e| {
                         e.done = true;
                         e.answer = None;
                         e.next_kid.take()
                     });
-                    if let Some(kid) = kid {
-                        p.server_kem_kid = kid;
-                    }
-                    trim_kem_keys(p);
-                    Ok(())
+                    // A server without `kem_kid` rotated to the answer's key.
+                    let confirmed = match accepted.kem_kid.as_deref().or(kid.as_deref()) {
+                        Some(k) => p.confirm_kem_key(k),
+                        None => false,
+                    };
+                    p.trim_kem_keys();
+                    Ok(confirmed)
                 })?;
                 self.pending_map().remove(&(id.to_owned(), tx));
+                if !confirmed {
+                    self.log(
+                        LogLevel::Warn,
+                        "the server seals to a KEM key this device does not hold",
+                    );
+                    self.resync_kem_key(slot, id, session).await;
+                }
                 Ok(())
             }
             Err(Error::Network) => Err(Error::Network),
             Err(Error::DeviceDeregistered) => Err(self.deregistered(id)),
             Err(e) => {
-                // Definitive refusal: the server did not take the answer or its
-                // KEM key. Expired / answered challenges are finished; others
-                // (e.g. a wrong number) may be answered again.
+                // Definitive refusal. Expired / answered challenges are finished;
+                // others (e.g. a wrong number) may be answered again. The answer's
+                // next KEM key is kept (bounded by trimming): an earlier copy
+                // whose response was lost may have been taken.
                 let finished = matches!(e, Error::AlreadyAnswered | Error::RequestExpired);
                 self.update(slot, |r| {
                     let p = r.push_mut()?;
                     if let Some(entry) = p.seen.iter_mut().find(|s| s.tx == tx) {
                         entry.answer = None;
                         entry.done = finished;
-                        if let Some(kid) = entry.next_kid.take() {
-                            p.kem_keys
-                                .retain(|k| k.kid != kid || k.kid == p.server_kem_kid);
-                        }
+                        entry.next_kid = None;
                     }
+                    p.trim_kem_keys();
                     Ok(())
                 })?;
                 if finished {
                     self.pending_map().remove(&(id.to_owned(), tx));
                 }
+                if e == Error::AlreadyAnswered {
+                    // Which key the server seals to is in doubt: name one we hold.
+                    self.resync_kem_key(slot, id, session).await;
+                }
                 Err(e)
             }
+        }
+    }
+
+    /// Names this device's newest KEM key to the server (`PUT /v1/device/kem`)
+    /// and confirms it. Runs when the device cannot tell which of its keys the
+    /// server seals to. Best effort: on failure every key stays, and the next
+    /// accepted answer, challenge or resync settles it.
+    async fn resync_kem_key(&self, slot: &AccountSlot, id: &str, session: &Session) {
+        let newest = self.read(slot, |r| {
+            let key = r.push()?.kem_keys.last().ok_or(Error::Storage)?;
+            AgreementKey::from_bytes(&key.scalar.0)
+                .map(|k| k.public_key())
+                .map_err(|_| Error::Storage)
+        });
+        let Ok(public) = newest else {
+            self.log(LogLevel::Error, "no KEM key to resynchronise");
+            return;
+        };
+        let call = self.connect(session);
+        let named = call.client.update_kem_key(&call.who, &public).await;
+        let result = match named {
+            Ok(kid) if kid == public.key_id() => self.update(slot, |r| {
+                let p = r.push_mut()?;
+                p.confirm_kem_key(&kid);
+                p.trim_kem_keys();
+                Ok(())
+            }),
+            Ok(_) => Err(Error::Tampered),
+            Err(Error::DeviceDeregistered) => Err(self.deregistered(id)),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => self.log(LogLevel::Info, "KEM key resynchronised"),
+            Err(_) => self.log(LogLevel::Warn, "KEM key resynchronisation failed"),
         }
     }
 }
@@ -219,7 +257,6 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authenticator::record::test_push_account;
 
     #[test]
     fn verification_levels_combine() {
@@ -228,31 +265,5 @@ mod tests {
         assert_eq!(stronger(Pin, None), Pin);
         assert_eq!(stronger(None, Biometric), Biometric);
         assert_eq!(stronger(Pin, Biometric), Biometric);
-    }
-
-    fn kem(kid: &str) -> KemKey {
-        KemKey {
-            kid: kid.into(),
-            scalar: Secret::new(&[1; 32]),
-        }
-    }
-
-    #[test]
-    fn kem_keys_keep_the_servers_and_the_newest() {
-        let mut p = test_push_account();
-        p.kem_keys = ["k0", "k1", "k2", "k3", "k4", "k5"]
-            .into_iter()
-            .map(kem)
-            .collect();
-        p.server_kem_kid = "k1".into();
-        trim_kem_keys(&mut p);
-        let kids: Vec<&str> = p.kem_keys.iter().map(|k| k.kid.as_str()).collect();
-        assert_eq!(kids, ["k1", "k3", "k4", "k5"]);
-        assert_eq!(kids.len(), MAX_KEM_KEYS);
-
-        // Nothing else to drop: the server's key alone is never removed.
-        p.kem_keys = vec![kem("k1")];
-        trim_kem_keys(&mut p);
-        assert_eq!(p.kem_keys.len(), 1);
     }
 }

@@ -129,6 +129,7 @@ impl Authenticator {
                 Error::Tampered
             })
             .and_then(|k| AgreementKey::from_bytes(&k.scalar.0).map_err(|_| Error::Storage))?;
+        let sealed_to = header.kem_kid.clone();
         // 4. Binding, expiry by the server clock, decryption, strict parse.
         let server_now = self.server_now(offset);
         let opened = sealed.open(&kem, &binding, server_now, skew).map_err(|e| {
@@ -148,6 +149,8 @@ impl Authenticator {
             if evidence > p.clock_offset {
                 p.clock_offset = evidence;
             }
+            // S sealed this to one of our keys: the server has moved to it.
+            p.saw_kem_key_used(&sealed_to);
             match p.seen.iter().find(|s| s.tx == tx) {
                 Some(s) if s.done || s.answer.is_some() => return Err(Error::AlreadyAnswered),
                 Some(s) if s.hash != hash => return Err(Error::Tampered),

@@ -11,6 +11,8 @@ use crate::platform::SecureStorage;
 use crate::protocol::encoding::{b64url, b64url_decode};
 use crate::protocol::{OtpParams, Verification, VerificationPolicy};
 
+use super::types::MAX_KEM_KEYS;
+
 /// Record format version.
 pub(crate) const RECORD_VERSION: u32 = 1;
 /// Storage key prefix of account records.
@@ -141,7 +143,8 @@ pub(crate) struct PushAccount {
     pub clock_offset: i64,
     /// KEM private keys still in flight, oldest first.
     pub kem_keys: Vec<KemKey>,
-    /// The KEM key id the server last confirmed (never deleted).
+    /// The KEM key id the server last confirmed sealing to (an answer's
+    /// `kem_kid`, a challenge sealed to it, or a resync); never deleted.
     pub server_kem_kid: String,
     pub seen: Vec<SeenTx>,
     /// Consecutive wrong PINs, persisted before each check.
@@ -223,6 +226,47 @@ impl PushAccount {
         match self.seen.iter().find(|s| s.tx == tx) {
             Some(s) if s.done || s.answer.is_some() => Err(Error::AlreadyAnswered),
             _ => Ok(()),
+        }
+    }
+
+    /// The server said it now seals to `kid` (an accepted answer's `kem_kid`, a
+    /// resync): it becomes the confirmed key. `false` when this device does not
+    /// hold that key (then nothing changes and a resync is due).
+    pub(crate) fn confirm_kem_key(&mut self, kid: &str) -> bool {
+        let held = self.kem_keys.iter().any(|k| k.kid == kid);
+        if held {
+            self.server_kem_kid = kid.to_owned();
+        }
+        held
+    }
+
+    /// A challenge signed by S was sealed to `kid`: the server has moved to that
+    /// key, unless the confirmed one is newer (an older challenge opened late).
+    pub(crate) fn saw_kem_key_used(&mut self, kid: &str) {
+        let position = |k: &str| self.kem_keys.iter().position(|key| key.kid == k);
+        match (position(kid), position(&self.server_kem_kid)) {
+            (Some(used), Some(confirmed)) if used <= confirmed => {}
+            (Some(_), _) => self.server_kem_kid = kid.to_owned(),
+            (None, _) => {}
+        }
+    }
+
+    /// Keeps at most [`MAX_KEM_KEYS`] KEM keys, dropping the oldest first but
+    /// never the confirmed key nor a key carried by an answer still waiting to
+    /// be resent (the server may take it): the server may seal to either.
+    pub(crate) fn trim_kem_keys(&mut self) {
+        while self.kem_keys.len() > MAX_KEM_KEYS {
+            let in_use = |kid: &str| {
+                kid == self.server_kem_kid
+                    || self
+                        .seen
+                        .iter()
+                        .any(|s| s.answer.is_some() && s.next_kid.as_deref() == Some(kid))
+            };
+            let Some(pos) = self.kem_keys.iter().position(|k| !in_use(&k.kid)) else {
+                break;
+            };
+            self.kem_keys.remove(pos);
         }
     }
 
@@ -326,6 +370,81 @@ mod tests {
         assert_eq!(p.seen.len(), MAX_SEEN);
         // The earliest expiries go first.
         assert_eq!(p.seen.first().map(|s| s.exp), Some(10_003));
+    }
+
+    fn kem(kid: &str) -> KemKey {
+        KemKey {
+            kid: kid.into(),
+            scalar: Secret::new(&[1; 32]),
+        }
+    }
+
+    fn kids(p: &PushAccount) -> Vec<&str> {
+        p.kem_keys.iter().map(|k| k.kid.as_str()).collect()
+    }
+
+    #[test]
+    fn kem_keys_keep_the_servers_and_the_newest() {
+        let mut p = test_push_account();
+        p.kem_keys = ["k0", "k1", "k2", "k3", "k4", "k5"]
+            .into_iter()
+            .map(kem)
+            .collect();
+        p.server_kem_kid = "k1".into();
+        p.trim_kem_keys();
+        assert_eq!(kids(&p), ["k1", "k3", "k4", "k5"]);
+        assert_eq!(p.kem_keys.len(), MAX_KEM_KEYS);
+
+        // Nothing else to drop: the server's key alone is never removed.
+        p.kem_keys = vec![kem("k1")];
+        p.trim_kem_keys();
+        assert_eq!(p.kem_keys.len(), 1);
+    }
+
+    #[test]
+    fn kem_keys_of_answers_waiting_to_be_resent_are_kept() {
+        let mut p = test_push_account();
+        p.kem_keys = ["k0", "k1", "k2", "k3", "k4", "k5"]
+            .into_iter()
+            .map(kem)
+            .collect();
+        p.server_kem_kid = "k5".into();
+        let mut waiting = seen("t", 100, Some("{}"), false);
+        waiting.next_kid = Some("k0".into());
+        // An accepted answer's key is no longer protected by its entry.
+        let mut done = seen("u", 100, None, true);
+        done.next_kid = Some("k1".into());
+        p.seen = vec![waiting, done];
+        p.trim_kem_keys();
+        assert_eq!(kids(&p), ["k0", "k3", "k4", "k5"]);
+    }
+
+    #[test]
+    fn kem_key_confirmation() {
+        let mut p = test_push_account();
+        p.kem_keys = ["k0", "k1", "k2"].into_iter().map(kem).collect();
+        p.server_kem_kid = "k0".into();
+        // Only a held key can be confirmed.
+        assert!(!p.confirm_kem_key("elsewhere"));
+        assert_eq!(p.server_kem_kid, "k0");
+        assert!(p.confirm_kem_key("k2"));
+        assert_eq!(p.server_kem_kid, "k2");
+        // The server's word wins, even for an older key (a resync).
+        assert!(p.confirm_kem_key("k1"));
+        assert_eq!(p.server_kem_kid, "k1");
+
+        // A challenge sealed to a newer key moves the confirmation forward; one
+        // sealed to an older key (opened late) does not move it back.
+        p.saw_kem_key_used("k0");
+        assert_eq!(p.server_kem_kid, "k1");
+        p.saw_kem_key_used("k2");
+        assert_eq!(p.server_kem_kid, "k2");
+        p.saw_kem_key_used("unknown");
+        assert_eq!(p.server_kem_kid, "k2");
+        // A confirmed key no longer held (an old record) yields to a held one.
+        p.server_kem_kid = "gone".into();
+        p.saw_kem_key_used("k1");
+        assert_eq!(p.server_kem_kid, "k1");
     }
 
     #[test]

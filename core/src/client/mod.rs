@@ -7,8 +7,9 @@
 //! | [`DeviceClient::activate`] | `POST /v1/device/activate` | signed activation request → signed result (unsigned HTTP: the body is signed) |
 //! | [`DeviceClient::pending`] | `GET /v1/device/challenges?wait=N` | → `{"challenges":[{"tx","exp"}]}` |
 //! | [`DeviceClient::fetch_challenge`] | `GET /v1/device/challenges/{tx}` | → challenge envelope signed by S |
-//! | [`DeviceClient::answer`] | `POST /v1/device/challenges/{tx}/answer` | signed answer → `{"state"}` |
+//! | [`DeviceClient::answer`] | `POST /v1/device/challenges/{tx}/answer` | signed answer → `{"state","kem_kid"}` |
 //! | [`DeviceClient::update_push`] | `PUT /v1/device/push` | push registration JSON |
+//! | [`DeviceClient::update_kem_key`] | `PUT /v1/device/kem` | `{"kem_key"}` → `{"kem_kid"}` |
 //! | [`DeviceClient::deregister`] | `DELETE /v1/device` | |
 //!
 //! Errors come back as `{"error":{"code","message"}}`; the code is mapped onto
@@ -32,11 +33,13 @@ pub const MAX_RESPONSE_LEN: usize = MAX_SIGNED_MESSAGE_LEN;
 /// Timeout of a call that does not long-poll.
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
+use crate::crypto::PublicKey;
 /// The outcome the server recorded for an answer.
 pub use crate::protocol::api::AnswerAccepted;
 /// A pending challenge as listed by the server.
 pub use crate::protocol::api::PendingChallenge as PendingEntry;
-use crate::protocol::api::{ErrorBody, PendingList};
+use crate::protocol::api::{ErrorBody, KemKeyAccepted, KemKeyUpdate, PendingList};
+use crate::protocol::encoding::b64url;
 
 /// Who is calling: a device id on a server, and its possession key.
 pub struct DeviceIdentity<'a> {
@@ -224,6 +227,25 @@ impl<'a> DeviceClient<'a> {
         self.signed(who, HttpMethod::Put, "/v1/device/push", body, CALL_TIMEOUT)
             .await
             .map(|_| ())
+    }
+
+    /// Names the KEM public key the server must seal to from now on (the device
+    /// holds its private key); returns the key id the server now seals to.
+    pub async fn update_kem_key(
+        &self,
+        who: &DeviceIdentity<'_>,
+        kem_key: &PublicKey,
+    ) -> Result<String> {
+        let body = serde_json::to_vec(&KemKeyUpdate {
+            kem_key: b64url(&kem_key.to_sec1()),
+        })
+        .map_err(|_| Error::Internal)?;
+        let response = self
+            .signed(who, HttpMethod::Put, "/v1/device/kem", body, CALL_TIMEOUT)
+            .await?;
+        let accepted: KemKeyAccepted =
+            serde_json::from_slice(&response.body).map_err(|_| Error::Tampered)?;
+        Ok(accepted.kem_kid)
     }
 
     /// Deregisters the device (the server marks it removed).

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use countersign_protocol::api::{AnswerAccepted, PendingList};
+use countersign_protocol::api::{AnswerAccepted, KemKeyAccepted, PendingList};
 use serde_json::{Value, json};
 
 use super::auth::SignedDevice;
@@ -63,6 +63,17 @@ pub async fn update_push(
 ) -> ApiResult<Json<Value>> {
     let provider = devices::update_push(&state, &signed.device, &signed.body).await?;
     Ok(Json(json!({ "push_provider": provider })))
+}
+
+/// `PUT /v1/device/kem`: body names the KEM public key to seal to from now on
+/// (`{"kem_key":…}`); the answer is `{"kem_kid":…}`.
+pub async fn update_kem_key(
+    State(state): State<Arc<AppState>>,
+    signed: SignedDevice,
+) -> ApiResult<Json<KemKeyAccepted>> {
+    Ok(Json(
+        devices::update_kem_key(&state, &signed.device, &signed.body).await?,
+    ))
 }
 
 /// `DELETE /v1/device`: the device deregisters itself.

@@ -633,9 +633,40 @@ pub async fn fetch(state: &AppState, device: &Device, tx: &str) -> ApiResult<Vec
     ))
 }
 
+/// The challenge state, deny reason and policy outcome an answer records.
+fn outcome_of(ans: &Answer) -> (&'static str, Option<&'static str>, Outcome) {
+    match (ans.decision, ans.reason) {
+        (Decision::Approve, _) => ("approved", None, Outcome::Approved),
+        (Decision::Deny, Some(DenyReason::NotMe)) => ("denied", Some("not_me"), Outcome::Fraud),
+        (Decision::Deny, _) => ("denied", Some("mistake"), Outcome::Denied),
+    }
+}
+
+/// The acceptance already given, when `ans` repeats the recorded answer: same
+/// device, decision, reason, challenge hash and `next_kem` (a retry whose
+/// response was lost). Anything else is a different answer.
+fn repeated_answer(
+    row: &store::challenges::AnswerRow,
+    device_id: &str,
+    ans: &Answer,
+    expected_hash: &[u8],
+) -> Option<AnswerAccepted> {
+    let (state, reason, _) = outcome_of(ans);
+    let same = row.state == state
+        && row.answered_by.as_deref() == Some(device_id)
+        && row.deny_reason.as_deref() == reason
+        && row.answer_kem_key_id.as_deref() == Some(ans.next_kem.key_id().as_str())
+        && ct_eq(&ans.challenge_hash, expected_hash);
+    same.then(|| AnswerAccepted {
+        state: row.state.clone(),
+        kem_kid: row.device_kem_key_id.clone(),
+    })
+}
+
 /// Records the device's signed answer (`body`) to challenge `tx`: checks the
 /// binding, verification, number and push OTP, then commits the outcome, the
-/// KEM key rotation, the user's counters and the audit record together.
+/// KEM key rotation, the user's counters and the audit record together. The
+/// same answer posted again gets the same acceptance and changes nothing.
 pub async fn answer(
     state: &Arc<AppState>,
     device: &Device,
@@ -672,8 +703,12 @@ pub async fn answer(
             "this challenge was not sent to this device",
         ));
     };
-    check_pending(&row.state, row.expires_at)?;
     let expected_hash = unb64(hash_text)?;
+    if let Some(accepted) = repeated_answer(&row, &device.id, &ans, &expected_hash) {
+        tracing::info!(tx = %tx, device = %device.id, "answer repeated; same acceptance returned");
+        return Ok(accepted);
+    }
+    check_pending(&row.state, row.expires_at)?;
     if !ct_eq(&ans.challenge_hash, &expected_hash) {
         audit(&state.db, who, "answer_refused", "wrong display hash").await?;
         return Err(ApiError::new(
@@ -736,11 +771,8 @@ pub async fn answer(
         }
         _ => None,
     };
-    let (new_state, reason, outcome) = match (ans.decision, ans.reason) {
-        (Decision::Approve, _) => ("approved", None, Outcome::Approved),
-        (Decision::Deny, Some(DenyReason::NotMe)) => ("denied", Some("not_me"), Outcome::Fraud),
-        (Decision::Deny, _) => ("denied", Some("mistake"), Outcome::Denied),
-    };
+    let (new_state, reason, outcome) = outcome_of(&ans);
+    let next_kem_kid = ans.next_kem.key_id();
     let t = now();
     // The outcome, the key rotation, the user's counters and the audit record
     // commit together (one commit instead of four). The first statement writes,
@@ -755,11 +787,21 @@ pub async fn answer(
             device_id: &device.id,
             deny_reason: reason,
             push_otp: push_otp.as_deref(),
+            next_kem_key_id: &next_kem_kid,
         },
     )
     .await?;
     if !recorded {
         dbtx.rollback().await?;
+        // The same answer may have raced itself (a retry sent while the first
+        // copy was being recorded).
+        let now_row = store::challenges::for_answer(&state.db, tx, &device.id).await?;
+        if let Some(accepted) = now_row
+            .as_ref()
+            .and_then(|r| repeated_answer(r, &device.id, &ans, &expected_hash))
+        {
+            return Ok(accepted);
+        }
         return Err(ApiError::new(
             ErrorCode::AlreadyAnswered,
             "the challenge was already answered or has expired",
@@ -770,7 +812,7 @@ pub async fn answer(
         &mut dbtx,
         &device.id,
         &b64(&ans.next_kem.to_sec1()),
-        &ans.next_kem.key_id(),
+        &next_kem_kid,
         t,
     )
     .await?;
@@ -793,5 +835,6 @@ pub async fn answer(
     }
     Ok(AnswerAccepted {
         state: new_state.into(),
+        kem_kid: Some(next_kem_kid),
     })
 }

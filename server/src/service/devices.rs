@@ -1,20 +1,23 @@
 //! Devices: activation (offer proof, grant sealed to the device), push
-//! registration, listing, removal by the RP and deregistration by the device.
+//! registration, KEM key resynchronisation, listing, removal by the RP and
+//! deregistration by the device.
 
+use countersign_protocol::api::{KemKeyAccepted, KemKeyUpdate};
+use countersign_protocol::crypto::PublicKey;
 use countersign_protocol::{
     ActivationGrant, ActivationRequest, ActivationResult, Ephemeral, OfferCredentials, OfferSecret,
     OtpAlgorithm, OtpParams, PushRegistration, SignedMessage, Verification, VerificationPolicy,
 };
 use serde::{Deserialize, Serialize};
 
-use super::audit::{AuditSubject, audit};
+use super::audit::{AuditSubject, audit, audit_on};
 use super::auth::{Device, Rp};
 use super::protocol_error;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::store;
 use crate::store::notify::Event;
-use crate::util::{b64, now, random_id};
+use crate::util::{b64, now, random_id, unb64};
 
 /// OTP seed length for new accounts (160 bits, the RFC 4226 recommendation).
 const SEED_LEN: usize = 20;
@@ -205,6 +208,40 @@ pub async fn update_push(
     )
     .await?;
     Ok(provider)
+}
+
+/// Points the device's future challenges at the KEM key it names (`body`:
+/// `{"kem_key":"<base64url SEC1>"}`, covered by the Dp request signature): the
+/// resynchronisation a device runs when it cannot tell which of its keys the
+/// server seals to. Returns the key id now sealed to.
+pub async fn update_kem_key(
+    state: &AppState,
+    device: &Device,
+    body: &[u8],
+) -> ApiResult<KemKeyAccepted> {
+    let req: KemKeyUpdate = serde_json::from_slice(body)
+        .map_err(|_| ApiError::bad_request("body must be {\"kem_key\":…}"))?;
+    let key = unb64(&req.kem_key)
+        .ok()
+        .and_then(|sec1| PublicKey::from_sec1(&sec1).ok())
+        .ok_or_else(|| ApiError::bad_request("kem_key must be a base64url P-256 public key"))?;
+    let kem_kid = key.key_id();
+    let mut conn = state.db.pool.acquire().await?;
+    store::devices::rotate_kem_key(&mut conn, &device.id, &b64(&key.to_sec1()), &kem_kid, now())
+        .await?;
+    audit_on(
+        &mut conn,
+        AuditSubject {
+            rp: Some(&device.rp_id),
+            user: Some(&device.user_id),
+            device: Some(&device.id),
+            tx: None,
+        },
+        "kem_key_resynced",
+        "device named its KEM key",
+    )
+    .await?;
+    Ok(KemKeyAccepted { kem_kid })
 }
 
 /// The device deregisters itself.

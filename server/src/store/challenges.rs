@@ -326,16 +326,26 @@ pub struct AnswerRow {
     pub has_webhook: i64,
     /// The user's consecutive denials.
     pub denial_streak: i64,
+    /// The device that answered.
+    pub answered_by: Option<String>,
+    /// `not_me` or `mistake` for denials.
+    pub deny_reason: Option<String>,
+    /// Key id of the `next_kem` the accepted answer carried.
+    pub answer_kem_key_id: Option<String>,
+    /// Key id of the KEM key the answering device's challenges are sealed to now.
+    pub device_kem_key_id: Option<String>,
 }
 
-/// Challenge `tx` with the device's copy, its RP's webhook flag and its user's
-/// denial streak.
+/// Challenge `tx` with the device's copy, its RP's webhook flag, its user's
+/// denial streak, the answer recorded (if any) and the device's current KEM key id.
 pub async fn for_answer(db: &Db, tx: &str, device_id: &str) -> StoreResult<Option<AnswerRow>> {
     sqlx::query_as(
         "SELECT cd.display_hash, cd.plaintext, c.state, c.expires_at, c.number, c.rp_id, c.user_id, \
-         CASE WHEN r.webhook_url IS NULL THEN 0 ELSE 1 END AS has_webhook, u.denial_streak \
+         CASE WHEN r.webhook_url IS NULL THEN 0 ELSE 1 END AS has_webhook, u.denial_streak, \
+         c.answered_by, c.deny_reason, c.answer_kem_key_id, dv.kem_key_id AS device_kem_key_id \
          FROM challenges c LEFT JOIN challenge_deliveries cd ON cd.tx_id = c.id AND cd.device_id = $2 \
          JOIN relying_parties r ON r.id = c.rp_id JOIN users u ON u.id = c.user_id \
+         LEFT JOIN devices dv ON dv.id = $2 \
          WHERE c.id = $1",
     )
     .bind(tx)
@@ -359,20 +369,24 @@ pub struct AnswerOutcome<'a> {
     pub deny_reason: Option<&'a str>,
     /// The approval's push OTP, sealed.
     pub push_otp: Option<&'a str>,
+    /// Key id of the answer's `next_kem` (recognises a retry of this answer).
+    pub next_kem_key_id: &'a str,
 }
 
 /// Records the answer while the challenge is pending and unexpired; `false`
 /// when another answer (or expiry) came first.
 pub async fn record_answer(conn: &mut AnyConnection, a: &AnswerOutcome<'_>) -> StoreResult<bool> {
     let done = sqlx::query(
-        "UPDATE challenges SET state = $1, answered_at = $2, answered_by = $3, deny_reason = $4, push_otp = $5 \
-         WHERE id = $6 AND state = 'pending' AND expires_at >= $2",
+        "UPDATE challenges SET state = $1, answered_at = $2, answered_by = $3, deny_reason = $4, \
+         push_otp = $5, answer_kem_key_id = $6 \
+         WHERE id = $7 AND state = 'pending' AND expires_at >= $2",
     )
     .bind(a.state)
     .bind(a.answered_at)
     .bind(a.device_id)
     .bind(a.deny_reason)
     .bind(a.push_otp)
+    .bind(a.next_kem_key_id)
     .bind(a.tx)
     .execute(&mut *conn)
     .await?;

@@ -127,14 +127,43 @@ impl Clock for ShiftedClock {
 /// A rewrite of responses: `(request, response)` → response.
 pub type Rewrite = Box<dyn Fn(&HttpRequest, HttpResponse) -> HttpResponse + Send + Sync>;
 
+/// A network fault for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The request never reaches the server.
+    Unreachable,
+    /// The server processes the request; its response is lost on the way back.
+    LoseResponse,
+}
+
+/// Picks the fault (if any) for a request.
+pub type FaultRule = Box<dyn Fn(&HttpRequest) -> Option<Fault> + Send + Sync>;
+
+/// One request as sent and the response as the server gave it (before any
+/// fault or rewrite).
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The request, with its signature headers.
+    pub request: HttpRequest,
+    /// The server's status.
+    pub status: u16,
+    /// The server's body.
+    pub body: Vec<u8>,
+}
+
 /// The shipped reqwest client, recording challenge envelopes it fetched and
-/// optionally rewriting responses (a man in the middle / a broken server).
+/// every exchange, optionally losing requests or responses (a flaky network)
+/// and rewriting responses (a man in the middle / a broken server).
 pub struct Wire {
     inner: ReqwestClient,
     /// Fetched challenge envelopes by tx id (raw bytes).
     pub envelopes: Mutex<HashMap<String, Vec<u8>>>,
     /// The active rewrite, if any.
     pub rewrite: Mutex<Option<Rewrite>>,
+    /// The active fault rule, if any.
+    pub faults: Mutex<Option<FaultRule>>,
+    /// Every exchange that reached the server, in order.
+    pub exchanges: Mutex<Vec<Exchange>>,
 }
 
 impl Wire {
@@ -142,12 +171,45 @@ impl Wire {
     pub fn set_rewrite(&self, r: Option<Rewrite>) {
         *self.rewrite.lock().expect("lock") = r;
     }
+
+    /// Sets (or clears) the fault rule.
+    pub fn set_faults(&self, f: Option<FaultRule>) {
+        *self.faults.lock().expect("lock") = f;
+    }
+
+    /// The exchanges whose URL contains `part`.
+    pub fn exchanges_to(&self, part: &str) -> Vec<Exchange> {
+        self.exchanges
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|e| e.request.url.contains(part))
+            .cloned()
+            .collect()
+    }
 }
 
 #[async_trait::async_trait]
 impl HttpClient for Wire {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let fault = self
+            .faults
+            .lock()
+            .expect("lock")
+            .as_ref()
+            .and_then(|rule| rule(&request));
+        if fault == Some(Fault::Unreachable) {
+            return Err(HttpError::Connect("unreachable (test fault)".into()));
+        }
         let mut response = self.inner.send(request.clone()).await?;
+        self.exchanges.lock().expect("lock").push(Exchange {
+            request: request.clone(),
+            status: response.status,
+            body: response.body.clone(),
+        });
+        if fault == Some(Fault::LoseResponse) {
+            return Err(HttpError::Timeout);
+        }
         let path = request.url.split("/v1/device/challenges/").nth(1);
         if let Some(tx) = path
             && !tx.contains('/')
@@ -194,6 +256,8 @@ pub fn open_device(dir: &Path, tweak: impl FnOnce(&mut AuthenticatorConfig)) -> 
         inner: ReqwestClient::new().expect("http client"),
         envelopes: Mutex::new(HashMap::new()),
         rewrite: Mutex::new(None),
+        faults: Mutex::new(None),
+        exchanges: Mutex::new(Vec::new()),
     });
     let hooks = PlatformHooks {
         storage: storage.clone(),
