@@ -794,7 +794,7 @@ async fn listen(auth: &Authenticator, json: bool, once: bool, wait: u32) -> Resu
             // A server or one challenge failed: show what did open, retry the rest.
             Err(e @ (Error::Network | Error::Tampered)) => {
                 say(&if e == Error::Network {
-                    "A server or a request is unreachable; retrying in 5 s…".to_owned()
+                    "The server is unreachable; retrying in 5 s…".to_owned()
                 } else {
                     explain(&e)
                 });
