@@ -122,11 +122,17 @@ async fn pending_lists_every_server_in_one_call_and_approve_works_first_time() {
     let net = FaultyNet::new();
     let auth = device(dir.path(), net.clone(), Arc::default());
     let alice = auth
-        .activate_uri(&rp_a.enroll("alice").await.uri, ActivationOptions::default())
+        .activate_uri(
+            &rp_a.enroll("alice").await.uri,
+            ActivationOptions::default(),
+        )
         .await
         .unwrap();
     let carol = auth
-        .activate_uri(&rp_b.enroll("carol").await.uri, ActivationOptions::default())
+        .activate_uri(
+            &rp_b.enroll("carol").await.uri,
+            ActivationOptions::default(),
+        )
         .await
         .unwrap();
     // Server B answers its list later than server A: A's requests arrive first.
@@ -282,7 +288,12 @@ async fn activation_errors_speak_of_the_offer_and_the_server() {
     let other = rp_a.enroll("bob").await.code;
     assert_eq!(
         dev.auth
-            .activate_code(&a.base(), &other, Some([7; 32]), ActivationOptions::default())
+            .activate_code(
+                &a.base(),
+                &other,
+                Some([7; 32]),
+                ActivationOptions::default()
+            )
             .await
             .err(),
         Some(Error::Tampered)
@@ -301,7 +312,10 @@ async fn an_hotp_account_needs_a_code_left_at_import() {
     let dir = temp_dir("hotp-end");
     let dev = open_device(dir.path(), |_| {});
     let secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-    let last = format!("otpauth://hotp/Example:bob?secret={secret}&counter={}", u64::MAX);
+    let last = format!(
+        "otpauth://hotp/Example:bob?secret={secret}&counter={}",
+        u64::MAX
+    );
     assert_eq!(
         dev.auth.import_otpauth(&last).err(),
         Some(Error::InvalidInput {
