@@ -53,6 +53,9 @@ pub enum CountersignError {
     /// The server could not be reached or timed out: retry later.
     #[error("network error")]
     Network,
+    /// The server answered, but not as a Countersign server: check the server URL.
+    #[error("not a Countersign server")]
+    NotCountersignServer,
     /// The server refused the request with this machine-readable code
     /// (`rate_limited`, `wrong_number`, `suppressed`, …).
     #[error("server rejected the request: {code}")]
@@ -91,6 +94,7 @@ impl From<countersign_core::Error> for CountersignError {
                 what: what.to_owned(),
             },
             E::Network => Self::Network,
+            E::NotCountersignServer => Self::NotCountersignServer,
             E::ServerRejected { code } => Self::ServerRejected { code },
             E::Storage => Self::Storage,
             E::Cancelled => Self::Cancelled,

@@ -25,6 +25,8 @@ use countersign_server::{RunningServer, Server};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
+use crate::term::outln;
+
 /// Options of `countersign demo`.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -198,12 +200,12 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
             "failed": failed,
             "total_ms": total.as_millis() as u64,
         });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
         );
     } else {
-        println!(
+        outln!(
             "\n{} of {} steps OK in {:.2} s{}",
             results.len() - failed,
             results.len(),
@@ -259,13 +261,13 @@ async fn run_with(
     dev_config.device_name = Some("countersign demo device".into());
     let device = Authenticator::new(hooks, dev_config).map_err(|e| e.to_string())?;
     if !args.json {
-        println!("Countersign end-to-end demo");
-        println!(
+        outln!("Countersign end-to-end demo");
+        outln!(
             "server {} (SQLite in {}), relying party \"Demo Bank\", user {USER}",
             server.base_url(),
             tmp.path().display()
         );
-        println!("device: the Countersign core in this process, storage in the same folder\n");
+        outln!("device: the Countersign core in this process, storage in the same folder\n");
     }
     let mut demo = Demo {
         json: args.json,
@@ -318,7 +320,7 @@ impl Demo {
             started: Instant::now(),
         };
         if !self.json {
-            println!("[{n}/9] {title}");
+            outln!("[{n}/9] {title}");
         }
         let result = match n {
             1 => self.activation(&mut step).await,
@@ -338,11 +340,11 @@ impl Demo {
         };
         if !self.json {
             for l in &step.lines {
-                println!("      {l}");
+                outln!("      {l}");
             }
             match &error {
-                None => println!("      ✔ OK  ({:.2} s)\n", ms as f64 / 1000.0),
-                Some(e) => println!("      ✘ FAILED: {e}  ({:.2} s)\n", ms as f64 / 1000.0),
+                None => outln!("      ✔ OK  ({:.2} s)\n", ms as f64 / 1000.0),
+                Some(e) => outln!("      ✘ FAILED: {e}  ({:.2} s)\n", ms as f64 / 1000.0),
             }
         }
         self.results.push(json!({

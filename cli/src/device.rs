@@ -18,11 +18,14 @@ use countersign_core::authenticator::{
 use countersign_core::platform::{
     FileStorage, KeySource, Logger, NoopLogger, ReqwestClient, SoftwareKeyVault, SystemClock,
 };
-use countersign_core::protocol::{DenyReason, NumberMatching, Platform, Verification};
+use countersign_core::protocol::otpauth::OtpauthUri;
+use countersign_core::protocol::{
+    ActivationOffer, DenyReason, NumberMatching, Platform, Verification,
+};
 use countersign_core::{Authenticator, AuthenticatorConfig, Error, PlatformHooks};
 use serde_json::{Value, json};
 
-use crate::term::{self, StderrLogger, TerminalVerifier};
+use crate::term::{self, StderrLogger, TerminalVerifier, outln};
 
 /// Options shared by every `countersign device` command.
 #[derive(Args, Debug, Clone)]
@@ -101,7 +104,9 @@ pub enum DeviceCommand {
     },
     /// Approve a pending request (scripting).
     Approve {
-        /// The transaction id (from `pending`).
+        /// The transaction id (from `pending`). Ids are base64url, so about one
+        /// in 64 begins with `-`: it is taken as the id, not as an option.
+        #[arg(allow_hyphen_values = true)]
         tx: String,
         /// The number shown on the sign-in page.
         #[arg(long)]
@@ -109,7 +114,9 @@ pub enum DeviceCommand {
     },
     /// Deny a pending request (scripting).
     Deny {
-        /// The transaction id (from `pending`).
+        /// The transaction id (from `pending`). Ids are base64url, so about one
+        /// in 64 begins with `-`: it is taken as the id, not as an option.
+        #[arg(allow_hyphen_values = true)]
         tx: String,
         /// Report it as "not me" (fraud) instead of "mistake".
         #[arg(long)]
@@ -245,6 +252,7 @@ pub fn explain(e: &Error) -> String {
         Error::Unsupported => "this version of countersign does not support it; update",
         Error::InvalidInput { .. } => "check what you typed or pasted",
         Error::Network => "the server could not be reached; check the URL and retry",
+        Error::NotCountersignServer => "check the server URL",
         Error::ServerRejected { code } if code == "wrong_number" => {
             "the number does not match the sign-in page: not approved"
         }
@@ -260,9 +268,9 @@ pub fn explain(e: &Error) -> String {
 
 fn emit(json: bool, value: &Value, text: &str) {
     if json {
-        println!("{value}");
+        outln!("{value}");
     } else {
-        println!("{text}");
+        outln!("{text}");
     }
 }
 
@@ -370,15 +378,19 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
                 biometric: false,
             };
             let offer = offer.trim();
-            let account = if offer.starts_with("countersign:") {
-                auth.activate_uri(offer, options).await
+            let (server, account) = if offer.starts_with("countersign:") {
+                let server = ActivationOffer::parse_uri(offer)
+                    .map(|o| o.server_url.as_str().to_owned())
+                    .unwrap_or_default();
+                (server, auth.activate_uri(offer, options).await)
             } else {
                 let server = server.ok_or(
                     "a typed code needs the server: add --server URL (or paste the whole link)",
                 )?;
-                auth.activate_code(&server, offer, None, options).await
-            }
-            .map_err(|e| activation_error(&e))?;
+                let account = auth.activate_code(&server, offer, None, options).await;
+                (server, account)
+            };
+            let account = account.map_err(|e| activation_error(&e, &server))?;
             emit(
                 json,
                 &account_json(&account),
@@ -395,9 +407,9 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
             let accounts = auth.accounts();
             if json {
                 let list: Vec<Value> = accounts.iter().map(account_json).collect();
-                println!("{}", Value::Array(list));
+                outln!("{}", Value::Array(list));
             } else if accounts.is_empty() {
-                println!("No accounts. Activate one with `countersign device activate <link>`.");
+                outln!("No accounts. Activate one with `countersign device activate <link>`.");
             } else {
                 for a in &accounts {
                     let kind = match &a.kind {
@@ -405,7 +417,7 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
                         AccountKind::Otp => "otp".to_string(),
                     };
                     let pin = if a.pin_set { "  PIN" } else { "" };
-                    println!("{}  {}  {kind}{pin}", a.id, display_name(a));
+                    outln!("{}  {}  {kind}{pin}", a.id, display_name(a));
                 }
             }
             Ok(())
@@ -431,22 +443,24 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
                     let left = code
                         .seconds_left
                         .map_or_else(|| "HOTP".to_string(), |s| format!("{s}s left"));
-                    println!("{}  {}  ({left})", display_name(&a), code.code.as_str());
+                    outln!("{}  {}  ({left})", display_name(&a), code.code.as_str());
                 }
             }
             if json {
-                println!("{}", Value::Array(out));
+                outln!("{}", Value::Array(out));
             }
             Ok(())
         }
         DeviceCommand::Add { uri } => {
-            let auth = open(&opts, None).await?;
-            let account = auth.import_otpauth(&uri).map_err(|e| {
+            // The parser's own reason (it names the part at fault, never a value).
+            OtpauthUri::parse_new_account(&uri).map_err(|reason| {
                 format!(
-                    "{}\nhint: a key URI looks like otpauth://totp/Issuer:account?secret=BASE32SECRET",
-                    explain(&e)
+                    "invalid otpauth URI: {reason}\nhint: a key URI looks like \
+                     otpauth://totp/Issuer:account?secret=BASE32SECRET"
                 )
             })?;
+            let auth = open(&opts, None).await?;
+            let account = auth.import_otpauth(&uri).map_err(|e| explain(&e))?;
             emit(
                 json,
                 &account_json(&account),
@@ -522,12 +536,12 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
                 .map_err(|e| explain(&e))?;
             if json {
                 let out: Vec<Value> = list.iter().map(|r| request_json(&auth, r)).collect();
-                println!("{}", Value::Array(out));
+                outln!("{}", Value::Array(out));
             } else if list.is_empty() {
-                println!("No pending requests.");
+                outln!("No pending requests.");
             } else {
                 for r in &list {
-                    println!("{}", describe(&auth, r));
+                    outln!("{}", describe(&auth, r));
                 }
             }
             Ok(())
@@ -612,35 +626,68 @@ fn pin_error(e: &Error, min: usize) -> String {
     }
 }
 
-fn activation_error(e: &Error) -> String {
-    let hint = match e {
-        Error::InvalidInput { .. } => {
+/// An activation failure in activation words, naming the server that was asked.
+fn activation_error(e: &Error, server: &str) -> String {
+    let (what, hint) = match e {
+        Error::InvalidInput { .. } => (
+            e.to_string(),
             "paste the whole countersign://activate?… link from the QR, or the typed code with \
-             --server URL"
-        }
-        Error::Tampered => {
-            "the server's key does not match the one in the QR code: possible attack, or a QR \
-             from another server"
-        }
-        Error::RequestExpired | Error::ServerRejected { .. } => {
-            "the code may have expired or been used already: create a new one on the \
-             enrollment page"
-        }
-        Error::Network => "the server could not be reached: is it running, is the URL right?",
-        _ => "",
+             --server URL",
+        ),
+        Error::NotCountersignServer => (
+            format!("not a Countersign server at {server}"),
+            "it answered, but not as a Countersign server: check the server URL",
+        ),
+        Error::Tampered => (
+            format!("the key of the server at {server} does not match the one in the QR code"),
+            "possible attack, or a QR from another server",
+        ),
+        Error::ServerRejected { code } if code == "not_found" => (
+            format!("the server at {server} does not know this activation offer"),
+            "check the code and the server URL, or create a new offer on the enrollment page",
+        ),
+        Error::ServerRejected { code } if code == "replayed" => (
+            "this activation offer was used already".to_owned(),
+            "create a new one on the enrollment page",
+        ),
+        Error::ServerRejected { code } if code == "bad_signature" => (
+            "the code does not match the activation offer".to_owned(),
+            "check the code for typos, or create a new offer on the enrollment page",
+        ),
+        Error::ServerRejected { code } if code == "rate_limited" => (
+            "too many failed attempts for this activation offer".to_owned(),
+            "create a new one on the enrollment page",
+        ),
+        Error::RequestExpired => (
+            "the activation offer has expired, or this computer's clock is off".to_owned(),
+            "check the clock, or create a new offer on the enrollment page",
+        ),
+        Error::ServerRejected { code } => (
+            format!("the server at {server} refused the activation offer ({code})"),
+            "create a new offer on the enrollment page",
+        ),
+        Error::Network => (
+            format!("the server at {server} could not be reached"),
+            "is it running, is the URL right?",
+        ),
+        other => return explain(other),
     };
-    if hint.is_empty() {
-        explain(e)
-    } else {
-        format!("activation failed: {e}\nhint: {hint}")
-    }
+    format!("activation failed: {what}\nhint: {hint}")
 }
 
 async fn find_request(auth: &Authenticator, tx: &str) -> Result<PendingRequest, String> {
-    let list = auth
-        .pending(0, &CancelHandle::new())
-        .await
-        .map_err(|e| explain(&e))?;
+    let list = match auth.pending(0, &CancelHandle::new()).await {
+        Ok(list) => list,
+        // Another challenge failed (unreachable, tampered): the ones that opened
+        // are kept, and this one may be among them.
+        Err(e) => {
+            let opened = auth.pending_requests();
+            if !opened.iter().any(|r| r.tx_id == tx) {
+                return Err(explain(&e));
+            }
+            opened
+        }
+    };
     list.into_iter().find(|r| r.tx_id == tx).ok_or_else(|| {
         format!("no pending request {tx}: it was answered, expired, or is for another device")
     })
@@ -735,7 +782,7 @@ async fn listen(auth: &Authenticator, json: bool, once: bool, wait: u32) -> Resu
         if json {
             eprintln!("{text}");
         } else {
-            println!("{text}");
+            outln!("{text}");
         }
     };
     say("Listening for sign-in requests (Ctrl-C to stop)…");
@@ -744,10 +791,19 @@ async fn listen(auth: &Authenticator, json: bool, once: bool, wait: u32) -> Resu
         let list = match auth.pending(wait, &cancel).await {
             Ok(l) => l,
             Err(Error::Cancelled) => return Ok(()),
-            Err(Error::Network) => {
-                say("The server is unreachable; retrying in 5 s…");
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                continue;
+            // A server or one challenge failed: show what did open, retry the rest.
+            Err(e @ (Error::Network | Error::Tampered)) => {
+                say(&if e == Error::Network {
+                    "The server is unreachable; retrying in 5 s…".to_owned()
+                } else {
+                    explain(&e)
+                });
+                let opened = auth.pending_requests();
+                if opened.is_empty() {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+                opened
             }
             Err(Error::DeviceDeregistered) => {
                 say(&explain(&Error::DeviceDeregistered));
@@ -786,21 +842,21 @@ async fn handle(auth: &Authenticator, r: &PendingRequest, json: bool) -> Option<
     let text = describe(auth, r);
     if json {
         eprintln!("{text}");
-        println!(
+        outln!(
             "{}",
             json!({"event": "request", "request": request_json(auth, r)})
         );
     } else {
-        println!("{text}");
+        outln!("{text}");
     }
     let report = |outcome: &str, message: &str| {
         if json {
-            println!(
+            outln!(
                 "{}",
                 json!({"event": outcome, "tx_id": r.tx_id, "message": message})
             );
         } else {
-            println!("{message}");
+            outln!("{message}");
         }
     };
     let choice = ask(

@@ -90,3 +90,37 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tx id of `approve`/`deny` (from `device pending`), however it is parsed.
+    fn tx_of(args: &[&str]) -> String {
+        let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        match cli.command {
+            Command::Device {
+                command:
+                    device::DeviceCommand::Approve { tx, .. } | device::DeviceCommand::Deny { tx, .. },
+                ..
+            } => tx,
+            _ => panic!("{args:?}: not approve or deny"),
+        }
+    }
+
+    #[test]
+    fn tx_ids_that_begin_with_a_hyphen_are_ids() {
+        let id = "-Qx3kP9_aZ2mN7vB1cD4eF";
+        assert_eq!(tx_of(&["countersign", "device", "approve", id]), id);
+        assert_eq!(
+            tx_of(&["countersign", "device", "approve", id, "--number", "42"]),
+            id
+        );
+        assert_eq!(
+            tx_of(&["countersign", "device", "deny", "--not-me", id]),
+            id
+        );
+        assert_eq!(tx_of(&["countersign", "device", "deny", "--", id]), id);
+        assert_eq!(tx_of(&["countersign", "device", "deny", "abc"]), "abc");
+    }
+}

@@ -5,6 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use countersign_core::otp;
 use countersign_core::protocol::otpauth::{OtpKind, OtpauthUri};
 
+use crate::term::outln;
+
 /// Prints the code of `uri` at `time` (default now) and the seconds it has left.
 pub fn print_otp(uri: &str, time: Option<u64>, json: bool) -> Result<(), String> {
     let account = OtpauthUri::parse(uri).map_err(|e| {
@@ -35,11 +37,11 @@ pub fn print_otp(uri: &str, time: Option<u64>, json: bool) -> Result<(), String>
             "code": code,
             "seconds_left": seconds_left,
         });
-        println!("{value}");
+        outln!("{value}");
     } else {
         match seconds_left {
-            Some(left) => println!("{label}\n{code}  ({left}s left)"),
-            None => println!("{label}\n{code}  (HOTP)"),
+            Some(left) => outln!("{label}\n{code}  ({left}s left)"),
+            None => outln!("{label}\n{code}  (HOTP)"),
         }
     }
     Ok(())

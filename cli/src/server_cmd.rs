@@ -7,6 +7,8 @@ use clap::Args;
 use countersign_server::Server;
 use countersign_server::config::Config;
 
+use crate::term::outln;
+
 /// Options of `countersign server`.
 #[derive(Args, Debug)]
 pub struct ServerArgs {
@@ -59,16 +61,16 @@ pub async fn run(args: ServerArgs) -> Result<(), String> {
     let api_key = countersign_server::admin::add_api_key(&state.db, &rp_id)
         .await
         .map_err(|e| e.to_string())?;
-    println!("countersign server listening on {base}");
-    println!("database: {database}");
+    outln!("countersign server listening on {base}");
+    outln!("database: {database}");
     if demo {
-        println!("demo pages: {base}/demo/  (enroll, sign in with password \"demo\", transfer)");
+        outln!("demo pages: {base}/demo/  (enroll, sign in with password \"demo\", transfer)");
     }
-    println!(
+    outln!(
         "demo relying party \"{}\" API key (shown once): {api_key}",
         countersign_server::demo::DEMO_RP_NAME
     );
-    println!("press Ctrl-C to stop");
+    outln!("press Ctrl-C to stop");
     server.run_until_signal().await;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Terminal helpers: questions, PIN entry without echo, QR codes, the PIN prompt
 //! the core calls (`UserVerifier`).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, ErrorKind, IsTerminal, Write};
 
 use countersign_core::platform::{
     LogLevel, Logger, UserVerifier, VerificationKind, VerificationOutcome, VerificationPrompt,
@@ -10,6 +10,43 @@ use qrcode::QrCode;
 use qrcode::render::unicode::Dense1x2;
 use zeroize::Zeroizing;
 
+/// Exit status after stdout was closed by its reader (`countersign … | head -1`):
+/// 128 + SIGPIPE, what a shell reports for the Unix tools that die of the signal.
+const EXIT_BROKEN_PIPE: i32 = 141;
+
+/// Writes to stdout; `println!` would panic when the reader has gone away.
+/// A closed pipe ends the process quietly ([`EXIT_BROKEN_PIPE`]); any other
+/// write failure ends it with an error message.
+pub fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(args)
+        .and_then(|()| {
+            if newline {
+                out.write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => std::process::exit(EXIT_BROKEN_PIPE),
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// `println!` through [`write_stdout`]: survives a closed stdout.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::term::write_stdout(format_args!($($arg)*), true)
+    };
+}
+pub(crate) use outln;
+
 /// Prints `prompt` (to stderr when stdout carries JSON) and reads one line.
 /// `None` at end of input.
 pub fn ask(prompt: &str, to_stderr: bool) -> Option<String> {
@@ -17,8 +54,7 @@ pub fn ask(prompt: &str, to_stderr: bool) -> Option<String> {
         eprint!("{prompt}");
         let _ = std::io::stderr().flush();
     } else {
-        print!("{prompt}");
-        let _ = std::io::stdout().flush();
+        write_stdout(format_args!("{prompt}"), false);
     }
     let mut line = String::new();
     let read = std::io::stdin().lock().read_line(&mut line);

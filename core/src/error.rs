@@ -61,6 +61,11 @@ pub enum Error {
     /// The server could not be reached or timed out: retry later.
     #[error("network error")]
     Network,
+    /// The server answered, but not as a Countersign server (a web page, another
+    /// service): check the server URL. Only activation reports it, before any
+    /// key is trusted.
+    #[error("not a Countersign server")]
+    NotCountersignServer,
     /// The server refused the request with this error code (e.g. `rate_limited`,
     /// `wrong_number`, `suppressed`).
     #[error("server rejected the request: {code}")]

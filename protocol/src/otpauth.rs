@@ -144,6 +144,10 @@ pub enum OtpauthError {
     /// The counter is not a decimal number below 2^64.
     #[error("counter must be a decimal number below 2^64")]
     InvalidCounter,
+    /// A new HOTP account at counter 2^64-1: it could never give out a code,
+    /// since the counter cannot move past it ([`OtpauthUri::parse_new_account`]).
+    #[error("counter must be below 2^64-1 so that at least one code is left")]
+    CounterExhausted,
 }
 
 /// TOTP or HOTP, with the moving factor's parameter.
@@ -294,6 +298,18 @@ impl OtpauthUri {
             algorithm,
             digits,
         })
+    }
+
+    /// Parses the URI of an account being added (a scan or an import): as
+    /// [`Self::parse`], and the account must have a code left. An HOTP counter
+    /// of 2^64-1 parses (a stored account that used its last code), but a new
+    /// account there could never give out a code: [`OtpauthError::CounterExhausted`].
+    pub fn parse_new_account(uri: &str) -> Result<Self, OtpauthError> {
+        let parsed = Self::parse(uri)?;
+        if parsed.kind == (OtpKind::Hotp { counter: u64::MAX }) {
+            return Err(OtpauthError::CounterExhausted);
+        }
+        Ok(parsed)
     }
 
     /// Parses an `otpauth://` URI strictly (rules in the module docs).
@@ -847,6 +863,27 @@ mod tests {
             "otpauth://hotp/bob?secret={B32}&counter=18446744073709551615"
         ));
         assert_eq!(max.unwrap().kind(), OtpKind::Hotp { counter: u64::MAX });
+    }
+
+    #[test]
+    fn a_new_account_needs_a_code_left() {
+        let last = format!("otpauth://hotp/bob?secret={B32}&counter=18446744073709551615");
+        assert_eq!(
+            OtpauthUri::parse_new_account(&last).err(),
+            Some(OtpauthError::CounterExhausted)
+        );
+        let one_left = format!("otpauth://hotp/bob?secret={B32}&counter=18446744073709551614");
+        assert_eq!(
+            OtpauthUri::parse_new_account(&one_left).map(|u| u.kind()),
+            Ok(OtpKind::Hotp {
+                counter: u64::MAX - 1
+            })
+        );
+        // Everything else is refused exactly as `parse` refuses it.
+        assert_eq!(
+            OtpauthUri::parse_new_account("otpauth://totp/bob?secret=GEZDGNBV").err(),
+            Some(OtpauthError::SecretLength(5))
+        );
     }
 
     #[test]

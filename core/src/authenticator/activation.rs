@@ -9,8 +9,9 @@ use super::types::{AccountInfo, ActivationOptions, AuthenticatorConfig};
 use super::{Authenticator, userkey};
 use crate::client::DeviceClient;
 use crate::crypto::{AgreementKey, PublicKey, SigningKey};
-use crate::error::{Result, from_input, from_server, internal};
+use crate::error::{Error, Result, from_input, from_server, internal};
 use crate::platform::{KeyPurpose, KeySpec, LogLevel};
+use crate::protocol::api::ErrorCode;
 use crate::protocol::encoding::b64url;
 use crate::protocol::{
     ActivationOffer, ActivationRequest, ActivationResult, DeviceInfo, OfferCredentials,
@@ -24,9 +25,28 @@ fn clock_offset(server_time: u64, local_now: u64) -> i64 {
         .saturating_sub(i64::try_from(local_now).unwrap_or(0))
 }
 
+/// Errors of the activation call, in activation words: the device API client
+/// speaks of push requests. An answer that is not a signed message at all comes
+/// from something that is not a Countersign server (the key pinned in the offer
+/// is only checked after this), and "not found" is about the offer.
+fn activation_error(e: Error) -> Error {
+    match e {
+        Error::Tampered => Error::NotCountersignServer,
+        Error::RequestNotFound => Error::ServerRejected {
+            code: ErrorCode::NotFound.as_str().to_owned(),
+        },
+        other => other,
+    }
+}
+
 impl Authenticator {
     /// Activates from an offer URI (QR code or deep link). The server key is pinned
     /// to the fingerprint in the URI.
+    ///
+    /// An unknown offer is `ServerRejected { code: "not_found" }`, a used one
+    /// `"replayed"`, an expired one [`Error::RequestExpired`]; a server key that
+    /// does not match the pin is [`Error::Tampered`]; an answer that is not a
+    /// Countersign response is [`Error::NotCountersignServer`].
     pub async fn activate_uri(&self, uri: &str, options: ActivationOptions) -> Result<AccountInfo> {
         let offer = ActivationOffer::parse_uri(uri).map_err(from_input("activation URI"))?;
         self.activate(
@@ -41,6 +61,7 @@ impl Authenticator {
     /// Activates from a typed code and the server URL. Without a configured
     /// fingerprint (`server_key_fingerprint`), the server key is trusted on first
     /// use (TLS then protects this first exchange alone).
+    /// Errors as for [`Self::activate_uri`].
     pub async fn activate_code(
         &self,
         server_url: &str,
@@ -119,7 +140,8 @@ impl Authenticator {
         let signed = request.sign(&dp).map_err(internal)?;
         let answer = DeviceClient::new(self.hooks.http.as_ref(), local_now)
             .activate(server_url.as_str(), &signed)
-            .await?;
+            .await
+            .map_err(activation_error)?;
         let result = ActivationResult::verify(&answer, pin, &creds.id).map_err(from_server)?;
         let seed = result.open_seed(&kem).map_err(from_server)?;
         let grant = &result.grant;
@@ -189,7 +211,27 @@ impl Authenticator {
 
 #[cfg(test)]
 mod tests {
-    use super::clock_offset;
+    use super::{activation_error, clock_offset};
+    use crate::error::Error;
+
+    #[test]
+    fn activation_errors_speak_of_the_offer_and_the_server() {
+        assert_eq!(
+            activation_error(Error::Tampered),
+            Error::NotCountersignServer
+        );
+        assert_eq!(
+            activation_error(Error::RequestNotFound),
+            Error::ServerRejected {
+                code: "not_found".into()
+            }
+        );
+        assert_eq!(activation_error(Error::Network), Error::Network);
+        assert_eq!(
+            activation_error(Error::RequestExpired),
+            Error::RequestExpired
+        );
+    }
 
     #[test]
     fn clock_offset_is_server_minus_local() {

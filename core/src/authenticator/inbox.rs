@@ -7,9 +7,11 @@ use std::sync::MutexGuard;
 
 use super::Authenticator;
 use super::record::SeenTx;
+use super::session::Session;
 use super::store::{AccountSlot, lock, public_from_text};
 use super::types::PendingRequest;
 use super::util::{CancelHandle, first_decisive, with_cancel};
+use crate::client::PendingEntry;
 use crate::crypto::AgreementKey;
 use crate::error::{Error, Result, from_server};
 use crate::platform::LogLevel;
@@ -196,9 +198,16 @@ impl Authenticator {
     }
 
     /// Lists pending requests of every push account, asking each server; with
-    /// `wait_secs > 0` it long-polls until one has something (or the time passes).
+    /// `wait_secs > 0` it long-polls until one has something (or the time passes),
+    /// then asks the other servers once more without waiting, so one call returns
+    /// the requests of every account on every server.
     /// `cancel` stops the wait ([`Error::Cancelled`]). A server that reports this
     /// device removed wipes its account (and the call goes on with the others).
+    ///
+    /// A listed challenge that cannot be fetched ([`Error::Network`]) or does not
+    /// verify ([`Error::Tampered`], logged with its account and tx id) fails the
+    /// call with that error; the requests that did open are still in
+    /// [`Self::pending_requests`].
     pub async fn pending(
         &self,
         wait_secs: u32,
@@ -222,16 +231,25 @@ impl Authenticator {
         let polls: Vec<_> = targets
             .iter()
             .enumerate()
-            .map(|(i, (_, _, session))| async move {
-                let call = self.connect(session);
-                (i, call.client.pending(&call.who, wait_secs).await)
-            })
+            .map(|(i, (_, _, session))| self.poll_server(i, session, wait_secs))
             .collect();
-        let results = first_decisive(polls, |(_, r)| {
+        let mut results = first_decisive(polls, |(_, r)| {
             r.as_ref().map(|l| !l.is_empty()).unwrap_or(false)
         })
         .await;
-        let mut first_error = None;
+        // The long-polls cut short when one server answered: ask those servers
+        // again without waiting, so no account's requests wait for the next call.
+        let cut_short: Vec<_> = targets
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !results.iter().any(|(done, _)| done == i))
+            .map(|(i, (_, _, session))| self.poll_server(i, session, 0))
+            .collect();
+        if !cut_short.is_empty() {
+            results.extend(first_decisive(cut_short, |_| false).await);
+        }
+        let mut poll_error = None;
+        let mut fetch_error = None;
         let mut any_ok = false;
         for (i, result) in results {
             let Some((slot, id, _)) = targets.get(i) else {
@@ -242,28 +260,54 @@ impl Authenticator {
                     any_ok = true;
                     for entry in list {
                         match self.fetch_and_open(slot, id, &entry.tx).await {
-                            Ok(_) | Err(Error::AlreadyAnswered) | Err(Error::RequestExpired) => {}
+                            // Answered, expired or withdrawn since it was listed.
+                            Ok(_)
+                            | Err(Error::AlreadyAnswered)
+                            | Err(Error::RequestExpired)
+                            | Err(Error::RequestNotFound) => {}
                             Err(Error::DeviceDeregistered) => break,
                             Err(e) => {
-                                self.log(LogLevel::Warn, "a pending challenge could not be opened");
-                                first_error.get_or_insert(e);
+                                // Ids only: the challenge's contents are never logged.
+                                self.log(
+                                    LogLevel::Warn,
+                                    &format!(
+                                        "challenge {} of account {id} could not be opened: {e}",
+                                        entry.tx
+                                    ),
+                                );
+                                fetch_error.get_or_insert(e);
                             }
                         }
                     }
                 }
                 Err(Error::DeviceDeregistered) => {
                     let _ = self.deregistered(id);
-                    first_error.get_or_insert(Error::DeviceDeregistered);
+                    poll_error.get_or_insert(Error::DeviceDeregistered);
                 }
                 Err(e) => {
-                    first_error.get_or_insert(e);
+                    poll_error.get_or_insert(e);
                 }
             }
         }
-        if !any_ok && let Some(e) = first_error {
+        // A request the server listed is never turned into "nothing pending".
+        if let Some(e) = fetch_error {
+            return Err(e);
+        }
+        if !any_ok && let Some(e) = poll_error {
             return Err(e);
         }
         Ok(self.pending_requests())
+    }
+
+    /// One server's list of pending challenges for one account (`i` tags the result).
+    async fn poll_server(
+        &self,
+        i: usize,
+        session: &Session,
+        wait_secs: u32,
+    ) -> (usize, Result<Vec<PendingEntry>>) {
+        let call = self.connect(session);
+        (i, call.client.pending(&call.who, wait_secs).await)
     }
 
     /// The requests already received and not yet answered or expired (no network).

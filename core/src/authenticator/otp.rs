@@ -10,7 +10,7 @@ use super::types::{AccountInfo, OfflineCode, OtpCode};
 use crate::error::{Error, Result};
 use crate::otp::{OcraInputs, OcraSuite, TotpParams};
 use crate::protocol::offline::{OFFLINE_KIND, OfflineChallenge};
-use crate::protocol::otpauth::{OtpKind, OtpauthUri};
+use crate::protocol::otpauth::{OtpKind, OtpauthError, OtpauthUri};
 use crate::protocol::{Purpose, SignedMessage};
 
 /// The same HOTP account with its counter moved past `counter`.
@@ -94,10 +94,18 @@ impl Authenticator {
         })
     }
 
-    /// Imports an `otpauth://` TOTP/HOTP account.
+    /// Imports an `otpauth://` TOTP/HOTP account. An HOTP account at the last
+    /// counter (2^64-1), which could never give out a code, is refused
+    /// (`InvalidInput { what: "HOTP counter" }`). The parser's exact reason is
+    /// [`OtpauthUri::parse_new_account`]'s error.
     pub fn import_otpauth(&self, uri: &str) -> Result<AccountInfo> {
-        let parsed = OtpauthUri::parse(uri).map_err(|_| Error::InvalidInput {
-            what: "otpauth URI",
+        let parsed = OtpauthUri::parse_new_account(uri).map_err(|e| match e {
+            OtpauthError::CounterExhausted => Error::InvalidInput {
+                what: "HOTP counter",
+            },
+            _ => Error::InvalidInput {
+                what: "otpauth URI",
+            },
         })?;
         let rec = AccountRecord {
             v: RECORD_VERSION,
