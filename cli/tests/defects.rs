@@ -3,12 +3,10 @@
 //! parser's reasons, and activation errors in activation words.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use countersign_test_support::{Db, TestServer, temp_dir};
+use countersign_test_support::{Db, TestServer, temp_dir, web_page_server};
 
 fn device(home: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_countersign"))
@@ -104,26 +102,6 @@ fn device_add_tells_what_is_wrong_with_the_uri() {
     }
     let out = device(dir.path(), &["--json", "list"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
-}
-
-/// A plain web server on loopback (a thread) that answers every request with a page.
-fn web_page_server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            let mut buf = vec![0u8; 64 * 1024];
-            let _ = conn.read(&mut buf);
-            let body = "<!doctype html><html><body>It works!</body></html>";
-            let reply = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
-                 connection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = conn.write_all(reply.as_bytes());
-        }
-    });
-    format!("http://{addr}")
 }
 
 #[test]

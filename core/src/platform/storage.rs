@@ -411,14 +411,12 @@ fn keyring_reason(e: &keyring_core::Error) -> String {
 mod tests {
     use super::*;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "cs-storage-{name}-{}-{}",
-            std::process::id(),
-            hex::encode(random_array::<4>().unwrap())
-        ));
-        fs::create_dir_all(&d).unwrap();
-        d
+    /// A fresh folder, removed when the returned guard drops.
+    fn temp_dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("cs-storage-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     #[test]
@@ -461,7 +459,8 @@ mod tests {
 
     #[test]
     fn file_storage_contract_and_reopen() {
-        let dir = temp_dir("contract");
+        let tmp = temp_dir("contract");
+        let dir = tmp.path();
         let key = dir.join("keys").join("storage.key");
         {
             let s = FileStorage::open(dir.join("data"), &KeySource::KeyFile(key.clone())).unwrap();
@@ -485,13 +484,13 @@ mod tests {
         let other = FileStorage::open(dir.join("data"), &KeySource::KeyFile(dir.join("other.key")))
             .unwrap();
         assert_eq!(other.get("persist"), Err(StorageError::Corrupt));
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn file_storage_detects_swapped_and_corrupt_files() {
-        let dir = temp_dir("swap");
-        let s = FileStorage::open(&dir, &KeySource::KeyFile(dir.join("k"))).unwrap();
+        let tmp = temp_dir("swap");
+        let dir = tmp.path();
+        let s = FileStorage::open(dir, &KeySource::KeyFile(dir.join("k"))).unwrap();
         s.put("x", b"secret-x").unwrap();
         s.put("y", b"secret-y").unwrap();
         let px = s.path_for("x").unwrap();
@@ -502,26 +501,25 @@ mod tests {
         assert_eq!(s.get("y"), Err(StorageError::Corrupt));
         // A leftover temp file is cleaned up on open and never listed.
         fs::write(dir.join(format!("78{RECORD_EXT}{TMP_MARKER}00")), b"junk").unwrap();
-        let s = FileStorage::open(&dir, &KeySource::KeyFile(dir.join("k"))).unwrap();
+        let s = FileStorage::open(dir, &KeySource::KeyFile(dir.join("k"))).unwrap();
         let mut l = s.list("").unwrap();
         l.sort();
         assert_eq!(l, vec!["x".to_string(), "y".to_string()]);
-        assert!(fs::read_dir(&dir).unwrap().all(|e| {
+        assert!(fs::read_dir(dir).unwrap().all(|e| {
             !e.unwrap()
                 .file_name()
                 .to_str()
                 .unwrap()
                 .contains(TMP_MARKER)
         }));
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn debug_redacts_key() {
-        let dir = temp_dir("debug");
-        let s = FileStorage::open(&dir, &KeySource::KeyFile(dir.join("k"))).unwrap();
+        let tmp = temp_dir("debug");
+        let dir = tmp.path();
+        let s = FileStorage::open(dir, &KeySource::KeyFile(dir.join("k"))).unwrap();
         let d = format!("{s:?}");
         assert!(d.contains("redacted"));
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -125,15 +125,13 @@ mod tests {
     /// `revoked_at` in their own statement.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn revoked_key_is_refused_after_caching() {
-        let dir = std::env::temp_dir().join(format!(
-            "cs-rp-cache-{}-{}",
-            std::process::id(),
-            crate::util::random_id("t").unwrap()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("cs-rp-cache-")
+            .tempdir()
+            .unwrap();
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: format!("sqlite://{}", dir.join("t.db").display()),
+            database_url: format!("sqlite://{}", dir.path().join("t.db").display()),
             ..Config::default()
         };
         let server = crate::Server::start(config).await.unwrap();

@@ -1,6 +1,9 @@
 //! Push challenges: creation (options, number matching, one sealed copy per
 //! device, wake-ups), the RP's status long-poll, the device's pending list,
 //! fetch and answer, and expiry.
+//!
+//! One file on purpose (~800 lines): the challenge's life from creation to answer
+//! shares its row types and invariants (one decision per tx, idempotent repeats).
 
 use std::sync::Arc;
 use std::time::Duration;

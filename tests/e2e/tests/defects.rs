@@ -3,8 +3,6 @@
 //! errors in activation words, and an HOTP account with no code left.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +17,7 @@ use countersign_core::platform::{
 use countersign_core::protocol::{DenyReason, Platform};
 use countersign_core::{Authenticator, AuthenticatorConfig, PlatformHooks};
 use countersign_e2e::{ScriptedUser, open_device, start_server};
-use countersign_test_support::temp_dir;
+use countersign_test_support::{temp_dir, web_page_server};
 use serde_json::json;
 
 /// The shipped client with faults switched on and off by the test.
@@ -223,26 +221,6 @@ async fn a_failed_or_tampered_challenge_fetch_is_reported_not_dropped() {
     assert_eq!(listed[0].tx_id, tx);
     auth.approve(&alice.id, &tx, None).await.unwrap();
     s.stop().await;
-}
-
-/// A plain web server on loopback (a thread) that answers every request with a page.
-fn web_page_server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            let mut buf = vec![0u8; 64 * 1024];
-            let _ = conn.read(&mut buf);
-            let body = "<!doctype html><html><body>It works!</body></html>";
-            let reply = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
-                 connection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = conn.write_all(reply.as_bytes());
-        }
-    });
-    format!("http://{addr}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -54,3 +54,25 @@ pub fn now() -> u64 {
         .expect("the clock is after 1970")
         .as_secs()
 }
+
+/// A web server on loopback that is not a Countersign server: a thread that
+/// answers every request with a 200 HTML page. Returns its base URL.
+pub fn web_page_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = conn.read(&mut buf);
+            let body = "<!doctype html><html><body>It works!</body></html>";
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(reply.as_bytes());
+        }
+    });
+    format!("http://{addr}")
+}
