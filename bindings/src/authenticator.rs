@@ -12,8 +12,9 @@ use crate::platform::{
     SecureStorage, StorageBridge, UserVerifier, VerifierBridge,
 };
 use crate::types::{
-    AccountInfo, ActivationOptions, ApprovalOutcome, AuthenticatorConfig, DenyReason, OfflineCode,
-    OtpCode, PendingRequest, PushRegistration, SecretString, Verification,
+    AccountInfo, ActivationOptions, ApprovalOutcome, AuthenticatorConfig, Delivery, DenyReason,
+    OfflineCode, OtpCode, OutboxEntry, PendingRequest, PushRegistration, SecretString,
+    Verification,
 };
 
 /// Cancels a long-running call (`Authenticator.pending` with a wait). Cancelling
@@ -62,6 +63,11 @@ fn default_http() -> Result<Arc<dyn core::HttpClient>> {
 /// Thread-safe; every method may be called from any thread. Methods that talk to
 /// the server are `suspend` (Kotlin) / `async` (Swift). Calls into the app's hooks
 /// never happen while the core holds a lock.
+///
+/// Several instances, in one process or several (an iOS Notification Service
+/// Extension, an Android push service process), may share one storage: the core
+/// keeps no state in memory and changes records by `SecureStorage.compareAndPut`.
+/// Call `deliverOutbox` when the app starts.
 #[derive(uniffi::Object)]
 pub struct Authenticator {
     inner: countersign_core::Authenticator,
@@ -75,7 +81,7 @@ impl std::fmt::Debug for Authenticator {
 
 #[uniffi::export(async_runtime = "tokio")]
 impl Authenticator {
-    /// Loads the stored accounts.
+    /// Opens the authenticator on the app's storage.
     ///
     /// * `storage`: where account records live (encrypted at rest by the app).
     /// * `verifier`: the PIN pad / biometric prompt.
@@ -123,8 +129,8 @@ impl Authenticator {
     }
 
     /// Every account.
-    pub fn accounts(&self) -> Vec<AccountInfo> {
-        self.inner.accounts()
+    pub fn accounts(&self) -> Result<Vec<AccountInfo>> {
+        Ok(self.inner.accounts()?)
     }
 
     /// One account.
@@ -197,18 +203,22 @@ impl Authenticator {
         Ok(requests.into_iter().map(Into::into).collect())
     }
 
-    /// Requests already received and not yet answered or expired (no network).
-    pub fn pending_requests(&self) -> Vec<PendingRequest> {
-        self.inner
-            .pending_requests()
+    /// Requests already received and not yet answered or expired, by this
+    /// process or another on the same storage (no network).
+    pub fn pending_requests(&self) -> Result<Vec<PendingRequest>> {
+        Ok(self
+            .inner
+            .pending_requests()?
             .into_iter()
             .map(Into::into)
-            .collect()
+            .collect())
     }
 
     /// Approves a request. `number` is what the user typed or picked when the
     /// request uses number matching. Asks the `UserVerifier` first when the request
-    /// or the account needs a PIN or biometrics. Returns the push OTP sent along.
+    /// or the account needs a PIN or biometrics. Returns the push OTP sent along
+    /// and whether it was delivered or queued in the outbox. Works after a
+    /// restart: the request is read from storage or fetched again.
     #[uniffi::method(default(number = None))]
     pub async fn approve(
         &self,
@@ -222,9 +232,33 @@ impl Authenticator {
             .await?)
     }
 
-    /// Denies a request (`NotMe` reports fraud). Needs no verification.
-    pub async fn deny(&self, account_id: String, tx_id: String, reason: DenyReason) -> Result<()> {
+    /// Denies a request (`NotMe` reports fraud). Needs no verification, so it
+    /// works from a notification action without the app's UI, after a restart.
+    /// Returns whether the denial was delivered or queued in the outbox.
+    pub async fn deny(
+        &self,
+        account_id: String,
+        tx_id: String,
+        reason: DenyReason,
+    ) -> Result<Delivery> {
         Ok(self.inner.deny(&account_id, &tx_id, reason).await?)
+    }
+
+    /// Sends every answer waiting in the outbox and returns what is still there
+    /// (waiting, or refused for good). Call it when the app starts; server calls
+    /// (`pending`, `handlePush`, `approve`, `deny`) also flush it.
+    pub async fn deliver_outbox(&self) -> Result<Vec<OutboxEntry>> {
+        Ok(self.inner.deliver_outbox().await?)
+    }
+
+    /// The outbox without sending (no network).
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>> {
+        Ok(self.inner.outbox()?)
+    }
+
+    /// Removes a refused answer's report once the user has been told.
+    pub fn dismiss_outbox_entry(&self, account_id: String, tx_id: String) -> Result<()> {
+        Ok(self.inner.dismiss_outbox_entry(&account_id, &tx_id)?)
     }
 
     /// Sets the app PIN of an account that has none.

@@ -66,6 +66,10 @@ pub enum CountersignError {
     /// Local storage or the key vault failed.
     #[error("storage failure")]
     Storage,
+    /// A hook the app provides (`UserVerifier`, `Clock`) threw or failed.
+    /// Nothing was sent.
+    #[error("platform hook failed")]
+    HookFailed,
     /// The call was cancelled through its `CancelHandle`.
     #[error("cancelled")]
     Cancelled,
@@ -97,6 +101,7 @@ impl From<countersign_core::Error> for CountersignError {
             E::NotCountersignServer => Self::NotCountersignServer,
             E::ServerRejected { code } => Self::ServerRejected { code },
             E::Storage => Self::Storage,
+            E::HookFailed => Self::HookFailed,
             E::Cancelled => Self::Cancelled,
             E::Internal => Self::Internal,
         }

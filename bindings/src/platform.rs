@@ -2,8 +2,9 @@
 //! make a Kotlin/Swift implementation usable as the core trait.
 //!
 //! Each hook keeps the core's contract (see `countersign_core::platform`): calls
-//! come from any thread, never while the core holds a lock, and an implementation
-//! must not call back into the `Authenticator`. Sync hooks may block briefly (disk,
+//! come from any thread, never while the core holds a lock (so an implementation
+//! may call back into the `Authenticator`), and every hook returns a result, so an
+//! exception thrown by a Kotlin or Swift implementation becomes a typed error. Sync hooks may block briefly (disk,
 //! keystore); async hooks (`UserVerifier`, `HttpClient`) are `suspend` in Kotlin and
 //! `async` in Swift.
 //!
@@ -13,7 +14,8 @@
 //!
 //! The hooks' plain records and enums are the core's own, exported as uniffi
 //! remote types (see [`crate::types`]). Hand-written on purpose:
-//! * the callback errors ([`StorageError`], [`KeyVaultError`], [`HttpError`]): a
+//! * the callback errors ([`StorageError`], [`KeyVaultError`], [`HttpError`],
+//!   [`HookError`]): a
 //!   foreign implementation's unexpected failure must convert into them (a `From`
 //!   impl the orphan rule forbids on the core's), and the core's variants carry
 //!   unnamed fields where the foreign side gets a named `detail`;
@@ -80,7 +82,16 @@ impl From<StorageError> for core::StorageError {
 /// `put` must be atomic (after a crash the old or the new value, never a mix);
 /// `delete` of a missing key succeeds; `list` returns every key starting with
 /// `prefix`. Keys are printable ASCII of at most 120 bytes. Values may be secret.
-/// Called from any thread, concurrently; must not call back into the core.
+/// Called from any thread, concurrently.
+///
+/// Several processes: when the app runs the core in more than one process on
+/// the same store (an iOS Notification Service Extension in the app group, an
+/// Android push service in its own process), `compareAndPut` must be atomic
+/// against all of them: hold a cross-process lock (`flock` / `FileChannel.lock`
+/// on a lock file in the shared directory, plus an in-process mutex) around its
+/// read, compare and write, and around `put` and `delete`. The core changes
+/// records only by compare-and-swap and re-applies its change when it loses, so
+/// no process loses or rolls back another's write.
 #[uniffi::export(foreign)]
 pub trait SecureStorage: Send + Sync {
     /// The value stored under `key`, or null/nil.
@@ -91,6 +102,15 @@ pub trait SecureStorage: Send + Sync {
     fn delete(&self, key: String) -> Result<(), StorageError>;
     /// Every key starting with `prefix`, in any order.
     fn list(&self, prefix: String) -> Result<Vec<String>, StorageError>;
+    /// Stores `value` under `key` only if the stored value equals `expected`
+    /// (null/nil: no value stored), and returns true; otherwise changes nothing
+    /// and returns false. Atomic against every thread and process sharing the store.
+    fn compare_and_put(
+        &self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> Result<bool, StorageError>;
 }
 
 /// Joins a foreign [`SecureStorage`] to the core trait.
@@ -108,6 +128,16 @@ impl core::SecureStorage for StorageBridge {
     }
     fn list(&self, prefix: &str) -> Result<Vec<String>, core::StorageError> {
         Ok(self.0.list(prefix.to_owned())?)
+    }
+    fn compare_and_put(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, core::StorageError> {
+        Ok(self
+            .0
+            .compare_and_put(key.to_owned(), expected.map(<[u8]>::to_vec), value.to_vec())?)
     }
 }
 
@@ -251,6 +281,38 @@ impl core::KeyVault for KeyVaultBridge {
 }
 
 // ---------------------------------------------------------------------------
+// HookError
+// ---------------------------------------------------------------------------
+
+/// The failure of a hook that has no error of its own (`UserVerifier`, `Clock`,
+/// `Logger`). Throw it, or anything else: an unexpected Kotlin or Swift
+/// exception is turned into it, and the `Authenticator` call then fails with
+/// `HookFailed` instead of crashing. (Logger failures are ignored.)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum HookError {
+    /// The hook failed.
+    #[error("hook failed: {detail}")]
+    Failed {
+        /// What failed (for logs; no secrets).
+        detail: String,
+    },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for HookError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        Self::Failed { detail: e.reason }
+    }
+}
+
+impl From<HookError> for core::HookError {
+    fn from(e: HookError) -> Self {
+        match e {
+            HookError::Failed { detail } => Self(detail),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // UserVerifier
 // ---------------------------------------------------------------------------
 
@@ -294,13 +356,13 @@ pub enum VerificationOutcome {
 ///
 /// May be called from several accounts at once: queue prompts, one on screen at a
 /// time. The core holds no lock while awaiting it, so take as long as the user
-/// needs; cancel by returning `Cancelled`. Must not call back into the core while
-/// the prompt is open.
+/// needs (and it may call back into the `Authenticator`); cancel by returning
+/// `Cancelled`. If it throws, the approval fails with `HookFailed`.
 #[uniffi::export(foreign)]
 #[async_trait::async_trait]
 pub trait UserVerifier: Send + Sync {
     /// Shows the prompt and reports what the user did.
-    async fn verify(&self, prompt: VerificationPrompt) -> VerificationOutcome;
+    async fn verify(&self, prompt: VerificationPrompt) -> Result<VerificationOutcome, HookError>;
 }
 
 /// Joins a foreign [`UserVerifier`] to the core trait.
@@ -308,8 +370,11 @@ pub(crate) struct VerifierBridge(pub(crate) Arc<dyn UserVerifier>);
 
 #[async_trait::async_trait]
 impl core::UserVerifier for VerifierBridge {
-    async fn verify(&self, prompt: core::VerificationPrompt) -> core::VerificationOutcome {
-        self.0.verify(prompt).await
+    async fn verify(
+        &self,
+        prompt: core::VerificationPrompt,
+    ) -> Result<core::VerificationOutcome, core::HookError> {
+        Ok(self.0.verify(prompt).await?)
     }
 }
 
@@ -454,19 +519,20 @@ impl core::HttpClient for HttpBridge {
 
 /// The wall clock, in unix seconds. Optional (default: the system clock); tests
 /// inject a fixed one for deterministic OTPs. Called often, from any thread:
-/// must be cheap and must not block.
+/// must be cheap and must not block. If it throws, the call fails with
+/// `HookFailed`.
 #[uniffi::export(foreign)]
 pub trait Clock: Send + Sync {
     /// Seconds since the unix epoch.
-    fn now(&self) -> u64;
+    fn now(&self) -> Result<u64, HookError>;
 }
 
 /// Joins a foreign [`Clock`] to the core trait.
 pub(crate) struct ClockBridge(pub(crate) Arc<dyn Clock>);
 
 impl core::Clock for ClockBridge {
-    fn now(&self) -> u64 {
-        self.0.now()
+    fn now(&self) -> Result<u64, core::HookError> {
+        Ok(self.0.now()?)
     }
 }
 
@@ -484,12 +550,12 @@ pub enum LogLevel {
 }
 
 /// Receives the core's log lines (never secrets, OTPs, PINs or challenge
-/// contents). Optional. Called from any thread; must not block for long and must
-/// not call back into the core.
+/// contents). Optional. Called from any thread; must not block for long. A
+/// failure (a thrown exception) is ignored: logging never fails a call.
 #[uniffi::export(foreign)]
 pub trait Logger: Send + Sync {
     /// One log line.
-    fn log(&self, level: LogLevel, message: String);
+    fn log(&self, level: LogLevel, message: String) -> Result<(), HookError>;
 }
 
 /// Joins a foreign [`Logger`] to the core trait.
@@ -497,6 +563,7 @@ pub(crate) struct LoggerBridge(pub(crate) Arc<dyn Logger>);
 
 impl core::Logger for LoggerBridge {
     fn log(&self, level: LogLevel, message: &str) {
-        self.0.log(level, message.to_owned());
+        // Nowhere to report a failing logger; the call goes on.
+        let _ = self.0.log(level, message.to_owned());
     }
 }

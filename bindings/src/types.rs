@@ -23,11 +23,12 @@ use countersign_core::authenticator as core_auth;
 use zeroize::Zeroizing;
 
 pub use countersign_core::authenticator::{
-    AccountInfo, AccountKind, ActivationOptions, ApprovalOutcome, OfflineCode, OtpCode,
+    AccountInfo, AccountKind, ActivationOptions, ApprovalOutcome, Delivery, OfflineCode, OtpCode,
+    OutboxEntry, OutboxState,
 };
 pub use countersign_core::protocol::{
-    ChallengeKind, DenyReason, NumberMatching, Platform, PushRegistration, TransactionDetails,
-    Verification, VerificationPolicy,
+    ChallengeKind, Decision, DenyReason, NumberMatching, Platform, PushRegistration,
+    TransactionDetails, Verification, VerificationPolicy,
 };
 
 /// A secret string (code, PIN, `otpauth://` URI): zeroized on the Rust side when
@@ -307,6 +308,17 @@ pub struct OfflineCode {
     pub code: SecretString,
 }
 
+/// Whether an answer has reached the server.
+#[uniffi::remote(Enum)]
+pub enum Delivery {
+    /// The server acknowledged it.
+    Delivered,
+    /// The network failed: the signed answer is saved in the outbox and sent
+    /// again on the next call that talks to a server. The decision stands; do
+    /// not ask the user again.
+    Queued,
+}
+
 /// What an approval produced.
 #[uniffi::remote(Record)]
 pub struct ApprovalOutcome {
@@ -314,6 +326,45 @@ pub struct ApprovalOutcome {
     pub push_otp: SecretString,
     /// The verification the user passed.
     pub verification: Verification,
+    /// Delivered, or queued in the outbox.
+    pub delivery: Delivery,
+}
+
+/// Approve or deny.
+#[uniffi::remote(Enum)]
+pub enum Decision {
+    /// The user approved.
+    Approve,
+    /// The user denied.
+    Deny,
+}
+
+/// Where an answer in the outbox stands.
+#[uniffi::remote(Enum)]
+pub enum OutboxState {
+    /// Saved, not yet acknowledged: sent again on the next server call.
+    Waiting,
+    /// Refused for good (`code`: the server's error code, or `expired`): tell
+    /// the user, then `dismissOutboxEntry`.
+    Refused {
+        /// Machine-readable reason.
+        code: String,
+    },
+}
+
+/// A decision not yet acknowledged by the server, or finally refused.
+#[uniffi::remote(Record)]
+pub struct OutboxEntry {
+    /// Local account id.
+    pub account_id: String,
+    /// Transaction id.
+    pub tx_id: String,
+    /// What the user decided.
+    pub decision: Decision,
+    /// Expiry of the challenge (server clock, unix seconds).
+    pub expires_at: u64,
+    /// Waiting or refused.
+    pub state: OutboxState,
 }
 
 #[cfg(test)]
@@ -388,7 +439,19 @@ mod tests {
         let outcome = round_trip(ApprovalOutcome {
             push_otp: Zeroizing::new("123456".into()),
             verification: Verification::None,
+            delivery: Delivery::Queued,
         });
+        assert_eq!(outcome.delivery, Delivery::Queued);
+        let entry = OutboxEntry {
+            account_id: "a".into(),
+            tx_id: "t".into(),
+            decision: Decision::Deny,
+            expires_at: 7,
+            state: OutboxState::Refused {
+                code: "already_answered".into(),
+            },
+        };
+        assert_eq!(round_trip(entry.clone()), entry);
         assert_eq!(outcome.push_otp.as_str(), "123456");
     }
 }

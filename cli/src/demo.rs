@@ -15,8 +15,8 @@ use countersign_core::authenticator::{
 };
 use countersign_core::crypto::ct_eq;
 use countersign_core::platform::{
-    FileStorage, KeySource, NoopLogger, ReqwestClient, SoftwareKeyVault, SystemClock, UserVerifier,
-    VerificationKind, VerificationOutcome, VerificationPrompt,
+    FileStorage, HookError, KeySource, NoopLogger, ReqwestClient, SoftwareKeyVault, SystemClock,
+    UserVerifier, VerificationKind, VerificationOutcome, VerificationPrompt,
 };
 use countersign_core::protocol::{DenyReason, NumberMatching, Platform, Verification};
 use countersign_core::{Authenticator, AuthenticatorConfig, Error, PlatformHooks};
@@ -62,23 +62,23 @@ impl ScriptedUser {
 
 #[async_trait::async_trait]
 impl UserVerifier for ScriptedUser {
-    async fn verify(&self, prompt: VerificationPrompt) -> VerificationOutcome {
+    async fn verify(&self, prompt: VerificationPrompt) -> Result<VerificationOutcome, HookError> {
         self.prompts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(prompt.reason.clone());
         if prompt.kind != VerificationKind::Pin {
-            return VerificationOutcome::Failed;
+            return Ok(VerificationOutcome::Failed);
         }
         let next = self
             .pins
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .pop_front();
-        match next {
+        Ok(match next {
             Some(pin) => VerificationOutcome::Verified { pin: Some(pin) },
             None => VerificationOutcome::Cancelled,
-        }
+        })
     }
 }
 
@@ -760,7 +760,12 @@ impl Demo {
             }
             other => return Err(format!("the device's next poll gave {other:?}")),
         }
-        if !self.device.accounts().is_empty() {
+        if !self
+            .device
+            .accounts()
+            .map_err(|e| e.to_string())?
+            .is_empty()
+        {
             return Err("the account is still on the device".into());
         }
         if self.device.otp(&account.id).is_ok() {

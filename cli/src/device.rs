@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use countersign_core::authenticator::{
-    AccountInfo, AccountKind, ActivationOptions, CancelHandle, PendingRequest,
+    AccountInfo, AccountKind, ActivationOptions, CancelHandle, Delivery, PendingRequest,
 };
 use countersign_core::platform::{
     FileStorage, KeySource, Logger, NoopLogger, ReqwestClient, SoftwareKeyVault, SystemClock,
@@ -260,6 +260,7 @@ pub fn explain(e: &Error) -> String {
         Error::Storage => {
             "local storage failed; check the data folder's permissions and the storage key"
         }
+        Error::HookFailed => "the PIN prompt or the clock failed",
         Error::Cancelled => "stopped",
         Error::Internal => "an internal error; please report it",
     };
@@ -319,6 +320,7 @@ fn resolve(
 ) -> Result<AccountInfo, String> {
     let all: Vec<AccountInfo> = auth
         .accounts()
+        .map_err(|e| explain(&e))?
         .into_iter()
         .filter(|a| !push_only || matches!(a.kind, AccountKind::Push { .. }))
         .collect();
@@ -404,7 +406,7 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
         }
         DeviceCommand::List => {
             let auth = open(&opts, None).await?;
-            let accounts = auth.accounts();
+            let accounts = auth.accounts().map_err(|e| explain(&e))?;
             if json {
                 let list: Vec<Value> = accounts.iter().map(account_json).collect();
                 outln!("{}", Value::Array(list));
@@ -426,7 +428,7 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
             let auth = open(&opts, None).await?;
             let targets = match account {
                 Some(sel) => vec![resolve(&auth, Some(&sel), false)?],
-                None => auth.accounts(),
+                None => auth.accounts().map_err(|e| explain(&e))?,
             };
             if targets.is_empty() {
                 return Err("no accounts: activate one or add an otpauth:// URI".into());
@@ -548,38 +550,41 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
         }
         DeviceCommand::Approve { tx, number } => {
             let auth = open(&opts, None).await?;
-            let req = find_request(&auth, &tx).await?;
+            let account_id = account_of_request(&auth, &tx).await?;
             let outcome = auth
-                .approve(&req.account_id, &tx, number.as_deref())
+                .approve(&account_id, &tx, number.as_deref())
                 .await
                 .map_err(|e| explain(&e))?;
+            let queued = outcome.delivery == Delivery::Queued;
             emit(
                 json,
-                &json!({"tx_id": tx, "decision": "approve",
+                &json!({"tx_id": tx, "decision": "approve", "queued": queued,
                         "verification": verification_name(outcome.verification)}),
-                "Approved.",
+                if queued { QUEUED_APPROVAL } else { "Approved." },
             );
             Ok(())
         }
         DeviceCommand::Deny { tx, not_me } => {
             let auth = open(&opts, None).await?;
-            let req = find_request(&auth, &tx).await?;
+            let account_id = account_of_request(&auth, &tx).await?;
             let reason = if not_me {
                 DenyReason::NotMe
             } else {
                 DenyReason::Mistake
             };
-            auth.deny(&req.account_id, &tx, reason)
+            let delivery = auth
+                .deny(&account_id, &tx, reason)
                 .await
                 .map_err(|e| explain(&e))?;
+            let queued = delivery == Delivery::Queued;
             emit(
                 json,
-                &json!({"tx_id": tx, "decision": "deny",
+                &json!({"tx_id": tx, "decision": "deny", "queued": queued,
                         "reason": if not_me { "not_me" } else { "mistake" }}),
-                if not_me {
-                    "Denied and reported as not you."
-                } else {
-                    "Denied."
+                match (queued, not_me) {
+                    (true, _) => QUEUED_DENIAL,
+                    (false, true) => "Denied and reported as not you.",
+                    (false, false) => "Denied.",
                 },
             );
             Ok(())
@@ -675,22 +680,39 @@ fn activation_error(e: &Error, server: &str) -> String {
     format!("activation failed: {what}\nhint: {hint}")
 }
 
-async fn find_request(auth: &Authenticator, tx: &str) -> Result<PendingRequest, String> {
+/// What `approve` and `deny` print when the answer waits in the outbox.
+const QUEUED_APPROVAL: &str = "Approved, but the server could not be reached: the approval is saved and is sent by the next `countersign device` command.";
+const QUEUED_DENIAL: &str = "Denied, but the server could not be reached: the denial is saved and is sent by the next `countersign device` command.";
+
+/// The account a request belongs to: a request received earlier (by any
+/// process), an answer waiting in the outbox, or else asked from the servers.
+async fn account_of_request(auth: &Authenticator, tx: &str) -> Result<String, String> {
+    let stored = auth.pending_requests().map_err(|e| explain(&e))?;
+    if let Some(r) = stored.into_iter().find(|r| r.tx_id == tx) {
+        return Ok(r.account_id);
+    }
+    let outbox = auth.outbox().map_err(|e| explain(&e))?;
+    if let Some(e) = outbox.into_iter().find(|e| e.tx_id == tx) {
+        return Ok(e.account_id);
+    }
     let list = match auth.pending(0, &CancelHandle::new()).await {
         Ok(list) => list,
         // Another challenge failed (unreachable, tampered): the ones that opened
         // are kept, and this one may be among them.
         Err(e) => {
-            let opened = auth.pending_requests();
+            let opened = auth.pending_requests().map_err(|e| explain(&e))?;
             if !opened.iter().any(|r| r.tx_id == tx) {
                 return Err(explain(&e));
             }
             opened
         }
     };
-    list.into_iter().find(|r| r.tx_id == tx).ok_or_else(|| {
-        format!("no pending request {tx}: it was answered, expired, or is for another device")
-    })
+    list.into_iter()
+        .find(|r| r.tx_id == tx)
+        .map(|r| r.account_id)
+        .ok_or_else(|| {
+            format!("no pending request {tx}: it was answered, expired, or is for another device")
+        })
 }
 
 fn matching_json(m: &NumberMatching) -> Value {
@@ -798,7 +820,7 @@ async fn listen(auth: &Authenticator, json: bool, once: bool, wait: u32) -> Resu
                 } else {
                     explain(&e)
                 });
-                let opened = auth.pending_requests();
+                let opened = auth.pending_requests().map_err(|e| explain(&e))?;
                 if opened.is_empty() {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     continue;
@@ -809,6 +831,7 @@ async fn listen(auth: &Authenticator, json: bool, once: bool, wait: u32) -> Resu
                 say(&explain(&Error::DeviceDeregistered));
                 if auth
                     .accounts()
+                    .map_err(|e| explain(&e))?
                     .iter()
                     .any(|a| matches!(a.kind, AccountKind::Push { .. }))
                 {
@@ -901,7 +924,10 @@ async fn handle(auth: &Authenticator, r: &PendingRequest, json: bool) -> Option<
                         Verification::None => String::new(),
                         v => format!(" (verified with {})", verification_name(v).to_uppercase()),
                     };
-                    report("approved", &format!("✔ Approved{how}."));
+                    match o.delivery {
+                        Delivery::Delivered => report("approved", &format!("✔ Approved{how}.")),
+                        Delivery::Queued => report("queued", &format!("✔ {QUEUED_APPROVAL}")),
+                    }
                 }
                 Err(Error::ServerRejected { code }) if code == "wrong_number" => report(
                     "rejected",
@@ -923,10 +949,11 @@ async fn handle(auth: &Authenticator, r: &PendingRequest, json: bool) -> Option<
                 DenyReason::NotMe
             };
             match auth.deny(&r.account_id, &r.tx_id, reason).await {
-                Ok(()) if reason == DenyReason::NotMe => {
+                Ok(Delivery::Queued) => report("queued", QUEUED_DENIAL),
+                Ok(Delivery::Delivered) if reason == DenyReason::NotMe => {
                     report("denied", "✘ Denied and reported as not you.")
                 }
-                Ok(()) => report("denied", "Denied."),
+                Ok(Delivery::Delivered) => report("denied", "Denied."),
                 Err(e) => report("error", &format!("✘ {}", explain(&e))),
             }
             None

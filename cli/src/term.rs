@@ -4,7 +4,8 @@
 use std::io::{BufRead, ErrorKind, IsTerminal, Write};
 
 use countersign_core::platform::{
-    LogLevel, Logger, UserVerifier, VerificationKind, VerificationOutcome, VerificationPrompt,
+    HookError, LogLevel, Logger, UserVerifier, VerificationKind, VerificationOutcome,
+    VerificationPrompt,
 };
 use qrcode::QrCode;
 use qrcode::render::unicode::Dense1x2;
@@ -111,8 +112,8 @@ pub struct TerminalVerifier;
 
 #[async_trait::async_trait]
 impl UserVerifier for TerminalVerifier {
-    async fn verify(&self, prompt: VerificationPrompt) -> VerificationOutcome {
-        match prompt.kind {
+    async fn verify(&self, prompt: VerificationPrompt) -> Result<VerificationOutcome, HookError> {
+        Ok(match prompt.kind {
             VerificationKind::Biometric => {
                 eprintln!("This account asks for biometrics, which this desktop cannot do.");
                 VerificationOutcome::Failed
@@ -131,7 +132,7 @@ impl UserVerifier for TerminalVerifier {
                     _ => VerificationOutcome::Cancelled,
                 }
             }
-        }
+        })
     }
 }
 

@@ -5,7 +5,7 @@
 //! codes, PINs, challenge contents or server-supplied text.
 
 use crate::crypto::CryptoError;
-use crate::platform::{HttpError, KeyVaultError, StorageError};
+use crate::platform::{HookError, HttpError, KeyVaultError, StorageError};
 use crate::protocol::api::ErrorCode;
 use crate::protocol::{ErrorClass, ProtocolError};
 
@@ -76,6 +76,10 @@ pub enum Error {
     /// Local storage or the key vault failed.
     #[error("storage failure")]
     Storage,
+    /// A platform hook the app provides (user verifier, clock) failed, e.g. its
+    /// implementation threw. Nothing was sent; fix the hook or retry.
+    #[error("platform hook failed")]
+    HookFailed,
     /// The operation was cancelled through its cancel handle.
     #[error("cancelled")]
     Cancelled,
@@ -90,6 +94,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<StorageError> for Error {
     fn from(_: StorageError) -> Self {
         Self::Storage
+    }
+}
+
+impl From<HookError> for Error {
+    fn from(_: HookError) -> Self {
+        Self::HookFailed
     }
 }
 

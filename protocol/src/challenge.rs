@@ -455,6 +455,19 @@ pub struct OpenedChallenge {
     pub hash: [u8; 32],
 }
 
+impl OpenedChallenge {
+    /// Re-reads a challenge this device opened earlier and stored (its exact
+    /// plaintext): parses it strictly again and recomputes the hash. Checks
+    /// nothing else: the envelope was verified when it was received.
+    pub fn from_stored_plaintext(plaintext: &[u8]) -> Result<Self> {
+        Ok(Self {
+            challenge: Challenge::from_json(plaintext)?,
+            plaintext: plaintext.to_vec(),
+            hash: challenge_hash(plaintext),
+        })
+    }
+}
+
 impl SealedChallenge {
     /// Server side: seals `challenge` to `device_kem` for `device_id`.
     pub fn seal(

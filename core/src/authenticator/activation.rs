@@ -123,7 +123,7 @@ impl Authenticator {
         let du = SigningKey::generate()?;
         let kem = AgreementKey::generate()?;
         let dp = self.vault_signer(dp_alias, dp_public.clone());
-        let local_now = self.hooks.clock.now();
+        let local_now = self.hooks.clock.now()?;
         let request = ActivationRequest::new(
             &creds,
             dp_public.clone(),

@@ -1,19 +1,26 @@
 //! Answering a pending request: approve (after user verification when needed)
-//! or deny. The signed answer and the next KEM key are persisted before they are
-//! sent, so a retry resends the same answer (the server answers a repeated
-//! answer with the same acceptance). KEM keys are only dropped once the server
-//! has confirmed which one it seals to (`kem_kid`), never on a refusal.
+//! or deny, and the outbox that delivers the answers.
+//!
+//! The signed answer and the next KEM key are persisted before they are sent,
+//! so a retry resends the same answer (the server answers a repeated answer
+//! with the same acceptance). An answer stays in the outbox until the server
+//! acknowledges it or refuses it for good. KEM keys are only dropped once the
+//! server has confirmed which one it seals to (`kem_kid`), never on a refusal.
+
+use zeroize::Zeroizing;
 
 use super::Authenticator;
+use super::record::SEEN_GRACE;
 use super::record::{KemKey, Secret, SeenTx};
 use super::session::Session;
-use super::store::AccountSlot;
-use super::types::ApprovalOutcome;
+use super::types::{ApprovalOutcome, Delivery, OutboxEntry, OutboxState};
 use crate::crypto::AgreementKey;
 use crate::error::{Error, Result, internal};
 use crate::platform::LogLevel;
 use crate::protocol::encoding::b64url;
-use crate::protocol::{Answer, Approval, DenyReason, OpenedChallenge, SignedMessage, Verification};
+use crate::protocol::{
+    Answer, Approval, Decision, DenyReason, OpenedChallenge, SignedMessage, Verification,
+};
 
 /// The effective verification: the stronger of what the challenge asks and what
 /// the user requires (`biometric` and `pin` are alternatives; see `unlock_user_key`).
@@ -25,26 +32,81 @@ fn stronger(a: Verification, b: Verification) -> Verification {
     }
 }
 
+/// The reason code an outbox entry reports for a final refusal.
+fn refusal_code(e: &Error) -> String {
+    match e {
+        Error::AlreadyAnswered => "already_answered".into(),
+        Error::RequestExpired => "expired".into(),
+        Error::RequestNotFound => "not_found".into(),
+        Error::VerificationFailed => "verification_required".into(),
+        Error::Unsupported => "unsupported".into(),
+        Error::ServerRejected { code } => code.clone(),
+        _ => "failed".into(),
+    }
+}
+
+/// A refusal that may pass (the server is throttling): the answer stays queued.
+fn is_transient(e: &Error) -> bool {
+    matches!(e, Error::Network)
+        || matches!(e, Error::ServerRejected { code } if code == "rate_limited")
+}
+
+/// Whether the outbox tells the app about a refused answer (background
+/// deliveries) or the caller gets the error itself (approve, deny).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Report {
+    InOutbox,
+    ToCaller,
+}
+
 impl Authenticator {
     /// Approves a pending request. `number` is what the user typed or picked when
     /// the challenge uses number matching. Asks for a PIN or biometrics first when
-    /// the challenge or the account requires it. Returns the push OTP sent along.
+    /// the challenge or the account requires it. Returns the push OTP sent along
+    /// and whether the approval reached the server or waits in the outbox.
+    ///
+    /// Works after a restart or in another process: the request is read from
+    /// storage, or fetched again by account and tx id. If this approval was
+    /// already saved (the app died before it was sent), it is delivered without
+    /// asking the user again.
     pub async fn approve(
         &self,
         account_id: &str,
         tx_id: &str,
         number: Option<&str>,
     ) -> Result<ApprovalOutcome> {
-        let slot = self.slot(account_id)?;
-        let pending = self.take_pending(account_id, tx_id)?;
-        let opened = &pending.opened;
-        self.check_not_expired(&slot, account_id, opened)?;
+        let outcome = self.approve_now(account_id, tx_id, number).await;
+        // Then the answers other calls left in the outbox.
+        self.deliver_outbox_quietly().await;
+        outcome
+    }
+
+    async fn approve_now(
+        &self,
+        account_id: &str,
+        tx_id: &str,
+        number: Option<&str>,
+    ) -> Result<ApprovalOutcome> {
+        if let Some(saved) = self.saved_answer(account_id, tx_id)? {
+            if saved.decision != Decision::Approve {
+                return Err(Error::AlreadyAnswered);
+            }
+            let delivery = self.deliver(account_id, tx_id, Report::ToCaller).await?;
+            return Ok(ApprovalOutcome {
+                push_otp: Zeroizing::new(saved.otp.clone().unwrap_or_default()),
+                verification: saved.verification,
+                delivery,
+            });
+        }
+        let opened = self.request_to_answer(account_id, tx_id).await?;
+        let opened = &opened;
+        self.check_not_expired(account_id, opened)?;
         opened
             .challenge
             .number_matching
             .check_entry(number)
             .map_err(|_| Error::InvalidInput { what: "number" })?;
-        let (required, seed, digits) = self.read(&slot, |r| {
+        let (required, seed, digits) = self.read(account_id, |r| {
             let p = r.push()?;
             Ok((
                 stronger(opened.challenge.verification, p.min_verification),
@@ -58,16 +120,16 @@ impl Authenticator {
             Verification::None => (None, Verification::None),
             Verification::Pin | Verification::Biometric => {
                 let (key, how) = self
-                    .unlock_user_key(&slot, account_id, &format!("Approve sign-in to {rp}"))
+                    .unlock_user_key(account_id, &format!("Approve sign-in to {rp}"))
                     .await?;
                 (Some(key), how)
             }
         };
-        self.check_not_expired(&slot, account_id, opened)?;
+        self.check_not_expired(account_id, opened)?;
         let otp = crate::protocol::answer::push_otp(opened, &seed.0, digits).map_err(internal)?;
         let next = AgreementKey::generate()?;
-        let session = self.session(&slot)?;
-        let time = self.server_now(session.clock_offset);
+        let session = self.session(account_id)?;
+        let time = self.server_now(session.clock_offset)?;
         let answer = Answer::approve(
             opened,
             Approval {
@@ -85,90 +147,144 @@ impl Authenticator {
         }
         .map_err(|_| Error::Storage)?;
         drop(du);
-        self.send_answer(&slot, account_id, opened, &session, signed, next)
+        let delivery = self
+            .save_and_send(account_id, opened, signed, Decision::Approve, next)
             .await?;
         self.log(LogLevel::Info, "request approved");
         Ok(ApprovalOutcome {
             push_otp: otp,
             verification,
+            delivery,
         })
     }
 
-    /// Denies a pending request ("not me" reports fraud to the server).
-    pub async fn deny(&self, account_id: &str, tx_id: &str, reason: DenyReason) -> Result<()> {
-        let slot = self.slot(account_id)?;
-        let pending = self.take_pending(account_id, tx_id)?;
-        let opened = &pending.opened;
-        self.check_not_expired(&slot, account_id, opened)?;
-        let next = AgreementKey::generate()?;
-        let session = self.session(&slot)?;
-        let time = self.server_now(session.clock_offset);
-        let answer = Answer::deny(opened, reason, next.public_key(), time).map_err(internal)?;
-        let signed = answer.sign(&session.dp).map_err(|_| Error::Storage)?;
-        self.send_answer(&slot, account_id, opened, &session, signed, next)
-            .await?;
-        self.log(LogLevel::Info, "request denied");
-        Ok(())
+    /// Denies a pending request ("not me" reports fraud to the server). Works
+    /// without the app's UI after a restart (a notification action): the
+    /// request is read from storage or fetched again. Returns whether the
+    /// denial reached the server or waits in the outbox.
+    pub async fn deny(
+        &self,
+        account_id: &str,
+        tx_id: &str,
+        reason: DenyReason,
+    ) -> Result<Delivery> {
+        let delivery = self.deny_now(account_id, tx_id, reason).await;
+        self.deliver_outbox_quietly().await;
+        delivery
     }
 
-    /// Persists the answer and the next KEM key, sends the answer, and records the
-    /// outcome. A stored, unconfirmed answer for the same transaction is resent
-    /// instead (the server accepts one answer per challenge).
-    async fn send_answer(
+    async fn deny_now(
         &self,
-        slot: &AccountSlot,
+        account_id: &str,
+        tx_id: &str,
+        reason: DenyReason,
+    ) -> Result<Delivery> {
+        if let Some(saved) = self.saved_answer(account_id, tx_id)? {
+            if saved.decision != Decision::Deny {
+                return Err(Error::AlreadyAnswered);
+            }
+            return self.deliver(account_id, tx_id, Report::ToCaller).await;
+        }
+        let opened = self.request_to_answer(account_id, tx_id).await?;
+        self.check_not_expired(account_id, &opened)?;
+        let next = AgreementKey::generate()?;
+        let session = self.session(account_id)?;
+        let time = self.server_now(session.clock_offset)?;
+        let answer = Answer::deny(&opened, reason, next.public_key(), time).map_err(internal)?;
+        let signed = answer.sign(&session.dp).map_err(|_| Error::Storage)?;
+        let delivery = self
+            .save_and_send(account_id, &opened, signed, Decision::Deny, next)
+            .await?;
+        self.log(LogLevel::Info, "request denied");
+        Ok(delivery)
+    }
+
+    /// The answer saved for `tx` and not yet acknowledged, if any.
+    fn saved_answer(&self, id: &str, tx: &str) -> Result<Option<Answer>> {
+        let json = self.read(id, |r| {
+            Ok(r.push()?
+                .seen
+                .iter()
+                .find(|s| s.tx == tx && s.waiting())
+                .and_then(|s| s.answer.clone()))
+        })?;
+        json.map(|j| {
+            SignedMessage::from_json(j.as_bytes())
+                .and_then(|m| Answer::from_payload(m.payload_unverified()))
+                .map_err(|_| Error::Storage)
+        })
+        .transpose()
+    }
+
+    /// Persists the answer and the next KEM key (the outbox), then delivers it.
+    async fn save_and_send(
+        &self,
         id: &str,
         opened: &OpenedChallenge,
-        session: &Session,
         signed: SignedMessage,
+        decision: Decision,
         next: AgreementKey,
-    ) -> Result<()> {
+    ) -> Result<Delivery> {
         let tx = opened.challenge.tx_id.clone();
         let hash = b64url(&opened.hash);
         let answer_json =
             String::from_utf8(signed.to_json().map_err(internal)?).map_err(|_| Error::Internal)?;
-        let next_kid = next.public_key().key_id();
-        // Persist before sending: replay state, the answer bytes and the new K.
-        let to_send = self.update(slot, |r| {
+        let next_key = KemKey {
+            kid: next.public_key().key_id(),
+            scalar: Secret::new(next.to_bytes().as_slice()),
+        };
+        drop(next);
+        self.update(id, |r| {
             let p = r.push_mut()?;
-            let entry = match p.seen.iter_mut().find(|s| s.tx == tx) {
-                Some(e) => e,
+            let entry = match p.seen.iter_mut().position(|s| s.tx == tx) {
+                Some(i) => p.seen.get_mut(i).ok_or(Error::Internal)?,
                 None => {
-                    p.seen.push(SeenTx {
-                        tx: tx.clone(),
-                        exp: opened.challenge.expires_at,
-                        hash: hash.clone(),
-                        answer: None,
-                        next_kid: None,
-                        done: false,
-                    });
+                    p.seen
+                        .push(SeenTx::new(&tx, opened.challenge.expires_at, &hash));
                     p.seen.last_mut().ok_or(Error::Internal)?
                 }
             };
-            if entry.done {
+            // Another process answered first: its answer stands.
+            if entry.done || entry.answer.is_some() {
                 return Err(Error::AlreadyAnswered);
             }
-            if let Some(stored) = &entry.answer {
-                return Ok(stored.clone());
-            }
             entry.answer = Some(answer_json.clone());
-            entry.next_kid = Some(next_kid.clone());
-            p.kem_keys.push(KemKey {
-                kid: next_kid.clone(),
-                scalar: Secret::new(next.to_bytes().as_slice()),
-            });
-            Ok(answer_json.clone())
+            entry.decision = Some(decision);
+            entry.next_kid = Some(next_key.kid.clone());
+            p.kem_keys.push(next_key.clone());
+            Ok(())
         })?;
-        drop(next);
-        let call = self.connect(session);
-        let sent = call.client.answer(&call.who, &tx, to_send.as_bytes()).await;
+        self.deliver(id, &tx, Report::ToCaller).await
+    }
+
+    /// Sends the saved answer of `tx` and records the outcome: acknowledged
+    /// (done, KEM key confirmed), still queued (network failure, throttled) or
+    /// refused for good (reported to the caller or kept in the outbox).
+    async fn deliver(&self, id: &str, tx: &str, report: Report) -> Result<Delivery> {
+        let saved = self.read(id, |r| {
+            Ok(r.push()?
+                .seen
+                .iter()
+                .find(|s| s.tx == tx)
+                .map(|s| (s.answer.clone(), s.exp, s.done)))
+        })?;
+        let (answer, exp) = match saved {
+            Some((Some(answer), exp, false)) => (answer, exp),
+            // Acknowledged meanwhile (another process delivered it).
+            Some((_, _, true)) => return Ok(Delivery::Delivered),
+            _ => return Err(Error::RequestNotFound),
+        };
+        let session = self.session(id)?;
+        let call = self.connect(&session)?;
+        let sent = call.client.answer(&call.who, tx, answer.as_bytes()).await;
         match sent {
             Ok(accepted) => {
-                let confirmed = self.update(slot, |r| {
+                let confirmed = self.update(id, |r| {
                     let p = r.push_mut()?;
                     let kid = p.seen.iter_mut().find(|s| s.tx == tx).and_then(|e| {
                         e.done = true;
                         e.answer = None;
+                        e.shown = None;
                         e.next_kid.take()
                     });
                     // A server without `kem_kid` rotated to the answer's key.
@@ -179,52 +295,146 @@ impl Authenticator {
                     p.trim_kem_keys();
                     Ok(confirmed)
                 })?;
-                self.pending_map().remove(&(id.to_owned(), tx));
                 if !confirmed {
                     self.log(
                         LogLevel::Warn,
                         "the server seals to a KEM key this device does not hold",
                     );
-                    self.resync_kem_key(slot, id, session).await;
+                    self.resync_kem_key(id, &session).await;
                 }
-                Ok(())
+                Ok(Delivery::Delivered)
             }
-            Err(Error::Network) => Err(Error::Network),
             Err(Error::DeviceDeregistered) => Err(self.deregistered(id)),
-            Err(e) => {
-                // Definitive refusal. Expired / answered challenges are finished;
-                // others (e.g. a wrong number) may be answered again. The answer's
-                // next KEM key is kept (bounded by trimming): an earlier copy
-                // whose response was lost may have been taken.
-                let finished = matches!(e, Error::AlreadyAnswered | Error::RequestExpired);
-                self.update(slot, |r| {
-                    let p = r.push_mut()?;
-                    if let Some(entry) = p.seen.iter_mut().find(|s| s.tx == tx) {
-                        entry.answer = None;
-                        entry.done = finished;
-                        entry.next_kid = None;
-                    }
-                    p.trim_kem_keys();
-                    Ok(())
-                })?;
-                if finished {
-                    self.pending_map().remove(&(id.to_owned(), tx));
+            Err(e) if is_transient(&e) => {
+                // Undeliverable long after expiry: the server would refuse it.
+                let now = self.server_now(session.clock_offset)?;
+                if now > exp.saturating_add(SEEN_GRACE) {
+                    self.refused(id, tx, &Error::RequestExpired, report)?;
+                    return Err(Error::RequestExpired);
                 }
+                Ok(Delivery::Queued)
+            }
+            Err(e) => {
+                self.refused(id, tx, &e, report)?;
                 if e == Error::AlreadyAnswered {
                     // Which key the server seals to is in doubt: name one we hold.
-                    self.resync_kem_key(slot, id, session).await;
+                    self.resync_kem_key(id, &session).await;
                 }
                 Err(e)
             }
         }
     }
 
+    /// Records a final refusal. Expired and answered challenges are finished;
+    /// others (e.g. a wrong number) may be answered again. The answer's next
+    /// KEM key is kept (bounded by trimming): an earlier copy whose response was
+    /// lost may have been taken.
+    fn refused(&self, id: &str, tx: &str, e: &Error, report: Report) -> Result<()> {
+        let finished = matches!(e, Error::AlreadyAnswered | Error::RequestExpired);
+        self.log(
+            LogLevel::Warn,
+            &format!("answer to {tx} of account {id} refused: {e}"),
+        );
+        self.update(id, |r| {
+            let p = r.push_mut()?;
+            if let Some(entry) = p.seen.iter_mut().find(|s| s.tx == tx) {
+                entry.answer = None;
+                entry.next_kid = None;
+                entry.done = finished;
+                if finished {
+                    entry.shown = None;
+                }
+                if report == Report::InOutbox {
+                    entry.refused = Some(refusal_code(e));
+                } else {
+                    entry.decision = None;
+                }
+            }
+            p.trim_kem_keys();
+            Ok(())
+        })
+    }
+
+    /// Sends every answer waiting in the outbox (saved before a crash, a lost
+    /// response or a network failure) and returns what is still there: answers
+    /// still waiting and answers the server refused for good. Call it when the
+    /// app starts; `pending`, `handle_push`, `approve` and `deny` also call it.
+    /// A network failure leaves answers waiting and is not an error.
+    pub async fn deliver_outbox(&self) -> Result<Vec<OutboxEntry>> {
+        for rec in self.records()? {
+            let Ok(p) = rec.push() else { continue };
+            let waiting: Vec<String> = p
+                .seen
+                .iter()
+                .filter(|s| s.waiting())
+                .map(|s| s.tx.clone())
+                .collect();
+            for tx in waiting {
+                match self.deliver(&rec.id, &tx, Report::InOutbox).await {
+                    Ok(_) => {}
+                    Err(Error::DeviceDeregistered) => break,
+                    // Recorded in the outbox entry (and logged).
+                    Err(_) => {}
+                }
+            }
+        }
+        self.outbox()
+    }
+
+    /// [`Self::deliver_outbox`] before another call: failures are logged only.
+    pub(super) async fn deliver_outbox_quietly(&self) {
+        if let Err(e) = self.deliver_outbox().await {
+            self.log(LogLevel::Warn, &format!("outbox delivery failed: {e}"));
+        }
+    }
+
+    /// The answers waiting to be delivered and those refused for good and not
+    /// yet dismissed, oldest expiry first (no network).
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>> {
+        let mut out = Vec::new();
+        for rec in self.records()? {
+            let Ok(p) = rec.push() else { continue };
+            for s in &p.seen {
+                let state = match (&s.refused, s.waiting()) {
+                    (Some(code), _) => OutboxState::Refused { code: code.clone() },
+                    (None, true) => OutboxState::Waiting,
+                    (None, false) => continue,
+                };
+                let Some(decision) = s.decision else { continue };
+                out.push(OutboxEntry {
+                    account_id: rec.id.clone(),
+                    tx_id: s.tx.clone(),
+                    decision,
+                    expires_at: s.exp,
+                    state,
+                });
+            }
+        }
+        out.sort_by(|a, b| (a.expires_at, &a.tx_id).cmp(&(b.expires_at, &b.tx_id)));
+        Ok(out)
+    }
+
+    /// Removes a refused answer's report once the app has told the user.
+    pub fn dismiss_outbox_entry(&self, account_id: &str, tx_id: &str) -> Result<()> {
+        self.update(account_id, |r| {
+            let p = r.push_mut()?;
+            let entry = p
+                .seen
+                .iter_mut()
+                .find(|s| s.tx == tx_id && s.refused.is_some())
+                .ok_or(Error::RequestNotFound)?;
+            entry.refused = None;
+            entry.decision = None;
+            Ok(())
+        })
+    }
+
     /// Names this device's newest KEM key to the server (`PUT /v1/device/kem`)
     /// and confirms it. Runs when the device cannot tell which of its keys the
     /// server seals to. Best effort: on failure every key stays, and the next
     /// accepted answer, challenge or resync settles it.
-    async fn resync_kem_key(&self, slot: &AccountSlot, id: &str, session: &Session) {
-        let newest = self.read(slot, |r| {
+    async fn resync_kem_key(&self, id: &str, session: &Session) {
+        let newest = self.read(id, |r| {
             let key = r.push()?.kem_keys.last().ok_or(Error::Storage)?;
             AgreementKey::from_bytes(&key.scalar.0)
                 .map(|k| k.public_key())
@@ -234,10 +444,12 @@ impl Authenticator {
             self.log(LogLevel::Error, "no KEM key to resynchronise");
             return;
         };
-        let call = self.connect(session);
-        let named = call.client.update_kem_key(&call.who, &public).await;
+        let named = match self.connect(session) {
+            Ok(call) => call.client.update_kem_key(&call.who, &public).await,
+            Err(e) => Err(e),
+        };
         let result = match named {
-            Ok(kid) if kid == public.key_id() => self.update(slot, |r| {
+            Ok(kid) if kid == public.key_id() => self.update(id, |r| {
                 let p = r.push_mut()?;
                 p.confirm_kem_key(&kid);
                 p.trim_kem_keys();

@@ -3,12 +3,11 @@
 //! pending requests waiting for the user.
 
 use std::collections::HashMap;
-use std::sync::MutexGuard;
 
 use super::Authenticator;
-use super::record::SeenTx;
-use super::session::Session;
-use super::store::{AccountSlot, lock, public_from_text};
+use super::record::{Secret, SeenTx};
+use super::session::{Session, shifted_clock};
+use super::store::public_from_text;
 use super::types::PendingRequest;
 use super::util::{CancelHandle, first_decisive, with_cancel};
 use crate::client::PendingEntry;
@@ -18,20 +17,11 @@ use crate::platform::LogLevel;
 use crate::protocol::encoding::b64url;
 use crate::protocol::{DeviceBinding, OpenedChallenge, SealedChallenge, SignedMessage};
 
-/// A challenge opened and recorded, waiting for the user's answer.
-#[derive(Clone)]
-pub(super) struct PendingSlot {
-    pub(super) opened: OpenedChallenge,
-}
-
 impl Authenticator {
-    pub(super) fn pending_map(&self) -> MutexGuard<'_, HashMap<(String, String), PendingSlot>> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Handles a push notification's data (`device_id` and `tx_id`, as the server
-    /// sends them): fetches, verifies and opens the challenge, and returns it as a
-    /// pending request to show.
+    /// sends them): fetches, verifies and opens the challenge, records it, and
+    /// returns it as a pending request to show. Also sends any answers waiting in
+    /// the outbox.
     pub async fn handle_push(&self, data: &HashMap<String, String>) -> Result<PendingRequest> {
         let device_id = data
             .get("device_id")
@@ -39,40 +29,29 @@ impl Authenticator {
         let tx_id = data
             .get("tx_id")
             .ok_or(Error::InvalidInput { what: "push data" })?;
-        let slot = self
-            .account_slots()
+        let id = self
+            .records()?
             .into_iter()
-            .find(|s| {
-                lock(s)
-                    .push()
-                    .map(|p| &p.device_id == device_id)
-                    .unwrap_or(false)
-            })
+            .find(|r| r.push().map(|p| &p.device_id == device_id).unwrap_or(false))
+            .map(|r| r.id)
             .ok_or(Error::NotActivated)?;
-        let id = self.read(&slot, |r| Ok(r.id.clone()))?;
-        self.fetch_and_open(&slot, &id, tx_id).await
+        let request = self.fetch_and_open(&id, tx_id).await;
+        self.deliver_outbox_quietly().await;
+        request
     }
 
-    async fn fetch_and_open(
-        &self,
-        slot: &AccountSlot,
-        id: &str,
-        tx: &str,
-    ) -> Result<PendingRequest> {
-        // The map guard is dropped before `to_request` reads the clock (a hook).
-        let cached = self
-            .pending_map()
-            .get(&(id.to_owned(), tx.to_owned()))
-            .cloned();
-        if let Some(p) = cached {
-            return self.to_request(slot, id, &p.opened);
+    /// The pending request `tx` of account `id`: the stored one, or fetched from
+    /// the server, verified, opened and recorded.
+    pub(super) async fn fetch_and_open(&self, id: &str, tx: &str) -> Result<PendingRequest> {
+        if let Some(opened) = self.stored_request(id, tx)? {
+            return self.to_request(id, &opened);
         }
-        self.read(slot, |r| r.push()?.check_unanswered(tx))?;
-        let session = self.session(slot)?;
-        let call = self.connect(&session);
+        self.read(id, |r| r.push()?.check_unanswered(tx))?;
+        let session = self.session(id)?;
+        let call = self.connect(&session)?;
         let fetched = call.client.fetch_challenge(&call.who, tx).await;
         let envelope = self.check_deregistered(id, fetched)?;
-        let request = self.receive_envelope(slot, id, &envelope)?;
+        let request = self.receive_envelope(id, &envelope)?;
         if request.tx_id != tx {
             return Err(Error::Tampered);
         }
@@ -86,20 +65,14 @@ impl Authenticator {
         account_id: &str,
         envelope_json: &[u8],
     ) -> Result<PendingRequest> {
-        let slot = self.slot(account_id)?;
         let msg = SignedMessage::from_json(envelope_json).map_err(from_server)?;
-        self.receive_envelope(&slot, account_id, &msg)
+        self.receive_envelope(account_id, &msg)
     }
 
-    fn receive_envelope(
-        &self,
-        slot: &AccountSlot,
-        id: &str,
-        envelope: &SignedMessage,
-    ) -> Result<PendingRequest> {
+    fn receive_envelope(&self, id: &str, envelope: &SignedMessage) -> Result<PendingRequest> {
         let skew = self.config().clock_skew_secs;
-        // Copy what is needed out of the lock (KEM scalars stay zeroizing).
-        let (server_key, binding, kem_keys, offset) = self.read(slot, |r| {
+        // Copy what is needed out of the record (KEM scalars stay zeroizing).
+        let (server_key, binding, kem_keys, offset) = self.read(id, |r| {
             let p = r.push()?;
             Ok((
                 public_from_text(&p.server_key)?,
@@ -118,7 +91,7 @@ impl Authenticator {
         })?;
         let header = sealed.header();
         // 2. Replay: a signed header naming an answered transaction.
-        self.read(slot, |r| r.push()?.check_unanswered(&header.tx_id))?;
+        self.read(id, |r| r.push()?.check_unanswered(&header.tx_id))?;
         // 3. The KEM key it names (a deleted key cannot open it: forward secrecy).
         let kem = kem_keys
             .iter()
@@ -133,18 +106,19 @@ impl Authenticator {
             .and_then(|k| AgreementKey::from_bytes(&k.scalar.0).map_err(|_| Error::Storage))?;
         let sealed_to = header.kem_kid.clone();
         // 4. Binding, expiry by the server clock, decryption, strict parse.
-        let server_now = self.server_now(offset);
+        let local_now = self.hooks.clock.now()?;
+        let server_now = shifted_clock(local_now, offset);
         let opened = sealed.open(&kem, &binding, server_now, skew).map_err(|e| {
             self.log(LogLevel::Warn, "challenge rejected");
             from_server(e)
         })?;
-        // 5. Record it (and the clock evidence) before showing it.
+        // 5. Record it, the clock evidence and the request itself before showing it.
         let hash = b64url(&opened.hash);
         let tx = opened.challenge.tx_id.clone();
         let exp = opened.challenge.expires_at;
         let iat = opened.challenge.issued_at;
-        let local_now = i64::try_from(self.hooks.clock.now()).unwrap_or(0);
-        self.update(slot, |r| {
+        let local_now = i64::try_from(local_now).unwrap_or(i64::MAX);
+        self.update(id, |r| {
             let p = r.push_mut()?;
             // The server's clock read at least `iat` when it signed the challenge.
             let evidence = i64::try_from(iat).unwrap_or(0).saturating_sub(local_now);
@@ -153,40 +127,25 @@ impl Authenticator {
             }
             // S sealed this to one of our keys: the server has moved to it.
             p.saw_kem_key_used(&sealed_to);
-            match p.seen.iter().find(|s| s.tx == tx) {
+            match p.seen.iter_mut().find(|s| s.tx == tx) {
                 Some(s) if s.done || s.answer.is_some() => return Err(Error::AlreadyAnswered),
                 Some(s) if s.hash != hash => return Err(Error::Tampered),
-                Some(_) => {}
+                Some(s) => s.shown = Some(Secret::new(&opened.plaintext)),
                 None => p.seen.push(SeenTx {
-                    tx: tx.clone(),
-                    exp,
-                    hash: hash.clone(),
-                    answer: None,
-                    next_kid: None,
-                    done: false,
+                    shown: Some(Secret::new(&opened.plaintext)),
+                    ..SeenTx::new(&tx, exp, &hash)
                 }),
             }
             let now = u64::try_from(local_now.saturating_add(p.clock_offset)).unwrap_or(0);
             p.prune_seen(now);
             Ok(())
         })?;
-        self.pending_map().insert(
-            (id.to_owned(), tx),
-            PendingSlot {
-                opened: opened.clone(),
-            },
-        );
-        self.to_request(slot, id, &opened)
+        self.to_request(id, &opened)
     }
 
-    fn to_request(
-        &self,
-        slot: &AccountSlot,
-        id: &str,
-        opened: &OpenedChallenge,
-    ) -> Result<PendingRequest> {
-        let offset = self.read(slot, |r| Ok(r.push()?.clock_offset))?;
-        let now = self.server_now(offset);
+    fn to_request(&self, id: &str, opened: &OpenedChallenge) -> Result<PendingRequest> {
+        let offset = self.read(id, |r| Ok(r.push()?.clock_offset))?;
+        let now = self.server_now(offset)?;
         let exp = opened.challenge.expires_at;
         Ok(PendingRequest {
             account_id: id.to_owned(),
@@ -195,6 +154,22 @@ impl Authenticator {
             expires_at: exp,
             seconds_left: exp.saturating_sub(now),
         })
+    }
+
+    /// The stored, unanswered request `tx` of account `id`, if any.
+    pub(super) fn stored_request(&self, id: &str, tx: &str) -> Result<Option<OpenedChallenge>> {
+        let shown = self.read(id, |r| {
+            Ok(r.push()?
+                .seen
+                .iter()
+                .find(|s| s.tx == tx && !s.done && s.answer.is_none())
+                .and_then(|s| s.shown.clone()))
+        })?;
+        shown
+            .map(|plain| {
+                OpenedChallenge::from_stored_plaintext(&plain.0).map_err(|_| Error::Storage)
+            })
+            .transpose()
     }
 
     /// Lists pending requests of every push account, asking each server; with
@@ -217,13 +192,12 @@ impl Authenticator {
     }
 
     async fn poll_all(&self, wait_secs: u32) -> Result<Vec<PendingRequest>> {
+        // Answers saved earlier go first: a waiting decision is older news.
+        self.deliver_outbox_quietly().await;
         let mut targets = Vec::new();
-        for slot in self.account_slots() {
-            if lock(&slot).push().is_ok() {
-                let id = lock(&slot).id.clone();
-                let session = self.session(&slot)?;
-                targets.push((slot, id, session));
-            }
+        for id in self.push_account_ids()? {
+            let session = self.session(&id)?;
+            targets.push((id, session));
         }
         if targets.is_empty() {
             return Err(Error::NotActivated);
@@ -231,7 +205,7 @@ impl Authenticator {
         let polls: Vec<_> = targets
             .iter()
             .enumerate()
-            .map(|(i, (_, _, session))| self.poll_server(i, session, wait_secs))
+            .map(|(i, (_, session))| self.poll_server(i, session, wait_secs))
             .collect();
         let mut results = first_decisive(polls, |(_, r)| {
             r.as_ref().map(|l| !l.is_empty()).unwrap_or(false)
@@ -243,7 +217,7 @@ impl Authenticator {
             .iter()
             .enumerate()
             .filter(|(i, _)| !results.iter().any(|(done, _)| done == i))
-            .map(|(i, (_, _, session))| self.poll_server(i, session, 0))
+            .map(|(i, (_, session))| self.poll_server(i, session, 0))
             .collect();
         if !cut_short.is_empty() {
             results.extend(first_decisive(cut_short, |_| false).await);
@@ -252,14 +226,14 @@ impl Authenticator {
         let mut fetch_error = None;
         let mut any_ok = false;
         for (i, result) in results {
-            let Some((slot, id, _)) = targets.get(i) else {
+            let Some((id, _)) = targets.get(i) else {
                 continue;
             };
             match result {
                 Ok(list) => {
                     any_ok = true;
                     for entry in list {
-                        match self.fetch_and_open(slot, id, &entry.tx).await {
+                        match self.fetch_and_open(id, &entry.tx).await {
                             // Answered, expired or withdrawn since it was listed.
                             Ok(_)
                             | Err(Error::AlreadyAnswered)
@@ -296,7 +270,7 @@ impl Authenticator {
         if !any_ok && let Some(e) = poll_error {
             return Err(e);
         }
-        Ok(self.pending_requests())
+        self.pending_requests()
     }
 
     /// One server's list of pending challenges for one account (`i` tags the result).
@@ -306,57 +280,61 @@ impl Authenticator {
         session: &Session,
         wait_secs: u32,
     ) -> (usize, Result<Vec<PendingEntry>>) {
-        let call = self.connect(session);
+        let call = match self.connect(session) {
+            Ok(call) => call,
+            Err(e) => return (i, Err(e)),
+        };
         (i, call.client.pending(&call.who, wait_secs).await)
     }
 
-    /// The requests already received and not yet answered or expired (no network).
-    pub fn pending_requests(&self) -> Vec<PendingRequest> {
-        let entries: Vec<((String, String), PendingSlot)> = self
-            .pending_map()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+    /// The requests already received and not yet answered or expired, from
+    /// storage (no network): also those another process received, or received
+    /// before a restart.
+    pub fn pending_requests(&self) -> Result<Vec<PendingRequest>> {
         let mut out = Vec::new();
-        let mut expired = Vec::new();
-        for ((id, tx), p) in entries {
-            let Ok(slot) = self.slot(&id) else {
-                continue;
-            };
-            match self.to_request(&slot, &id, &p.opened) {
-                Ok(r) if r.seconds_left > 0 => out.push(r),
-                _ => expired.push((id, tx)),
+        for rec in self.records()? {
+            let Ok(p) = rec.push() else { continue };
+            let now = self.server_now(p.clock_offset)?;
+            for s in &p.seen {
+                let Some(plain) = s.shown.as_ref() else {
+                    continue;
+                };
+                if s.done || s.answer.is_some() || s.exp <= now {
+                    continue;
+                }
+                let Ok(opened) = OpenedChallenge::from_stored_plaintext(&plain.0) else {
+                    self.log(LogLevel::Error, "skipping an unreadable stored request");
+                    continue;
+                };
+                out.push(PendingRequest {
+                    account_id: rec.id.clone(),
+                    tx_id: s.tx.clone(),
+                    challenge: opened.challenge,
+                    expires_at: s.exp,
+                    seconds_left: s.exp.saturating_sub(now),
+                });
             }
         }
-        let mut map = self.pending_map();
-        for k in expired {
-            map.remove(&k);
-        }
-        drop(map);
         out.sort_by(|a, b| (a.expires_at, &a.tx_id).cmp(&(b.expires_at, &b.tx_id)));
-        out
+        Ok(out)
     }
 
-    pub(super) fn take_pending(&self, id: &str, tx: &str) -> Result<PendingSlot> {
-        self.pending_map()
-            .get(&(id.to_owned(), tx.to_owned()))
-            .cloned()
-            .ok_or(Error::RequestNotFound)
+    /// The request to answer: the stored one, or (after the app was restarted
+    /// without it, e.g. a notification action) fetched again from the server.
+    pub(super) async fn request_to_answer(&self, id: &str, tx: &str) -> Result<OpenedChallenge> {
+        if let Some(opened) = self.stored_request(id, tx)? {
+            return Ok(opened);
+        }
+        self.fetch_and_open(id, tx).await?;
+        self.stored_request(id, tx)?.ok_or(Error::RequestNotFound)
     }
 
-    pub(super) fn check_not_expired(
-        &self,
-        slot: &AccountSlot,
-        id: &str,
-        opened: &OpenedChallenge,
-    ) -> Result<()> {
-        let (offset, skew) = (
-            self.read(slot, |r| Ok(r.push()?.clock_offset))?,
-            self.config().clock_skew_secs,
-        );
-        if self.server_now(offset) > opened.challenge.expires_at.saturating_add(skew) {
-            self.pending_map()
-                .remove(&(id.to_owned(), opened.challenge.tx_id.clone()));
+    /// Fails with [`Error::RequestExpired`] once the request has expired by the
+    /// estimated server clock.
+    pub(super) fn check_not_expired(&self, id: &str, opened: &OpenedChallenge) -> Result<()> {
+        let offset = self.read(id, |r| Ok(r.push()?.clock_offset))?;
+        let skew = self.config().clock_skew_secs;
+        if self.server_now(offset)? > opened.challenge.expires_at.saturating_add(skew) {
             return Err(Error::RequestExpired);
         }
         Ok(())

@@ -22,20 +22,33 @@
 //! still held, and a time not past expiry by the *server's* clock (estimated from
 //! S-signed timestamps: the activation result's time and every challenge's
 //! issue time). The plaintext is parsed strictly and must agree with the header.
-//! The transaction id is then recorded (replay state) and persisted before the
-//! request is shown; an answer is persisted (signed bytes and the next KEM key)
-//! before it is sent, so a crash or a lost response can only lead to resending
-//! the same answer.
+//! The transaction id and the decrypted challenge are then recorded (replay
+//! state and the pending request) and persisted before the request is shown, so
+//! approve and deny work in another process or after a restart.
 //!
-//! # Locks
+//! # The outbox
 //!
-//! Each account has its own lock around its in-memory record; operations on
-//! different accounts never wait on each other. The [`UserVerifier`],
-//! [`HttpClient`], [`Logger`] and key-vault signing are never called while any
-//! lock is held. The account's [`SecureStorage`] write is made under the
-//! account's lock: that orders writes, so "persisted before acting" holds and the
-//! PIN failure counter can never go backwards (SecureStorage's contract forbids
-//! calling back into the core).
+//! An answer is persisted (signed bytes and the next KEM key) before it is sent.
+//! Until the server acknowledges it, it waits in the outbox and is sent again by
+//! every call that talks to a server ([`Authenticator::pending`],
+//! [`Authenticator::handle_push`], approve, deny) and by
+//! [`Authenticator::deliver_outbox`], which the app calls when it starts. The
+//! server answers a repeated answer with the same acceptance, so a crash or a
+//! lost response can only lead to resending the same answer. An answer the
+//! server finally refuses stays listed with the reason until the app dismisses it.
+//!
+//! # State, processes and locks
+//!
+//! The core keeps no account state in memory between calls: every read goes to
+//! [`SecureStorage`], and every change is a compare-and-swap of the account's
+//! record, re-applied if another thread or process wrote first (see
+//! [`SecureStorage`] on several processes). Two `Authenticator`s on one store,
+//! in one process or two, never lose or roll back each other's writes, and the
+//! wrong-PIN counter and replay state only move forward.
+//!
+//! The core holds no lock while it calls any hook, so a hook may call back into
+//! the `Authenticator` (the only lock is the settings' read-write lock, held
+//! while copying them).
 //!
 //! # Layout
 //!
@@ -67,16 +80,13 @@ pub mod userkey;
 mod util;
 mod verification;
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 
-use self::inbox::PendingSlot;
-use self::store::AccountSlots;
 pub use self::types::{
     AccountInfo, AccountKind, ActivationOptions, ApprovalOutcome, AuthenticatorConfig,
-    DEFAULT_CLOCK_SKEW_SECS, DEFAULT_PIN_MAX_ATTEMPTS, MAX_KEM_KEYS, OfflineCode, OtpCode,
-    PendingRequest, PlatformHooks,
+    DEFAULT_CLOCK_SKEW_SECS, DEFAULT_PIN_MAX_ATTEMPTS, Delivery, MAX_KEM_KEYS, OfflineCode,
+    OtpCode, OutboxEntry, OutboxState, PendingRequest, PlatformHooks,
 };
 pub use self::util::CancelHandle;
 use crate::error::Result;
@@ -86,28 +96,24 @@ use crate::platform::LogLevel;
 pub struct Authenticator {
     hooks: PlatformHooks,
     config: RwLock<AuthenticatorConfig>,
-    accounts: AccountSlots,
-    pending: Mutex<HashMap<(String, String), PendingSlot>>,
 }
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Authenticator")
-            .field("accounts", &self.account_slots().len())
-            .finish()
+        f.debug_struct("Authenticator").finish_non_exhaustive()
     }
 }
 
 impl Authenticator {
-    /// Loads every stored account. An unreadable record is skipped and logged
-    /// (it cannot be used, and must not brick the others).
+    /// Opens the authenticator on the app's storage. Nothing is loaded ahead:
+    /// records are read when needed. Checks that the storage can be listed.
+    /// Call [`Self::deliver_outbox`] once the app has started, so answers saved
+    /// before the process ended are sent.
     pub fn new(hooks: PlatformHooks, config: AuthenticatorConfig) -> Result<Self> {
-        let accounts = store::load_accounts(&hooks)?;
+        hooks.storage.list(record::RECORD_PREFIX)?;
         Ok(Self {
             hooks,
             config: RwLock::new(config),
-            accounts,
-            pending: Mutex::new(HashMap::new()),
         })
     }
 

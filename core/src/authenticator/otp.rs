@@ -5,7 +5,7 @@ use zeroize::Zeroizing;
 
 use super::Authenticator;
 use super::record::{AccountRecord, OtpauthAccount, RECORD_VERSION, RecordKind, Secret};
-use super::store::{lock, new_local_id, public_from_text};
+use super::store::{new_local_id, public_from_text};
 use super::types::{AccountInfo, OfflineCode, OtpCode};
 use crate::error::{Error, Result};
 use crate::otp::{OcraInputs, OcraSuite, TotpParams};
@@ -47,16 +47,15 @@ impl Authenticator {
     /// the estimated server clock; an HOTP account's counter is advanced and saved
     /// before the code is returned.
     pub fn otp(&self, account_id: &str) -> Result<OtpCode> {
-        let slot = self.slot(account_id)?;
-        let local = self.hooks.clock.now();
-        let kind = self.read(&slot, |r| {
+        let local = self.hooks.clock.now()?;
+        let kind = self.read(account_id, |r| {
             Ok(match &r.kind {
                 RecordKind::Push(p) => Some((p.otp, Secret(p.seed.0.clone()), p.clock_offset)),
                 RecordKind::Otpauth(_) => None,
             })
         })?;
         if let Some((otp, seed, offset)) = kind {
-            let now = self.server_now(offset);
+            let now = self.server_now(offset)?;
             let params = TotpParams::new(otp.algorithm.hmac(), otp.digits, otp.period)
                 .map_err(|_| Error::Storage)?;
             let code = crate::otp::totp_at(&params, &seed.0, now).map_err(|_| Error::Storage)?;
@@ -67,7 +66,7 @@ impl Authenticator {
             });
         }
         // otpauth: HOTP advances (persisted first), TOTP reads the local clock.
-        self.update(&slot, |r| {
+        self.update(account_id, |r| {
             let RecordKind::Otpauth(acct) = &mut r.kind else {
                 return Err(Error::Internal);
             };
@@ -112,7 +111,7 @@ impl Authenticator {
             id: new_local_id('o')?,
             label: parsed.account_name().to_owned(),
             issuer: parsed.issuer().map(str::to_owned),
-            created: self.hooks.clock.now(),
+            created: self.hooks.clock.now()?,
             kind: RecordKind::Otpauth(OtpauthAccount {
                 uri: Secret::new(parsed.to_uri().as_bytes()),
             }),
@@ -124,8 +123,7 @@ impl Authenticator {
     /// after the user confirmed). Push accounts cannot be exported: their seed is
     /// bound to this device's enrollment.
     pub fn export_otpauth(&self, account_id: &str) -> Result<Zeroizing<String>> {
-        let slot = self.slot(account_id)?;
-        self.read(&slot, |r| match &r.kind {
+        self.read(account_id, |r| match &r.kind {
             RecordKind::Otpauth(a) => Ok(Zeroizing::new(
                 String::from_utf8(a.uri.0.to_vec()).map_err(|_| Error::Storage)?,
             )),
@@ -145,25 +143,21 @@ impl Authenticator {
         let payload = msg.payload_unverified();
         let probe: OfflineChallenge =
             serde_json::from_slice(payload).map_err(|_| Error::InvalidInput { what: "QR code" })?;
-        let slot = self
-            .account_slots()
+        let (id, server_key, seed, offset) = self
+            .records()?
             .into_iter()
-            .find(|s| {
-                lock(s)
-                    .push()
-                    .map(|p| p.account_id == probe.account && p.device_id == probe.device)
-                    .unwrap_or(false)
+            .find_map(|r| {
+                let p = r.push().ok()?;
+                (p.account_id == probe.account && p.device_id == probe.device).then(|| {
+                    Ok::<_, Error>((
+                        r.id.clone(),
+                        public_from_text(&p.server_key)?,
+                        Secret(p.seed.0.clone()),
+                        p.clock_offset,
+                    ))
+                })
             })
-            .ok_or(Error::AccountNotFound)?;
-        let (id, server_key, seed, offset) = self.read(&slot, |r| {
-            let p = r.push()?;
-            Ok((
-                r.id.clone(),
-                public_from_text(&p.server_key)?,
-                Secret(p.seed.0.clone()),
-                p.clock_offset,
-            ))
-        })?;
+            .ok_or(Error::AccountNotFound)??;
         // Verify before trusting anything but the lookup ids.
         msg.verify(Purpose::OfflineChallenge, &server_key)
             .map_err(|_| Error::Tampered)?;
@@ -173,7 +167,7 @@ impl Authenticator {
         if probe.kind != OFFLINE_KIND {
             return Err(Error::Unsupported);
         }
-        if self.server_now(offset) > probe.exp.saturating_add(self.config().clock_skew_secs) {
+        if self.server_now(offset)? > probe.exp.saturating_add(self.config().clock_skew_secs) {
             return Err(Error::RequestExpired);
         }
         let suite = offline_suite(&probe.suite)?;

@@ -7,11 +7,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::platform::SecureStorage;
 use crate::protocol::encoding::{b64url, b64url_decode};
 use crate::protocol::{OtpParams, Verification, VerificationPolicy};
 
 use super::types::MAX_KEM_KEYS;
+use crate::protocol::Decision;
 
 /// Record format version.
 pub(crate) const RECORD_VERSION: u32 = 1;
@@ -64,7 +64,12 @@ pub(crate) struct KemKey {
     pub scalar: Secret,
 }
 
-/// A challenge this device has seen (replay state).
+/// A challenge this device has seen: replay state, the pending request while
+/// it waits for the user, and the outbox entry once the user decided.
+///
+/// Life: received (`shown` set) → decided (`answer` and `decision` set, `shown`
+/// dropped) → acknowledged (`done`, `answer` dropped) or finally refused
+/// (`done`, `refused` set until the app dismisses the report).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SeenTx {
@@ -74,15 +79,48 @@ pub(crate) struct SeenTx {
     pub exp: u64,
     /// Base64url challenge hash of what was shown.
     pub hash: String,
+    /// The decrypted challenge while it is pending (so approve and deny work
+    /// in another process or after a restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown: Option<Secret>,
     /// The signed answer JSON, stored before it is sent (a retry resends it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
+    /// What the stored answer says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
     /// Key id of the next KEM key that answer carries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_kid: Option<String>,
     /// The server accepted an answer, or it can never be answered again.
     #[serde(default)]
     pub done: bool,
+    /// Why the server finally refused an answer the outbox resent (its error
+    /// code, or `expired`); kept until the app dismisses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+impl SeenTx {
+    /// A newly received (or newly answered) transaction.
+    pub(crate) fn new(tx: &str, exp: u64, hash: &str) -> Self {
+        Self {
+            tx: tx.to_owned(),
+            exp,
+            hash: hash.to_owned(),
+            shown: None,
+            answer: None,
+            decision: None,
+            next_kid: None,
+            done: false,
+            refused: None,
+        }
+    }
+
+    /// An answer is stored and not yet acknowledged: it is in the outbox.
+    pub(crate) fn waiting(&self) -> bool {
+        self.answer.is_some() && !self.done
+    }
 }
 
 /// Du wrapped under a PIN-derived key (PBKDF2-HMAC-SHA256 → AES-256-GCM).
@@ -201,22 +239,20 @@ impl AccountRecord {
         }
     }
 
-    /// Writes the whole record (atomic per the storage contract).
-    pub(crate) fn save(&self, storage: &dyn SecureStorage) -> Result<()> {
-        let bytes = Zeroizing::new(serde_json::to_vec(self).map_err(|_| Error::Internal)?);
-        storage.put(&Self::storage_key(&self.id), &bytes)?;
-        Ok(())
+    /// The record as stored (JSON).
+    pub(crate) fn to_bytes(&self) -> Result<Zeroizing<Vec<u8>>> {
+        Ok(Zeroizing::new(
+            serde_json::to_vec(self).map_err(|_| Error::Internal)?,
+        ))
     }
 
-    pub(crate) fn load(storage: &dyn SecureStorage, key: &str) -> Result<Option<Self>> {
-        let Some(bytes) = storage.get(key)? else {
-            return Ok(None);
-        };
-        let rec: Self = serde_json::from_slice(&bytes).map_err(|_| Error::Storage)?;
+    /// Parses the record stored under `key`; it must name itself by that key.
+    pub(crate) fn parse(key: &str, bytes: &[u8]) -> Result<Self> {
+        let rec: Self = serde_json::from_slice(bytes).map_err(|_| Error::Storage)?;
         if rec.v != RECORD_VERSION || Self::storage_key(&rec.id) != key {
             return Err(Error::Storage);
         }
-        Ok(Some(rec))
+        Ok(rec)
     }
 }
 
@@ -261,7 +297,7 @@ impl PushAccount {
                     || self
                         .seen
                         .iter()
-                        .any(|s| s.answer.is_some() && s.next_kid.as_deref() == Some(kid))
+                        .any(|s| s.waiting() && s.next_kid.as_deref() == Some(kid))
             };
             let Some(pos) = self.kem_keys.iter().position(|k| !in_use(&k.kid)) else {
                 break;
@@ -273,7 +309,7 @@ impl PushAccount {
     /// Drops replay entries long past expiry, then the oldest beyond [`MAX_SEEN`].
     pub(crate) fn prune_seen(&mut self, server_now: u64) {
         self.seen.retain(|s| {
-            s.exp.saturating_add(SEEN_GRACE) >= server_now || (s.answer.is_some() && !s.done)
+            s.exp.saturating_add(SEEN_GRACE) >= server_now || s.waiting() || s.refused.is_some()
         });
         if self.seen.len() > MAX_SEEN {
             self.seen.sort_by_key(|s| s.exp);
@@ -327,12 +363,9 @@ mod tests {
 
     fn seen(tx: &str, exp: u64, answer: Option<&str>, done: bool) -> SeenTx {
         SeenTx {
-            tx: tx.into(),
-            exp,
-            hash: String::new(),
             answer: answer.map(str::to_owned),
-            next_kid: None,
             done,
+            ..SeenTx::new(tx, exp, "")
         }
     }
 

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use super::Authenticator;
-use super::store::AccountSlot;
-use super::store::{lock, public_from_text};
+use super::store::public_from_text;
 use crate::client::{DeviceClient, DeviceIdentity};
 use crate::crypto::{CryptoError, PublicKey, Signature};
 use crate::error::{Result, from_input};
@@ -51,15 +50,15 @@ pub(super) struct SessionCall<'a> {
 }
 
 /// Local unix time shifted by the estimated server offset (never below 0).
-fn shifted_clock(local: u64, offset: i64) -> u64 {
+pub(super) fn shifted_clock(local: u64, offset: i64) -> u64 {
     let local = i64::try_from(local).unwrap_or(i64::MAX);
     u64::try_from(local.saturating_add(offset)).unwrap_or(0)
 }
 
 impl Authenticator {
     /// The server's clock, estimated from the local one and `offset`.
-    pub(super) fn server_now(&self, offset: i64) -> u64 {
-        shifted_clock(self.hooks.clock.now(), offset)
+    pub(super) fn server_now(&self, offset: i64) -> Result<u64> {
+        Ok(shifted_clock(self.hooks.clock.now()?, offset))
     }
 
     /// A signer for the vault key `alias` whose public key is `public`.
@@ -73,8 +72,8 @@ impl Authenticator {
 
     /// The session of a push account ([`Error::Unsupported`](crate::Error::Unsupported)
     /// for an OTP-only one).
-    pub(super) fn session(&self, slot: &AccountSlot) -> Result<Session> {
-        self.read(slot, |rec| {
+    pub(super) fn session(&self, id: &str) -> Result<Session> {
+        self.read(id, |rec| {
             let p = rec.push()?;
             Ok(Session {
                 server_url: p.server_url.clone(),
@@ -85,18 +84,18 @@ impl Authenticator {
         })
     }
 
-    /// A device API client for `session`; reads the clock, so call it with no
-    /// lock held, right before the request.
-    pub(super) fn connect<'a>(&'a self, session: &'a Session) -> SessionCall<'a> {
-        let now = self.server_now(session.clock_offset);
-        SessionCall {
+    /// A device API client for `session`, its requests timestamped now: call
+    /// it right before the request.
+    pub(super) fn connect<'a>(&'a self, session: &'a Session) -> Result<SessionCall<'a>> {
+        let now = self.server_now(session.clock_offset)?;
+        Ok(SessionCall {
             client: DeviceClient::new(self.hooks.http.as_ref(), now),
             who: DeviceIdentity {
                 server_url: &session.server_url,
                 device_id: &session.device_id,
                 signer: &session.dp,
             },
-        }
+        })
     }
 
     // -----------------------------------------------------------------------
@@ -108,13 +107,9 @@ impl Authenticator {
         push.validate().map_err(from_input("push registration"))?;
         self.config.write().unwrap_or_else(|e| e.into_inner()).push = push.clone();
         let mut first_error = None;
-        for slot in self.account_slots() {
-            if lock(&slot).push().is_err() {
-                continue;
-            }
-            let id = lock(&slot).id.clone();
-            let session = self.session(&slot)?;
-            let call = self.connect(&session);
+        for id in self.push_account_ids()? {
+            let session = self.session(&id)?;
+            let call = self.connect(&session)?;
             let r = call.client.update_push(&call.who, &push).await;
             if let Err(e) = self.check_deregistered(&id, r) {
                 first_error.get_or_insert(e);

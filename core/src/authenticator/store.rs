@@ -1,58 +1,26 @@
-//! Account slots: the in-memory records (one lock each), loading and saving
-//! them, the read/update helpers every operation goes through, and removal.
+//! Account records in storage: reading them, changing them by compare-and-swap
+//! (so two processes on one store never lose each other's writes), the
+//! read/update helpers every operation goes through, and removal.
+//!
+//! The core keeps no copy of a record between calls. Each operation reads the
+//! record it needs, and each change re-reads, applies and swaps it in (see
+//! [`SecureStorage`](crate::platform::SecureStorage) on several processes). No
+//! lock is held across any hook call.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use zeroize::Zeroizing;
 
 use super::Authenticator;
 use super::record::{AccountRecord, RECORD_PREFIX, RecordKind};
-use super::types::{AccountInfo, AccountKind, PlatformHooks};
+use super::types::{AccountInfo, AccountKind};
 use crate::crypto::{PublicKey, random_array};
 use crate::error::{Error, Result};
 use crate::platform::LogLevel;
 use crate::protocol::Verification;
 use crate::protocol::encoding::b64url_array;
 
-/// One account's record behind its own lock.
-pub(super) struct AccountSlot {
-    record: Mutex<AccountRecord>,
-}
-
-impl AccountSlot {
-    fn new(record: AccountRecord) -> Arc<Self> {
-        Arc::new(Self {
-            record: Mutex::new(record),
-        })
-    }
-}
-
-/// Every account by local id.
-pub(super) type AccountSlots = RwLock<HashMap<String, Arc<AccountSlot>>>;
-
-/// Locks one account's record.
-pub(super) fn lock(slot: &AccountSlot) -> MutexGuard<'_, AccountRecord> {
-    // Records are only replaced whole after a successful save, so a poisoned lock
-    // still holds a consistent record.
-    slot.record.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Reads every stored record. An unreadable one is skipped and logged.
-pub(super) fn load_accounts(hooks: &PlatformHooks) -> Result<AccountSlots> {
-    let keys = hooks.storage.list(RECORD_PREFIX)?;
-    let mut accounts = HashMap::new();
-    for key in keys {
-        match AccountRecord::load(hooks.storage.as_ref(), &key) {
-            Ok(Some(rec)) => {
-                accounts.insert(rec.id.clone(), AccountSlot::new(rec));
-            }
-            Ok(None) => {}
-            Err(_) => hooks
-                .logger
-                .log(LogLevel::Error, "skipping an unreadable account record"),
-        }
-    }
-    Ok(RwLock::new(accounts))
-}
+/// How many times a change is re-applied when other writers keep winning the
+/// swap before the core gives up with [`Error::Storage`].
+const MAX_SWAP_ATTEMPTS: usize = 64;
 
 /// A fresh local account id: `prefix` and 16 random hex digits.
 pub(super) fn new_local_id(prefix: char) -> Result<String> {
@@ -98,79 +66,114 @@ pub(super) fn account_info(rec: &AccountRecord) -> AccountInfo {
 }
 
 impl Authenticator {
-    pub(super) fn account_slots(&self) -> Vec<Arc<AccountSlot>> {
-        self.accounts
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+    /// The stored bytes of an account's record and the record they hold.
+    fn load(&self, id: &str) -> Result<(Zeroizing<Vec<u8>>, AccountRecord)> {
+        let key = AccountRecord::storage_key(id);
+        let bytes = self
+            .hooks
+            .storage
+            .get(&key)?
+            .ok_or(Error::AccountNotFound)?;
+        let rec = AccountRecord::parse(&key, &bytes)?;
+        Ok((bytes, rec))
     }
 
-    pub(super) fn slot(&self, id: &str) -> Result<Arc<AccountSlot>> {
-        self.accounts
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
-            .ok_or(Error::AccountNotFound)
-    }
-
-    /// Saves a new account's record, then makes it available; returns its info.
-    pub(super) fn add_account(&self, rec: AccountRecord) -> Result<AccountInfo> {
-        rec.save(self.hooks.storage.as_ref())?;
-        let account = account_info(&rec);
-        self.accounts
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(rec.id.clone(), AccountSlot::new(rec));
-        Ok(account)
-    }
-
-    /// Applies `f` to a copy of the record, saves it, and only then makes it the
-    /// in-memory record. Storage is written under the account lock (see module docs).
-    pub(super) fn update<R>(
-        &self,
-        slot: &AccountSlot,
-        f: impl FnOnce(&mut AccountRecord) -> Result<R>,
-    ) -> Result<R> {
-        let mut guard = lock(slot);
-        let mut copy = guard.clone();
-        let out = f(&mut copy)?;
-        copy.save(self.hooks.storage.as_ref())?;
-        *guard = copy;
+    /// Every readable account record, by id. An unreadable one is skipped and
+    /// logged (it cannot be used, and must not brick the others).
+    pub(super) fn records(&self) -> Result<Vec<AccountRecord>> {
+        let mut keys = self.hooks.storage.list(RECORD_PREFIX)?;
+        keys.sort();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.hooks.storage.get(&key) {
+                Ok(None) => {} // removed since it was listed
+                Ok(Some(bytes)) => match AccountRecord::parse(&key, &bytes) {
+                    Ok(rec) => out.push(rec),
+                    Err(_) => self.log(LogLevel::Error, "skipping an unreadable account record"),
+                },
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(out)
     }
 
-    /// Runs `f` on the record under its lock (`f` must not call a hook).
+    /// Ids of the push accounts.
+    pub(super) fn push_account_ids(&self) -> Result<Vec<String>> {
+        Ok(self
+            .records()?
+            .into_iter()
+            .filter(|r| r.push().is_ok())
+            .map(|r| r.id)
+            .collect())
+    }
+
+    /// Fails with [`Error::AccountNotFound`] unless the account exists.
+    pub(super) fn check_account(&self, id: &str) -> Result<()> {
+        self.load(id).map(|_| ())
+    }
+
+    /// Saves a new account's record; returns its info.
+    pub(super) fn add_account(&self, rec: AccountRecord) -> Result<AccountInfo> {
+        let bytes = rec.to_bytes()?;
+        let key = AccountRecord::storage_key(&rec.id);
+        if !self.hooks.storage.compare_and_put(&key, None, &bytes)? {
+            // A random 64-bit id already taken: never overwrite it.
+            return Err(Error::Internal);
+        }
+        Ok(account_info(&rec))
+    }
+
+    /// Changes an account's record: reads the stored record, applies `f` and
+    /// swaps the result in if nobody wrote in between; otherwise reads again and
+    /// re-applies `f` (so `f` must only change the record). Returns `f`'s value
+    /// once its change is stored. An error from `f` stores nothing.
+    pub(super) fn update<R>(
+        &self,
+        id: &str,
+        mut f: impl FnMut(&mut AccountRecord) -> Result<R>,
+    ) -> Result<R> {
+        let key = AccountRecord::storage_key(id);
+        for _ in 0..MAX_SWAP_ATTEMPTS {
+            let (old, mut rec) = self.load(id)?;
+            let out = f(&mut rec)?;
+            let new = rec.to_bytes()?;
+            if new.as_slice() == old.as_slice()
+                || self
+                    .hooks
+                    .storage
+                    .compare_and_put(&key, Some(old.as_slice()), &new)?
+            {
+                return Ok(out);
+            }
+        }
+        self.log(
+            LogLevel::Error,
+            "storage kept changing under a record update",
+        );
+        Err(Error::Storage)
+    }
+
+    /// Runs `f` on the account's current record.
     pub(super) fn read<R>(
         &self,
-        slot: &AccountSlot,
+        id: &str,
         f: impl FnOnce(&AccountRecord) -> Result<R>,
     ) -> Result<R> {
-        let guard = lock(slot);
-        f(&guard)
+        let (_, rec) = self.load(id)?;
+        f(&rec)
     }
 
     // -----------------------------------------------------------------------
     // Accounts
 
     /// Every account.
-    pub fn accounts(&self) -> Vec<AccountInfo> {
-        let mut out: Vec<AccountInfo> = self
-            .account_slots()
-            .iter()
-            .map(|s| account_info(&lock(s)))
-            .collect();
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        out
+    pub fn accounts(&self) -> Result<Vec<AccountInfo>> {
+        Ok(self.records()?.iter().map(account_info).collect())
     }
 
     /// One account.
     pub fn account(&self, id: &str) -> Result<AccountInfo> {
-        let slot = self.slot(id)?;
-        let rec = lock(&slot);
-        Ok(account_info(&rec))
+        self.read(id, |rec| Ok(account_info(rec)))
     }
 
     /// Removes a push account: tells the server (which deregisters the device),
@@ -178,10 +181,9 @@ impl Authenticator {
     /// returns [`Error::Network`] (retry, or [`Self::forget_account`]). OTP-only
     /// accounts are just wiped.
     pub async fn remove_account(&self, id: &str) -> Result<()> {
-        let slot = self.slot(id)?;
-        if self.read(&slot, |r| Ok(r.push().is_ok()))? {
-            let session = self.session(&slot)?;
-            let call = self.connect(&session);
+        if self.read(id, |r| Ok(r.push().is_ok()))? {
+            let session = self.session(id)?;
+            let call = self.connect(&session)?;
             match call.client.deregister(&call.who).await {
                 Ok(()) | Err(Error::DeviceDeregistered) | Err(Error::RequestNotFound) => {}
                 Err(e) => return Err(e),
@@ -194,31 +196,26 @@ impl Authenticator {
 
     /// Wipes an account locally without telling the server.
     pub fn forget_account(&self, id: &str) -> Result<()> {
-        self.slot(id)?;
+        self.check_account(id)?;
         self.wipe(id)
     }
 
     /// Key ids of the KEM keys an account still holds (oldest first): lets tests
     /// and diagnostics check rotation without exposing keys.
     pub fn kem_key_ids(&self, account_id: &str) -> Result<Vec<String>> {
-        let slot = self.slot(account_id)?;
-        self.read(&slot, |r| {
+        self.read(account_id, |r| {
             Ok(r.push()?.kem_keys.iter().map(|k| k.kid.clone()).collect())
         })
     }
 
-    /// Deletes every trace of an account: vault keys, the record, pending requests.
+    /// Deletes every trace of an account: the record (with its pending requests
+    /// and outbox) and its vault keys.
     pub(super) fn wipe(&self, id: &str) -> Result<()> {
-        let slot = self
-            .accounts
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
-        self.pending_map().retain(|(acct, _), _| acct != id);
-        let Some(slot) = slot else {
-            return Ok(());
+        let aliases = match self.read(id, |rec| Ok(vault_aliases(rec))) {
+            Ok(aliases) => aliases,
+            Err(Error::AccountNotFound) => return Ok(()),
+            Err(e) => return Err(e),
         };
-        let aliases = self.read(&slot, |rec| Ok(vault_aliases(rec)))?;
         // The record goes first: without it the keys are unusable.
         self.hooks.storage.delete(&AccountRecord::storage_key(id))?;
         for alias in aliases {

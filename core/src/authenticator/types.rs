@@ -8,7 +8,9 @@ use zeroize::Zeroizing;
 
 use super::userkey;
 use crate::platform::{Clock, HttpClient, KeyVault, Logger, SecureStorage, UserVerifier};
-use crate::protocol::{Challenge, Platform, PushRegistration, Verification, VerificationPolicy};
+use crate::protocol::{
+    Challenge, Decision, Platform, PushRegistration, Verification, VerificationPolicy,
+};
 
 /// KEM private keys kept per account: the one the server last confirmed plus the
 /// most recent others (challenges sealed before a rotation may still be pending).
@@ -185,6 +187,18 @@ impl fmt::Debug for OfflineCode {
     }
 }
 
+/// Whether an answer has reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The server acknowledged it.
+    Delivered,
+    /// The network failed: the signed answer is saved in the outbox and is sent
+    /// again on the next call that talks to a server (see
+    /// [`Authenticator::deliver_outbox`](super::Authenticator::deliver_outbox)).
+    /// The user's decision stands; do not ask again.
+    Queued,
+}
+
 /// What an approval produced.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApprovalOutcome {
@@ -192,6 +206,8 @@ pub struct ApprovalOutcome {
     pub push_otp: Zeroizing<String>,
     /// The verification the user passed.
     pub verification: Verification,
+    /// Whether the approval reached the server or waits in the outbox.
+    pub delivery: Delivery,
 }
 
 impl fmt::Debug for ApprovalOutcome {
@@ -199,6 +215,39 @@ impl fmt::Debug for ApprovalOutcome {
         f.debug_struct("ApprovalOutcome")
             .field("push_otp", &"<redacted>")
             .field("verification", &self.verification)
+            .field("delivery", &self.delivery)
             .finish()
     }
+}
+
+/// Where an answer in the outbox stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxState {
+    /// Saved and not yet acknowledged: it is sent again on the next call that
+    /// talks to a server.
+    Waiting,
+    /// The server refused it for good (`code`: its error code, such as
+    /// `already_answered` when another answer was recorded first, or `expired`
+    /// when the challenge expired before the answer could be delivered). Tell
+    /// the user, then [`dismiss`](super::Authenticator::dismiss_outbox_entry) it.
+    Refused {
+        /// Machine-readable reason.
+        code: String,
+    },
+}
+
+/// A user's decision that has not been acknowledged by the server, or whose
+/// delivery finally failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Local account id.
+    pub account_id: String,
+    /// Transaction id.
+    pub tx_id: String,
+    /// What the user decided.
+    pub decision: Decision,
+    /// Expiry of the challenge, by the server's clock.
+    pub expires_at: u64,
+    /// Waiting or refused.
+    pub state: OutboxState,
 }

@@ -4,7 +4,6 @@
 
 use zeroize::Zeroizing;
 
-use super::store::AccountSlot;
 use super::{Authenticator, userkey};
 use crate::crypto::SigningKey;
 use crate::error::{Error, Result};
@@ -37,11 +36,10 @@ impl Authenticator {
     /// level), else the app PIN.
     pub(super) async fn unlock_user_key(
         &self,
-        slot: &AccountSlot,
         id: &str,
         reason: &str,
     ) -> Result<(SigningKey, Verification)> {
-        let (has_pin, has_bio, label, public) = self.read(slot, |r| {
+        let (has_pin, has_bio, label, public) = self.read(id, |r| {
             let p = r.push()?;
             Ok((
                 p.user_key.pin.is_some(),
@@ -52,7 +50,7 @@ impl Authenticator {
         })?;
         // Neither set up: approvals that need verification are impossible.
         let kind = preferred_method(has_pin, has_bio).ok_or(Error::VerificationFailed)?;
-        let scalar = self.verify_user(slot, id, kind, reason, &label).await?;
+        let scalar = self.verify_user(id, kind, reason, &label).await?;
         let key = userkey::signing_key(&scalar, &public)?;
         let how = verification_level(kind);
         Ok((key, how))
@@ -61,7 +59,6 @@ impl Authenticator {
     /// Runs the prompt and unwraps Du's scalar.
     async fn verify_user(
         &self,
-        slot: &AccountSlot,
         id: &str,
         kind: VerificationKind,
         reason: &str,
@@ -75,19 +72,19 @@ impl Authenticator {
                 reason: reason.to_owned(),
                 account_label: label.to_owned(),
             })
-            .await;
+            .await?;
         match (outcome, kind) {
             (VerificationOutcome::Cancelled, _) => Err(Error::VerificationCancelled),
             (VerificationOutcome::Failed, _) => Err(Error::VerificationFailed),
             (VerificationOutcome::Verified { pin: Some(pin) }, VerificationKind::Pin) => {
-                self.check_pin(slot, id, &pin)
+                self.check_pin(id, &pin)
             }
             (VerificationOutcome::Verified { .. }, VerificationKind::Pin) => {
                 Err(Error::VerificationFailed)
             }
             (VerificationOutcome::Verified { .. }, VerificationKind::Biometric) => {
                 let wrap = self
-                    .read(slot, |r| Ok(r.push()?.user_key.bio.clone()))?
+                    .read(id, |r| Ok(r.push()?.user_key.bio.clone()))?
                     .ok_or(Error::VerificationFailed)?;
                 userkey::unwrap_with_vault(self.hooks.vault.as_ref(), &wrap, id)
             }
@@ -97,9 +94,9 @@ impl Authenticator {
     /// Checks a PIN: the failure counter is incremented and persisted first, the
     /// PIN-derived key then tried; success resets the counter; the last allowed
     /// failure wipes the account ([`Error::PinLocked`]).
-    fn check_pin(&self, slot: &AccountSlot, id: &str, pin: &str) -> Result<Zeroizing<Vec<u8>>> {
+    fn check_pin(&self, id: &str, pin: &str) -> Result<Zeroizing<Vec<u8>>> {
         let max = self.config().pin_max_attempts.max(1);
-        let (failures, wrap) = self.update(slot, |r| {
+        let (failures, wrap) = self.update(id, |r| {
             let p = r.push_mut()?;
             let wrap = p.user_key.pin.clone().ok_or(Error::VerificationFailed)?;
             p.pin_failures = p.pin_failures.saturating_add(1);
@@ -112,7 +109,7 @@ impl Authenticator {
         }
         match userkey::unwrap_with_pin(&wrap, pin, id)? {
             Some(scalar) => {
-                self.update(slot, |r| {
+                self.update(id, |r| {
                     r.push_mut()?.pin_failures = 0;
                     Ok(())
                 })?;
@@ -134,13 +131,8 @@ impl Authenticator {
 
     /// Du's scalar for a settings change: from the plain copy, else by asking the
     /// user (biometric preferred, else PIN).
-    async fn user_key_for_settings(
-        &self,
-        slot: &AccountSlot,
-        id: &str,
-        reason: &str,
-    ) -> Result<Zeroizing<Vec<u8>>> {
-        let (plain, has_pin, has_bio, label) = self.read(slot, |r| {
+    async fn user_key_for_settings(&self, id: &str, reason: &str) -> Result<Zeroizing<Vec<u8>>> {
+        let (plain, has_pin, has_bio, label) = self.read(id, |r| {
             let p = r.push()?;
             Ok((
                 p.user_key.plain.clone(),
@@ -154,14 +146,13 @@ impl Authenticator {
         }
         // A record with neither a plain copy nor a wrap is damaged.
         let kind = preferred_method(has_pin, has_bio).ok_or(Error::Internal)?;
-        self.verify_user(slot, id, kind, reason, &label).await
+        self.verify_user(id, kind, reason, &label).await
     }
 
     /// Sets the app PIN of an account that has none (if biometrics protect it, the
     /// user is asked for them first).
     pub async fn set_pin(&self, account_id: &str, new_pin: &str) -> Result<()> {
-        let slot = self.slot(account_id)?;
-        let (has_pin, min) = self.read(&slot, |r| {
+        let (has_pin, min) = self.read(account_id, |r| {
             let p = r.push()?;
             Ok((
                 p.user_key.pin.is_some(),
@@ -174,27 +165,26 @@ impl Authenticator {
             });
         }
         userkey::check_pin_shape(new_pin, min)?;
-        let scalar = self
-            .user_key_for_settings(&slot, account_id, "Set a PIN")
-            .await?;
-        self.store_pin_wrap(&slot, account_id, &scalar, new_pin)
+        let scalar = self.user_key_for_settings(account_id, "Set a PIN").await?;
+        self.store_pin_wrap(account_id, &scalar, new_pin)
     }
 
     /// Changes the app PIN; a wrong `old_pin` counts as a failed attempt.
     pub async fn change_pin(&self, account_id: &str, old_pin: &str, new_pin: &str) -> Result<()> {
-        let slot = self.slot(account_id)?;
-        let min = self.read(&slot, |r| Ok(usize::from(r.push()?.policy.pin_min_length)))?;
+        let min = self.read(account_id, |r| {
+            Ok(usize::from(r.push()?.policy.pin_min_length))
+        })?;
         userkey::check_pin_shape(new_pin, min)?;
-        let scalar = self.check_pin(&slot, account_id, old_pin)?;
-        self.store_pin_wrap(&slot, account_id, &scalar, new_pin)
+        let scalar = self.check_pin(account_id, old_pin)?;
+        self.store_pin_wrap(account_id, &scalar, new_pin)
     }
 
-    fn store_pin_wrap(&self, slot: &AccountSlot, id: &str, scalar: &[u8], pin: &str) -> Result<()> {
+    fn store_pin_wrap(&self, id: &str, scalar: &[u8], pin: &str) -> Result<()> {
         let wrap = userkey::wrap_with_pin(scalar, pin, id, self.config().pin_kdf_iterations)?;
-        self.update(slot, |r| {
+        self.update(id, |r| {
             let p = r.push_mut()?;
             userkey::signing_key(scalar, &p.user_key.public)?;
-            p.user_key.pin = Some(wrap);
+            p.user_key.pin = Some(wrap.clone());
             p.user_key.plain = None;
             p.pin_failures = 0;
             Ok(())
@@ -205,13 +195,12 @@ impl Authenticator {
     /// in the vault and Du is wrapped under it (the user confirms with the current
     /// method first).
     pub async fn enable_biometric(&self, account_id: &str) -> Result<()> {
-        let slot = self.slot(account_id)?;
-        let allowed = self.read(&slot, |r| Ok(r.push()?.policy.biometric_allowed))?;
+        let allowed = self.read(account_id, |r| Ok(r.push()?.policy.biometric_allowed))?;
         if !allowed {
             return Err(Error::Unsupported);
         }
         let scalar = self
-            .user_key_for_settings(&slot, account_id, "Turn on biometric approval")
+            .user_key_for_settings(account_id, "Turn on biometric approval")
             .await?;
         let wrap = userkey::wrap_with_vault(
             self.hooks.vault.as_ref(),
@@ -219,9 +208,9 @@ impl Authenticator {
             &scalar,
             account_id,
         )?;
-        self.update(&slot, |r| {
+        self.update(account_id, |r| {
             let p = r.push_mut()?;
-            p.user_key.bio = Some(wrap);
+            p.user_key.bio = Some(wrap.clone());
             p.user_key.plain = None;
             Ok(())
         })
@@ -231,8 +220,7 @@ impl Authenticator {
     /// (challenges may still ask for more). Requiring a method that is not set up
     /// is refused.
     pub fn set_min_verification(&self, account_id: &str, level: Verification) -> Result<()> {
-        let slot = self.slot(account_id)?;
-        self.update(&slot, |r| {
+        self.update(account_id, |r| {
             let p = r.push_mut()?;
             let ok = match level {
                 Verification::None => true,

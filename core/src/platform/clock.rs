@@ -2,6 +2,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::HookError;
+
 /// The device's wall clock, in unix seconds.
 ///
 /// Threading: called from any thread, often; must be cheap and non-blocking. The
@@ -9,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// offset estimated from the server's signed timestamps.
 pub trait Clock: Send + Sync {
     /// Seconds since the unix epoch.
-    fn now(&self) -> u64;
+    fn now(&self) -> Result<u64, HookError>;
 }
 
 /// The system clock.
@@ -17,11 +19,11 @@ pub trait Clock: Send + Sync {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now(&self) -> u64 {
+    fn now(&self) -> Result<u64, HookError> {
         // A clock before 1970 reads as 0: every expiry check then fails closed.
-        SystemTime::now()
+        Ok(SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
-            .unwrap_or(0)
+            .unwrap_or(0))
     }
 }

@@ -18,7 +18,15 @@
 //! own locks, so a hook may call back into the [`crate::authenticator::Authenticator`]
 //! without deadlocking (it should not *need* to). Sync hooks may block briefly
 //! (disk, keystore) and are called from the caller's thread; they must not wait on
-//! the UI thread. Errors are returned, never panics.
+//! the UI thread.
+//!
+//! # Failures
+//!
+//! Every hook that can fail returns a result; the logger's failures are
+//! ignored. Hooks with no error of their own ([`UserVerifier`], [`Clock`]) fail
+//! with [`HookError`], which reaches the app as
+//! [`Error::HookFailed`](crate::Error::HookFailed): a Kotlin or Swift exception
+//! thrown by the app's implementation becomes that error, never a crash.
 
 mod clock;
 mod http;
@@ -26,6 +34,12 @@ mod log;
 mod storage;
 mod vault;
 mod verifier;
+
+/// A hook with no error type of its own failed (the app's implementation threw).
+/// `0` says what failed, for logs; it never holds secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("platform hook failed: {0}")]
+pub struct HookError(pub String);
 
 pub use clock::{Clock, SystemClock};
 #[cfg(feature = "reqwest-client")]

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use zeroize::Zeroizing;
 
-use crate::crypto::{aes_gcm_open, aes_gcm_seal, random_array};
+use crate::crypto::{aes_gcm_open, aes_gcm_seal, ct_eq, random_array};
 
 /// Longest storage key, in bytes.
 pub const MAX_KEY_LEN: usize = 120;
@@ -41,10 +41,22 @@ pub enum StorageError {
 /// * Keys are printable ASCII, at most [`MAX_KEY_LEN`] bytes; `list` returns every
 ///   key starting with `prefix`, in any order.
 ///
-/// Threading: called from any thread, concurrently; each call is independent (the
-/// core orders dependent writes itself). Calls may block on I/O briefly. Never
-/// called while the core holds a lock on the same account's data from another
-/// thread waiting on this call, and implementations must not call back into the core.
+/// # Several processes
+///
+/// An app may run the core in more than one process on the same store (an iOS
+/// Notification Service Extension, an Android push service in its own process).
+/// The core keeps no copy of a record between calls: every change reads the
+/// current value, applies the change and writes it back with
+/// [`compare_and_put`](Self::compare_and_put). If another process (or thread)
+/// wrote in between, the swap fails, the core re-reads and applies its change
+/// again. So no process loses or rolls back another's write, and counters kept
+/// in records (wrong PINs, replay state) only move forward. An implementation
+/// must make `compare_and_put` atomic against every process sharing the store
+/// (a file lock around read-compare-rename, or a keychain/database transaction).
+///
+/// Threading: called from any thread, concurrently. Calls may block on I/O
+/// briefly. The core holds none of its locks while calling, so an implementation
+/// may call back into the core (it should not need to).
 pub trait SecureStorage: Send + Sync {
     /// The value stored under `key`, if any.
     fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StorageError>;
@@ -54,6 +66,25 @@ pub trait SecureStorage: Send + Sync {
     fn delete(&self, key: &str) -> Result<(), StorageError>;
     /// Every key that starts with `prefix`.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+    /// Stores `value` under `key` only if the stored value is still `expected`
+    /// (`None`: no value). Returns `false`, changing nothing, if it is not. Atomic
+    /// against every thread and process using the store.
+    fn compare_and_put(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, StorageError>;
+}
+
+/// Whether a stored value is the one a compare-and-swap expects. Constant time
+/// in the contents: records hold secrets.
+pub(crate) fn is_expected(current: Option<&[u8]>, expected: Option<&[u8]>) -> bool {
+    match (current, expected) {
+        (None, None) => true,
+        (Some(a), Some(b)) => ct_eq(a, b),
+        _ => false,
+    }
 }
 
 /// Checks a storage key's shape.
@@ -120,6 +151,21 @@ impl SecureStorage for MemoryStorage {
             .cloned()
             .collect())
     }
+
+    fn compare_and_put(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, StorageError> {
+        check_key(key)?;
+        let mut map = self.map();
+        if !is_expected(map.get(key).map(|v| v.as_slice()), expected) {
+            return Ok(false);
+        }
+        map.insert(key.to_owned(), Zeroizing::new(value.to_vec()));
+        Ok(true)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -147,6 +193,8 @@ const FILE_MAGIC: &[u8; 4] = b"CSF1";
 const FILE_AAD_LABEL: &[u8] = b"countersign/v1/file-storage\0";
 const RECORD_EXT: &str = ".rec";
 const TMP_MARKER: &str = ".tmp-";
+/// The lock file every write holds (see [`FileStorage`]).
+const LOCK_FILE: &str = "lock";
 
 /// Encrypted files, one per key, in a directory.
 ///
@@ -154,7 +202,11 @@ const TMP_MARKER: &str = ".tmp-";
 /// key name is the associated data, so files cannot be swapped between keys). Every
 /// write goes to a temp file that is fsynced, renamed over the old file, and the
 /// directory fsynced: a crash leaves the old or the new value. File names are the
-/// hex of the key names (which hold only opaque ids). One process per directory.
+/// hex of the key names (which hold only opaque ids).
+///
+/// Several processes may share a directory: every write, and every
+/// compare-and-swap's read-compare-write, holds an exclusive advisory lock on the
+/// directory's `lock` file (`flock`), which the OS releases if a process dies.
 pub struct FileStorage {
     dir: PathBuf,
     key: Zeroizing<[u8; 32]>,
@@ -246,8 +298,60 @@ impl FileStorage {
             KeySource::KeyFile(path) => key_file(path)?,
         };
         let store = Self { dir, key };
+        // Under the lock: another process's temp file is only ever in flight
+        // while it holds the lock.
+        let _lock = store.lock()?;
         store.remove_temp_files()?;
         Ok(store)
+    }
+
+    /// Takes the directory's write lock (released when the file handle drops).
+    fn lock(&self) -> Result<fs::File, StorageError> {
+        let mut opts = fs::OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts
+            .open(self.dir.join(LOCK_FILE))
+            .map_err(|e| io_err("open lock file", &e))?;
+        file.lock().map_err(|e| io_err("lock", &e))?;
+        Ok(file)
+    }
+
+    /// The stored value, decrypted.
+    fn read_value(
+        &self,
+        key: &str,
+        path: &Path,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StorageError> {
+        let data = match fs::read(path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("read", &e)),
+        };
+        let body = data
+            .strip_prefix(FILE_MAGIC.as_slice())
+            .ok_or(StorageError::Corrupt)?;
+        let (nonce, ct) = body.split_at_checked(12).ok_or(StorageError::Corrupt)?;
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| StorageError::Corrupt)?;
+        let plain = aes_gcm_open(self.key.as_slice(), &nonce, &Self::aad(key), ct)
+            .map_err(|_| StorageError::Corrupt)?;
+        Ok(Some(plain))
+    }
+
+    /// Encrypts and writes the value (the caller holds the lock).
+    fn write_value(&self, key: &str, path: &Path, value: &[u8]) -> Result<(), StorageError> {
+        let nonce = random_array::<12>().map_err(|_| StorageError::Io("rng".into()))?;
+        let ct = aes_gcm_seal(self.key.as_slice(), &nonce, &Self::aad(key), value)
+            .map_err(|_| StorageError::Io("encrypt".into()))?;
+        let mut data = Vec::with_capacity(4 + 12 + ct.len());
+        data.extend_from_slice(FILE_MAGIC);
+        data.extend_from_slice(&nonce);
+        data.extend_from_slice(&ct);
+        write_atomic(&self.dir, path, &data)
     }
 
     /// The directory.
@@ -283,41 +387,41 @@ impl FileStorage {
 
 impl SecureStorage for FileStorage {
     fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StorageError> {
+        // No lock: a rename replaces a file whole, so a read sees old or new.
         let path = self.path_for(key)?;
-        let data = match fs::read(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err("read", &e)),
-        };
-        let body = data
-            .strip_prefix(FILE_MAGIC.as_slice())
-            .ok_or(StorageError::Corrupt)?;
-        let (nonce, ct) = body.split_at_checked(12).ok_or(StorageError::Corrupt)?;
-        let nonce: [u8; 12] = nonce.try_into().map_err(|_| StorageError::Corrupt)?;
-        let plain = aes_gcm_open(self.key.as_slice(), &nonce, &Self::aad(key), ct)
-            .map_err(|_| StorageError::Corrupt)?;
-        Ok(Some(plain))
+        self.read_value(key, &path)
     }
 
     fn put(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
         let path = self.path_for(key)?;
-        let nonce = random_array::<12>().map_err(|_| StorageError::Io("rng".into()))?;
-        let ct = aes_gcm_seal(self.key.as_slice(), &nonce, &Self::aad(key), value)
-            .map_err(|_| StorageError::Io("encrypt".into()))?;
-        let mut data = Vec::with_capacity(4 + 12 + ct.len());
-        data.extend_from_slice(FILE_MAGIC);
-        data.extend_from_slice(&nonce);
-        data.extend_from_slice(&ct);
-        write_atomic(&self.dir, &path, &data)
+        let _lock = self.lock()?;
+        self.write_value(key, &path, value)
     }
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
         let path = self.path_for(key)?;
+        let _lock = self.lock()?;
         match fs::remove_file(&path) {
             Ok(()) => sync_dir(&self.dir),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err("delete", &e)),
         }
+    }
+
+    fn compare_and_put(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, StorageError> {
+        let path = self.path_for(key)?;
+        let _lock = self.lock()?;
+        let current = self.read_value(key, &path)?;
+        if !is_expected(current.as_ref().map(|v| v.as_slice()), expected) {
+            return Ok(false);
+        }
+        self.write_value(key, &path, value)?;
+        Ok(true)
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
@@ -444,6 +548,15 @@ mod tests {
         s.delete("a/1").unwrap();
         s.delete("a/1").unwrap();
         assert_eq!(s.get("a/1").unwrap(), None);
+        // Compare-and-swap: absent, stale, current.
+        assert!(s.compare_and_put("c/1", None, b"v1").unwrap());
+        assert!(!s.compare_and_put("c/1", None, b"v2").unwrap());
+        assert!(!s.compare_and_put("c/1", Some(b"v0"), b"v2").unwrap());
+        assert_eq!(s.get("c/1").unwrap().unwrap().as_slice(), b"v1");
+        assert!(s.compare_and_put("c/1", Some(b"v1"), b"v2").unwrap());
+        assert_eq!(s.get("c/1").unwrap().unwrap().as_slice(), b"v2");
+        s.delete("c/1").unwrap();
+        assert!(!s.compare_and_put("c/1", Some(b"v2"), b"v3").unwrap());
         assert_eq!(s.put("", b"x"), Err(StorageError::InvalidKey));
         assert_eq!(s.put("a b", b"x"), Err(StorageError::InvalidKey));
         assert_eq!(
@@ -512,6 +625,52 @@ mod tests {
                 .unwrap()
                 .contains(TMP_MARKER)
         }));
+    }
+
+    /// Two stores on one directory (as two processes would open it), each adding
+    /// to a counter by compare-and-swap from its own threads: no increment is lost.
+    #[test]
+    fn file_storage_compare_and_swap_across_handles() {
+        let tmp = temp_dir("cas");
+        let dir = tmp.path().to_path_buf();
+        let key = KeySource::KeyFile(dir.join("k"));
+        let stores: Vec<_> = (0..2)
+            .map(|_| std::sync::Arc::new(FileStorage::open(dir.join("data"), &key).unwrap()))
+            .collect();
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let s = stores[i % 2].clone();
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        loop {
+                            let old = s.get("counter").unwrap();
+                            let n: u32 = old
+                                .as_ref()
+                                .map(|v| std::str::from_utf8(v).unwrap().parse().unwrap())
+                                .unwrap_or(0);
+                            let new = (n + 1).to_string();
+                            if s.compare_and_put(
+                                "counter",
+                                old.as_deref().map(|v| v.as_slice()),
+                                new.as_bytes(),
+                            )
+                            .unwrap()
+                            {
+                                break;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(
+            stores[0].get("counter").unwrap().unwrap().as_slice(),
+            b"100"
+        );
+        assert!(!stores[1].list("").unwrap().contains(&LOCK_FILE.to_string()));
     }
 
     #[test]

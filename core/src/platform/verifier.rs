@@ -4,6 +4,8 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
+use super::HookError;
+
 /// What to ask the user for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerificationKind {
@@ -57,10 +59,12 @@ impl fmt::Debug for VerificationOutcome {
 /// Threading: may be called from any thread and from several accounts at once; the
 /// app should queue prompts (one on screen at a time). The core never holds a lock
 /// while awaiting it, so the UI may take as long as the user needs; the app cancels
-/// by returning [`VerificationOutcome::Cancelled`]. Re-entrancy: the implementation
-/// must not call back into the core while the prompt is open.
+/// by returning [`VerificationOutcome::Cancelled`]. It may call back into the core
+/// (no lock is held). A failure of the prompt itself is a [`HookError`]: the
+/// approval then fails with [`Error::HookFailed`](crate::Error::HookFailed) and
+/// nothing is sent.
 #[async_trait::async_trait]
 pub trait UserVerifier: Send + Sync {
     /// Shows the prompt and reports the outcome.
-    async fn verify(&self, prompt: VerificationPrompt) -> VerificationOutcome;
+    async fn verify(&self, prompt: VerificationPrompt) -> Result<VerificationOutcome, HookError>;
 }

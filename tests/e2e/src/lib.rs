@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use countersign_core::authenticator::{ActivationOptions, CancelHandle, PendingRequest};
 use countersign_core::platform::{
-    Clock, FileStorage, HttpClient, HttpError, HttpRequest, HttpResponse, KeySource, NoopLogger,
-    ReqwestClient, SoftwareKeyVault, UserVerifier, VerificationKind, VerificationOutcome,
-    VerificationPrompt,
+    Clock, FileStorage, HookError, HttpClient, HttpError, HttpRequest, HttpResponse, KeySource,
+    NoopLogger, ReqwestClient, SoftwareKeyVault, UserVerifier, VerificationKind,
+    VerificationOutcome, VerificationPrompt,
 };
 use countersign_core::protocol::Platform;
 use countersign_core::{Authenticator, AuthenticatorConfig, PlatformHooks};
@@ -96,17 +96,17 @@ impl ScriptedUser {
 
 #[async_trait::async_trait]
 impl UserVerifier for ScriptedUser {
-    async fn verify(&self, prompt: VerificationPrompt) -> VerificationOutcome {
+    async fn verify(&self, prompt: VerificationPrompt) -> Result<VerificationOutcome, HookError> {
         self.prompts.lock().expect("lock").push(prompt);
         let next = self.answers.lock().expect("lock").pop_front();
-        match next {
+        Ok(match next {
             Some(Answer::Pin(p)) => VerificationOutcome::Verified {
                 pin: Some(Zeroizing::new(p)),
             },
             Some(Answer::Biometric) => VerificationOutcome::Verified { pin: None },
             Some(Answer::Fail) => VerificationOutcome::Failed,
             Some(Answer::Cancel) | None => VerificationOutcome::Cancelled,
-        }
+        })
     }
 }
 
@@ -118,9 +118,9 @@ pub struct ShiftedClock {
 }
 
 impl Clock for ShiftedClock {
-    fn now(&self) -> u64 {
+    fn now(&self) -> Result<u64, HookError> {
         let t = i64::try_from(now()).unwrap_or(0) + self.shift.load(Ordering::SeqCst);
-        u64::try_from(t).unwrap_or(0)
+        Ok(u64::try_from(t).unwrap_or(0))
     }
 }
 

@@ -280,7 +280,7 @@ async fn activation_errors_speak_of_the_offer_and_the_server() {
         .activate_code(&a.base(), &code, None, ActivationOptions::default())
         .await
         .unwrap();
-    assert!(dev.auth.accounts().len() == 1);
+    assert!(dev.auth.accounts().unwrap().len() == 1);
     a.stop().await;
     b.stop().await;
 }
@@ -300,7 +300,7 @@ async fn an_hotp_account_needs_a_code_left_at_import() {
             what: "HOTP counter"
         })
     );
-    assert!(dev.auth.accounts().is_empty());
+    assert!(dev.auth.accounts().unwrap().is_empty());
     // One below: exactly one code, then the counter is at its end.
     let one_left = format!(
         "otpauth://hotp/Example:bob?secret={secret}&counter={}",

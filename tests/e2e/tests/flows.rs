@@ -87,7 +87,7 @@ async fn activation_qr_and_code_three_accounts_on_two_servers_totp_and_push() {
             .err(),
         Some(Error::Tampered)
     );
-    assert_eq!(dev.auth.accounts().len(), 3);
+    assert_eq!(dev.auth.accounts().unwrap().len(), 3);
     assert_eq!(alice.label, "alice");
     assert_eq!(carol.issuer.as_deref(), Some("Example VPN"));
 
@@ -127,7 +127,7 @@ async fn activation_qr_and_code_three_accounts_on_two_servers_totp_and_push() {
     // Everything survives a restart.
     drop(dev);
     let dev = open_device(dir.path(), |_| {});
-    assert_eq!(dev.auth.accounts().len(), 3);
+    assert_eq!(dev.auth.accounts().unwrap().len(), 3);
     let v = rp_b
         .start_push(json!({ "user": "carol", "number_matching": "off" }))
         .await;
@@ -369,10 +369,10 @@ async fn ten_wrong_pins_wipe_the_account() {
                 .unwrap();
         }
     }
-    assert!(dev.auth.accounts().is_empty());
+    assert!(dev.auth.accounts().unwrap().is_empty());
     assert_eq!(dev.auth.otp(&acct.id).err(), Some(Error::AccountNotFound));
     let reopened = open_device(dir.path(), |_| {});
-    assert!(reopened.auth.accounts().is_empty());
+    assert!(reopened.auth.accounts().unwrap().is_empty());
     // Nothing of the account is left in storage.
     let files: Vec<_> = std::fs::read_dir(dir.path().join("data"))
         .unwrap()
@@ -583,12 +583,18 @@ async fn server_side_removal_wipes_and_user_removal_deregisters() {
     assert_eq!(st, 200, "{v}");
     let r = dev.auth.pending(0, &CancelHandle::new()).await;
     assert!(r.is_ok(), "bob's poll still works: {r:?}");
-    let ids: Vec<String> = dev.auth.accounts().into_iter().map(|a| a.id).collect();
+    let ids: Vec<String> = dev
+        .auth
+        .accounts()
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
     assert_eq!(ids, vec![bob.id.clone()]);
 
     // Removing bob tells the server first.
     dev.auth.remove_account(&bob.id).await.unwrap();
-    assert!(dev.auth.accounts().is_empty());
+    assert!(dev.auth.accounts().unwrap().is_empty());
     let (st, v) = rp.get("/v1/rp/users/bob/devices").await;
     assert_eq!(st, 200);
     let devices = v.as_array().cloned().unwrap_or_default();
@@ -633,7 +639,7 @@ async fn deregistered_single_account_reports_it_and_push_token_update() {
         dev.auth.pending(0, &CancelHandle::new()).await.err(),
         Some(Error::DeviceDeregistered)
     );
-    assert!(dev.auth.accounts().is_empty());
+    assert!(dev.auth.accounts().unwrap().is_empty());
     s.stop().await;
 }
 
@@ -773,10 +779,11 @@ async fn hundred_concurrent_pushes_across_accounts() {
     let acct = dev
         .auth
         .accounts()
+        .unwrap()
         .into_iter()
         .find(|a| device_id(&a.kind) == devices[user])
         .unwrap();
     assert!(dev.auth.approve(&acct.id, tx, None).await.is_err());
-    assert!(dev.auth.pending_requests().is_empty());
+    assert!(dev.auth.pending_requests().unwrap().is_empty());
     s.stop().await;
 }

@@ -29,7 +29,7 @@ fn main() {
         .build()
         .expect("runtime");
     let dev = open_device(Path::new(dir), |c| c.pin_max_attempts = u32::MAX);
-    let accounts = dev.auth.accounts();
+    let accounts = dev.auth.accounts().unwrap();
     let Some(acct) = accounts.first() else {
         eprintln!("no account");
         std::process::exit(3);
