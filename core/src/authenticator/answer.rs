@@ -76,8 +76,10 @@ impl Authenticator {
         number: Option<&str>,
     ) -> Result<ApprovalOutcome> {
         let outcome = self.approve_now(account_id, tx_id, number).await;
-        // Then the answers other calls left in the outbox.
-        self.deliver_outbox_quietly().await;
+        // The server is reachable: send what other calls left in the outbox.
+        if matches!(&outcome, Ok(o) if o.delivery == Delivery::Delivered) {
+            self.deliver_outbox_quietly().await;
+        }
         outcome
     }
 
@@ -169,7 +171,9 @@ impl Authenticator {
         reason: DenyReason,
     ) -> Result<Delivery> {
         let delivery = self.deny_now(account_id, tx_id, reason).await;
-        self.deliver_outbox_quietly().await;
+        if delivery == Ok(Delivery::Delivered) {
+            self.deliver_outbox_quietly().await;
+        }
         delivery
     }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use countersign_core::Error;
-use countersign_core::authenticator::{AccountKind, ActivationOptions};
+use countersign_core::authenticator::{AccountKind, ActivationOptions, Delivery};
 use countersign_core::platform::{HttpMethod, HttpResponse};
 use countersign_core::protocol::DenyReason;
 use countersign_e2e::{Device, Fault, FaultRule, open_device, start_server};
@@ -131,13 +131,15 @@ async fn lost_answer_response_retry_gets_the_same_acceptance() {
     p.dev.auth.handle_push(&push_data(&p, &tx)).await.unwrap();
 
     p.dev.wire.set_faults(Some(lose_first(ANSWER, None)));
+    // The network lost the response: the approval waits in the outbox.
     assert_eq!(
         p.dev
             .auth
             .approve(&p.account, &tx, Some(&number))
             .await
-            .err(),
-        Some(Error::Network)
+            .unwrap()
+            .delivery,
+        Delivery::Queued
     );
     // The server committed the approval.
     let first = rp.status(&tx).await;
@@ -188,13 +190,15 @@ async fn already_answered_after_a_lost_response_keeps_the_key_and_resyncs() {
     p.dev.auth.handle_push(&push_data(&p, &tx)).await.unwrap();
 
     p.dev.wire.set_faults(Some(lose_first(ANSWER, None)));
+    // The network lost the response: the approval waits in the outbox.
     assert_eq!(
         p.dev
             .auth
             .approve(&p.account, &tx, Some(&number))
             .await
-            .err(),
-        Some(Error::Network)
+            .unwrap()
+            .delivery,
+        Delivery::Queued
     );
     let taken = p.dev.wire.exchanges_to(ANSWER);
     let kem_kid = json_of(&taken[0].body)["kem_kid"]
@@ -246,13 +250,15 @@ async fn already_answered_without_resync_still_opens_the_next_pushes() {
     p.dev
         .wire
         .set_faults(Some(lose_first(ANSWER, Some((KEM, Fault::Unreachable)))));
+    // The network lost the response: the approval waits in the outbox.
     assert_eq!(
         p.dev
             .auth
             .approve(&p.account, &tx, Some(&number))
             .await
-            .err(),
-        Some(Error::Network)
+            .unwrap()
+            .delivery,
+        Delivery::Queued
     );
     p.dev
         .wire
@@ -282,13 +288,15 @@ async fn a_different_answer_cannot_flip_the_decision() {
     b.dev.auth.handle_push(&push_data(&b, &tx)).await.unwrap();
 
     a.dev.wire.set_faults(Some(lose_first(ANSWER, None)));
+    // The network lost the response: the approval waits in the outbox.
     assert_eq!(
         a.dev
             .auth
             .approve(&a.account, &tx, Some(&number))
             .await
-            .err(),
-        Some(Error::Network)
+            .unwrap()
+            .delivery,
+        Delivery::Queued
     );
     // A second tap elsewhere ("not me" on the other phone) is refused.
     assert_eq!(
