@@ -4,6 +4,11 @@
 //! state, never a broken one) and the PIN failure counter must never go
 //! backwards: at least the last count the child reported, at most one more.
 //!
+//! Answers survive SIGKILL: a child approves or denies a request and is killed
+//! at each step in turn (received, answer persisted, answer sent, acknowledgement
+//! persisted), at least 500 times; the restarted child delivers the saved
+//! answer, and the server must hold every decision.
+//!
 //! Also: FileStorage in OS-keyring mode against a private GNOME Keyring (Secret
 //! Service) started under `dbus-run-session`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
@@ -12,7 +17,9 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use countersign_core::authenticator::ActivationOptions;
 use countersign_e2e::{open_device, start_server, with_pin};
+use serde_json::json;
 use countersign_test_support::{assert_secret_service_tools, temp_dir};
 
 const KILLS: usize = 200;
@@ -128,6 +135,99 @@ fn sigkill_during_storage_writes_never_loses_or_rewinds_state() {
         killed_mid_run > KILLS / 4,
         "too few kills landed after the child started writing: {killed_mid_run}"
     );
+}
+
+/// Kills per step in the answer test (4 steps: 520 kills).
+const KILLS_PER_STEP: usize = 130;
+const STEPS: [&str; 4] = ["receive", "persist", "send", "ack"];
+
+/// Runs the crash child and returns (exit success, stdout, stderr); with `kill`,
+/// waits for its `AT <step>` line and SIGKILLs it there.
+fn run_child(args: &[&str], kill: bool) -> (bool, String, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crash_child"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn crash_child");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut out = String::new();
+    if kill {
+        // Blocks until the child stops at its step (or exits early).
+        stdout.read_line(&mut out).unwrap();
+        child.kill().expect("SIGKILL");
+    }
+    let status = child.wait().expect("wait");
+    stdout.read_to_string(&mut out).unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status.success(), out, err)
+}
+
+#[test]
+fn sigkill_at_every_answer_step_loses_no_decision() {
+    let dir = temp_dir("crash-answers");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (server, rp) = rt.block_on(async {
+        let s = start_server(|c| {
+            c.policy.push_max_per_window = 100_000;
+            // Denials here are "mistake" taps by a scripted user, not fatigue.
+            c.policy.denials_before_suppression = u32::MAX;
+        })
+        .await;
+        let rp = s.rp("Example Bank").await;
+        let uri = rp.enroll("alice").await.uri;
+        let dev = open_device(dir.path(), |_| {});
+        dev.auth
+            .activate_uri(&uri, ActivationOptions::default())
+            .await
+            .unwrap();
+        (s, rp)
+    });
+    let path = dir.path().to_str().unwrap().to_owned();
+    let started = Instant::now();
+    let mut kills = 0;
+    let mut lost = Vec::new();
+    for round in 0..KILLS_PER_STEP * STEPS.len() {
+        let step = STEPS[round % STEPS.len()];
+        let decision = if round % 3 == 2 { "deny" } else { "approve" };
+        let v = rt.block_on(rp.start_push(json!({ "user": "alice", "number_matching": "off" })));
+        let tx = v["tx_id"].as_str().unwrap().to_owned();
+        let (_, out, err) = run_child(&[&path, "answer", &tx, decision, step], true);
+        assert_eq!(
+            out.lines().next(),
+            Some(format!("AT {step}").as_str()),
+            "round {round}: the child did not reach {step}: {err}"
+        );
+        kills += 1;
+        let (ok, out, err) = run_child(&[&path, "recover", &tx, decision, step], false);
+        assert!(
+            ok && out.contains("recovered"),
+            "round {round} ({step}, {decision}): recovery failed: {err}"
+        );
+        let state = rt.block_on(rp.status(&tx))["state"].clone();
+        let want = if decision == "approve" {
+            "approved"
+        } else {
+            "denied"
+        };
+        if state != want {
+            lost.push(format!("round {round} {step} {decision}: server has {state}"));
+        }
+    }
+    println!(
+        "{kills} SIGKILLs at {STEPS:?} in {:?}; {} lost decisions",
+        started.elapsed(),
+        lost.len()
+    );
+    assert!(kills >= 500);
+    assert!(lost.is_empty(), "lost decisions: {lost:#?}");
+    rt.block_on(server.stop());
 }
 
 /// FileStorage with its key in the OS keyring (Secret Service). Runs the check in

@@ -5,14 +5,29 @@
 //!
 //! With `keyring` as `argv[2]`, instead checks FileStorage in OS-keyring mode
 //! (run under a private Secret Service): writes, reopens, reads back.
+//!
+//! With `answer TX DECISION STEP` (`tests/crash.rs`, the answer test): receives
+//! request TX, approves or denies it, and stops dead at STEP, printing
+//! `AT STEP` so the parent can SIGKILL it there:
+//! * `receive`: the challenge was fetched, nothing of it persisted yet;
+//! * `persist`: the answer is persisted, not yet sent;
+//! * `send`: the server processed the answer, its response is not yet read;
+//! * `ack`: the acknowledgement is persisted.
+//!
+//! With `recover TX DECISION STEP`: the restarted app. It delivers the outbox;
+//! only when the kill came before the user's decision was saved (`receive`)
+//! does the user decide again. Prints `recovered`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test program
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
 use countersign_core::Error;
+use countersign_core::authenticator::AccountKind;
 use countersign_core::platform::{FileStorage, KeySource, SecureStorage};
-use countersign_e2e::open_device;
+use countersign_core::protocol::DenyReason;
+use countersign_e2e::{Device, open_device};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -20,9 +35,23 @@ fn main() {
         eprintln!("usage: crash_child DIR [keyring]");
         std::process::exit(2);
     };
-    if args.get(2).map(String::as_str) == Some("keyring") {
-        keyring_mode(Path::new(dir));
-        return;
+    match args.get(2).map(String::as_str) {
+        Some("keyring") => return keyring_mode(Path::new(dir)),
+        Some(mode @ ("answer" | "recover")) => {
+            let [tx, decision, step] = [3, 4, 5].map(|i| args.get(i).cloned().unwrap_or_default());
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let dev = open_device(Path::new(dir), |_| {});
+            if mode == "answer" {
+                rt.block_on(answer_mode(&dev, &tx, &decision, &step));
+            } else {
+                rt.block_on(recover_mode(&dev, &tx, &decision, &step));
+            }
+            return;
+        }
+        _ => {}
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -45,6 +74,110 @@ fn main() {
                 eprintln!("unexpected: {other:?}");
                 std::process::exit(4);
             }
+        }
+    }
+}
+
+/// Announces the step and waits to be killed.
+fn stop_at(step: &str) -> ! {
+    println!("AT {step}");
+    let _ = std::io::stdout().flush();
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+}
+
+/// The only push account's local id.
+fn account(dev: &Device) -> String {
+    let accounts = dev.auth.accounts().expect("accounts");
+    accounts.first().expect("an account").id.clone()
+}
+
+async fn decide(dev: &Device, account: &str, tx: &str, decision: &str) -> Result<(), Error> {
+    if decision == "approve" {
+        dev.auth.approve(account, tx, None).await.map(|_| ())
+    } else {
+        dev.auth
+            .deny(account, tx, DenyReason::Mistake)
+            .await
+            .map(|_| ())
+    }
+}
+
+async fn answer_mode(dev: &Device, tx: &str, decision: &str, step: &str) {
+    let account = account(dev);
+    let challenge = format!("/v1/device/challenges/{tx}");
+    let answer = format!("{challenge}/answer");
+    let step = step.to_owned();
+    let (fetch_url, answer_url) = (challenge.clone(), answer.clone());
+    // Before a request leaves: the answer was persisted first.
+    let before = step.clone();
+    dev.wire.set_faults(Some(Box::new(move |req| {
+        if before == "persist" && req.url.ends_with(&answer_url) {
+            stop_at("persist");
+        }
+        None
+    })));
+    // After the server answered, before the core reads the response.
+    let after = step.clone();
+    dev.wire.set_rewrite(Some(Box::new(move |req, resp| {
+        if after == "receive" && req.url.ends_with(&fetch_url) {
+            stop_at("receive");
+        }
+        if after == "send" && req.url.ends_with(&answer) {
+            stop_at("send");
+        }
+        resp
+    })));
+    let data = HashMap::from([
+        ("device_id".to_owned(), device_id(dev)),
+        ("tx_id".to_owned(), tx.to_owned()),
+    ]);
+    if let Err(e) = dev.auth.handle_push(&data).await {
+        eprintln!("receive failed: {e:?}");
+        std::process::exit(5);
+    }
+    if let Err(e) = decide(dev, &account, tx, decision).await {
+        eprintln!("{decision} failed: {e:?}");
+        std::process::exit(6);
+    }
+    if step == "ack" {
+        stop_at("ack");
+    }
+    eprintln!("step {step} was never reached");
+    std::process::exit(7);
+}
+
+async fn recover_mode(dev: &Device, tx: &str, decision: &str, step: &str) {
+    let account = account(dev);
+    // What the app does when it starts.
+    let outbox = match dev.auth.deliver_outbox().await {
+        Ok(outbox) => outbox,
+        Err(e) => {
+            eprintln!("deliver_outbox failed: {e:?}");
+            std::process::exit(8);
+        }
+    };
+    if !outbox.is_empty() {
+        eprintln!("undelivered after restart: {outbox:?}");
+        std::process::exit(9);
+    }
+    if step == "receive" {
+        // The user never decided before the kill: the request is shown again.
+        if let Err(e) = decide(dev, &account, tx, decision).await {
+            eprintln!("{decision} after restart failed: {e:?}");
+            std::process::exit(10);
+        }
+    }
+    println!("recovered");
+}
+
+fn device_id(dev: &Device) -> String {
+    match dev.auth.accounts().expect("accounts").first().map(|a| a.kind.clone()) {
+        Some(AccountKind::Push { device_id, .. }) => device_id,
+        _ => {
+            eprintln!("no push account");
+            std::process::exit(3);
         }
     }
 }
