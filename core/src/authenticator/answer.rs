@@ -437,7 +437,7 @@ impl Authenticator {
     /// and confirms it. Runs when the device cannot tell which of its keys the
     /// server seals to. Best effort: on failure every key stays, and the next
     /// accepted answer, challenge or resync settles it.
-    async fn resync_kem_key(&self, id: &str, session: &Session) {
+    pub(super) async fn resync_kem_key(&self, id: &str, session: &Session) {
         let newest = self.read(id, |r| {
             let key = r.push()?.kem_keys.last().ok_or(Error::Storage)?;
             AgreementKey::from_bytes(&key.scalar.0)

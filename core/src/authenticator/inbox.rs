@@ -51,11 +51,34 @@ impl Authenticator {
         let call = self.connect(&session)?;
         let fetched = call.client.fetch_challenge(&call.who, tx).await;
         let envelope = self.check_deregistered(id, fetched)?;
-        let request = self.receive_envelope(id, &envelope)?;
+        let request = match self.receive_envelope(id, &envelope) {
+            Err(Error::Tampered) if self.sealed_to_a_key_not_held(id, &envelope) => {
+                // S signed it, but for a KEM key this device no longer holds: the
+                // server's idea of our key is stale. Name one we hold, so the
+                // next challenge opens.
+                let session = self.session(id)?;
+                self.resync_kem_key(id, &session).await;
+                return Err(Error::Tampered);
+            }
+            other => other?,
+        };
         if request.tx_id != tx {
             return Err(Error::Tampered);
         }
         Ok(request)
+    }
+
+    /// Whether a genuine (S-signed) envelope names a KEM key this device does
+    /// not hold.
+    fn sealed_to_a_key_not_held(&self, id: &str, envelope: &SignedMessage) -> bool {
+        let held = self.read(id, |r| {
+            let p = r.push()?;
+            let sealed = SealedChallenge::verify(envelope, &public_from_text(&p.server_key)?)
+                .map_err(|_| Error::Tampered)?;
+            let kid = &sealed.header().kem_kid;
+            Ok(p.kem_keys.iter().any(|k| &k.kid == kid))
+        });
+        held == Ok(false)
     }
 
     /// Verifies, opens and records a signed challenge envelope that reached the app

@@ -345,3 +345,35 @@ async fn a_different_answer_cannot_flip_the_decision() {
     three_more_pushes(&rp, &a, &[&b]).await;
     s.stop().await;
 }
+
+/// A device that lost the KEM key the server seals to (restored from an older
+/// backup) cannot open the next challenge, but names a key it holds, so the
+/// one after opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_for_a_lost_kem_key_triggers_a_resync() {
+    let (s, rp, p) = setup().await;
+    let backup = temp_dir("lost-answer-backup");
+    countersign_e2e::copy_dir(p._dir.path(), backup.path());
+    // An answer rotates the key the server seals to.
+    let (tx, number) = typed_push(&rp).await;
+    p.dev.auth.handle_push(&push_data(&p, &tx)).await.unwrap();
+    p.dev
+        .auth
+        .approve(&p.account, &tx, Some(&number))
+        .await
+        .unwrap();
+    // The phone comes back from the backup taken before that answer.
+    drop(p.dev);
+    let restored = open_device(backup.path(), |_| {});
+    let p = Phone { dev: restored, ..p };
+    let (tx, _) = typed_push(&rp).await;
+    assert_eq!(
+        p.dev.auth.handle_push(&push_data(&p, &tx)).await.err(),
+        Some(Error::Tampered)
+    );
+    let resync = p.dev.wire.exchanges_to(KEM);
+    assert_eq!(resync.len(), 1, "the device named a key it holds");
+    assert_eq!(resync[0].status, 200);
+    three_more_pushes(&rp, &p, &[]).await;
+    s.stop().await;
+}
