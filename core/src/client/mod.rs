@@ -89,11 +89,17 @@ impl<'a> DeviceClient<'a> {
         Self { http, now }
     }
 
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
+    /// Sends a request; any status is returned (bodies over the limit are not).
+    async fn send_any_status(&self, request: HttpRequest) -> Result<HttpResponse> {
         let response = self.http.send(request).await?;
         if response.body.len() > MAX_RESPONSE_LEN {
             return Err(Error::Tampered);
         }
+        Ok(response)
+    }
+
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
+        let response = self.send_any_status(request).await?;
         if (200..300).contains(&response.status) {
             return Ok(response);
         }
@@ -147,7 +153,7 @@ impl<'a> DeviceClient<'a> {
     ) -> Result<SignedMessage> {
         let body = request.to_json().map_err(internal)?;
         let response = self
-            .send(HttpRequest {
+            .send_any_status(HttpRequest {
                 method: HttpMethod::Post,
                 url: join_url(server_url, "/v1/device/activate")?.into(),
                 headers: vec![("content-type".into(), "application/json".into())],
@@ -155,7 +161,19 @@ impl<'a> DeviceClient<'a> {
                 timeout: CALL_TIMEOUT,
             })
             .await?;
-        SignedMessage::from_json(&response.body).map_err(from_server)
+        if (200..300).contains(&response.status) {
+            return SignedMessage::from_json(&response.body).map_err(from_server);
+        }
+        // A Countersign server refuses with a JSON error body; a web page or a
+        // bare 4xx comes from something else at that URL. (Busy or failing
+        // servers, 408/429/5xx, stay network errors: retry.)
+        let countersign_refusal = serde_json::from_slice::<ErrorBody>(&response.body).is_ok();
+        match error_from_response(&response) {
+            Error::RequestNotFound | Error::ServerRejected { .. } if !countersign_refusal => {
+                Err(Error::NotCountersignServer)
+            }
+            e => Err(e),
+        }
     }
 
     /// Lists pending challenges, waiting up to `wait_secs` (capped at

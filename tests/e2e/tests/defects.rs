@@ -17,7 +17,7 @@ use countersign_core::platform::{
 use countersign_core::protocol::{DenyReason, Platform};
 use countersign_core::{Authenticator, AuthenticatorConfig, PlatformHooks};
 use countersign_e2e::{ScriptedUser, open_device, start_server};
-use countersign_test_support::{temp_dir, web_page_server};
+use countersign_test_support::{temp_dir, web_page_server, web_page_server_with_status};
 use serde_json::json;
 
 /// The shipped client with faults switched on and off by the test.
@@ -262,6 +262,15 @@ async fn activation_errors_speak_of_the_offer_and_the_server() {
         )
         .await;
     assert_eq!(pinned.err(), Some(Error::NotCountersignServer));
+    // Nor is a web server that answers 404 with its own page.
+    let missing = web_page_server_with_status(404);
+    assert_eq!(
+        dev.auth
+            .activate_code(&missing, &code, None, ActivationOptions::default())
+            .await
+            .err(),
+        Some(Error::NotCountersignServer)
+    );
     // The real server still takes the offer, and a wrong pin is still a key mismatch.
     let other = rp_a.enroll("bob").await.code;
     assert_eq!(

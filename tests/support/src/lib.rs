@@ -58,6 +58,11 @@ pub fn now() -> u64 {
 /// A web server on loopback that is not a Countersign server: a thread that
 /// answers every request with a 200 HTML page. Returns its base URL.
 pub fn web_page_server() -> String {
+    web_page_server_with_status(200)
+}
+
+/// The same web server, answering every request with `status` and a web page.
+pub fn web_page_server_with_status(status: u16) -> String {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -67,7 +72,7 @@ pub fn web_page_server() -> String {
             let _ = conn.read(&mut buf);
             let body = "<!doctype html><html><body>It works!</body></html>";
             let reply = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+                "HTTP/1.1 {status} X\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
                  connection: close\r\n\r\n{body}",
                 body.len()
             );
