@@ -193,10 +193,10 @@ impl Authenticator {
                 dp_public: b64url(&dp_public.to_sec1()),
                 user_key,
                 clock_offset: offset,
-                kem_keys: vec![KemKey {
-                    kid: kem_kid.clone(),
-                    scalar: Secret::new(kem.to_bytes().as_slice()),
-                }],
+                kem_keys: vec![KemKey::new(
+                    kem_kid.clone(),
+                    Secret::new(kem.to_bytes().as_slice()),
+                )],
                 server_kem_kid: kem_kid,
                 seen: Vec::new(),
                 pin_failures: 0,

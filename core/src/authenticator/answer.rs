@@ -233,10 +233,10 @@ impl Authenticator {
         let hash = b64url(&opened.hash);
         let answer_json =
             String::from_utf8(signed.to_json().map_err(internal)?).map_err(|_| Error::Internal)?;
-        let next_key = KemKey {
-            kid: next.public_key().key_id(),
-            scalar: Secret::new(next.to_bytes().as_slice()),
-        };
+        let next_key = KemKey::new(
+            next.public_key().key_id(),
+            Secret::new(next.to_bytes().as_slice()),
+        );
         drop(next);
         self.update(id, |r| {
             let p = r.push_mut()?;
@@ -281,6 +281,7 @@ impl Authenticator {
         let session = self.session(id)?;
         let call = self.connect(&session)?;
         let sent = call.client.answer(&call.who, tx, answer.as_bytes()).await;
+        let now = self.server_now(session.clock_offset)?;
         match sent {
             Ok(accepted) => {
                 let confirmed = self.update(id, |r| {
@@ -293,10 +294,10 @@ impl Authenticator {
                     });
                     // A server without `kem_kid` rotated to the answer's key.
                     let confirmed = match accepted.kem_kid.as_deref().or(kid.as_deref()) {
-                        Some(k) => p.confirm_kem_key(k),
+                        Some(k) => p.confirm_kem_key(k, now),
                         None => false,
                     };
-                    p.trim_kem_keys();
+                    p.trim_kem_keys(now);
                     Ok(confirmed)
                 })?;
                 if !confirmed {
@@ -311,7 +312,6 @@ impl Authenticator {
             Err(Error::DeviceDeregistered) => Err(self.deregistered(id)),
             Err(e) if is_transient(&e) => {
                 // Undeliverable long after expiry: the server would refuse it.
-                let now = self.server_now(session.clock_offset)?;
                 if now > exp.saturating_add(SEEN_GRACE) {
                     self.refused(id, tx, &Error::RequestExpired, report)?;
                     return Err(Error::RequestExpired);
@@ -334,6 +334,8 @@ impl Authenticator {
     /// KEM key is kept (bounded by trimming): an earlier copy whose response was
     /// lost may have been taken.
     fn refused(&self, id: &str, tx: &str, e: &Error, report: Report) -> Result<()> {
+        let offset = self.read(id, |r| Ok(r.push()?.clock_offset))?;
+        let now = self.server_now(offset)?;
         let finished = matches!(e, Error::AlreadyAnswered | Error::RequestExpired);
         self.log(
             LogLevel::Warn,
@@ -354,7 +356,7 @@ impl Authenticator {
                     entry.decision = None;
                 }
             }
-            p.trim_kem_keys();
+            p.trim_kem_keys(now);
             Ok(())
         })
     }
@@ -453,12 +455,16 @@ impl Authenticator {
             Err(e) => Err(e),
         };
         let result = match named {
-            Ok(kid) if kid == public.key_id() => self.update(id, |r| {
-                let p = r.push_mut()?;
-                p.confirm_kem_key(&kid);
-                p.trim_kem_keys();
-                Ok(())
-            }),
+            Ok(kid) if kid == public.key_id() => {
+                self.server_now(session.clock_offset).and_then(|now| {
+                    self.update(id, |r| {
+                        let p = r.push_mut()?;
+                        p.confirm_kem_key(&kid, now);
+                        p.trim_kem_keys(now);
+                        Ok(())
+                    })
+                })
+            }
             Ok(_) => Err(Error::Tampered),
             Err(Error::DeviceDeregistered) => Err(self.deregistered(id)),
             Err(e) => Err(e),

@@ -149,7 +149,7 @@ impl Authenticator {
                 p.clock_offset = evidence;
             }
             // S sealed this to one of our keys: the server has moved to it.
-            p.saw_kem_key_used(&sealed_to);
+            p.saw_kem_key_used(&sealed_to, server_now);
             match p.seen.iter_mut().find(|s| s.tx == tx) {
                 Some(s) if s.done || s.answer.is_some() => return Err(Error::AlreadyAnswered),
                 Some(s) if s.hash != hash => return Err(Error::Tampered),

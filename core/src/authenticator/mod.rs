@@ -12,8 +12,9 @@
 //!   approvals that needed a PIN or biometrics.
 //! * K (KEM): software P-256 keys in the account record. HPKE decapsulation in
 //!   `protocol` takes an [`AgreementKey`](crate::crypto::AgreementKey), so K cannot
-//!   live in a platform vault yet; it rotates on every answer and at most
-//!   [`MAX_KEM_KEYS`] are kept.
+//!   live in a platform vault yet; it rotates on every answer. A key the server
+//!   has moved away from is kept for [`KEM_KEY_GRACE`] seconds (challenges sealed
+//!   to it may still be pending), then deleted.
 //!
 //! # Challenge handling
 //!
@@ -85,8 +86,8 @@ use std::sync::RwLock;
 
 pub use self::types::{
     AccountInfo, AccountKind, ActivationOptions, ApprovalOutcome, AuthenticatorConfig,
-    DEFAULT_CLOCK_SKEW_SECS, DEFAULT_PIN_MAX_ATTEMPTS, Delivery, MAX_KEM_KEYS, OfflineCode,
-    OtpCode, OutboxEntry, OutboxState, PendingRequest, PlatformHooks,
+    DEFAULT_CLOCK_SKEW_SECS, DEFAULT_PIN_MAX_ATTEMPTS, Delivery, KEM_KEY_GRACE, MAX_KEM_KEYS,
+    OfflineCode, OtpCode, OutboxEntry, OutboxState, PendingRequest, PlatformHooks,
 };
 pub use self::util::CancelHandle;
 use crate::error::Result;

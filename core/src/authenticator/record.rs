@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::protocol::encoding::{b64url, b64url_decode};
 use crate::protocol::{OtpParams, Verification, VerificationPolicy};
 
-use super::types::MAX_KEM_KEYS;
+use super::types::{KEM_KEY_GRACE, MAX_KEM_KEYS};
 use crate::protocol::Decision;
 
 /// Record format version.
@@ -62,6 +62,21 @@ pub(crate) struct KemKey {
     pub kid: String,
     /// The private scalar.
     pub scalar: Secret,
+    /// Server time when the server moved to another key. Challenges sealed to
+    /// this one may still arrive for [`KEM_KEY_GRACE`] seconds after that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_at: Option<u64>,
+}
+
+impl KemKey {
+    /// A key the server has not moved away from (yet).
+    pub(crate) fn new(kid: String, scalar: Secret) -> Self {
+        Self {
+            kid,
+            scalar,
+            superseded_at: None,
+        }
+    }
 }
 
 /// A challenge this device has seen: replay state, the pending request while
@@ -266,40 +281,63 @@ impl PushAccount {
     }
 
     /// The server said it now seals to `kid` (an accepted answer's `kem_kid`, a
-    /// resync): it becomes the confirmed key. `false` when this device does not
-    /// hold that key (then nothing changes and a resync is due).
-    pub(crate) fn confirm_kem_key(&mut self, kid: &str) -> bool {
+    /// resync) at server time `now`: it becomes the confirmed key. `false` when
+    /// this device does not hold that key (then nothing changes and a resync is
+    /// due).
+    pub(crate) fn confirm_kem_key(&mut self, kid: &str, now: u64) -> bool {
         let held = self.kem_keys.iter().any(|k| k.kid == kid);
         if held {
-            self.server_kem_kid = kid.to_owned();
+            self.move_server_to(kid, now);
         }
         held
     }
 
     /// A challenge signed by S was sealed to `kid`: the server has moved to that
     /// key, unless the confirmed one is newer (an older challenge opened late).
-    pub(crate) fn saw_kem_key_used(&mut self, kid: &str) {
+    pub(crate) fn saw_kem_key_used(&mut self, kid: &str, now: u64) {
         let position = |k: &str| self.kem_keys.iter().position(|key| key.kid == k);
         match (position(kid), position(&self.server_kem_kid)) {
             (Some(used), Some(confirmed)) if used <= confirmed => {}
-            (Some(_), _) => self.server_kem_kid = kid.to_owned(),
+            (Some(_), _) => self.move_server_to(kid, now),
             (None, _) => {}
         }
     }
 
-    /// Keeps at most [`MAX_KEM_KEYS`] KEM keys, dropping the oldest first but
-    /// never the confirmed key nor a key carried by an answer still waiting to
-    /// be resent (the server may take it): the server may seal to either.
-    pub(crate) fn trim_kem_keys(&mut self) {
+    /// Records that the server seals to `kid` from `now` on: every other key
+    /// starts its grace period (`kid`'s own ends: it is in use again).
+    fn move_server_to(&mut self, kid: &str, now: u64) {
+        self.server_kem_kid = kid.to_owned();
+        for key in &mut self.kem_keys {
+            if key.kid == kid {
+                key.superseded_at = None;
+            } else if key.superseded_at.is_none() {
+                key.superseded_at = Some(now);
+            }
+        }
+    }
+
+    /// Drops the KEM keys no challenge can be sealed to any more: superseded
+    /// more than [`KEM_KEY_GRACE`] seconds before `now` (server time). Never the
+    /// confirmed key, nor one still in its grace period, nor one carried by an
+    /// answer waiting to be resent (the server may take it): the server may
+    /// seal to any of them. Beyond [`MAX_KEM_KEYS`], the oldest unprotected ones
+    /// go first (a bound on storage, reached only by an abusive server).
+    pub(crate) fn trim_kem_keys(&mut self, now: u64) {
+        let waiting: Vec<String> = self
+            .seen
+            .iter()
+            .filter(|s| s.waiting())
+            .filter_map(|s| s.next_kid.clone())
+            .collect();
+        let confirmed = self.server_kem_kid.clone();
+        let in_use = |k: &KemKey| k.kid == confirmed || waiting.contains(&k.kid);
+        self.kem_keys.retain(|k| {
+            in_use(k)
+                || k.superseded_at
+                    .is_none_or(|t| t.saturating_add(KEM_KEY_GRACE) >= now)
+        });
         while self.kem_keys.len() > MAX_KEM_KEYS {
-            let in_use = |kid: &str| {
-                kid == self.server_kem_kid
-                    || self
-                        .seen
-                        .iter()
-                        .any(|s| s.waiting() && s.next_kid.as_deref() == Some(kid))
-            };
-            let Some(pos) = self.kem_keys.iter().position(|k| !in_use(&k.kid)) else {
+            let Some(pos) = self.kem_keys.iter().position(|k| !in_use(k)) else {
                 break;
             };
             self.kem_keys.remove(pos);
@@ -406,50 +444,63 @@ mod tests {
     }
 
     fn kem(kid: &str) -> KemKey {
-        KemKey {
-            kid: kid.into(),
-            scalar: Secret::new(&[1; 32]),
-        }
+        KemKey::new(kid.into(), Secret::new(&[1; 32]))
     }
 
     fn kids(p: &PushAccount) -> Vec<&str> {
         p.kem_keys.iter().map(|k| k.kid.as_str()).collect()
     }
 
+    const T: u64 = 1_000_000;
+
     #[test]
-    fn kem_keys_keep_the_servers_and_the_newest() {
+    fn superseded_kem_keys_are_kept_for_the_grace_period_only() {
         let mut p = test_push_account();
         p.kem_keys = ["k0", "k1", "k2", "k3", "k4", "k5"]
             .into_iter()
             .map(kem)
             .collect();
-        p.server_kem_kid = "k1".into();
-        p.trim_kem_keys();
-        assert_eq!(kids(&p), ["k1", "k3", "k4", "k5"]);
-        assert_eq!(p.kem_keys.len(), MAX_KEM_KEYS);
-
+        p.server_kem_kid = "k0".into();
+        // Many answers in a row (many logins pending): the server moves on, and
+        // every older key is kept while challenges sealed to it may be pending.
+        assert!(p.confirm_kem_key("k5", T));
+        p.trim_kem_keys(T + KEM_KEY_GRACE);
+        assert_eq!(kids(&p), ["k0", "k1", "k2", "k3", "k4", "k5"]);
+        // Once no such challenge can exist, only the server's key is left.
+        p.trim_kem_keys(T + KEM_KEY_GRACE + 1);
+        assert_eq!(kids(&p), ["k5"]);
         // Nothing else to drop: the server's key alone is never removed.
-        p.kem_keys = vec![kem("k1")];
-        p.trim_kem_keys();
-        assert_eq!(p.kem_keys.len(), 1);
+        p.trim_kem_keys(u64::MAX);
+        assert_eq!(kids(&p), ["k5"]);
+    }
+
+    #[test]
+    fn kem_keys_are_bounded_even_if_never_superseded() {
+        let mut p = test_push_account();
+        p.kem_keys = (0..MAX_KEM_KEYS + 3)
+            .map(|i| kem(&format!("k{i}")))
+            .collect();
+        p.server_kem_kid = "k1".into();
+        p.trim_kem_keys(T);
+        assert_eq!(p.kem_keys.len(), MAX_KEM_KEYS);
+        // The oldest unprotected keys went first; the server's key stayed.
+        assert_eq!(kids(&p)[..2], ["k1", "k4"]);
     }
 
     #[test]
     fn kem_keys_of_answers_waiting_to_be_resent_are_kept() {
         let mut p = test_push_account();
-        p.kem_keys = ["k0", "k1", "k2", "k3", "k4", "k5"]
-            .into_iter()
-            .map(kem)
-            .collect();
-        p.server_kem_kid = "k5".into();
+        p.kem_keys = ["k0", "k1", "k2"].into_iter().map(kem).collect();
+        p.server_kem_kid = "k0".into();
+        assert!(p.confirm_kem_key("k2", T));
         let mut waiting = seen("t", 100, Some("{}"), false);
         waiting.next_kid = Some("k0".into());
         // An accepted answer's key is no longer protected by its entry.
         let mut done = seen("u", 100, None, true);
         done.next_kid = Some("k1".into());
         p.seen = vec![waiting, done];
-        p.trim_kem_keys();
-        assert_eq!(kids(&p), ["k0", "k3", "k4", "k5"]);
+        p.trim_kem_keys(T + KEM_KEY_GRACE + 1);
+        assert_eq!(kids(&p), ["k0", "k2"]);
     }
 
     #[test]
@@ -458,25 +509,36 @@ mod tests {
         p.kem_keys = ["k0", "k1", "k2"].into_iter().map(kem).collect();
         p.server_kem_kid = "k0".into();
         // Only a held key can be confirmed.
-        assert!(!p.confirm_kem_key("elsewhere"));
+        assert!(!p.confirm_kem_key("elsewhere", T));
         assert_eq!(p.server_kem_kid, "k0");
-        assert!(p.confirm_kem_key("k2"));
+        assert!(p.kem_keys.iter().all(|k| k.superseded_at.is_none()));
+        assert!(p.confirm_kem_key("k2", T));
         assert_eq!(p.server_kem_kid, "k2");
+        // The others' grace periods start now, and do not restart later.
+        assert!(
+            p.kem_keys
+                .iter()
+                .filter(|k| k.kid != "k2")
+                .all(|k| k.superseded_at == Some(T))
+        );
         // The server's word wins, even for an older key (a resync).
-        assert!(p.confirm_kem_key("k1"));
+        assert!(p.confirm_kem_key("k1", T + 5));
         assert_eq!(p.server_kem_kid, "k1");
+        assert_eq!(p.kem_keys[0].superseded_at, Some(T));
+        assert_eq!(p.kem_keys[1].superseded_at, None);
+        assert_eq!(p.kem_keys[2].superseded_at, Some(T + 5));
 
         // A challenge sealed to a newer key moves the confirmation forward; one
         // sealed to an older key (opened late) does not move it back.
-        p.saw_kem_key_used("k0");
+        p.saw_kem_key_used("k0", T + 6);
         assert_eq!(p.server_kem_kid, "k1");
-        p.saw_kem_key_used("k2");
+        p.saw_kem_key_used("k2", T + 7);
         assert_eq!(p.server_kem_kid, "k2");
-        p.saw_kem_key_used("unknown");
+        p.saw_kem_key_used("unknown", T + 8);
         assert_eq!(p.server_kem_kid, "k2");
         // A confirmed key no longer held (an old record) yields to a held one.
         p.server_kem_kid = "gone".into();
-        p.saw_kem_key_used("k1");
+        p.saw_kem_key_used("k1", T + 9);
         assert_eq!(p.server_kem_kid, "k1");
     }
 

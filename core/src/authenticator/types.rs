@@ -12,9 +12,14 @@ use crate::protocol::{
     Challenge, Decision, Platform, PushRegistration, Verification, VerificationPolicy,
 };
 
-/// KEM private keys kept per account: the one the server last confirmed plus the
-/// most recent others (challenges sealed before a rotation may still be pending).
-pub const MAX_KEM_KEYS: usize = 4;
+/// Most KEM private keys kept per account. Keys are normally dropped by age
+/// (see [`KEM_KEY_GRACE`]); this bounds storage if a server never confirms one.
+pub const MAX_KEM_KEYS: usize = 64;
+/// Seconds a superseded KEM key is kept: challenges sealed to it before the
+/// server moved on can be pending this long (the protocol's longest challenge
+/// lifetime, 600 s, plus clock tolerance). After that it is deleted, which is
+/// what gives forward secrecy.
+pub const KEM_KEY_GRACE: u64 = 660;
 /// Default number of consecutive wrong PINs that wipe an account (issue 5).
 pub const DEFAULT_PIN_MAX_ATTEMPTS: u32 = 10;
 /// Default clock tolerance, seconds, when checking expiry against the estimated

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use countersign_core::authenticator::ActivationOptions;
 use countersign_e2e::{open_device, start_server, with_pin};
-use serde_json::json;
 use countersign_test_support::{assert_secret_service_tools, temp_dir};
+use serde_json::json;
 
 const KILLS: usize = 200;
 
@@ -161,7 +161,12 @@ fn run_child(args: &[&str], kill: bool) -> (bool, String, String) {
     let status = child.wait().expect("wait");
     stdout.read_to_string(&mut out).unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     (status.success(), out, err)
 }
 
@@ -217,7 +222,9 @@ fn sigkill_at_every_answer_step_loses_no_decision() {
             "denied"
         };
         if state != want {
-            lost.push(format!("round {round} {step} {decision}: server has {state}"));
+            lost.push(format!(
+                "round {round} {step} {decision}: server has {state}"
+            ));
         }
     }
     println!(
@@ -227,6 +234,74 @@ fn sigkill_at_every_answer_step_loses_no_decision() {
     );
     assert!(kills >= 500);
     assert!(lost.is_empty(), "lost decisions: {lost:#?}");
+    rt.block_on(server.stop());
+}
+
+/// Two processes on one storage (an app and its push extension) approve
+/// different requests of the same account at the same time: every approval
+/// reaches the server, and the shared record loses nothing (no request left
+/// pending, no answer left unsent, the next push still opens).
+#[test]
+fn two_processes_on_one_storage_lose_no_decision() {
+    const PER_PROCESS: usize = 12;
+    let dir = temp_dir("two-processes");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (server, rp) = rt.block_on(async {
+        let s = start_server(|c| c.policy.max_pending = 100).await;
+        let rp = s.rp("Example Bank").await;
+        let uri = rp.enroll("alice").await.uri;
+        let dev = open_device(dir.path(), |_| {});
+        dev.auth
+            .activate_uri(&uri, ActivationOptions::default())
+            .await
+            .unwrap();
+        (s, rp)
+    });
+    let txs: Vec<String> = (0..2 * PER_PROCESS)
+        .map(|_| {
+            let v =
+                rt.block_on(rp.start_push(json!({ "user": "alice", "number_matching": "off" })));
+            v["tx_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let path = dir.path().to_str().unwrap().to_owned();
+    let children: Vec<_> = txs
+        .chunks(PER_PROCESS)
+        .map(|chunk| {
+            let mut args = vec![path.clone(), "approve".to_owned()];
+            args.extend(chunk.iter().cloned());
+            std::thread::spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                run_child(&args, false)
+            })
+        })
+        .collect();
+    for child in children {
+        let (ok, out, err) = child.join().unwrap();
+        assert!(
+            ok && out.contains(&format!("approved {PER_PROCESS}")),
+            "{out}
+{err}"
+        );
+    }
+    for tx in &txs {
+        assert_eq!(rt.block_on(rp.status(tx))["state"], "approved", "{tx}");
+    }
+    rt.block_on(async {
+        let dev = open_device(dir.path(), |_| {});
+        assert!(dev.auth.pending_requests().unwrap().is_empty());
+        assert!(dev.auth.outbox().unwrap().is_empty());
+        // The KEM keys both processes rotated are consistent: the next push opens.
+        let v = rp
+            .start_push(json!({ "user": "alice", "number_matching": "off" }))
+            .await;
+        let got = countersign_e2e::wait_pending(&dev.auth, 1, 10).await;
+        assert_eq!(got[0].tx_id, v["tx_id"].as_str().unwrap());
+    });
     rt.block_on(server.stop());
 }
 

@@ -14,6 +14,9 @@
 //! * `send`: the server processed the answer, its response is not yet read;
 //! * `ack`: the acknowledgement is persisted.
 //!
+//! With `approve TX...`: one of two processes sharing the storage (an app and
+//! its push extension): receives and approves each TX, then prints `approved N`.
+//!
 //! With `recover TX DECISION STEP`: the restarted app. It delivers the outbox;
 //! only when the kill came before the user's decision was saved (`receive`)
 //! does the user decide again. Prints `recovered`.
@@ -24,7 +27,7 @@ use std::io::Write;
 use std::path::Path;
 
 use countersign_core::Error;
-use countersign_core::authenticator::AccountKind;
+use countersign_core::authenticator::{AccountKind, Delivery};
 use countersign_core::platform::{FileStorage, KeySource, SecureStorage};
 use countersign_core::protocol::DenyReason;
 use countersign_e2e::{Device, open_device};
@@ -37,6 +40,15 @@ fn main() {
     };
     match args.get(2).map(String::as_str) {
         Some("keyring") => return keyring_mode(Path::new(dir)),
+        Some("approve") => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let dev = open_device(Path::new(dir), |_| {});
+            rt.block_on(approve_all(&dev, &args[3..]));
+            return;
+        }
         Some(mode @ ("answer" | "recover")) => {
             let [tx, decision, step] = [3, 4, 5].map(|i| args.get(i).cloned().unwrap_or_default());
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -148,6 +160,28 @@ async fn answer_mode(dev: &Device, tx: &str, decision: &str, step: &str) {
     std::process::exit(7);
 }
 
+async fn approve_all(dev: &Device, txs: &[String]) {
+    let account = account(dev);
+    for tx in txs {
+        let data = HashMap::from([
+            ("device_id".to_owned(), device_id(dev)),
+            ("tx_id".to_owned(), tx.clone()),
+        ]);
+        if let Err(e) = dev.auth.handle_push(&data).await {
+            eprintln!("receive {tx} failed: {e:?}");
+            std::process::exit(5);
+        }
+        match dev.auth.approve(&account, tx, None).await {
+            Ok(o) if o.delivery == Delivery::Delivered => {}
+            other => {
+                eprintln!("approve {tx}: {other:?}");
+                std::process::exit(6);
+            }
+        }
+    }
+    println!("approved {}", txs.len());
+}
+
 async fn recover_mode(dev: &Device, tx: &str, decision: &str, step: &str) {
     let account = account(dev);
     // What the app does when it starts.
@@ -173,7 +207,13 @@ async fn recover_mode(dev: &Device, tx: &str, decision: &str, step: &str) {
 }
 
 fn device_id(dev: &Device) -> String {
-    match dev.auth.accounts().expect("accounts").first().map(|a| a.kind.clone()) {
+    match dev
+        .auth
+        .accounts()
+        .expect("accounts")
+        .first()
+        .map(|a| a.kind.clone())
+    {
         Some(AccountKind::Push { device_id, .. }) => device_id,
         _ => {
             eprintln!("no push account");
