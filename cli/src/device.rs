@@ -13,14 +13,15 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use countersign_core::authenticator::{
-    AccountInfo, AccountKind, ActivationOptions, CancelHandle, Delivery, PendingRequest,
+    AccountInfo, AccountKind, ActivationOptions, CancelHandle, Delivery, OutboxState,
+    PendingRequest,
 };
 use countersign_core::platform::{
     FileStorage, KeySource, Logger, NoopLogger, ReqwestClient, SoftwareKeyVault, SystemClock,
 };
 use countersign_core::protocol::otpauth::OtpauthUri;
 use countersign_core::protocol::{
-    ActivationOffer, DenyReason, NumberMatching, Platform, Verification,
+    ActivationOffer, Decision, DenyReason, NumberMatching, Platform, Verification,
 };
 use countersign_core::{Authenticator, AuthenticatorConfig, Error, PlatformHooks};
 use serde_json::{Value, json};
@@ -122,6 +123,9 @@ pub enum DeviceCommand {
         #[arg(long)]
         not_me: bool,
     },
+    /// Send the answers saved while the server was unreachable, and show what
+    /// is still waiting and what the server refused (refusals are then cleared).
+    Outbox,
     /// Answer an offline QR (its JSON payload): prints the response code to type.
     Offline {
         /// The QR code's content.
@@ -587,6 +591,53 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
                     (false, false) => "Denied.",
                 },
             );
+            Ok(())
+        }
+        DeviceCommand::Outbox => {
+            let auth = open(&opts, None).await?;
+            let entries = auth.deliver_outbox().await.map_err(|e| explain(&e))?;
+            let decision = |d: Decision| match d {
+                Decision::Approve => "approve",
+                Decision::Deny => "deny",
+            };
+            if json {
+                let list: Vec<Value> = entries
+                    .iter()
+                    .map(|e| {
+                        let (state, code) = match &e.state {
+                            OutboxState::Waiting => ("waiting", None),
+                            OutboxState::Refused { code } => ("refused", Some(code.as_str())),
+                        };
+                        json!({"account_id": e.account_id, "tx_id": e.tx_id,
+                               "decision": decision(e.decision), "state": state, "code": code})
+                    })
+                    .collect();
+                outln!("{}", Value::Array(list));
+            } else if entries.is_empty() {
+                outln!("Every answer has reached its server.");
+            }
+            for e in &entries {
+                match &e.state {
+                    OutboxState::Waiting if !json => outln!(
+                        "Waiting to be sent: {} {} (the server is unreachable)",
+                        decision(e.decision),
+                        e.tx_id
+                    ),
+                    OutboxState::Waiting => {}
+                    OutboxState::Refused { code } => {
+                        if !json {
+                            outln!(
+                                "Refused by the server ({code}): {} {}",
+                                decision(e.decision),
+                                e.tx_id
+                            );
+                        }
+                        // Shown once: the user has been told.
+                        auth.dismiss_outbox_entry(&e.account_id, &e.tx_id)
+                            .map_err(|e| explain(&e))?;
+                    }
+                }
+            }
             Ok(())
         }
         DeviceCommand::Offline { payload } => {

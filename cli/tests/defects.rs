@@ -155,3 +155,16 @@ fn activation_errors_name_the_offer_and_the_server() {
         b.stop().await;
     });
 }
+
+#[test]
+fn outbox_with_nothing_waiting_says_so() {
+    let dir = temp_dir("outbox-empty");
+    let out = device(dir.path(), &["outbox"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Every answer has reached its server"),
+        "{out:?}"
+    );
+    let out = device(dir.path(), &["--json", "outbox"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]", "{out:?}");
+}
