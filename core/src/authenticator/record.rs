@@ -344,8 +344,15 @@ impl PushAccount {
         }
     }
 
-    /// Drops replay entries long past expiry, then the oldest beyond [`MAX_SEEN`].
+    /// Forgets the contents of expired requests, drops replay entries long past
+    /// expiry, then the oldest beyond [`MAX_SEEN`].
     pub(crate) fn prune_seen(&mut self, server_now: u64) {
+        // An expired request is never shown again: its contents go at once.
+        for s in &mut self.seen {
+            if s.exp < server_now {
+                s.shown = None;
+            }
+        }
         self.seen.retain(|s| {
             s.exp.saturating_add(SEEN_GRACE) >= server_now || s.waiting() || s.refused.is_some()
         });
@@ -429,9 +436,14 @@ mod tests {
             seen("old-unsent", 100, Some("{}"), false),
             seen("recent", 100 + SEEN_GRACE, None, false),
         ];
+        p.seen[2].shown = Some(Secret::new(b"{}"));
+        p.prune_seen(100 + SEEN_GRACE);
+        assert!(p.seen[2].shown.is_some(), "not expired yet");
         p.prune_seen(101 + SEEN_GRACE);
         let left: Vec<&str> = p.seen.iter().map(|s| s.tx.as_str()).collect();
         assert_eq!(left, ["old-unsent", "recent"]);
+        // Kept as replay state, but an expired request's contents are gone.
+        assert!(p.seen[1].shown.is_none());
 
         p.seen = (0..MAX_SEEN as u64 + 3)
             .rev()
