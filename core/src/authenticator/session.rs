@@ -101,8 +101,9 @@ impl Authenticator {
     // -----------------------------------------------------------------------
     // Push token
 
-    /// Stores a new push registration and sends it to every server. Returns the
-    /// first error (the other servers are still updated).
+    /// Stores a new push registration and sends it to every server, then sends
+    /// any answers waiting in the outbox. Returns the first error (the other
+    /// servers are still updated).
     pub async fn update_push_token(&self, push: PushRegistration) -> Result<()> {
         push.validate().map_err(from_input("push registration"))?;
         self.config.write().unwrap_or_else(|e| e.into_inner()).push = push.clone();
@@ -114,6 +115,9 @@ impl Authenticator {
             if let Err(e) = self.check_deregistered(&id, r) {
                 first_error.get_or_insert(e);
             }
+        }
+        if first_error.is_none() {
+            self.deliver_outbox_quietly().await;
         }
         first_error.map_or(Ok(()), Err)
     }
