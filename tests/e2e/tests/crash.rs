@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use countersign_core::authenticator::ActivationOptions;
 use countersign_e2e::{open_device, start_server, with_pin};
-use countersign_test_support::{assert_secret_service_tools, temp_dir};
+use countersign_test_support::{RpClient, TestServer, assert_secret_service_tools, temp_dir};
 use serde_json::json;
 
 const KILLS: usize = 200;
@@ -39,11 +39,7 @@ impl Rng {
 #[test]
 fn sigkill_during_storage_writes_never_loses_or_rewinds_state() {
     let dir = temp_dir("crash");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let account = rt.block_on(async {
         let s = start_server(|_| {}).await;
         let rp = s.rp("Example Bank").await;
@@ -137,6 +133,30 @@ fn sigkill_during_storage_writes_never_loses_or_rewinds_state() {
     );
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A server (with `tweak`) and a device in `dir` with one push account (no PIN).
+async fn server_and_device(
+    dir: &std::path::Path,
+    tweak: impl FnOnce(&mut countersign_server::config::Config),
+) -> (TestServer, RpClient) {
+    let s = start_server(tweak).await;
+    let rp = s.rp("Example Bank").await;
+    let uri = rp.enroll("alice").await.uri;
+    let dev = open_device(dir, |_| {});
+    dev.auth
+        .activate_uri(&uri, ActivationOptions::default())
+        .await
+        .unwrap();
+    (s, rp)
+}
+
 /// Kills per step in the answer test (4 steps: 520 kills).
 const KILLS_PER_STEP: usize = 130;
 const STEPS: [&str; 4] = ["receive", "persist", "send", "ack"];
@@ -173,27 +193,12 @@ fn run_child(args: &[&str], kill: bool) -> (bool, String, String) {
 #[test]
 fn sigkill_at_every_answer_step_loses_no_decision() {
     let dir = temp_dir("crash-answers");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (server, rp) = rt.block_on(async {
-        let s = start_server(|c| {
-            c.policy.push_max_per_window = 100_000;
-            // Denials here are "mistake" taps by a scripted user, not fatigue.
-            c.policy.denials_before_suppression = u32::MAX;
-        })
-        .await;
-        let rp = s.rp("Example Bank").await;
-        let uri = rp.enroll("alice").await.uri;
-        let dev = open_device(dir.path(), |_| {});
-        dev.auth
-            .activate_uri(&uri, ActivationOptions::default())
-            .await
-            .unwrap();
-        (s, rp)
-    });
+    let rt = runtime();
+    let (server, rp) = rt.block_on(server_and_device(dir.path(), |c| {
+        c.policy.push_max_per_window = 100_000;
+        // Denials here are "mistake" taps by a scripted user, not fatigue.
+        c.policy.denials_before_suppression = u32::MAX;
+    }));
     let path = dir.path().to_str().unwrap().to_owned();
     let started = Instant::now();
     let mut kills = 0;
@@ -245,22 +250,10 @@ fn sigkill_at_every_answer_step_loses_no_decision() {
 fn two_processes_on_one_storage_lose_no_decision() {
     const PER_PROCESS: usize = 12;
     let dir = temp_dir("two-processes");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (server, rp) = rt.block_on(async {
-        let s = start_server(|c| c.policy.max_pending = 100).await;
-        let rp = s.rp("Example Bank").await;
-        let uri = rp.enroll("alice").await.uri;
-        let dev = open_device(dir.path(), |_| {});
-        dev.auth
-            .activate_uri(&uri, ActivationOptions::default())
-            .await
-            .unwrap();
-        (s, rp)
-    });
+    let rt = runtime();
+    let (server, rp) = rt.block_on(server_and_device(dir.path(), |c| {
+        c.policy.max_pending = 100;
+    }));
     let txs: Vec<String> = (0..2 * PER_PROCESS)
         .map(|_| {
             let v =

@@ -75,21 +75,27 @@ impl<T> Reentrant<T> {
     }
 }
 
-impl SecureStorage for Reentrant<FileStorage> {
+/// File storage that runs `before` ahead of every call (named by operation).
+struct Intercepted {
+    inner: FileStorage,
+    before: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+impl SecureStorage for Intercepted {
     fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StorageError> {
-        self.call_back();
+        (self.before)("get");
         self.inner.get(key)
     }
     fn put(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.call_back();
+        (self.before)("put");
         self.inner.put(key, value)
     }
     fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.call_back();
+        (self.before)("delete");
         self.inner.delete(key)
     }
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        self.call_back();
+        (self.before)("list");
         self.inner.list(prefix)
     }
     fn compare_and_put(
@@ -98,9 +104,13 @@ impl SecureStorage for Reentrant<FileStorage> {
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> Result<bool, StorageError> {
-        self.call_back();
+        (self.before)("compare_and_put");
         self.inner.compare_and_put(key, expected, value)
     }
+}
+
+fn file_storage(dir: &std::path::Path) -> FileStorage {
+    FileStorage::open(dir.join("data"), &KeySource::KeyFile(dir.join("key"))).unwrap()
 }
 
 #[async_trait::async_trait]
@@ -169,12 +179,13 @@ async fn phone(rp: &RpClient, clock: Option<Arc<dyn Clock>>) -> Phone {
     let dir = temp_dir("hooks");
     let back: Back = Arc::new(OnceLock::new());
     let calls = Arc::new(AtomicUsize::new(0));
-    let files = FileStorage::open(
-        dir.path().join("data"),
-        &KeySource::KeyFile(dir.path().join("key")),
-    )
-    .unwrap();
-    let storage: Arc<dyn SecureStorage> = Arc::new(Reentrant::new(files, &back, &calls));
+    let storage: Arc<dyn SecureStorage> = Arc::new(Intercepted {
+        inner: file_storage(dir.path()),
+        before: Box::new({
+            let (back, calls) = (back.clone(), calls.clone());
+            move |_| call_back(&back, &calls)
+        }),
+    });
     let prompt = Arc::new(Prompt {
         back: back.clone(),
         calls: calls.clone(),
@@ -291,50 +302,22 @@ async fn an_open_prompt_blocks_nothing_else() {
 /// on the same account (the core holds no lock around storage calls).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_storage_call_blocks_no_other_call() {
-    struct Slow {
-        inner: FileStorage,
-        block: AtomicBool,
-        entered: std::sync::mpsc::SyncSender<()>,
-        release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
-    }
-    impl SecureStorage for Slow {
-        fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StorageError> {
-            if self.block.swap(false, Ordering::SeqCst) {
-                self.entered.send(()).unwrap();
-                let _ = self.release.lock().unwrap().recv();
-            }
-            self.inner.get(key)
-        }
-        fn put(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-            self.inner.put(key, value)
-        }
-        fn delete(&self, key: &str) -> Result<(), StorageError> {
-            self.inner.delete(key)
-        }
-        fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-            self.inner.list(prefix)
-        }
-        fn compare_and_put(
-            &self,
-            key: &str,
-            expected: Option<&[u8]>,
-            value: &[u8],
-        ) -> Result<bool, StorageError> {
-            self.inner.compare_and_put(key, expected, value)
-        }
-    }
     let dir = temp_dir("hooks-slow");
     let (entered_tx, entered_rx) = std::sync::mpsc::sync_channel(1);
-    let (release_tx, release_rx) = std::sync::mpsc::channel();
-    let storage = Arc::new(Slow {
-        inner: FileStorage::open(
-            dir.path().join("data"),
-            &KeySource::KeyFile(dir.path().join("key")),
-        )
-        .unwrap(),
-        block: AtomicBool::new(false),
-        entered: entered_tx,
-        release: std::sync::Mutex::new(release_rx),
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    let block = Arc::new(AtomicBool::new(false));
+    let storage = Arc::new(Intercepted {
+        inner: file_storage(dir.path()),
+        before: Box::new({
+            let block = block.clone();
+            move |op| {
+                if op == "get" && block.swap(false, Ordering::SeqCst) {
+                    entered_tx.send(()).unwrap();
+                    let _ = release_rx.lock().unwrap().recv();
+                }
+            }
+        }),
     });
     let auth = Arc::new(
         Authenticator::new(
@@ -356,7 +339,7 @@ async fn a_blocked_storage_call_blocks_no_other_call() {
         )
         .unwrap()
         .id;
-    storage.block.store(true, Ordering::SeqCst);
+    block.store(true, Ordering::SeqCst);
     let blocked = {
         let (auth, id) = (auth.clone(), id.clone());
         std::thread::spawn(move || auth.otp(&id).map(|c| c.code.to_string()))
