@@ -6,6 +6,7 @@ import SwiftUI
 import VisionKit
 
 extension Model {
+    /// Activates or imports a scanned code.
     func add(_ text: String, pin: String? = nil) async {
         do {
             let account = try await activation.add(text, pin: pin)
@@ -15,6 +16,7 @@ extension Model {
         }
     }
 
+    /// Fetches pending requests once.
     func refreshPending() async {
         if let requests = try? await authenticator.awaitPending(waitSecs: 0) {
             cards = requests.map(push.card)
@@ -22,6 +24,7 @@ extension Model {
     }
 }
 
+/// The one screen: codes, the approval sheet, the PIN alert.
 struct ContentView: View {
     @EnvironmentObject var model: Model
     @EnvironmentObject var prompts: PromptState
@@ -92,11 +95,13 @@ struct ContentView: View {
             return
         }
         model.cards.removeAll { $0.txId == card.txId }
-        model.status = "\(result)"
+        // A queued answer says it will be sent: the user is not asked again.
+        model.status = result.message
         number = ""
     }
 }
 
+/// A card as a sheet item.
 struct IdentifiedCard: Identifiable {
     let card: RequestCard
     var id: String { card.txId }

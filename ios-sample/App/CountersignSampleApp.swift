@@ -1,11 +1,25 @@
 // Platform glue: app entry, APNs registration, notification actions. Approve needs
 // the device unlocked (.authenticationRequired) and opens the app when a number or
-// verification is needed; Deny runs in the background without unlocking.
+// verification is needed; Deny runs in the background without unlocking, even
+// when iOS launched the app just for it (no UI, ids from the notification).
 import Countersign
 import CountersignSampleKit
 import SwiftUI
 import UserNotifications
 
+/// Opens an Authenticator on the app's storage. Every process (the app, a
+/// Notification Service Extension) opens its own over the same Keychain items:
+/// the core keeps nothing in memory, and the lock file in the app group (when
+/// the entitlement is there) makes compare-and-put atomic across them.
+func openAuthenticator(verifier: UserVerifier, vault: KeyVault) throws -> Authenticator {
+    let group = FileManager.default.containerURL(forSecurityApplicationGroupIdentifier: "group.org.countersign.sample")
+    return try Countersign.open(
+        platform: .ios,
+        storage: BackendStorage(KeychainBackend(), lockFile: group?.appendingPathComponent("countersign.lock")),
+        verifier: verifier, keyVault: vault, http: URLSessionHttpClient(), deviceName: UIDevice.current.name)
+}
+
+/// The app's state: the authenticator, controllers, cards on screen and a status line.
 @MainActor
 final class Model: ObservableObject {
     let prompts = PromptState()
@@ -20,9 +34,7 @@ final class Model: ObservableObject {
     init() {
         let verifier = PromptVerifier(BiometricPresenter(state: prompts, vault: vault))
         do {
-            authenticator = try Countersign.open(
-                platform: .ios, storage: BackendStorage(KeychainBackend()), verifier: verifier,
-                keyVault: vault, http: URLSessionHttpClient(), deviceName: UIDevice.current.name)
+            authenticator = try openAuthenticator(verifier: verifier, vault: vault)
         } catch {
             fatalError("cannot open the authenticator: \(error)")  // storage unavailable: nothing to show
         }
@@ -30,9 +42,21 @@ final class Model: ObservableObject {
         activation = ActivationController(authenticator)
         otp = OtpListModel(authenticator)
         cards = push.cards()
+        // Answers saved while offline go out now; say what still waits or was refused.
+        Task { [push] in
+            let notices = await push.deliverOutbox()
+            if !notices.isEmpty { self.status = notices.map(\.message).joined(separator: "\n") }
+        }
     }
 }
 
+/// Answers no prompt: for work without UI (a Deny action needs no verification).
+final class NoPrompts: PromptPresenter, @unchecked Sendable {
+    func askPin(title: String, subtitle: String) async -> String? { nil }
+    func askBiometric(title: String, subtitle: String) async -> BiometricResult { .cancelled }
+}
+
+/// APNs, notification categories and actions.
 final class AppDelegate: NSObject, UIApplicationDelegate, UNUserNotificationCenterDelegate {
     var model: Model?
 
@@ -69,19 +93,39 @@ final class AppDelegate: NSObject, UIApplicationDelegate, UNUserNotificationCent
     }
 
     func userNotificationCenter(_ center: UNUserNotificationCenter, didReceive response: UNNotificationResponse) async {
-        guard let model, let tx = response.notification.request.content.userInfo["tx_id"] as? String,
-            let card = await MainActor.run(body: { model.cards.first { $0.txId == tx } })
-        else { return }
+        let info = response.notification.request.content.userInfo
+        guard let account = info["account_id"] as? String, let tx = info["tx_id"] as? String else { return }
         switch response.actionIdentifier {
         case "deny":
-            _ = await model.push.deny(card, notMe: true)
+            // The app may have been launched just for this: no model, no UI. The
+            // core reads the request from storage, or fetches it again.
+            let push: PushController
+            if let model {
+                push = model.push
+            } else {
+                guard let authenticator = try? openAuthenticator(verifier: PromptVerifier(NoPrompts()), vault: SecureEnclaveVault())
+                else { return }
+                push = PushController(authenticator)
+            }
+            let result = await push.deny(accountId: account, txId: tx, notMe: true)
+            if result != .denied(queued: false) { await notify(result.message) }
+            if let model { await MainActor.run { model.cards.removeAll { $0.txId == tx } } }
         default:
             // Approve: the app is in the foreground; the approval sheet takes over.
-            await MainActor.run { model.status = "Review the request" }
+            if let model { await MainActor.run { model.status = "Review the request" } }
         }
+    }
+
+    /// A plain local notification (a queued or failed answer).
+    private func notify(_ text: String) async {
+        let content = UNMutableNotificationContent()
+        content.title = "Countersign"
+        content.body = text
+        try? await UNUserNotificationCenter.current().add(UNNotificationRequest(identifier: UUID().uuidString, content: content, trigger: nil))
     }
 }
 
+/// The app.
 @main
 struct CountersignSampleApp: App {
     @UIApplicationDelegateAdaptor(AppDelegate.self) private var delegate

@@ -4,8 +4,11 @@ import Foundation
 
 /// What a scanned text is.
 public enum Scanned: Equatable, Sendable {
+    /// A Countersign activation offer.
     case activation(String)
+    /// A plain TOTP/HOTP account.
     case otpauth(String)
+    /// Not ours.
     case unknown(String)
 }
 
@@ -41,8 +44,11 @@ public final class ActivationController: @unchecked Sendable {
 
 /// One row of the OTP screen.
 public struct OtpRow: Equatable, Sendable {
+    /// Local account id.
     public let accountId: String
+    /// "Issuer: label".
     public let title: String
+    /// The code, grouped for reading.
     public let code: String
     /// Nil for HOTP.
     public let secondsLeft: UInt32?
@@ -77,9 +83,10 @@ public final class OtpListModel: @unchecked Sendable {
         return row
     }
 
-    /// Rows for every account (refresh each second while visible).
+    /// Rows for every account, none while storage fails (refresh each second while visible).
     public func rows() -> [OtpRow] {
-        authenticator.accounts().compactMap { a in lock.withLock { hotp[a.id] } ?? read(a) }
+        let accounts = (try? authenticator.accounts()) ?? []
+        return accounts.compactMap { a in lock.withLock { hotp[a.id] } ?? read(a) }
     }
 
     /// The next HOTP code (the user tapped the row).

@@ -5,7 +5,12 @@ import Foundation
 
 /// How a biometric prompt ended.
 public enum BiometricResult: Sendable {
-    case succeeded, cancelled, failed
+    /// The user passed.
+    case succeeded
+    /// The user (or the system) dismissed the prompt.
+    case cancelled
+    /// Not recognised, or locked out.
+    case failed
 }
 
 /// The prompts a `PromptVerifier` shows. Each call shows one and waits.
@@ -38,7 +43,8 @@ actor PromptQueue {
     }
 }
 
-/// `UserVerifier` for the core: words the prompt from the request.
+/// `UserVerifier` for the core: words the prompt from the request. If it threw,
+/// the core would fail the call with `CountersignError.HookFailed` and send nothing.
 public final class PromptVerifier: UserVerifier, @unchecked Sendable {
     private let presenter: PromptPresenter
     private let queue = PromptQueue()
@@ -46,6 +52,7 @@ public final class PromptVerifier: UserVerifier, @unchecked Sendable {
     /// Uses `presenter` for the prompts.
     public init(_ presenter: PromptPresenter) { self.presenter = presenter }
 
+    /// Shows one prompt (after any other on screen) and reports what the user did.
     public func verify(prompt: VerificationPrompt) async -> VerificationOutcome {
         await queue.acquire()
         let outcome: VerificationOutcome

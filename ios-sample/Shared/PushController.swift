@@ -1,13 +1,19 @@
 // What the app does with a push: APNs payload -> notification card; the Approve /
-// Deny notification actions; every failure mapped to what the UI shows.
+// Deny notification actions; every failure mapped to what the UI shows. Answers
+// that could not be sent wait in the core's outbox; deliverOutbox sends them when
+// the app starts.
 import Countersign
 import Foundation
 
 /// A notification (and the approval screen) for one request.
 public struct RequestCard: Equatable, Sendable {
+    /// Local account id.
     public let accountId: String
+    /// Transaction id.
     public let txId: String
+    /// Notification title.
     public let title: String
+    /// Notification text (payment, free text, origin).
     public let body: String
     /// Numbers to pick from, or nil.
     public let pickChoices: [String]?
@@ -15,20 +21,37 @@ public struct RequestCard: Equatable, Sendable {
     public let typeDigits: Int?
     /// Whether Approve may run straight from the notification (no number, no PIN).
     public let approveFromNotification: Bool
+    /// Expiry, unix seconds.
     public let expiresAt: UInt64
 }
 
 /// The end of an action, as the UI shows it.
 public enum ActionResult: Equatable, Sendable {
-    case approved(pushOtp: String)
-    case denied
+    /// Approved; `queued`: the network failed, the answer is saved and sent later.
+    case approved(pushOtp: String, queued: Bool)
+    /// Denied; `queued` as for `approved`.
+    case denied(queued: Bool)
     /// The user may fix it and retry.
     case retry(String)
     /// The request cannot be answered any more.
     case gone(String)
     /// The account was wiped: go to activation.
     case accountWiped(String)
+    /// Show and log; nothing else to do.
     case failed(String)
+
+    /// What the UI says.
+    public var message: String {
+        switch self {
+        // Queued: the decision stands, so the user must not be asked again.
+        case .approved(_, let queued):
+            return queued ? "Approved. No connection: the answer will be sent automatically" : "Approved"
+        case .denied(let queued):
+            return queued ? "Denied. No connection: the answer will be sent automatically" : "Denied"
+        case .retry(let m), .gone(let m), .accountWiped(let m), .failed(let m):
+            return m
+        }
+    }
 }
 
 /// Maps the core's typed errors to what the UI does.
@@ -39,6 +62,8 @@ public func actionResult(_ error: Error) -> ActionResult {
     case .VerificationFailed: return .retry("Verification failed")
     case .WrongPin(let left): return .retry("Wrong PIN: \(left) attempts left")
     case .InvalidInput(let what): return .retry("Check the \(what)")
+    // The prompt failed (a bug, a lost window); nothing was sent.
+    case .HookFailed: return .retry("Could not verify: try again")
     case .RequestExpired: return .gone("This request has expired")
     case .AlreadyAnswered: return .gone("This request was already answered")
     case .RequestNotFound: return .gone("This request is no longer pending")
@@ -87,8 +112,9 @@ public final class PushController: @unchecked Sendable {
             expiresAt: r.expiresAt)
     }
 
-    /// Cards of the requests already received and still pending (no network).
-    public func cards() -> [RequestCard] { authenticator.pendingRequests().map(card) }
+    /// Cards of the requests already received by any process and still pending
+    /// (no network); none while storage fails.
+    public func cards() -> [RequestCard] { ((try? authenticator.pendingRequests()) ?? []).map(card) }
 
     /// The APNs payload's custom keys (`device_id`, `tx_id`) to a card.
     public func onPush(userInfo: [AnyHashable: Any]) async -> Result<RequestCard, Error> {
@@ -109,7 +135,7 @@ public final class PushController: @unchecked Sendable {
             let outcome = try await authenticator.approve(
                 accountId: card.accountId, txId: card.txId,
                 number: number?.trimmingCharacters(in: .whitespaces))
-            return .approved(pushOtp: outcome.pushOtp)
+            return .approved(pushOtp: outcome.pushOtp, queued: outcome.delivery == .queued)
         } catch {
             return actionResult(error)
         }
@@ -117,12 +143,58 @@ public final class PushController: @unchecked Sendable {
 
     /// Deny: works from the lock screen.
     public func deny(_ card: RequestCard, notMe: Bool) async -> ActionResult {
+        await deny(accountId: card.accountId, txId: card.txId, notMe: notMe)
+    }
+
+    /// Deny by ids, as a notification action does: needs no UI and no card, and
+    /// works in a freshly launched process (the core reads the request from
+    /// storage or fetches it again).
+    public func deny(accountId: String, txId: String, notMe: Bool) async -> ActionResult {
         do {
-            try await authenticator.deny(
-                accountId: card.accountId, txId: card.txId, reason: notMe ? .notMe : .mistake)
-            return .denied
+            let delivery = try await authenticator.deny(
+                accountId: accountId, txId: txId, reason: notMe ? .notMe : .mistake)
+            return .denied(queued: delivery == .queued)
         } catch {
             return actionResult(error)
         }
+    }
+
+    /// Sends the answers saved while offline; call when the app starts. Returns
+    /// what to tell the user: answers still waiting, and answers the server
+    /// refused for good (dismissed here, so each is reported once).
+    public func deliverOutbox() async -> [OutboxNotice] {
+        // A storage failure: nothing to report now; the next start retries.
+        guard let left = try? await authenticator.deliverOutbox() else { return [] }
+        return left.map { entry in
+            let what = entry.decision == .approve ? "approval" : "denial"
+            let message: String
+            switch entry.state {
+            case .waiting:
+                message = "Your \(what) will be sent when the connection is back"
+            case .refused(let code):
+                try? authenticator.dismissOutboxEntry(accountId: entry.accountId, txId: entry.txId)
+                message = code == "expired"
+                    ? "Your \(what) arrived too late: the request expired"
+                    : "The server refused your \(what) (\(code))"
+            }
+            return OutboxNotice(accountId: entry.accountId, txId: entry.txId, message: message)
+        }
+    }
+}
+
+/// A saved answer the user should hear about, as the UI words it.
+public struct OutboxNotice: Equatable, Sendable {
+    /// Local account id.
+    public let accountId: String
+    /// Transaction id.
+    public let txId: String
+    /// What to show.
+    public let message: String
+
+    /// Makes a notice.
+    public init(accountId: String, txId: String, message: String) {
+        self.accountId = accountId
+        self.txId = txId
+        self.message = message
     }
 }

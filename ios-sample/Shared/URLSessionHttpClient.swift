@@ -27,6 +27,7 @@ public final class URLSessionHttpClient: HttpClient, @unchecked Sendable {
             configuration: .ephemeral, delegate: NoRedirects(), delegateQueue: nil)
     }
 
+    /// Sends one request; transport failures become `HttpError`.
     public func send(request: HttpRequest) async throws -> HttpResponse {
         guard let url = URL(string: request.url) else {
             throw HttpError.Other(detail: "bad URL")

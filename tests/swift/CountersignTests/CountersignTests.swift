@@ -19,7 +19,7 @@ final class CountersignTests: XCTestCase {
         let deviceId = try device.deviceId(account.id)
         let devices = try await Rp.get("/v1/rp/users/\(user)/devices")
         XCTAssertTrue(devices.contains(deviceId))
-        XCTAssertEqual(device.authenticator.accounts(), [account])
+        XCTAssertEqual(try device.authenticator.accounts(), [account])
         // Single use.
         let other = try Device()
         do {
@@ -57,7 +57,7 @@ final class CountersignTests: XCTestCase {
         let card = try await controller.onPush(userInfo: ["device_id": try device.deviceId(accountId), "tx_id": tx, "aps": [:] as [String: String]]).get()
         XCTAssertTrue(card.approveFromNotification)
         let denied = await controller.deny(card, notMe: true)
-        XCTAssertEqual(denied, .denied)
+        XCTAssertEqual(denied, .denied(queued: false))
         let status = try await Rp.status(tx, wait: 5)
         XCTAssertEqual(jsonString(status, "state"), "denied", status)
         XCTAssertEqual(jsonString(status, "deny_reason"), "not_me", status)
@@ -109,10 +109,42 @@ final class CountersignTests: XCTestCase {
         try s.delete(key: "a/1")
         XCTAssertNil(try s.get(key: "a/1"))
         XCTAssertThrowsError(try s.put(key: "", value: Data()))
+
+        // compareAndPut: nil expects no value; a mismatch changes nothing.
+        XCTAssertFalse(try s.compareAndPut(key: "c/1", expected: Data([1]), value: Data([2])))
+        XCTAssertNil(try s.get(key: "c/1"))
+        XCTAssertTrue(try s.compareAndPut(key: "c/1", expected: nil, value: Data([1])))
+        XCTAssertFalse(try s.compareAndPut(key: "c/1", expected: nil, value: Data([2])))
+        XCTAssertFalse(try s.compareAndPut(key: "c/1", expected: Data([9]), value: Data([2])))
+        XCTAssertFalse(try s.compareAndPut(key: "c/1", expected: Data([1, 0]), value: Data([2])))
+        XCTAssertEqual(try s.get(key: "c/1"), Data([1]))
+        XCTAssertTrue(try s.compareAndPut(key: "c/1", expected: Data([1]), value: Data([3])))
+        XCTAssertEqual(try s.get(key: "c/1"), Data([3]))
+        XCTAssertThrowsError(try s.compareAndPut(key: "", expected: nil, value: Data()))
+
+        // Files shared by processes: the lock file is no key, and threads on two
+        // storages over one directory lose no compare-and-swap increment.
+        let directory = try temporaryDirectory("countersign-swift-storage")
+        let first = try directoryStorage(directory)
+        let second = try directoryStorage(directory)
+        try first.put(key: "x/1", value: Data([1]))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: directory.appendingPathComponent("lock").path))
+        XCTAssertEqual(try first.list(prefix: ""), ["x/1"])
+        DispatchQueue.concurrentPerform(iterations: 4) { i in
+            let store = i % 2 == 0 ? first : second
+            for _ in 0..<25 {
+                while true {
+                    let old = try? store.get(key: "counter")
+                    let next = (old.flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0) + 1
+                    if (try? store.compareAndPut(key: "counter", expected: old, value: Data("\(next)".utf8))) == true { break }
+                }
+            }
+        }
+        XCTAssertEqual(try second.get(key: "counter"), Data("100".utf8))
         // The core's records and software-vault keys live in it and survive a restart.
         let (_, accountId) = try await device.activate("storage")
         let reopened = try Device.open(device.storage, device.presenter)
-        XCTAssertEqual(reopened.accounts().map(\.id), [accountId])
+        XCTAssertEqual(try reopened.accounts().map(\.id), [accountId])
         XCTAssertTrue(try device.backend.allKeys().contains { $0.hasPrefix("vault/") })
         let code = try reopened.otp(accountId: accountId)
         XCTAssertEqual(code.code, try device.authenticator.otp(accountId: accountId).code)
@@ -184,7 +216,8 @@ final class CountersignTests: XCTestCase {
         await assertThrows(.Tampered) {
             try device.authenticator.receiveChallenge(accountId: accountId, envelopeJson: Data("{}".utf8))
         }
-        try await device.authenticator.deny(accountId: accountId, txId: tx, reason: .mistake)
+        let delivery = try await device.authenticator.deny(accountId: accountId, txId: tx, reason: .mistake)
+        XCTAssertEqual(delivery, .delivered)
     }
 
     func testLongPollCancelledWithTheTask() async throws {

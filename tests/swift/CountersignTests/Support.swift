@@ -3,6 +3,9 @@ import Countersign
 import CountersignSampleKit
 import Foundation
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -118,31 +121,121 @@ final class FixedClock: Clock, @unchecked Sendable {
     func now() -> UInt64 { lock.withLock { value } }
 }
 
+/// Blobs as files in a directory (`<hex key>.blob`, written to a temporary file
+/// and renamed): a backend several processes can share. Plain files: tests only
+/// (the app keeps its blobs in the Keychain).
+final class DirectoryBackend: KeyValueBackend, @unchecked Sendable {
+    let directory: URL
+
+    init(_ directory: URL) throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    private func file(_ key: String) -> URL {
+        directory.appendingPathComponent(Data(key.utf8).map { String(format: "%02x", $0) }.joined() + ".blob")
+    }
+
+    func read(_ key: String) throws -> Data? {
+        let url = file(key)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        do {
+            return try Data(contentsOf: url)
+        } catch {
+            if !FileManager.default.fileExists(atPath: url.path) { return nil }  // deleted meanwhile
+            throw BackendError("read: \(error)")
+        }
+    }
+
+    func write(_ key: String, _ value: Data) throws {
+        let url = file(key)
+        let tmp = url.appendingPathExtension("\(getpid()).tmp")
+        try value.write(to: tmp)
+        guard rename(tmp.path, url.path) == 0 else { throw BackendError("rename: errno \(errno)") }
+    }
+
+    func remove(_ key: String) throws {
+        guard unlink(file(key).path) == 0 || errno == ENOENT else { throw BackendError("unlink: errno \(errno)") }
+    }
+
+    func allKeys() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: directory.path).compactMap { name in
+            guard name.hasSuffix(".blob") else { return nil }
+            let hex = Array(name.dropLast(5).utf8)
+            guard hex.count % 2 == 0 else { return nil }
+            var bytes: [UInt8] = []
+            for i in stride(from: 0, to: hex.count, by: 2) {
+                guard let b = UInt8(String(decoding: hex[i..<(i + 2)], as: UTF8.self), radix: 16) else { return nil }
+                bytes.append(b)
+            }
+            return String(bytes: bytes, encoding: .ascii)
+        }
+    }
+}
+
+/// A fresh temporary directory.
+func temporaryDirectory(_ prefix: String) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// Storage over the files in `directory`, locked by its `lock` file: what each
+/// process sharing the directory opens.
+func directoryStorage(_ directory: URL) throws -> BackendStorage {
+    BackendStorage(try DirectoryBackend(directory), lockFile: directory.appendingPathComponent("lock"))
+}
+
 /// A device: Swift storage, Swift verifier, the core's software vault.
 final class Device: @unchecked Sendable {
-    let backend = MemoryBackend()
+    let backend: KeyValueBackend
     let presenter = ScriptedPresenter()
     let storage: BackendStorage
     let authenticator: Authenticator
+    /// The storage directory (nil: in memory).
+    let directory: URL?
+    private let http: HttpClient?
 
-    init(http: HttpClient? = nil, clock: Clock? = nil, clockSkewSecs: UInt64? = nil) throws {
-        storage = BackendStorage(backend)
+    /// In memory, or in `directory` (shared with other processes) when given.
+    init(http: HttpClient? = nil, clock: Clock? = nil, clockSkewSecs: UInt64? = nil, directory: URL? = nil) throws {
+        self.directory = directory
+        self.http = http
+        if let directory {
+            let files = try DirectoryBackend(directory)
+            backend = files
+            storage = BackendStorage(files, lockFile: directory.appendingPathComponent("lock"))
+        } else {
+            backend = MemoryBackend()
+            storage = BackendStorage(backend)
+        }
         authenticator = try Device.open(storage, presenter, http, clock, clockSkewSecs)
     }
 
     static func open(
         _ storage: BackendStorage, _ presenter: ScriptedPresenter, _ http: HttpClient? = nil,
-        _ clock: Clock? = nil, _ skew: UInt64? = nil
+        _ clock: Clock? = nil, _ skew: UInt64? = nil, verifier: UserVerifier? = nil
     ) throws -> Authenticator {
         try Authenticator(
             config: AuthenticatorConfig(
                 platform: .desktop, deviceName: "swift-test", push: .none, pinMaxAttempts: nil,
                 clockSkewSecs: skew),
-            storage: storage, verifier: PromptVerifier(presenter), keyVault: nil, http: http,
+            storage: storage, verifier: verifier ?? PromptVerifier(presenter), keyVault: nil, http: http,
             clock: clock, logger: nil)
     }
 
+    /// A new Authenticator on the same storage (an app restart; with a
+    /// directory, over new storage objects, as a new process has).
+    func reopen(verifier: UserVerifier? = nil) throws -> Authenticator {
+        let storage = try directory.map(directoryStorage) ?? self.storage
+        return try Device.open(storage, presenter, http, verifier: verifier)
+    }
+
     func activate(_ prefix: String, pin: String? = nil) async throws -> (user: String, accountId: String) {
+        try await activate(with: authenticator, prefix, pin: pin)
+    }
+
+    /// Activates `authenticator` for a new user.
+    func activate(with authenticator: Authenticator, _ prefix: String, pin: String? = nil) async throws -> (user: String, accountId: String) {
         let user = Rp.newUser(prefix)
         let account = try await ActivationController(authenticator).add(try await Rp.enroll(user), pin: pin)
         return (user, account.id)
@@ -153,6 +246,23 @@ final class Device: @unchecked Sendable {
             throw CountersignError.Internal
         }
         return deviceId
+    }
+}
+
+/// The `state` of a challenge on the server (`pending`, `approved`, `denied`, `expired`).
+func rpState(_ tx: String, wait: Int = 0) async throws -> String? {
+    jsonString(try await Rp.status(tx, wait: wait), "state")
+}
+
+/// Receives pushes until every tx of `txs` is stored on `authenticator`.
+func receiveAll(_ authenticator: Authenticator, _ txs: [String], seconds: Double = 30) async throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !Set(try authenticator.pendingRequests().map(\.txId)).isSuperset(of: txs) {
+        guard Date() < deadline else {
+            XCTFail("requests not received: \(txs)")
+            throw CountersignError.RequestNotFound
+        }
+        _ = try await authenticator.awaitPending(waitSecs: 5)
     }
 }
 

@@ -39,15 +39,7 @@ import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
 
 class BindingTests {
-    /** Activates [device] for a new user through the shared ActivationController. */
-    private fun activate(device: Device, prefix: String, pin: String? = null): Pair<String, String> = runBlocking {
-        val user = Rp.newUser(prefix)
-        val account = ActivationController(device.authenticator).add(Rp.enroll(user), pin = pin).getOrThrow()
-        user to account.id
-    }
-
-    private fun deviceId(device: Device, accountId: String): String =
-        (device.authenticator.account(accountId).kind as AccountKind.Push).deviceId
+    private fun deviceId(device: Device, accountId: String): String = deviceId(device.authenticator, accountId)
 
     @Test
     fun activation() = runBlocking {
@@ -108,7 +100,7 @@ class BindingTests {
         val card = controller.onPush(mapOf("device_id" to deviceId(device, accountId), "tx_id" to tx)).getOrThrow()
         assertTrue(card.approveFromNotification)
         assertEquals("Sign in to Binding Tests?", card.title)
-        assertEquals(ActionResult.Denied, controller.deny(card, notMe = true))
+        assertEquals(ActionResult.Denied(), controller.deny(card, notMe = true))
         val status = Rp.status(tx, wait = 5)
         assertEquals("denied", jsonString(status, "state"), status)
         assertEquals("not_me", jsonString(status, "deny_reason"), status)
@@ -159,6 +151,39 @@ class BindingTests {
         s.delete("a/1")
         assertNull(s.get("a/1"))
         assertThrows(StorageException::class.java) { s.put("", byteArrayOf()) }
+
+        // compareAndPut: null expects no value; a mismatch changes nothing.
+        assertFalse(s.compareAndPut("c/1", byteArrayOf(1), byteArrayOf(2)))
+        assertNull(s.get("c/1"))
+        assertTrue(s.compareAndPut("c/1", null, byteArrayOf(1)))
+        assertFalse(s.compareAndPut("c/1", null, byteArrayOf(2)))
+        assertFalse(s.compareAndPut("c/1", byteArrayOf(9), byteArrayOf(2)))
+        assertFalse(s.compareAndPut("c/1", byteArrayOf(1, 0), byteArrayOf(2)))
+        assertArrayEquals(byteArrayOf(1), s.get("c/1"))
+        assertTrue(s.compareAndPut("c/1", byteArrayOf(1), byteArrayOf(3)))
+        assertArrayEquals(byteArrayOf(3), s.get("c/1"))
+        assertThrows(StorageException::class.java) { s.compareAndPut("", null, byteArrayOf()) }
+        // The lock file is no key.
+        assertTrue(java.io.File(device.dir, "lock").exists())
+        assertEquals(setOf("a/2", "b/1", "c/1"), s.list("").toSet())
+
+        // Threads on two instances over one directory (two FileChannel locks in one
+        // JVM would throw): every increment by compare-and-swap survives.
+        val other = org.countersign.sample.EncryptedFileStorage(device.dir) { device.storageKey }
+        val threads = (0 until 4).map { i ->
+            Thread {
+                val store = if (i % 2 == 0) s else other
+                repeat(25) {
+                    while (true) {
+                        val old = store.get("counter")
+                        val next = (old?.let { String(it).toInt() } ?: 0) + 1
+                        if (store.compareAndPut("counter", old, next.toString().toByteArray())) break
+                    }
+                }
+            }.apply { start() }
+        }
+        threads.forEach { it.join() }
+        assertEquals("100", String(s.get("counter")!!))
 
         // The core keeps its accounts in it: they survive an app restart, encrypted.
         val (_, accountId) = activate(device, "storage")

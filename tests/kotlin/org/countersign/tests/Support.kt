@@ -12,13 +12,18 @@ import java.time.Duration
 import java.util.concurrent.ConcurrentLinkedQueue
 import java.util.concurrent.atomic.AtomicInteger
 import javax.crypto.KeyGenerator
+import kotlinx.coroutines.runBlocking
+import org.countersign.AccountKind
 import org.countersign.Authenticator
+import org.countersign.awaitPending
 import org.countersign.AuthenticatorConfig
 import org.countersign.Clock
 import org.countersign.HttpClient
 import org.countersign.KeyVault
 import org.countersign.Platform
 import org.countersign.PushRegistration
+import org.countersign.UserVerifier
+import org.countersign.sample.ActivationController
 import org.countersign.sample.BiometricResult
 import org.countersign.sample.EncryptedFileStorage
 import org.countersign.sample.PromptUi
@@ -116,11 +121,48 @@ class Device(
 ) {
     val ui = ScriptedUi()
     val storage = EncryptedFileStorage(dir) { storageKey }
-    val authenticator: Authenticator = open()
+    /** The device's first authenticator (opened on first use). */
+    val authenticator: Authenticator by lazy { open() }
 
-    /** A new Authenticator over the same storage (an app restart). */
-    fun open(): Authenticator = Authenticator(
+    /**
+     * A new Authenticator over the same storage directory: an app restart, or
+     * another process. Its own [EncryptedFileStorage] instance, as a new process has.
+     */
+    fun open(verifier: UserVerifier = PromptVerifier(ui)): Authenticator = Authenticator(
         AuthenticatorConfig(Platform.DESKTOP, "kotlin-test", PushRegistration.None, null, clockSkewSecs),
-        storage, PromptVerifier(ui), vault, http, clock, null,
+        EncryptedFileStorage(dir) { storageKey }, verifier, vault, http, clock, null,
     )
 }
+
+/** Activates [authenticator] for a new user; returns (user, local account id). */
+fun activate(authenticator: Authenticator, prefix: String, pin: String? = null): Pair<String, String> = runBlocking {
+    val user = Rp.newUser(prefix)
+    val account = ActivationController(authenticator).add(Rp.enroll(user), pin = pin).getOrThrow()
+    user to account.id
+}
+
+/** Activates [device] for a new user through the shared ActivationController. */
+fun activate(device: Device, prefix: String, pin: String? = null): Pair<String, String> =
+    activate(device.authenticator, prefix, pin)
+
+/** The server's device id of a push account (what push data names). */
+fun deviceId(authenticator: Authenticator, accountId: String): String =
+    (authenticator.account(accountId).kind as AccountKind.Push).deviceId
+
+/** The `state` of a challenge on the server (`pending`, `approved`, `denied`, `expired`). */
+fun rpState(tx: String, wait: Int = 0): String? = jsonString(Rp.status(tx, wait), "state")
+
+/** Receives pushes until every tx of [txs] is stored on [authenticator] (or fails after [seconds]). */
+fun receiveAll(authenticator: Authenticator, txs: Collection<String>, seconds: Long = 30) = runBlocking {
+    val deadline = System.nanoTime() + seconds * 1_000_000_000
+    while (!authenticator.pendingRequests().map { it.txId }.containsAll(txs)) {
+        check(System.nanoTime() < deadline) { "requests not received: ${txs - authenticator.pendingRequests().map { it.txId }.toSet()}" }
+        authenticator.awaitPending(5u)
+    }
+}
+
+/** Lower-case hex. */
+fun hex(bytes: ByteArray): String = bytes.joinToString("") { "%02x".format(it) }
+
+/** Bytes of a hex string. */
+fun unhex(text: String): ByteArray = ByteArray(text.length / 2) { text.substring(2 * it, 2 * it + 2).toInt(16).toByte() }

@@ -8,11 +8,15 @@ import org.countersign.CountersignException
 
 /** One row of the OTP screen. */
 data class OtpRow(
+    /** Local account id. */
     val accountId: String,
+    /** "Issuer: label". */
     val title: String,
+    /** The code, grouped for reading. */
     val code: String,
     /** Seconds before the code changes; null for HOTP (tap for the next code). */
     val secondsLeft: Int?,
+    /** Whether it is a push account (its TOTP is the fallback code). */
     val isPush: Boolean,
 )
 
@@ -44,12 +48,19 @@ class OtpListModel(private val authenticator: Authenticator) {
         return row
     }
 
-    /** Rows for every account; refresh once a second while the screen is visible. */
-    fun rows(): List<OtpRow> = authenticator.accounts().mapNotNull { account ->
-        hotpCodes[account.id] ?: try {
-            read(account.id)
+    /** Rows for every account (none while storage fails); refresh once a second while visible. */
+    fun rows(): List<OtpRow> {
+        val accounts = try {
+            authenticator.accounts()
         } catch (e: CountersignException) {
-            null
+            return emptyList()
+        }
+        return accounts.mapNotNull { account ->
+            hotpCodes[account.id] ?: try {
+                read(account.id)
+            } catch (e: CountersignException) {
+                null
+            }
         }
     }
 

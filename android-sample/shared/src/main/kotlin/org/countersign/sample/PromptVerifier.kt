@@ -10,7 +10,14 @@ import org.countersign.VerificationOutcome
 import org.countersign.VerificationPrompt
 
 /** What a biometric prompt ended with. */
-enum class BiometricResult { SUCCEEDED, CANCELLED, FAILED }
+enum class BiometricResult {
+    /** The user passed. */
+    SUCCEEDED,
+    /** The user (or the system) dismissed the prompt. */
+    CANCELLED,
+    /** Not recognised, or locked out. */
+    FAILED,
+}
 
 /** The screens a [PromptVerifier] drives. Each call shows one prompt and waits. */
 interface PromptUi {
@@ -22,7 +29,8 @@ interface PromptUi {
 
 /**
  * [UserVerifier] that shows one prompt at a time (the core may ask for several
- * accounts at once) and words it from the request.
+ * accounts at once) and words it from the request. If the UI throws, the core
+ * turns it into `CountersignException.HookFailed` and sends nothing.
  */
 class PromptVerifier(private val ui: PromptUi) : UserVerifier {
     private val oneAtATime = Mutex()

@@ -1,35 +1,49 @@
 // What the app does with a push: turn the FCM data into a notification model,
 // and carry out the Approve / Deny actions, mapping every failure to a message.
+// Answers that could not be sent wait in the core's outbox; deliverOutbox sends
+// them when the app starts.
 package org.countersign.sample
 
 import org.countersign.Authenticator
 import org.countersign.ChallengeKind
 import org.countersign.CountersignException
+import org.countersign.Decision
+import org.countersign.Delivery
 import org.countersign.DenyReason
 import org.countersign.NumberMatching
+import org.countersign.OutboxState
 import org.countersign.PendingRequest
 import org.countersign.Verification
 
 /** A notification (and the approval screen) for one request. */
 data class RequestCard(
+    /** Local account id. */
     val accountId: String,
+    /** Transaction id. */
     val txId: String,
+    /** Notification title. */
     val title: String,
+    /** Notification text (payment, free text, origin). */
     val body: String,
     /** Number matching: null (none), the choices to offer, or how many digits to type. */
     val pickChoices: List<String>?,
+    /** Digits to type (number matching), or null. */
     val typeDigits: Int?,
     /** Whether the Approve action can run from the notification (no number, no PIN). */
     val approveFromNotification: Boolean,
+    /** Expiry, unix seconds. */
     val expiresAt: ULong,
 )
 
 /** The end of an action, as the UI shows it. */
 sealed class ActionResult {
-    /** Approved; [pushOtp] may be shown for login forms that ask for a code. */
-    data class Approved(val pushOtp: String) : ActionResult()
-    /** Denied. */
-    object Denied : ActionResult()
+    /**
+     * Approved; [pushOtp] may be shown for login forms that ask for a code.
+     * [queued]: the network failed; the answer is saved and sent later.
+     */
+    data class Approved(val pushOtp: String, val queued: Boolean = false) : ActionResult()
+    /** Denied; [queued] as for [Approved]. */
+    data class Denied(val queued: Boolean = false) : ActionResult()
     /** The user must fix something and may retry (wrong PIN, wrong number, cancelled). */
     data class Retry(val message: String) : ActionResult()
     /** The request cannot be answered any more; dismiss it. */
@@ -40,12 +54,26 @@ sealed class ActionResult {
     data class Failed(val message: String) : ActionResult()
 }
 
+/** What the UI says about a result. */
+val ActionResult.message: String
+    get() = when (this) {
+        // Queued: the decision stands, so the user must not be asked again.
+        is ActionResult.Approved -> if (queued) "Approved. No connection: the answer will be sent automatically" else "Approved"
+        is ActionResult.Denied -> if (queued) "Denied. No connection: the answer will be sent automatically" else "Denied"
+        is ActionResult.Retry -> message
+        is ActionResult.Gone -> message
+        is ActionResult.AccountWiped -> message
+        is ActionResult.Failed -> message
+    }
+
 /** Maps the core's typed errors to what the UI does. */
 fun actionResult(e: CountersignException): ActionResult = when (e) {
     is CountersignException.VerificationCancelled -> ActionResult.Retry("Verification cancelled")
     is CountersignException.VerificationFailed -> ActionResult.Retry("Verification failed")
     is CountersignException.WrongPin -> ActionResult.Retry("Wrong PIN: ${e.attemptsLeft} attempts left")
     is CountersignException.InvalidInput -> ActionResult.Retry("Check the ${e.what}")
+    // The prompt failed (a bug or a lost activity); nothing was sent.
+    is CountersignException.HookFailed -> ActionResult.Retry("Could not verify: try again")
     is CountersignException.RequestExpired -> ActionResult.Gone("This request has expired")
     is CountersignException.AlreadyAnswered -> ActionResult.Gone("This request was already answered")
     is CountersignException.RequestNotFound -> ActionResult.Gone("This request is no longer pending")
@@ -59,6 +87,16 @@ fun actionResult(e: CountersignException): ActionResult = when (e) {
     is CountersignException.Network -> ActionResult.Failed("No connection: try again")
     else -> ActionResult.Failed("Something went wrong")
 }
+
+/** A saved answer the user should hear about, as the UI words it. */
+data class OutboxNotice(
+    /** Local account id. */
+    val accountId: String,
+    /** Transaction id. */
+    val txId: String,
+    /** What to show. */
+    val message: String,
+)
 
 /** Drives push requests: FCM data in, cards out, actions carried out. */
 class PushController(private val authenticator: Authenticator) {
@@ -87,29 +125,65 @@ class PushController(private val authenticator: Authenticator) {
         )
     }
 
-    /** FCM / APNs data (`device_id`, `tx_id`) to a card; null when it must not be shown. */
+    /** FCM / APNs data (`device_id`, `tx_id`) to a card; a failure when it must not be shown. */
     suspend fun onPush(data: Map<String, String>): Result<RequestCard> = try {
         Result.success(card(authenticator.handlePush(data)))
     } catch (e: CountersignException) {
         Result.failure(e)
     }
 
-    /** Cards for every request already received (no network). */
-    fun cards(): List<RequestCard> = authenticator.pendingRequests().map(::card)
+    /** Cards for every request already received, by any process (no network); none if storage fails. */
+    fun cards(): List<RequestCard> = try {
+        authenticator.pendingRequests().map(::card)
+    } catch (e: CountersignException) {
+        emptyList()
+    }
 
     /** Approve: the core asks the UserVerifier first when the request needs it. */
     suspend fun approve(card: RequestCard, number: String? = null): ActionResult = try {
         val outcome = authenticator.approve(card.accountId, card.txId, number?.trim())
-        ActionResult.Approved(outcome.pushOtp)
+        ActionResult.Approved(outcome.pushOtp, queued = outcome.delivery == Delivery.QUEUED)
     } catch (e: CountersignException) {
         actionResult(e)
     }
 
     /** Deny: works from the lock screen, no verification. */
-    suspend fun deny(card: RequestCard, notMe: Boolean): ActionResult = try {
-        authenticator.deny(card.accountId, card.txId, if (notMe) DenyReason.NOT_ME else DenyReason.MISTAKE)
-        ActionResult.Denied
+    suspend fun deny(card: RequestCard, notMe: Boolean): ActionResult = deny(card.accountId, card.txId, notMe)
+
+    /**
+     * Deny by ids, as a notification action does: needs no UI and no card, and
+     * works in a freshly started process (the core reads the request from
+     * storage or fetches it again).
+     */
+    suspend fun deny(accountId: String, txId: String, notMe: Boolean): ActionResult = try {
+        val delivery = authenticator.deny(accountId, txId, if (notMe) DenyReason.NOT_ME else DenyReason.MISTAKE)
+        ActionResult.Denied(queued = delivery == Delivery.QUEUED)
     } catch (e: CountersignException) {
         actionResult(e)
+    }
+
+    /**
+     * Sends the answers saved while offline; call when the app starts. Returns
+     * what to tell the user: answers still waiting, and answers the server refused
+     * for good (dismissed here, so each is reported once).
+     */
+    suspend fun deliverOutbox(): List<OutboxNotice> {
+        val left = try {
+            authenticator.deliverOutbox()
+        } catch (e: CountersignException) {
+            return emptyList() // storage failed: nothing to report now; the next start retries
+        }
+        return left.map { entry ->
+            val what = if (entry.decision == Decision.APPROVE) "approval" else "denial"
+            val message = when (val state = entry.state) {
+                is OutboxState.Waiting -> "Your $what will be sent when the connection is back"
+                is OutboxState.Refused -> {
+                    runCatching { authenticator.dismissOutboxEntry(entry.accountId, entry.txId) }
+                    if (state.code == "expired") "Your $what arrived too late: the request expired"
+                    else "The server refused your $what (${state.code})"
+                }
+            }
+            OutboxNotice(entry.accountId, entry.txId, message)
+        }
     }
 }

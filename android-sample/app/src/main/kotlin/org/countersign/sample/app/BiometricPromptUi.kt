@@ -32,6 +32,7 @@ import org.countersign.sample.PromptUi
 
 private const val GATE_ALIAS = "countersign.biometric.gate"
 
+/** PIN pad and BiometricPrompt on the foreground [activity] (none: prompts are cancelled). */
 class BiometricPromptUi(private val activity: () -> FragmentActivity?) : PromptUi {
     private fun gateKey(): PrivateKey {
         val ks = KeyStore.getInstance("AndroidKeyStore").apply { load(null) }

@@ -10,6 +10,7 @@ import java.lang.ref.WeakReference
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.launch
 import org.countersign.Authenticator
 import org.countersign.Countersign
 import org.countersign.Platform
@@ -21,13 +22,20 @@ import org.countersign.sample.PromptVerifier
 import org.countersign.sample.PushController
 import org.countersign.sample.UrlConnectionHttpClient
 
+/** The notification channel of requests and notices. */
 const val CHANNEL_REQUESTS = "requests"
 
+/**
+ * The process's Authenticator and controllers. A second process (a push service
+ * with `android:process`) would build its own over the same storage directory.
+ */
 class CountersignApp : Application() {
     /** The foreground activity, for prompts (none: prompts are cancelled). */
     var foreground: WeakReference<FragmentActivity> = WeakReference(null)
+    /** Background work that outlives an activity (notification actions, outbox). */
     val scope = CoroutineScope(SupervisorJob() + Dispatchers.Default)
 
+    /** The core, over storage shared by every process of the app. */
     val authenticator: Authenticator by lazy {
         Countersign.open(
             platform = Platform.ANDROID,
@@ -40,8 +48,11 @@ class CountersignApp : Application() {
             deviceName = android.os.Build.MODEL,
         )
     }
+    /** Push requests and their actions. */
     val push by lazy { PushController(authenticator) }
+    /** QR / deep-link activation. */
     val activation by lazy { ActivationController(authenticator) }
+    /** The OTP screen. */
     val otp by lazy { OtpListModel(authenticator) }
 
     override fun onCreate() {
@@ -49,5 +60,10 @@ class CountersignApp : Application() {
         getSystemService(NotificationManager::class.java).createNotificationChannel(
             NotificationChannel(CHANNEL_REQUESTS, getString(R.string.channel_requests), NotificationManager.IMPORTANCE_HIGH),
         )
+        // Answers saved while offline (by any process) go out now; tell the user
+        // about those still waiting or refused.
+        scope.launch {
+            push.deliverOutbox().forEach { showNotice(this@CountersignApp, it.txId, it.message) }
+        }
     }
 }

@@ -8,6 +8,7 @@ import javax.crypto.KeyGenerator
 import javax.crypto.SecretKey
 import org.countersign.sample.StorageKeyProvider
 
+/** The storage AES key under [alias] in the Android Keystore, created on first use. */
 class KeystoreStorageKey(private val alias: String = "countersign.storage") : StorageKeyProvider {
     private val keyStore = KeyStore.getInstance("AndroidKeyStore").apply { load(null) }
 

@@ -21,7 +21,9 @@ import kotlinx.coroutines.launch
 import org.countersign.pendingRequestsFlow
 import org.countersign.sample.ActionResult
 import org.countersign.sample.RequestCard
+import org.countersign.sample.message
 
+/** The one screen: codes, activation and approvals. */
 class MainActivity : AppCompatActivity() {
     private val app get() = application as CountersignApp
     private lateinit var codes: TextView
@@ -118,13 +120,7 @@ class MainActivity : AppCompatActivity() {
     }
 
     private fun show(result: ActionResult) {
-        status.text = when (result) {
-            is ActionResult.Approved -> "Approved"
-            ActionResult.Denied -> "Denied"
-            is ActionResult.Retry -> result.message
-            is ActionResult.Gone -> result.message
-            is ActionResult.AccountWiped -> result.message
-            is ActionResult.Failed -> result.message
-        }
+        // A queued answer says it will be sent: the user is not asked again.
+        status.text = result.message
     }
 }

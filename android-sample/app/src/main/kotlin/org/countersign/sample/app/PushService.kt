@@ -15,6 +15,7 @@ import kotlinx.coroutines.runBlocking
 import org.countersign.PushRegistration
 import org.countersign.sample.RequestCard
 
+/** Receives FCM messages and token changes. */
 class PushService : FirebaseMessagingService() {
     private val app get() = application as CountersignApp
 
@@ -29,8 +30,21 @@ class PushService : FirebaseMessagingService() {
     }
 }
 
+/** The notification id of a request (its tx id's hash). */
 fun notificationId(card: RequestCard) = card.txId.hashCode()
 
+/** Posts a plain notification (a queued answer, a refused one) under [tag]'s id. */
+fun showNotice(context: Context, tag: String, text: String) {
+    val notification = NotificationCompat.Builder(context, CHANNEL_REQUESTS)
+        .setSmallIcon(android.R.drawable.ic_lock_lock)
+        .setContentTitle(context.getString(R.string.app_name))
+        .setContentText(text)
+        .setAutoCancel(true)
+        .build()
+    runCatching { NotificationManagerCompat.from(context).notify(tag.hashCode(), notification) }
+}
+
+/** Posts the notification of a request, with Approve and Deny actions. */
 fun showRequest(context: Context, card: RequestCard) {
     val flags = PendingIntent.FLAG_UPDATE_CURRENT or PendingIntent.FLAG_IMMUTABLE
     val open = Intent(context, MainActivity::class.java)
