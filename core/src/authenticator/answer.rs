@@ -280,7 +280,14 @@ impl Authenticator {
         };
         let session = self.session(id)?;
         let call = self.connect(&session)?;
-        let sent = call.client.answer(&call.who, tx, answer.as_bytes()).await;
+        let mut sent = call.client.answer(&call.who, tx, answer.as_bytes()).await;
+        if matches!(&sent, Err(Error::ServerRejected { code }) if code == "replayed") {
+            // The network delivered this very request twice and we got the
+            // second copy's refusal: ask again in a new signed request to learn
+            // what became of the first (a repeated answer gets the same reply).
+            let call = self.connect(&session)?;
+            sent = call.client.answer(&call.who, tx, answer.as_bytes()).await;
+        }
         let now = self.server_now(session.clock_offset)?;
         match sent {
             Ok(accepted) => {
