@@ -45,10 +45,21 @@ fn refusal_code(e: &Error) -> String {
     }
 }
 
-/// A refusal that may pass (the server is throttling): the answer stays queued.
+/// Fresh requests made when the network keeps duplicating the answer's request
+/// (each duplicate's refusal is `replayed`); after that it stays queued.
+const REPLAYED_RETRIES: usize = 3;
+
+/// The server saw this exact request before (a duplicate on the network): it
+/// says nothing about the answer.
+fn is_replayed<T>(r: &Result<T>) -> bool {
+    matches!(r, Err(Error::ServerRejected { code }) if code == "replayed")
+}
+
+/// A refusal that may pass (the server is throttling, the network duplicates
+/// requests): the answer stays queued.
 fn is_transient(e: &Error) -> bool {
     matches!(e, Error::Network)
-        || matches!(e, Error::ServerRejected { code } if code == "rate_limited")
+        || matches!(e, Error::ServerRejected { code } if code == "rate_limited" || code == "replayed")
 }
 
 /// Whether the outbox tells the app about a refused answer (background
@@ -281,7 +292,10 @@ impl Authenticator {
         let session = self.session(id)?;
         let call = self.connect(&session)?;
         let mut sent = call.client.answer(&call.who, tx, answer.as_bytes()).await;
-        if matches!(&sent, Err(Error::ServerRejected { code }) if code == "replayed") {
+        for _ in 0..REPLAYED_RETRIES {
+            if !is_replayed(&sent) {
+                break;
+            }
             // The network delivered this very request twice and we got the
             // second copy's refusal: ask again in a new signed request to learn
             // what became of the first (a repeated answer gets the same reply).

@@ -357,9 +357,32 @@ impl PushAccount {
             s.exp.saturating_add(SEEN_GRACE) >= server_now || s.waiting() || s.refused.is_some()
         });
         if self.seen.len() > MAX_SEEN {
-            self.seen.sort_by_key(|s| s.exp);
+            // What matters least goes first: settled or expired entries (replay
+            // state only; the server accepts one answer per challenge anyway),
+            // then requests still waiting for the user, oldest expiry first.
+            // Never an answer waiting to be sent or a refusal the app has not
+            // seen: those are the user's decisions.
+            let rank = |s: &SeenTx| -> u8 {
+                if s.waiting() || s.refused.is_some() {
+                    2
+                } else if s.done || s.exp < server_now || s.shown.is_none() {
+                    0
+                } else {
+                    1
+                }
+            };
+            let mut order: Vec<usize> = (0..self.seen.len()).collect();
+            order.sort_by_key(|&i| self.seen.get(i).map(|s| (rank(s), s.exp)));
             let extra = self.seen.len() - MAX_SEEN;
-            self.seen.drain(..extra);
+            let mut drop: Vec<usize> = order
+                .into_iter()
+                .filter(|&i| self.seen.get(i).is_some_and(|s| rank(s) < 2))
+                .take(extra)
+                .collect();
+            drop.sort_unstable();
+            for i in drop.into_iter().rev() {
+                self.seen.remove(i);
+            }
         }
     }
 }
@@ -447,12 +470,31 @@ mod tests {
 
         p.seen = (0..MAX_SEEN as u64 + 3)
             .rev()
-            .map(|i| seen(&format!("t{i}"), 10_000 + i, None, false))
+            .map(|i| seen(&format!("t{i}"), 10_000 + i, None, true))
             .collect();
         p.prune_seen(0);
         assert_eq!(p.seen.len(), MAX_SEEN);
         // The earliest expiries go first.
-        assert_eq!(p.seen.first().map(|s| s.exp), Some(10_003));
+        assert!(p.seen.iter().all(|s| s.exp >= 10_003));
+
+        // Beyond the limit, answers waiting to be sent and requests waiting for
+        // the user outlive settled entries, whatever their expiry.
+        let mut waiting = seen("waiting", 1_000, Some("{}"), false);
+        waiting.decision = Some(Decision::Deny);
+        let mut shown = seen("shown", 1_001, None, false);
+        shown.shown = Some(Secret::new(b"{}"));
+        p.seen.push(waiting);
+        p.seen.push(shown);
+        p.prune_seen(0);
+        assert_eq!(p.seen.len(), MAX_SEEN);
+        assert!(p.seen.iter().any(|s| s.tx == "waiting"));
+        assert!(p.seen.iter().any(|s| s.tx == "shown"));
+        // Waiting answers are never dropped, even past the limit.
+        p.seen = (0..MAX_SEEN as u64 + 2)
+            .map(|i| seen(&format!("w{i}"), 10_000, Some("{}"), false))
+            .collect();
+        p.prune_seen(0);
+        assert_eq!(p.seen.len(), MAX_SEEN + 2);
     }
 
     fn kem(kid: &str) -> KemKey {
