@@ -188,7 +188,8 @@ impl<'a> DeviceClient<'a> {
         let timeout = CALL_TIMEOUT + Duration::from_secs(u64::from(wait));
         let response = self
             .signed(who, HttpMethod::Get, &path, Vec::new(), timeout)
-            .await?;
+            .await
+            .map_err(duplicate_is_network)?;
         let list: PendingList =
             serde_json::from_slice(&response.body).map_err(|_| Error::Tampered)?;
         if list.challenges.len() > 256 {
@@ -210,7 +211,8 @@ impl<'a> DeviceClient<'a> {
         let path = format!("/v1/device/challenges/{tx}");
         let response = self
             .signed(who, HttpMethod::Get, &path, Vec::new(), CALL_TIMEOUT)
-            .await?;
+            .await
+            .map_err(duplicate_is_network)?;
         SignedMessage::from_json(&response.body).map_err(from_server)
     }
 
@@ -277,6 +279,20 @@ impl<'a> DeviceClient<'a> {
         )
         .await
         .map(|_| ())
+    }
+}
+
+/// A read refused as `replayed` was delivered twice by the network (the
+/// server saw this exact signed request before) and we got the second copy's
+/// refusal: nothing is wrong with the request, so it is a network error (retry).
+fn duplicate_is_network(e: Error) -> Error {
+    match e {
+        Error::ServerRejected { code }
+            if code == crate::protocol::api::ErrorCode::Replayed.as_str() =>
+        {
+            Error::Network
+        }
+        other => other,
     }
 }
 

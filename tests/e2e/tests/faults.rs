@@ -1835,6 +1835,30 @@ async fn resend_through_duplicates(times: usize) {
     s.stop().await;
 }
 
+/// A duplicated challenge fetch: the second copy's `replayed` refusal says
+/// nothing about the challenge, so the device reports a network error (retry),
+/// and the retry opens it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicated_fetch_is_a_network_error() {
+    let (s, rp, plan, phone, _id, device_id) = one_account_phone().await;
+    let started = rp
+        .start_push(json!({ "user": "alice", "number_matching": "off" }))
+        .await;
+    let tx = started["tx_id"].as_str().unwrap().to_owned();
+    let data = HashMap::from([
+        ("device_id".to_owned(), device_id.clone()),
+        ("tx_id".to_owned(), tx.clone()),
+    ]);
+    plan.force("fetch", NetFault::Duplicate);
+    assert_eq!(
+        phone.auth.handle_push(&data).await.err(),
+        Some(Error::Network)
+    );
+    let opened = phone.auth.handle_push(&data).await.unwrap();
+    assert_eq!(opened.tx_id, tx);
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicated_answer_post_is_not_a_refusal() {
     approve_through_duplicates(1).await;
