@@ -124,6 +124,13 @@ async fn typed_push(rp: &RpClient) -> (String, String) {
     )
 }
 
+/// Approves while the wire loses the answer's response: the approval waits in
+/// the outbox (the server has it).
+async fn approve_with_the_response_lost(p: &Phone, tx: &str, number: &str) {
+    let out = p.dev.auth.approve(&p.account, tx, Some(number)).await;
+    assert_eq!(out.unwrap().delivery, Delivery::Queued);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_answer_response_retry_gets_the_same_acceptance() {
     let (s, rp, p) = setup().await;
@@ -131,16 +138,7 @@ async fn lost_answer_response_retry_gets_the_same_acceptance() {
     p.dev.auth.handle_push(&push_data(&p, &tx)).await.unwrap();
 
     p.dev.wire.set_faults(Some(lose_first(ANSWER, None)));
-    // The network lost the response: the approval waits in the outbox.
-    assert_eq!(
-        p.dev
-            .auth
-            .approve(&p.account, &tx, Some(&number))
-            .await
-            .unwrap()
-            .delivery,
-        Delivery::Queued
-    );
+    approve_with_the_response_lost(&p, &tx, &number).await;
     // The server committed the approval.
     let first = rp.status(&tx).await;
     assert_eq!(first["state"], "approved");
@@ -190,16 +188,7 @@ async fn already_answered_after_a_lost_response_keeps_the_key_and_resyncs() {
     p.dev.auth.handle_push(&push_data(&p, &tx)).await.unwrap();
 
     p.dev.wire.set_faults(Some(lose_first(ANSWER, None)));
-    // The network lost the response: the approval waits in the outbox.
-    assert_eq!(
-        p.dev
-            .auth
-            .approve(&p.account, &tx, Some(&number))
-            .await
-            .unwrap()
-            .delivery,
-        Delivery::Queued
-    );
+    approve_with_the_response_lost(&p, &tx, &number).await;
     let taken = p.dev.wire.exchanges_to(ANSWER);
     let kem_kid = json_of(&taken[0].body)["kem_kid"]
         .as_str()
@@ -250,16 +239,7 @@ async fn already_answered_without_resync_still_opens_the_next_pushes() {
     p.dev
         .wire
         .set_faults(Some(lose_first(ANSWER, Some((KEM, Fault::Unreachable)))));
-    // The network lost the response: the approval waits in the outbox.
-    assert_eq!(
-        p.dev
-            .auth
-            .approve(&p.account, &tx, Some(&number))
-            .await
-            .unwrap()
-            .delivery,
-        Delivery::Queued
-    );
+    approve_with_the_response_lost(&p, &tx, &number).await;
     p.dev
         .wire
         .set_rewrite(Some(Box::new(answers_refused_as_already_answered)));
@@ -288,16 +268,7 @@ async fn a_different_answer_cannot_flip_the_decision() {
     b.dev.auth.handle_push(&push_data(&b, &tx)).await.unwrap();
 
     a.dev.wire.set_faults(Some(lose_first(ANSWER, None)));
-    // The network lost the response: the approval waits in the outbox.
-    assert_eq!(
-        a.dev
-            .auth
-            .approve(&a.account, &tx, Some(&number))
-            .await
-            .unwrap()
-            .delivery,
-        Delivery::Queued
-    );
+    approve_with_the_response_lost(&a, &tx, &number).await;
     // A second tap elsewhere ("not me" on the other phone) is refused.
     assert_eq!(
         b.dev
