@@ -1742,7 +1742,14 @@ impl Harness {
 /// A device with one account (`alice`) on a fresh server, for the focused
 /// tests below (faults only where a test forces them).
 async fn one_account_phone() -> (TestServer, RpClient, Arc<Plan>, Phone, String, String) {
-    let s = start_server(|_| {}).await;
+    one_account_phone_with(|_| {}).await
+}
+
+/// [`one_account_phone`] with `tweak` applied to the server's config.
+async fn one_account_phone_with(
+    tweak: impl FnOnce(&mut countersign_server::config::Config),
+) -> (TestServer, RpClient, Arc<Plan>, Phone, String, String) {
+    let s = start_server(tweak).await;
     let rp = s.rp("Example Bank").await;
     let plan = Arc::new(Plan::new(0, vec![s.base()]));
     let phone = Phone::new(plan.clone());
@@ -1892,24 +1899,11 @@ async fn an_outbox_resend_duplicated_twice_is_not_a_refusal() {
 /// outbox is still sent, and a request received last can still be answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_than_512_challenges_in_an_hour_lose_nothing() {
-    let s = start_server(|c| {
+    let (s, rp, plan, phone, id, device_id) = one_account_phone_with(|c| {
         c.policy.max_pending = 10_000;
         c.policy.push_max_per_window = 10_000;
     })
     .await;
-    let rp = s.rp("Example Bank").await;
-    let plan = Arc::new(Plan::new(0, vec![s.base()]));
-    let phone = Phone::new(plan.clone());
-    let uri = rp.enroll("alice").await.uri;
-    let info = phone
-        .auth
-        .activate_uri(&uri, ActivationOptions::default())
-        .await
-        .unwrap();
-    let AccountKind::Push { device_id, .. } = info.kind else {
-        panic!("not a push account");
-    };
-    let id = info.id;
     let push = |timeout: u32| {
         let rp = &rp;
         async move {
