@@ -49,7 +49,34 @@ fn root() -> PathBuf {
 fn cargo() -> Command {
     let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root());
+    if env::var_os("CI").is_some() {
+        // A clean CI clone never reuses incremental state: it only costs disk and time.
+        cmd.env("CARGO_INCREMENTAL", "0");
+    }
     cmd
+}
+
+/// Prints the free space where the build goes. A full disk fails a build far from its
+/// cause (CI once died unpacking Swift with "No space left on device").
+fn report_free_space() {
+    let free = Command::new("df")
+        .args(["-Pk", "."])
+        .current_dir(root())
+        .output()
+        .ok()
+        .and_then(|out| {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let line = text.lines().nth(1)?.to_owned();
+            line.split_whitespace().nth(3)?.parse::<u64>().ok()
+        });
+    match free {
+        Some(kib) if kib < 8 * 1024 * 1024 => println!(
+            "xtask: WARNING only {:.1} GiB free; the full test run needs about 8 GiB",
+            kib as f64 / 1048576.0
+        ),
+        Some(kib) => println!("xtask: {:.1} GiB free", kib as f64 / 1048576.0),
+        None => println!("xtask: free disk space unknown (df failed)"),
+    }
 }
 
 /// Runs a command to completion, failing with its description if it fails.
@@ -134,6 +161,7 @@ pub fn build_host_binaries() -> Result {
 
 fn test() -> Result {
     let started = Instant::now();
+    report_free_space();
     // oathtool: the independent OTP implementation we cross-check against.
     ensure_debian_packages(&["oathtool"], &["oathtool"])?;
     // PostgreSQL: the server suite runs on SQLite and on a throwaway PostgreSQL cluster.
@@ -166,6 +194,7 @@ fn test() -> Result {
     // The demo pages in headless Chromium, the CLI as the phone (issue 7).
     browser::test()?;
     // Kotlin (JVM, JNA) and Swift (Linux) binding tests against a live server (issue 6).
+    report_free_space();
     bindings::test_kotlin_and_swift()?;
     println!(
         "\nall suites passed in {:.0}s",
