@@ -39,8 +39,13 @@ pub enum ErrorCode {
     InvalidOtp,
     /// Too many pushes, pending challenges or attempts.
     RateLimited,
-    /// Pushes are suppressed after repeated denials; type `push` or an OTP.
+    /// Pushes are suppressed after repeated denials or timeouts. Typing `push`
+    /// does not lift it: a valid OTP or offline code, an "it was me" from an
+    /// enrolled device, or an operator does.
     Suppressed,
+    /// Pushes to the user are locked after a "not me" fraud report, for a
+    /// configured time or until an operator unlocks them.
+    Locked,
     /// The device was removed: its core wipes the account.
     DeviceRemoved,
     /// The challenge was already answered.
@@ -51,6 +56,15 @@ pub enum ErrorCode {
     Unsupported,
     /// The request body is too large.
     PayloadTooLarge,
+    /// The route exists, but not with this HTTP method.
+    MethodNotAllowed,
+    /// The request body is not `application/json` where JSON is expected.
+    UnsupportedMediaType,
+    /// The JSON body parses but does not fit the schema (a field missing, of the
+    /// wrong type, unknown or out of range).
+    InvalidBody,
+    /// The server is at its connection limit or shutting down; retry later.
+    Unavailable,
     /// Something broke on the server's side.
     Internal,
     /// A code this build does not know (a newer server). Never sent.
@@ -70,11 +84,16 @@ impl ErrorCode {
             | Self::WrongDisplayHash
             | Self::VerificationRequired
             | Self::InvalidOtp
-            | Self::OtpReused => 403,
+            | Self::OtpReused
+            | Self::Locked => 403,
             Self::NotFound | Self::NoDevice => 404,
             Self::Replayed | Self::AlreadyAnswered => 409,
             Self::Expired | Self::DeviceRemoved => 410,
+            Self::MethodNotAllowed => 405,
             Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::InvalidBody => 422,
+            Self::Unavailable => 503,
             Self::RateLimited | Self::Suppressed => 429,
             Self::Internal | Self::Unknown => 500,
         }
@@ -98,11 +117,16 @@ impl ErrorCode {
             Self::InvalidOtp => "invalid_otp",
             Self::RateLimited => "rate_limited",
             Self::Suppressed => "suppressed",
+            Self::Locked => "locked",
             Self::DeviceRemoved => "device_removed",
             Self::AlreadyAnswered => "already_answered",
             Self::NoDevice => "no_device",
             Self::Unsupported => "unsupported",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::InvalidBody => "invalid_body",
+            Self::Unavailable => "unavailable",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }
