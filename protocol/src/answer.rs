@@ -97,6 +97,9 @@ pub struct AnswerExpectation<'a> {
     pub expected_number: Option<&'a str>,
     /// Server time, unix seconds.
     pub now: u64,
+    /// Accepted clock skew between the device's `time` and the server's clock,
+    /// seconds (the server uses its request window, 300 s by default).
+    pub max_skew: u64,
 }
 
 impl fmt::Debug for Answer {
@@ -339,7 +342,8 @@ impl Answer {
     }
 
     /// Server side: checks the answer is for this challenge and satisfies it:
-    /// tx and account ids, not expired, the hash of what was shown, the required
+    /// tx and account ids, not expired, the hash of what was shown, a decision
+    /// time within `[issued_at - max_skew, now + max_skew]`, the required
     /// verification (any user verification satisfies `pin` or `biometric`, since
     /// platforms fall back from biometrics to the device PIN), and the number
     /// (constant-time). Push-OTP checking is separate (see `crate::otp`); replay
@@ -361,6 +365,23 @@ impl Answer {
         if !ct_eq(&self.challenge_hash, expect.challenge_hash) {
             return Err(ProtocolError::Binding {
                 what: "challenge hash",
+            });
+        }
+        // The decision time must fall between the challenge's issue and now,
+        // give or take the clock skew: not before the request existed, not
+        // from the future. (A queued answer is sent late, so its time may lie
+        // up to the challenge lifetime in the past.)
+        let not_before = c.issued_at.saturating_sub(expect.max_skew);
+        if self.time < not_before {
+            return Err(ProtocolError::Expired {
+                expires: not_before,
+                now: self.time,
+            });
+        }
+        if self.time > expect.now.saturating_add(expect.max_skew) {
+            return Err(ProtocolError::NotYetValid {
+                not_before: self.time,
+                now: expect.now,
             });
         }
         if self.decision == Decision::Deny {

@@ -422,6 +422,7 @@ fn expiry_is_enforced() {
         challenge_hash: &o.hash,
         expected_number: Some("42"),
         now: T0 + 31,
+        max_skew: 300,
     };
     assert!(matches!(
         a.check(&expect),
@@ -429,6 +430,36 @@ fn expiry_is_enforced() {
     ));
     expect.now = T0 + 30;
     assert!(a.check(&expect).is_ok());
+
+    // The decision time must lie between issue and now, within the skew.
+    let c = challenge();
+    let early = Answer::deny(
+        &o,
+        DenyReason::Mistake,
+        k.k2.public_key(),
+        c.issued_at - 301,
+    )
+    .unwrap();
+    assert!(matches!(
+        early.check(&expect),
+        Err(ProtocolError::Expired { .. })
+    ));
+    let skewed = Answer::deny(
+        &o,
+        DenyReason::Mistake,
+        k.k2.public_key(),
+        c.issued_at - 300,
+    )
+    .unwrap();
+    assert!(skewed.check(&expect).is_ok());
+    let future = Answer::deny(&o, DenyReason::Mistake, k.k2.public_key(), T0 + 30 + 301).unwrap();
+    assert!(matches!(
+        future.check(&expect),
+        Err(ProtocolError::NotYetValid { .. })
+    ));
+    let late_but_skewed =
+        Answer::deny(&o, DenyReason::Mistake, k.k2.public_key(), T0 + 30 + 300).unwrap();
+    assert!(late_but_skewed.check(&expect).is_ok());
 
     let h = request::sign_request(&k.dp, "dev1", "GET", "/v1/x", b"", T0).unwrap();
     let pk = k.dp.public_key();
@@ -479,6 +510,7 @@ fn answer_binding_checks() {
         challenge_hash: h,
         expected_number: n,
         now: T0 + 1,
+        max_skew: 300,
     };
     let hash: &'static [u8; 32] = Box::leak(Box::new(o.hash));
     assert!(a.check(&expect(Some("42"), hash)).is_ok());

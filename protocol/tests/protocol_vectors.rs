@@ -376,6 +376,7 @@ fn verify_published(v: &Value) -> usize {
         challenge_hash: &server_hash,
         expected_number: Some("42"),
         now: T0 + 113,
+        max_skew: 300,
     };
     for (name, want) in [
         ("answer_approve", Decision::Approve),

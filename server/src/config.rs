@@ -107,6 +107,8 @@ impl Config {
             || p.push_window_secs == 0
             || p.passcode_max_failures == 0
             || p.passcode_failure_window_secs == 0
+            || p.number_match_max_failures == 0
+            || p.denials_before_suppression == 0
         {
             return Err(ConfigError::Invalid(
                 "policy limits must be positive".into(),
@@ -194,8 +196,21 @@ pub struct PolicyConfig {
     pub push_max_per_window: u32,
     /// The push rate window.
     pub push_window_secs: u32,
-    /// Consecutive denials after which pushes are suppressed.
+    /// Consecutive denials or unanswered (expired) pushes after which pushes are
+    /// suppressed. Only a valid OTP or offline code, an "it was me" signed by an
+    /// enrolled device, or an operator lifts it; typing `push` does not (the login
+    /// page is the attacker's).
     pub denials_before_suppression: u32,
+    /// The wait before the next push after a denial or timeout: this many seconds
+    /// after the first of a streak, doubling with each further one (0: no wait).
+    pub push_backoff_secs: u32,
+    /// Wrong numbers a user may type on the phone (`type` matching) before the
+    /// challenge ends as denied with reason `wrong_number`. A wrong pick in
+    /// `pick` matching ends it at once (one in three would otherwise win).
+    pub number_match_max_failures: u32,
+    /// How long a "not me" fraud report locks pushes to the user (0: until an
+    /// operator unlocks them).
+    pub fraud_lock_secs: u32,
     /// Lifetime of an enrollment offer (at most 600 s).
     pub enrollment_ttl_secs: u32,
     /// Failed activation attempts allowed per offer before it is burnt.
@@ -224,6 +239,9 @@ impl Default for PolicyConfig {
             push_max_per_window: 5,
             push_window_secs: 600,
             denials_before_suppression: 3,
+            push_backoff_secs: 5,
+            number_match_max_failures: 3,
+            fraud_lock_secs: 86_400,
             enrollment_ttl_secs: 600,
             activation_max_attempts: 5,
             request_max_skew_secs: 300,

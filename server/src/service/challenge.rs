@@ -17,7 +17,7 @@ use countersign_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::audit::{AuditSubject, audit};
+use super::audit::{AuditSubject, audit, audit_on};
 use super::auth::{Device, Rp, device_removed, key_active, unauthorized};
 use super::policy::{self, Outcome};
 use super::{check_user_name, protocol_error, webhook};
@@ -188,20 +188,19 @@ pub async fn start_push(
 ) -> ApiResult<PushStarted> {
     check_user_name(&req.user)?;
     let opts = req.options(state, rp)?;
-    start(state, rp, &req.user, opts, false).await
+    start(state, rp, &req.user, opts).await
 }
 
 /// Starts the push a passcode trigger asked for (`user`; `req.user` is
-/// ignored). `lift_suppression` is set when the user typed `push`.
+/// ignored). It passes the same gate as any push: typing `push` lifts nothing.
 pub(crate) async fn start_triggered(
     state: &Arc<AppState>,
     rp: &Rp,
     user: &str,
     req: &PushRequest,
-    lift_suppression: bool,
 ) -> ApiResult<PushStarted> {
     let opts = req.options(state, rp)?;
-    start(state, rp, user, opts, lift_suppression).await
+    start(state, rp, user, opts).await
 }
 
 struct Target {
@@ -225,14 +224,14 @@ fn protocol_bad_request(e: countersign_protocol::ProtocolError) -> ApiError {
     ApiError::bad_request(format!("challenge: {e}"))
 }
 
-/// Checks the RP's API key is not revoked, suppression and rate limits, seals
-/// one challenge per active device, stores it, wakes the devices.
+/// Checks the RP's API key is not revoked, the user's lock, suppression, wait
+/// and rate limits, seals one challenge per active device, stores it, wakes the
+/// devices.
 async fn start(
     state: &Arc<AppState>,
     rp: &Rp,
     user: &str,
     opts: PushOptions,
-    lift_suppression: bool,
 ) -> ApiResult<PushStarted> {
     let t = now();
     // One query: the user, its suppression state and its active devices.
@@ -248,7 +247,11 @@ async fn start(
         });
     };
     let user_id = first.user_id.clone();
-    let suppressed = first.suppressed != 0;
+    let gate = policy::PushGate {
+        suppressed: first.suppressed != 0,
+        locked_until: first.locked_until,
+        next_push_at: first.next_push_at,
+    };
     let mut targets = Vec::with_capacity(rows.len());
     for r in rows {
         if let Some(id) = r.device_id {
@@ -270,7 +273,7 @@ async fn start(
         user: Some(&user_id),
         ..Default::default()
     };
-    policy::check_suppression(state, who, suppressed, lift_suppression).await?;
+    policy::check_gate(state, who, gate, t).await?;
     // Seal before the transaction, so the write lock is not held while sealing
     // (a refused push wastes one seal per device).
     let tx_id = countersign_protocol::challenge::random_id().map_err(ApiError::internal)?;
@@ -332,10 +335,7 @@ async fn start(
         ChallengeKind::Transaction => "transaction",
     };
     let dbtx = state.db.begin().await?;
-    let mut dbtx = policy::admit_push(state, dbtx, &user_id, who, lift_suppression, t).await?;
-    if suppressed && lift_suppression {
-        super::audit::audit_on(&mut dbtx, who, "suppression_lifted", "user typed push").await?;
-    }
+    let mut dbtx = policy::admit_push(state, dbtx, &user_id, who, t).await?;
     store::challenges::insert(
         &mut dbtx,
         &store::challenges::NewChallenge {
@@ -455,10 +455,12 @@ pub struct ChallengeStatus {
     pub answered_at: Option<i64>,
     /// Which device answered.
     pub device_id: Option<String>,
-    /// `not_me` or `mistake` for denials.
+    /// `not_me`, `mistake` or `wrong_number` for denials.
     pub deny_reason: Option<String>,
+    /// The user answered "it was not me": pushes to the user are locked.
+    pub fraud_reported: bool,
     /// The push OTP the device returned with its approval (to fill an OTP form;
-    /// validate it with `/v1/rp/validate`).
+    /// validate it with `/v1/rp/validate` and this tx id).
     pub push_otp: Option<String>,
 }
 
@@ -490,6 +492,7 @@ async fn load_status(state: &AppState, rp: &Rp, tx: &str) -> ApiResult<Challenge
         expires_at: row.expires_at,
         answered_at: row.answered_at,
         device_id: row.answered_by,
+        fraud_reported: row.deny_reason.as_deref() == Some("not_me"),
         deny_reason: row.deny_reason,
         push_otp,
     })
@@ -537,18 +540,24 @@ pub async fn expire_overdue(state: &Arc<AppState>) -> ApiResult<()> {
     let t = now();
     let rows = store::challenges::expire_overdue(&state.db, t).await?;
     for r in rows {
-        audit(
-            &state.db,
+        // An unanswered push is a miss like a denial: a fatigue attacker's
+        // pushes that the user ignores must not be free.
+        let mut conn = state.db.begin().await?;
+        policy::record_answer(
+            state,
+            &mut conn,
+            &r.user_id,
             AuditSubject {
                 rp: Some(&r.rp_id),
                 user: Some(&r.user_id),
                 tx: Some(&r.id),
                 ..Default::default()
             },
-            "expired",
-            "no answer before expiry",
+            Outcome::TimedOut,
+            0,
         )
         .await?;
+        conn.commit().await?;
         state.notifier.publish(Event::Challenge(r.id.clone())).await;
         webhook::send(state, &r.rp_id, &r.id, "expired", None);
     }
@@ -666,6 +675,96 @@ fn repeated_answer(
     })
 }
 
+/// Whether `ans` (known by its `next_kem` key id, unique per answer) was already
+/// counted as a wrong number.
+fn counted_wrong_number(row: &store::challenges::AnswerRow, ans: &Answer) -> bool {
+    let kid = ans.next_kem.key_id();
+    row.number_failure_kids
+        .split(' ')
+        .any(|counted| counted == kid)
+}
+
+/// The refusal of a wrong number; `tries_left: Some(0)` when it ended the
+/// challenge, `None` when unknown (a repeated answer).
+fn wrong_number_error(tries_left: Option<i64>) -> ApiError {
+    let message = match tries_left {
+        Some(0) => "the number entered is not the one shown; the request has ended".to_owned(),
+        Some(n) => format!("the number entered is not the one shown; {n} tries left"),
+        None => "the number entered is not the one shown".to_owned(),
+    };
+    ApiError::new(ErrorCode::WrongNumber, message)
+}
+
+/// Counts a wrong number on the challenge and returns the refusal to send. The
+/// challenge ends as denied with reason `wrong_number` at the limit: at once for
+/// a wrong pick (one in three would otherwise win), after
+/// `policy.number_match_max_failures` typed numbers. The end is audited, counts
+/// as a miss for the user, and is reported to the RP (status and webhook).
+async fn count_wrong_number(
+    state: &Arc<AppState>,
+    row: &store::challenges::AnswerRow,
+    matching: &NumberMatching,
+    ans: &Answer,
+    who: AuditSubject<'_>,
+) -> ApiResult<ApiError> {
+    let limit = match matching {
+        NumberMatching::Pick { .. } => 1,
+        _ => i64::from(state.config.policy.number_match_max_failures),
+    };
+    let kid = ans.next_kem.key_id();
+    let kids = if row.number_failure_kids.is_empty() {
+        kid
+    } else {
+        format!("{} {kid}", row.number_failure_kids)
+    };
+    let (Some(tx), Some(device_id)) = (who.tx, who.device) else {
+        return Err(ApiError::internal("answer without tx or device"));
+    };
+    let t = now();
+    let mut dbtx = state.db.begin().await?;
+    let counted = store::challenges::count_wrong_number(
+        &mut dbtx,
+        &store::challenges::WrongNumber {
+            tx,
+            device_id,
+            now: t,
+            limit,
+            counted_before: &row.number_failure_kids,
+            counted_now: &kids,
+        },
+    )
+    .await?;
+    let Some(counted) = counted else {
+        // Answered, expired or counted by a concurrent copy meanwhile.
+        dbtx.rollback().await?;
+        return Ok(wrong_number_error(None));
+    };
+    if counted.state != "denied" {
+        audit_on(&mut dbtx, who, "answer_refused", "wrong number").await?;
+        dbtx.commit().await?;
+        return Ok(wrong_number_error(Some(limit - counted.number_failures)));
+    }
+    policy::record_answer(
+        state,
+        &mut dbtx,
+        &row.user_id,
+        who,
+        Outcome::WrongNumber,
+        row.denial_streak,
+    )
+    .await?;
+    dbtx.commit().await?;
+    tracing::info!(tx = %tx, "challenge ended after wrong numbers");
+    state
+        .notifier
+        .publish(Event::Challenge(tx.to_string()))
+        .await;
+    if row.has_webhook != 0 {
+        webhook::send(state, &row.rp_id, tx, "denied", Some("wrong_number"));
+    }
+    Ok(wrong_number_error(Some(0)))
+}
+
 /// Records the device's signed answer (`body`) to challenge `tx`: checks the
 /// binding, verification, number and push OTP, then commits the outcome, the
 /// KEM key rotation, the user's counters and the audit record together. The
@@ -711,6 +810,11 @@ pub async fn answer(
         tracing::info!(tx = %tx, device = %device.id, "answer repeated; same acceptance returned");
         return Ok(accepted);
     }
+    if counted_wrong_number(&row, &ans) {
+        // A retry of a wrong-number answer whose response was lost: the same
+        // refusal, not another try used up.
+        return Err(wrong_number_error(None));
+    }
     check_pending(&row.state, row.expires_at)?;
     if !ct_eq(&ans.challenge_hash, &expected_hash) {
         audit(&state.db, who, "answer_refused", "wrong display hash").await?;
@@ -740,11 +844,8 @@ pub async fn answer(
             _ => false,
         };
         if !number_ok {
-            audit(&state.db, who, "answer_refused", "wrong number").await?;
-            return Err(ApiError::new(
-                ErrorCode::WrongNumber,
-                "the number entered is not the one shown",
-            ));
+            let matching = &challenge.number_matching;
+            return Err(count_wrong_number(state, &row, matching, &ans, who).await?);
         }
     }
     // The core's own check, as a second line (binding, expiry, purpose).
@@ -753,6 +854,7 @@ pub async fn answer(
         challenge_hash: &expected_hash,
         expected_number: number,
         now: now_u64(),
+        max_skew: u64::from(state.config.policy.request_max_skew_secs),
     })
     .map_err(protocol_error)?;
     let push_otp = match (&ans.decision, &ans.otp) {
@@ -835,6 +937,12 @@ pub async fn answer(
         .await;
     if row.has_webhook != 0 {
         webhook::send(state, &row.rp_id, tx, new_state, reason);
+        if outcome == Outcome::Fraud {
+            webhook::send_fraud_report(state, &row.rp_id, tx, &device.id);
+        }
+    }
+    if outcome == Outcome::Fraud {
+        tracing::warn!(tx = %tx, user = %device.user_id, "fraud reported; pushes to the user locked");
     }
     Ok(AnswerAccepted {
         state: new_state.into(),

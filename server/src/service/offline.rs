@@ -176,7 +176,9 @@ pub async fn verify(
     if !store::offline::consume(&state.db, id, now()).await? {
         return Err(ApiError::new(ErrorCode::Replayed, "already used"));
     }
-    store::users::reset_passcode_failures(&state.db, &row.user_id).await?;
+    // Like a valid OTP, a verified offline code proves the phone is in hand: it
+    // also lifts a suppression after misses.
+    store::users::reset_after_valid_otp(&state.db, &row.user_id).await?;
     audit(&state.db, who, "offline_approval", "ocra response verified").await?;
     Ok(OfflineAccepted {
         result: "accepted".into(),

@@ -28,6 +28,11 @@ pub struct ValidateRequest {
     /// What the user typed: an OTP, a push OTP, or a push trigger (empty, one
     /// character, or `push` in any case).
     pub passcode: String,
+    /// The push login this passcode completes. A push OTP is accepted only with
+    /// the tx id of the challenge whose approval carried it; without one, only
+    /// TOTP/HOTP codes are checked.
+    #[serde(default)]
+    pub tx_id: Option<String>,
     /// Options for a triggered push (`user` inside is ignored).
     #[serde(default)]
     pub push: Option<PushRequest>,
@@ -48,16 +53,13 @@ pub enum ValidateResponse {
     PushStarted(PushStarted),
 }
 
-/// Is this passcode a push trigger, and is it the explicit keyword?
-fn trigger(passcode: &str) -> Option<bool> {
-    if passcode.eq_ignore_ascii_case("push") {
-        Some(true)
-    } else if passcode.chars().count() <= 1 {
-        Some(false)
-    } else {
-        None
-    }
+/// Is this passcode a push trigger (empty, one character, or `push`)?
+fn is_push_trigger(passcode: &str) -> bool {
+    passcode.eq_ignore_ascii_case("push") || passcode.chars().count() <= 1
 }
+
+/// How long after the approval its push OTP is accepted.
+const PUSH_OTP_LIFETIME_SECS: i64 = 600;
 
 fn invalid_otp() -> ApiError {
     ApiError::new(ErrorCode::InvalidOtp, "passcode is not valid")
@@ -70,10 +72,11 @@ pub async fn validate(
     req: ValidateRequest,
 ) -> ApiResult<ValidateResponse> {
     check_user_name(&req.user)?;
-    if let Some(keyword) = trigger(&req.passcode) {
+    if is_push_trigger(&req.passcode) {
         let push = req.push.unwrap_or_default();
-        // Typing `push` is a deliberate request: it lifts a denial suppression.
-        let started = challenge::start_triggered(state, rp, &req.user, &push, keyword).await?;
+        // The same gate as any push: whoever types here may be the attacker, so
+        // typing `push` lifts no suppression or lock.
+        let started = challenge::start_triggered(state, rp, &req.user, &push).await?;
         return Ok(ValidateResponse::PushStarted(started));
     }
     let code = req.passcode.trim();
@@ -89,7 +92,7 @@ pub async fn validate(
         ..Default::default()
     };
     policy::reserve_passcode_attempt(state, &user_id, who).await?;
-    let outcome = check_otp(state, &user_id, code).await;
+    let outcome = check_otp(state, &user_id, code, req.tx_id.as_deref()).await;
     match &outcome {
         Ok((method, id)) => {
             // A valid OTP also lifts a denial suppression, and resets the failures.
@@ -126,15 +129,30 @@ fn otp_algorithm(name: &str) -> ApiResult<HmacAlgorithm> {
     Ok(alg.hmac())
 }
 
-/// Checks `code` against the user's push OTPs, device TOTP seeds and OATH tokens.
-/// Every accepted code is consumed so it cannot be used again.
-async fn check_otp(state: &AppState, user_id: &str, code: &str) -> ApiResult<(String, String)> {
+/// Checks `code` against the push OTP of challenge `tx` (when given), then the
+/// user's device TOTP seeds and OATH tokens. Every accepted code is consumed so
+/// it cannot be used again.
+async fn check_otp(
+    state: &AppState,
+    user_id: &str,
+    code: &str,
+    tx: Option<&str>,
+) -> ApiResult<(String, String)> {
     let t = now();
     let policy = &state.config.policy;
     let reused = || ApiError::new(ErrorCode::OtpReused, "this passcode was already used");
 
-    // 1. Push OTPs of recent approvals (a login form filled by the approval).
-    for r in store::challenges::recent_push_otps(&state.db, user_id, t - 600).await? {
+    // 1. The push OTP of this login's approval (a login form filled by the
+    //    approval): bound to its tx, so an approval of another login cannot be
+    //    replayed here, and one row is read instead of every recent approval.
+    let push_otp = match tx {
+        Some(tx) if tx.len() <= 64 => {
+            store::challenges::push_otp_of(&state.db, tx, user_id, t - PUSH_OTP_LIFETIME_SECS)
+                .await?
+        }
+        _ => None,
+    };
+    if let Some(r) = push_otp {
         let otp = state
             .master
             .open(&format!("challenges:{}:push_otp", r.id), &r.push_otp)?;

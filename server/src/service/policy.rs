@@ -1,5 +1,7 @@
-//! Per-user limits: the pending-challenge bound and push window, suppression
-//! after repeated denials (and fraud reports), and failed-passcode limits.
+//! Per-user limits: the pending-challenge bound and push window; after misses
+//! (denials, wrong numbers, timeouts) a growing wait and then suppression; a
+//! lock after a fraud report; and failed-passcode limits. Nothing the login page
+//! can send lifts a suppression or lock (see `docs/PROTOCOL.md` §8).
 //! Every limit is enforced by one conditional statement, so it holds across
 //! concurrent requests and instances.
 
@@ -11,36 +13,87 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::store::{self, Tx};
 use crate::util::now;
 
-/// Refuses a push while the user's pushes are suppressed after denials, unless
-/// the user asked for it (typed `push`).
-pub async fn check_suppression(
+/// What holds pushes to a user back, as read with the push targets.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PushGate {
+    /// Suppressed after repeated misses (denials, wrong numbers, timeouts).
+    pub suppressed: bool,
+    /// Locked by a fraud report until then (Unix seconds).
+    pub locked_until: i64,
+    /// The wait after the last miss ends then (Unix seconds).
+    pub next_push_at: i64,
+}
+
+impl From<store::users::GateRow> for PushGate {
+    fn from(row: store::users::GateRow) -> Self {
+        Self {
+            suppressed: row.suppressed != 0,
+            locked_until: row.locked_until,
+            next_push_at: row.next_push_at,
+        }
+    }
+}
+
+/// The refusal for a suppressed user, saying how to get back in. Typing `push`
+/// is not among the ways: the login page is where the attacker sits.
+pub fn suppressed_error() -> ApiError {
+    ApiError::new(
+        ErrorCode::Suppressed,
+        "pushes to this user are paused after repeated denials or unanswered requests; \
+         sign in with a code from the app (TOTP or offline QR), or open the app and choose \
+         \"it was me\"",
+    )
+}
+
+/// Refuses a push while the user is locked after a fraud report, suppressed,
+/// or inside the wait after a miss; audits the refusal.
+pub async fn check_gate(
     state: &AppState,
     who: AuditSubject<'_>,
-    suppressed: bool,
-    lift_suppression: bool,
+    gate: PushGate,
+    t: i64,
 ) -> ApiResult<()> {
-    if suppressed && !lift_suppression {
-        audit(&state.db, who, "push_refused", "suppressed after denials").await?;
-        return Err(ApiError::new(
-            ErrorCode::Suppressed,
-            "pushes are suppressed after repeated denials; type `push` or an OTP",
-        ));
-    }
-    Ok(())
+    let (reason, error) = if gate.locked_until > t {
+        (
+            "locked after a fraud report",
+            ApiError::new(
+                ErrorCode::Locked,
+                "pushes to this user are locked after a \"not me\" report; sign in with a \
+                 code from the app, or ask an operator to unlock",
+            ),
+        )
+    } else if gate.suppressed {
+        ("suppressed after misses", suppressed_error())
+    } else if gate.next_push_at > t {
+        (
+            "waiting after a miss",
+            ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "the next push to this user is allowed in {} s (pushes slow down after \
+                     denials and timeouts)",
+                    gate.next_push_at - t
+                ),
+            ),
+        )
+    } else {
+        return Ok(());
+    };
+    audit(&state.db, who, "push_refused", reason).await?;
+    Err(error)
 }
 
 /// Counts the push in the user's window atomically, and only while the user has
-/// room for another pending challenge (one statement), in the transaction that
-/// stores the challenge: one commit per push. Its first statement writes, so
-/// SQLite takes the write lock up front. Typing `push` also clears suppression
-/// and the denial streak. Refused: the transaction is rolled back and a second
-/// look says which limit it was.
+/// room for another pending challenge and no lock, suppression or wait holds
+/// (one statement), in the transaction that stores the challenge: one commit
+/// per push. Its first statement writes, so SQLite takes the write lock up
+/// front. Refused: the transaction is rolled back and a second look says which
+/// limit it was.
 pub async fn admit_push(
     state: &AppState,
     mut dbtx: Tx,
     user_id: &str,
     who: AuditSubject<'_>,
-    lift_suppression: bool,
     t: i64,
 ) -> ApiResult<Tx> {
     let policy = &state.config.policy;
@@ -51,7 +104,6 @@ pub async fn admit_push(
             window_start: t - i64::from(policy.push_window_secs),
             now: t,
             max_per_window: i64::from(policy.push_max_per_window),
-            lift_suppression,
             max_pending: i64::from(policy.max_pending),
         },
     )
@@ -60,6 +112,10 @@ pub async fn admit_push(
         return Ok(dbtx);
     }
     dbtx.rollback().await?;
+    // A miss recorded since the targets were read (a concurrent denial).
+    if let Some(gate) = store::users::gate(&state.db, user_id).await? {
+        check_gate(state, who, gate.into(), t).await?;
+    }
     let pending = store::challenges::count_pending(&state.db, user_id, t).await?;
     if pending >= i64::from(policy.max_pending) {
         audit(
@@ -117,7 +173,7 @@ pub async fn reserve_passcode_attempt(
     Ok(())
 }
 
-/// How the user answered a push.
+/// How a push ended for the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Approved.
@@ -126,12 +182,29 @@ pub enum Outcome {
     Denied,
     /// Denied with "it was not me": also a fraud report.
     Fraud,
+    /// Ended after wrong numbers entered on the phone.
+    WrongNumber,
+    /// Expired unanswered.
+    TimedOut,
 }
 
-/// Updates the user's denial streak (and suppression, fraud reports) for an
-/// answer and audits it, inside the answer's transaction. An approval ends a
-/// streak (written only when there is one); enough consecutive denials suppress
-/// pushes.
+impl Outcome {
+    /// The audit reason of a miss.
+    fn reason(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::Denied => "mistake",
+            Self::Fraud => "not_me",
+            Self::WrongNumber => "wrong_number",
+            Self::TimedOut => "timed_out",
+        }
+    }
+}
+
+/// Updates the user's miss streak (its wait, suppression, the fraud lock) for
+/// how a push ended and audits it, inside the transaction that records the end.
+/// An approval ends a streak (written only when there is one); every other end
+/// is a miss.
 pub async fn record_answer(
     state: &AppState,
     conn: &mut AnyConnection,
@@ -146,16 +219,43 @@ pub async fn record_answer(
         }
         return audit_on(conn, who, "approval", "approved on device").await;
     }
+    let policy = &state.config.policy;
+    let t = now();
     let fraud = outcome == Outcome::Fraud;
-    let limit = i64::from(state.config.policy.denials_before_suppression);
-    let counters = store::users::record_denial(conn, user_id, fraud, limit).await?;
-    let reason = if fraud { "not_me" } else { "mistake" };
-    audit_on(conn, who, "denial", reason).await?;
+    let limit = i64::from(policy.denials_before_suppression);
+    let lock_until = match policy.fraud_lock_secs {
+        0 => i64::MAX,
+        secs => t.saturating_add(i64::from(secs)),
+    };
+    let counters = store::users::record_miss(
+        conn,
+        &store::users::Miss {
+            user_id,
+            fraud,
+            suppress_at: limit,
+            now: t,
+            backoff_secs: i64::from(policy.push_backoff_secs),
+            lock_until,
+        },
+    )
+    .await?;
+    let event = if outcome == Outcome::TimedOut {
+        "expired"
+    } else {
+        "denial"
+    };
+    audit_on(conn, who, event, outcome.reason()).await?;
     if fraud {
-        audit_on(conn, who, "fraud_report", "user said it was not them").await?;
+        audit_on(
+            conn,
+            who,
+            "fraud_report",
+            "user said it was not them; pushes locked",
+        )
+        .await?;
     }
     if counters.suppressed == 1 && counters.denial_streak == limit {
-        audit_on(conn, who, "suppression", "consecutive denials").await?;
+        audit_on(conn, who, "suppression", "consecutive misses").await?;
     }
     Ok(())
 }

@@ -9,19 +9,37 @@ use crate::AppState;
 use crate::store;
 use crate::util::now;
 
-/// Sends the RP's webhook for a finished challenge (if the RP has one). Three
-/// tries with backoff, in the background.
+/// Sends the RP's webhook for a finished challenge (if the RP has one): event
+/// `challenge.<outcome>`. Three tries with backoff, in the background.
 pub fn send(state: &Arc<AppState>, rp_id: &str, tx_id: &str, outcome: &str, reason: Option<&str>) {
-    let state = state.clone();
-    let rp_id = rp_id.to_string();
     let body = serde_json::json!({
         "event": format!("challenge.{outcome}"),
         "tx_id": tx_id,
         "state": outcome,
         "deny_reason": reason,
         "at": now(),
-    })
-    .to_string();
+    });
+    post(state, rp_id, body.to_string());
+}
+
+/// Sends `challenge.fraud_reported`: the user answered "it was not me", so the
+/// password is likely known to someone else and pushes to the user are locked.
+pub fn send_fraud_report(state: &Arc<AppState>, rp_id: &str, tx_id: &str, device_id: &str) {
+    let body = serde_json::json!({
+        "event": "challenge.fraud_reported",
+        "tx_id": tx_id,
+        "state": "denied",
+        "deny_reason": "not_me",
+        "device_id": device_id,
+        "at": now(),
+    });
+    post(state, rp_id, body.to_string());
+}
+
+/// Posts `body` to the RP's webhook, signed, in the background.
+fn post(state: &Arc<AppState>, rp_id: &str, body: String) {
+    let state = state.clone();
+    let rp_id = rp_id.to_string();
     tokio::spawn(async move {
         let Ok(Some(row)) = store::relying_parties::webhook(&state.db, &rp_id).await else {
             return;

@@ -11,8 +11,12 @@ use super::{Db, StoreResult};
 pub struct PushTargetRow {
     /// The user's id.
     pub user_id: String,
-    /// 1 while pushes are suppressed after denials.
+    /// 1 while pushes are suppressed after misses.
     pub suppressed: i64,
+    /// Pushes locked by a fraud report until then (Unix seconds).
+    pub locked_until: i64,
+    /// No push before then: the wait after a miss (Unix seconds).
+    pub next_push_at: i64,
     /// The device.
     pub device_id: Option<String>,
     /// The device's account id.
@@ -34,7 +38,7 @@ pub async fn push_targets(
     key_id: &str,
 ) -> StoreResult<Vec<PushTargetRow>> {
     sqlx::query_as(
-        "SELECT u.id AS user_id, u.suppressed, d.id AS device_id, d.account_id, d.kem_key, \
+        "SELECT u.id AS user_id, u.suppressed, u.locked_until, u.next_push_at, d.id AS device_id, d.account_id, d.kem_key, \
          d.push_provider, d.push_token \
          FROM users u LEFT JOIN devices d ON d.user_id = u.id AND d.status = 'active' \
          WHERE u.rp_id = $1 AND u.name = $2 \
@@ -188,15 +192,22 @@ pub struct PushOtpRow {
     pub push_otp_used: i64,
 }
 
-/// The push OTPs of the user's approvals answered since `since`.
-pub async fn recent_push_otps(db: &Db, user_id: &str, since: i64) -> StoreResult<Vec<PushOtpRow>> {
+/// The push OTP of challenge `tx` of user `user_id`, if it was approved with
+/// one since `since`.
+pub async fn push_otp_of(
+    db: &Db,
+    tx: &str,
+    user_id: &str,
+    since: i64,
+) -> StoreResult<Option<PushOtpRow>> {
     sqlx::query_as(
-        "SELECT id, push_otp, push_otp_used FROM challenges WHERE user_id = $1 AND state = 'approved' \
-         AND push_otp IS NOT NULL AND answered_at >= $2",
+        "SELECT id, push_otp, push_otp_used FROM challenges WHERE id = $1 AND user_id = $2 \
+         AND state = 'approved' AND push_otp IS NOT NULL AND answered_at >= $3",
     )
+    .bind(tx)
     .bind(user_id)
     .bind(since)
-    .fetch_all(&db.pool)
+    .fetch_optional(&db.pool)
     .await
 }
 
@@ -334,6 +345,8 @@ pub struct AnswerRow {
     pub answer_kem_key_id: Option<String>,
     /// Key id of the KEM key the answering device's challenges are sealed to now.
     pub device_kem_key_id: Option<String>,
+    /// The `next_kem` key ids of answers counted as wrong numbers, space-separated.
+    pub number_failure_kids: String,
 }
 
 /// Challenge `tx` with the device's copy, its RP's webhook flag, its user's
@@ -342,7 +355,8 @@ pub async fn for_answer(db: &Db, tx: &str, device_id: &str) -> StoreResult<Optio
     sqlx::query_as(
         "SELECT cd.display_hash, cd.plaintext, c.state, c.expires_at, c.number, c.rp_id, c.user_id, \
          CASE WHEN r.webhook_url IS NULL THEN 0 ELSE 1 END AS has_webhook, u.denial_streak, \
-         c.answered_by, c.deny_reason, c.answer_kem_key_id, dv.kem_key_id AS device_kem_key_id \
+         c.answered_by, c.deny_reason, c.answer_kem_key_id, dv.kem_key_id AS device_kem_key_id, \
+         c.number_failure_kids \
          FROM challenges c LEFT JOIN challenge_deliveries cd ON cd.tx_id = c.id AND cd.device_id = $2 \
          JOIN relying_parties r ON r.id = c.rp_id JOIN users u ON u.id = c.user_id \
          LEFT JOIN devices dv ON dv.id = $2 \
@@ -391,4 +405,57 @@ pub async fn record_answer(conn: &mut AnyConnection, a: &AnswerOutcome<'_>) -> S
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() != 0)
+}
+
+/// A wrong number to count on a challenge.
+#[derive(Debug)]
+pub struct WrongNumber<'a> {
+    /// The transaction id.
+    pub tx: &'a str,
+    /// The answering device.
+    pub device_id: &'a str,
+    /// Unix seconds.
+    pub now: i64,
+    /// Wrong numbers that end the challenge.
+    pub limit: i64,
+    /// `number_failure_kids` as read (the update applies only if unchanged).
+    pub counted_before: &'a str,
+    /// `number_failure_kids` with this answer's key id added.
+    pub counted_now: &'a str,
+}
+
+/// The challenge after a counted wrong number.
+#[derive(Debug, FromRow)]
+pub struct WrongNumberCount {
+    /// Wrong numbers so far.
+    pub number_failures: i64,
+    /// `denied` when this one ended it, else `pending`.
+    pub state: String,
+}
+
+/// Counts a wrong number while the challenge is pending, unexpired and
+/// unchanged since it was read; at the limit it becomes denied with reason
+/// `wrong_number`. `None` when it was not counted (answered, expired, or
+/// counted by a concurrent copy).
+pub async fn count_wrong_number(
+    conn: &mut AnyConnection,
+    w: &WrongNumber<'_>,
+) -> StoreResult<Option<WrongNumberCount>> {
+    sqlx::query_as(
+        "UPDATE challenges SET number_failures = number_failures + 1, number_failure_kids = $1, \
+         state = CASE WHEN number_failures + 1 >= $2 THEN 'denied' ELSE state END, \
+         deny_reason = CASE WHEN number_failures + 1 >= $2 THEN 'wrong_number' ELSE deny_reason END, \
+         answered_at = CASE WHEN number_failures + 1 >= $2 THEN $3 ELSE answered_at END, \
+         answered_by = CASE WHEN number_failures + 1 >= $2 THEN $4 ELSE answered_by END \
+         WHERE id = $5 AND state = 'pending' AND expires_at >= $3 AND number_failure_kids = $6 \
+         RETURNING number_failures, state",
+    )
+    .bind(w.counted_now)
+    .bind(w.limit)
+    .bind(w.now)
+    .bind(w.device_id)
+    .bind(w.tx)
+    .bind(w.counted_before)
+    .fetch_optional(&mut *conn)
+    .await
 }

@@ -61,25 +61,61 @@ pub async fn reserve_passcode_attempt(
     Ok(counted.rows_affected() != 0)
 }
 
-/// Forgets the user's failed passcodes.
-pub async fn reset_passcode_failures(db: &Db, user_id: &str) -> StoreResult<()> {
-    sqlx::query("UPDATE users SET otp_fail_count = 0, otp_fail_window_start = 0 WHERE id = $1")
-        .bind(user_id)
-        .execute(&db.pool)
-        .await?;
-    Ok(())
-}
-
-/// After a valid OTP: lifts a denial suppression and forgets failed passcodes.
+/// After a valid OTP or offline code: lifts a suppression, ends the miss streak
+/// and its wait, and forgets failed passcodes (a fraud lock stays).
 pub async fn reset_after_valid_otp(db: &Db, user_id: &str) -> StoreResult<()> {
     sqlx::query(
-        "UPDATE users SET suppressed = 0, denial_streak = 0, otp_fail_count = 0, \
-         otp_fail_window_start = 0 WHERE id = $1",
+        "UPDATE users SET suppressed = 0, denial_streak = 0, next_push_at = 0, \
+         otp_fail_count = 0, otp_fail_window_start = 0 WHERE id = $1",
     )
     .bind(user_id)
     .execute(&db.pool)
     .await?;
     Ok(())
+}
+
+/// After "it was me" from an enrolled device: lifts a suppression and ends the
+/// miss streak and its wait (a fraud lock stays). `false`: no such user.
+pub async fn resume_pushes(db: &Db, user_id: &str) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE users SET suppressed = 0, denial_streak = 0, next_push_at = 0 WHERE id = $1",
+    )
+    .bind(user_id)
+    .execute(&db.pool)
+    .await?;
+    Ok(done.rows_affected() != 0)
+}
+
+/// An operator's unlock: lifts a fraud lock and a suppression and ends the miss
+/// streak. `false`: no such user.
+pub async fn unlock(db: &Db, user_id: &str) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE users SET suppressed = 0, denial_streak = 0, next_push_at = 0, locked_until = 0 \
+         WHERE id = $1",
+    )
+    .bind(user_id)
+    .execute(&db.pool)
+    .await?;
+    Ok(done.rows_affected() != 0)
+}
+
+/// What holds a user's pushes back.
+#[derive(Debug, Clone, Copy, FromRow)]
+pub struct GateRow {
+    /// 1 while suppressed after misses.
+    pub suppressed: i64,
+    /// Locked by a fraud report until then (Unix seconds).
+    pub locked_until: i64,
+    /// The wait after the last miss ends then (Unix seconds).
+    pub next_push_at: i64,
+}
+
+/// What holds pushes to user `user_id` back, if the user exists.
+pub async fn gate(db: &Db, user_id: &str) -> StoreResult<Option<GateRow>> {
+    sqlx::query_as("SELECT suppressed, locked_until, next_push_at FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(&db.pool)
+        .await
 }
 
 /// The limits a push is counted against.
@@ -93,70 +129,87 @@ pub struct PushAdmission<'a> {
     pub now: i64,
     /// Pushes allowed per window.
     pub max_per_window: i64,
-    /// The user typed `push`: clear suppression and denial streak.
-    pub lift_suppression: bool,
     /// Pending challenges allowed at once.
     pub max_pending: i64,
 }
 
 /// Counts a push in the user's window, only while the window and the pending
-/// bound have room (one statement); `false` when refused.
+/// bound have room and the user is neither suppressed, locked nor in the wait
+/// after a miss (one statement, so concurrent pushes cannot slip past a check
+/// made a moment before); `false` when refused.
 pub async fn admit_push(conn: &mut AnyConnection, a: &PushAdmission<'_>) -> StoreResult<bool> {
     let counted = sqlx::query(
         "UPDATE users SET \
            push_count = CASE WHEN push_window_start <= $2 THEN 1 ELSE push_count + 1 END, \
-           push_window_start = CASE WHEN push_window_start <= $2 THEN $3 ELSE push_window_start END, \
-           suppressed = CASE WHEN $5 = 1 THEN 0 ELSE suppressed END, \
-           denial_streak = CASE WHEN $5 = 1 THEN 0 ELSE denial_streak END \
+           push_window_start = CASE WHEN push_window_start <= $2 THEN $3 ELSE push_window_start END \
          WHERE id = $1 AND (push_window_start <= $2 OR push_count < $4) \
+           AND suppressed = 0 AND locked_until <= $3 AND next_push_at <= $3 \
            AND (SELECT COUNT(*) FROM challenges \
-                WHERE user_id = $1 AND state = 'pending' AND expires_at >= $3) < $6",
+                WHERE user_id = $1 AND state = 'pending' AND expires_at >= $3) < $5",
     )
     .bind(a.user_id)
     .bind(a.window_start)
     .bind(a.now)
     .bind(a.max_per_window)
-    .bind(i64::from(a.lift_suppression))
     .bind(a.max_pending)
     .execute(&mut *conn)
     .await?;
     Ok(counted.rows_affected() != 0)
 }
 
-/// Ends a denial streak (after an approval).
+/// Ends a miss streak and its wait (after an approval).
 pub async fn reset_denial_streak(conn: &mut AnyConnection, user_id: &str) -> StoreResult<()> {
-    sqlx::query("UPDATE users SET denial_streak = 0 WHERE id = $1")
+    sqlx::query("UPDATE users SET denial_streak = 0, next_push_at = 0 WHERE id = $1")
         .bind(user_id)
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
-/// The user's counters after a denial.
+/// The user's counters after a miss.
 #[derive(Debug, FromRow)]
-pub struct DenialCounters {
+pub struct MissCounters {
     /// 1 when pushes are now suppressed.
     pub suppressed: i64,
-    /// Consecutive denials.
+    /// Consecutive misses (denials and timeouts).
     pub denial_streak: i64,
 }
 
-/// Counts a denial (and a fraud report when `fraud`), suppressing pushes once
-/// the streak reaches `limit`.
-pub async fn record_denial(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    fraud: bool,
-    limit: i64,
-) -> StoreResult<DenialCounters> {
+/// A push the user denied, reported as fraud, got wrong or let expire.
+#[derive(Debug, Clone, Copy)]
+pub struct Miss<'a> {
+    /// The user.
+    pub user_id: &'a str,
+    /// A "not me" fraud report.
+    pub fraud: bool,
+    /// Misses in a row that suppress pushes.
+    pub suppress_at: i64,
+    /// Unix seconds.
+    pub now: i64,
+    /// The wait after the first miss of a streak; doubles with each further one.
+    pub backoff_secs: i64,
+    /// For a fraud report: pushes are locked until then.
+    pub lock_until: i64,
+}
+
+/// Counts a miss: the streak grows, pushes wait `backoff · 2^(streak-1)`
+/// seconds (at most 64 times the base), are suppressed once the streak reaches
+/// `suppress_at`, and a fraud report locks them. One statement.
+pub async fn record_miss(conn: &mut AnyConnection, m: &Miss<'_>) -> StoreResult<MissCounters> {
     sqlx::query_as(
         "UPDATE users SET denial_streak = denial_streak + 1, fraud_reports = fraud_reports + $2, \
-         suppressed = CASE WHEN denial_streak + 1 >= $3 THEN 1 ELSE suppressed END \
+         suppressed = CASE WHEN denial_streak + 1 >= $3 THEN 1 ELSE suppressed END, \
+         next_push_at = $4 + $5 * CASE denial_streak WHEN 0 THEN 1 WHEN 1 THEN 2 WHEN 2 THEN 4 \
+           WHEN 3 THEN 8 WHEN 4 THEN 16 WHEN 5 THEN 32 ELSE 64 END, \
+         locked_until = CASE WHEN $2 = 1 AND locked_until < $6 THEN $6 ELSE locked_until END \
          WHERE id = $1 RETURNING suppressed, denial_streak",
     )
-    .bind(user_id)
-    .bind(i64::from(fraud))
-    .bind(limit)
+    .bind(m.user_id)
+    .bind(i64::from(m.fraud))
+    .bind(m.suppress_at)
+    .bind(m.now)
+    .bind(m.backoff_secs)
+    .bind(m.lock_until)
     .fetch_one(&mut *conn)
     .await
 }

@@ -297,8 +297,13 @@ fn explain(e: ApiError) -> ApiError {
             "no phone is enrolled for this user: enroll one on the Enroll page first"
         }
         ErrorCode::Suppressed => {
-            "pushes are paused after repeated denials: use a code instead (a TOTP from your \
-             phone, or the offline QR), or type `push` as the code to ask for one deliberately"
+            "pushes are paused after repeated denials or unanswered requests: sign in with a \
+             code instead (a TOTP from your phone, or the offline QR), or open the app and \
+             choose \"it was me\""
+        }
+        ErrorCode::Locked => {
+            "pushes are locked because \"not me\" was reported: sign in with a code from your \
+             phone, change your password, or ask an operator to unlock"
         }
         ErrorCode::RateLimited => "too many requests for this user: wait a few minutes",
         ErrorCode::InvalidOtp => "that code is not valid: check the account and try again",
@@ -409,7 +414,12 @@ async fn login(
     let pushed = demo.start_push(&user, &headers, timeout_secs, None).await;
     let started = match pushed {
         Ok(p) => Some(p),
-        Err(e) if matches!(e.code, ErrorCode::Suppressed | ErrorCode::RateLimited) => {
+        Err(e)
+            if matches!(
+                e.code,
+                ErrorCode::Suppressed | ErrorCode::Locked | ErrorCode::RateLimited
+            ) =>
+        {
             let sid = demo.insert(session)?;
             return Ok(secured(
                 Json(json!({
@@ -466,7 +476,7 @@ async fn status(
                         // and validated like any code the user could have typed.
                         let method = match &st.push_otp {
                             Some(otp) => {
-                                validate(&demo, &session.user, otp).await?;
+                                validate(&demo, &session.user, otp, Some(&push.tx_id)).await?;
                                 "push + push OTP"
                             }
                             None => "push",
@@ -505,13 +515,20 @@ async fn status(
     Ok(secured(Json(out).into_response()))
 }
 
-async fn validate(demo: &Demo, user: &str, passcode: &str) -> ApiResult<ValidateResponse> {
+/// Validates what the user typed; `tx` binds a push OTP to the login it came with.
+async fn validate(
+    demo: &Demo,
+    user: &str,
+    passcode: &str,
+    tx: Option<&str>,
+) -> ApiResult<ValidateResponse> {
     otp::validate(
         &demo.app,
         demo.rp().await?,
         ValidateRequest {
             user: user.to_string(),
             passcode: passcode.to_string(),
+            tx_id: tx.map(str::to_owned),
             push: None,
         },
     )
@@ -578,7 +595,7 @@ async fn code(
             .map_err(explain)?;
             "offline QR (OCRA)".to_string()
         }
-        "otp" => match validate(&demo, &session.user, &typed).await? {
+        "otp" => match validate(&demo, &session.user, &typed, None).await? {
             ValidateResponse::Accepted { method, .. } => method,
             ValidateResponse::PushStarted(started) => {
                 // The code was a push trigger (empty, one character or `push`).
