@@ -295,6 +295,13 @@ impl Authenticator {
         Ok(self.inner.update_push_token(push).await?)
     }
 
+    /// "It was me": lifts the server's push suppression for this account's user
+    /// after repeated denials or unanswered requests (a login page cannot).
+    /// Not a lock after a "not me" report: that needs its time or an operator.
+    pub async fn resume_pushes(&self, account_id: String) -> Result<()> {
+        Ok(self.inner.resume_pushes(&account_id).await?)
+    }
+
     /// The current OTP of an account and the seconds it has left.
     pub fn otp(&self, account_id: String) -> Result<OtpCode> {
         Ok(self.inner.otp(&account_id)?)

@@ -123,6 +123,12 @@ pub enum DeviceCommand {
         #[arg(long)]
         not_me: bool,
     },
+    /// "It was me": lift the server's push suppression after repeated denials or
+    /// unanswered requests (typing `push` on a login page does not).
+    Resume {
+        /// Account id or label.
+        account: String,
+    },
     /// Send the answers saved while the server was unreachable, and show what
     /// is still waiting and what the server refused (refusals are then cleared).
     Outbox,
@@ -498,6 +504,17 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
                 json,
                 &json!({"removed": a.id}),
                 &format!("Removed {}.", display_name(&a)),
+            );
+            Ok(())
+        }
+        DeviceCommand::Resume { account } => {
+            let auth = open(&opts, None).await?;
+            let a = resolve(&auth, Some(&account), false)?;
+            auth.resume_pushes(&a.id).await.map_err(|e| explain(&e))?;
+            emit(
+                json,
+                &json!({"resumed": a.id}),
+                "Sign-in requests can reach this phone again.",
             );
             Ok(())
         }

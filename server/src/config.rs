@@ -201,8 +201,10 @@ pub struct PolicyConfig {
     /// enrolled device, or an operator lifts it; typing `push` does not (the login
     /// page is the attacker's).
     pub denials_before_suppression: u32,
-    /// The wait before the next push after a denial or timeout: this many seconds
-    /// after the first of a streak, doubling with each further one (0: no wait).
+    /// The wait before the next push after misses (denials, wrong numbers,
+    /// timeouts) in a row: none after one (a slow or mistaken answer is common),
+    /// this many seconds after the second, doubling with each further one up to
+    /// 32 times (0: no wait).
     pub push_backoff_secs: u32,
     /// Wrong numbers a user may type on the phone (`type` matching) before the
     /// challenge ends as denied with reason `wrong_number`. A wrong pick in
@@ -239,7 +241,7 @@ impl Default for PolicyConfig {
             push_max_per_window: 5,
             push_window_secs: 600,
             denials_before_suppression: 3,
-            push_backoff_secs: 5,
+            push_backoff_secs: 10,
             number_match_max_failures: 3,
             fraud_lock_secs: 86_400,
             enrollment_ttl_secs: 600,

@@ -62,6 +62,15 @@ enum Command {
         #[arg(long)]
         webhook_url: Option<String>,
     },
+    /// Unlock a user's pushes after a "not me" fraud report or a suppression.
+    UnlockUser {
+        /// The relying party id (`rp_…`).
+        #[arg(long)]
+        rp: String,
+        /// The user name the relying party uses.
+        #[arg(long)]
+        user: String,
+    },
 }
 
 fn load(cli: &Cli) -> Result<Config, String> {
@@ -157,6 +166,16 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string())?;
                 let text = serde_json::to_string_pretty(&created).map_err(|e| e.to_string())?;
                 println!("{text}");
+                Ok(())
+            }
+            Command::UnlockUser { rp, user } => {
+                let db = countersign_server::store::Db::connect(&config.database_url, 1)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                countersign_server::admin::unlock_user(&db, &rp, &user)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("unlocked {user}");
                 Ok(())
             }
             Command::PrintConfig => {

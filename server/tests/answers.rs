@@ -150,8 +150,12 @@ async fn repeated_answer_is_accepted_once(db: Db) {
     assert!(hooks[0].contains("challenge.approved"));
     assert_eq!(sealed_to(&s).await, answer.next_kem.key_id());
     let otp = status["push_otp"].as_str().unwrap();
-    assert_eq!(s.rp.validate("alice", otp).await.0, 200);
-    assert_error(&s.rp.validate("alice", otp).await, 403, "otp_reused");
+    assert_eq!(s.rp.validate_for_tx("alice", otp, &tx).await.0, 200);
+    assert_error(
+        &s.rp.validate_for_tx("alice", otp, &tx).await,
+        403,
+        "otp_reused",
+    );
 
     // The next challenge is sealed to the confirmed key.
     let next =

@@ -89,35 +89,40 @@ async fn wakeup_and_webhook(db: Db) {
     let d = dev.denial(&opened, countersign_protocol::DenyReason::NotMe);
     assert_eq!(dev.post_answer(&d).await.0, 200);
 
+    // "Not me": the denial and the fraud report, each signed.
     let mut got = Vec::new();
     for _ in 0..100 {
         got = hits.lock().unwrap().clone();
-        if !got.is_empty() {
+        if got.len() >= 2 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(got.len(), 1, "one webhook");
-    let (sig, body) = &got[0];
-    let v: serde_json::Value = serde_json::from_str(body).unwrap();
-    assert_eq!(v["event"], "challenge.denied");
-    assert_eq!(v["tx_id"], tx.as_str());
-    assert_eq!(v["deny_reason"], "not_me");
-    assert!(
-        !body.contains("secret context"),
-        "webhooks carry no challenge text"
-    );
-    let (t, mac) = sig
-        .strip_prefix("t=")
-        .and_then(|s| s.split_once(",v1="))
-        .expect("t=<unix>,v1=<hex>");
+    assert_eq!(got.len(), 2, "two webhooks: {got:?}");
     let secret = created.webhook_secret.unwrap();
-    let want = countersign_protocol::crypto::hmac(
-        countersign_protocol::crypto::HmacAlgorithm::Sha256,
-        secret.as_bytes(),
-        format!("{t}.{body}").as_bytes(),
-    );
-    assert_eq!(mac, hex::encode(want), "webhook HMAC verifies");
+    let mut events = Vec::new();
+    for (sig, body) in &got {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["tx_id"], tx.as_str());
+        assert_eq!(v["deny_reason"], "not_me");
+        assert!(
+            !body.contains("secret context"),
+            "webhooks carry no challenge text"
+        );
+        let (t, mac) = sig
+            .strip_prefix("t=")
+            .and_then(|s| s.split_once(",v1="))
+            .expect("t=<unix>,v1=<hex>");
+        let want = countersign_protocol::crypto::hmac(
+            countersign_protocol::crypto::HmacAlgorithm::Sha256,
+            secret.as_bytes(),
+            format!("{t}.{body}").as_bytes(),
+        );
+        assert_eq!(mac, hex::encode(want), "webhook HMAC verifies");
+        events.push(v["event"].as_str().unwrap().to_owned());
+    }
+    events.sort();
+    assert_eq!(events, ["challenge.denied", "challenge.fraud_reported"]);
     server.shutdown().await;
 }
 

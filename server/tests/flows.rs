@@ -168,7 +168,7 @@ async fn push_approve_with_number_and_push_otp(db: Db) {
     let v = rp
         .post(
             "/v1/rp/validate",
-            json!({"user": "alice", "passcode": push_otp}),
+            json!({"user": "alice", "passcode": push_otp, "tx_id": tx}),
         )
         .await;
     assert_eq!(v.0, 200, "{}", v.1);
@@ -177,7 +177,7 @@ async fn push_approve_with_number_and_push_otp(db: Db) {
     let v = rp
         .post(
             "/v1/rp/validate",
-            json!({"user": "alice", "passcode": push_otp}),
+            json!({"user": "alice", "passcode": push_otp, "tx_id": tx}),
         )
         .await;
     assert_error(&v, 403, "otp_reused");
@@ -203,9 +203,7 @@ async fn pick_and_nist_number_matching(db: Db) {
     };
     assert_eq!(choices.len(), 3);
     assert!(choices.iter().any(|c| c == number));
-    let wrong = choices.iter().find(|c| *c != number).unwrap().clone();
-    let bad = dev.approval(&opened, Some(&wrong));
-    assert_error(&dev.post_answer(&bad).await, 403, "wrong_number");
+    // (A wrong pick ends the challenge: tests/attacker.rs.)
     let good = dev.approval(&opened, Some(number));
     assert_eq!(dev.post_answer(&good).await.0, 200);
 
@@ -509,17 +507,16 @@ async fn rate_limit_and_pending_bound(db: Db) {
 }
 
 async fn suppression_after_denials(db: Db) {
-    let (s, rp, mut dev) = setup_with(db, |c| c.policy.push_max_per_window = 50).await;
+    let (s, rp, mut dev) = setup_with(db, |c| {
+        c.policy.push_max_per_window = 50;
+        c.policy.push_backoff_secs = 0;
+    })
+    .await;
     for i in 0..3 {
         let (st, started) = rp.push(json!({"user": "alice"})).await;
         assert_eq!(st, 200, "push {i}: {started}");
         let opened = dev.fetch(started["tx_id"].as_str().unwrap()).await;
-        let reason = if i == 0 {
-            DenyReason::NotMe
-        } else {
-            DenyReason::Mistake
-        };
-        let d = dev.denial(&opened, reason);
+        let d = dev.denial(&opened, DenyReason::Mistake);
         let (st, body) = dev.post_answer(&d).await;
         assert_eq!(st, 200, "{body}");
         assert_eq!(body["state"], "denied");
@@ -532,27 +529,18 @@ async fn suppression_after_denials(db: Db) {
         assert_eq!(status.1["state"], "denied");
     }
     assert_error(&rp.push(json!({"user": "alice"})).await, 429, "suppressed");
-    // An empty passcode does not lift it; typing `push` does.
-    let v = rp
-        .post("/v1/rp/validate", json!({"user": "alice", "passcode": ""}))
-        .await;
-    assert_error(&v, 429, "suppressed");
-    let v = rp
-        .post(
-            "/v1/rp/validate",
-            json!({"user": "alice", "passcode": "push"}),
-        )
-        .await;
-    assert_eq!(v.0, 200, "{}", v.1);
-    assert_eq!(rp.push(json!({"user": "alice"})).await.0, 200);
+    // No push trigger lifts it (what does: tests/attacker.rs).
+    for passcode in ["", "push"] {
+        let v = rp
+            .post(
+                "/v1/rp/validate",
+                json!({"user": "alice", "passcode": passcode}),
+            )
+            .await;
+        assert_error(&v, 429, "suppressed");
+    }
     let events = audit_events(&s).await;
-    for e in [
-        "denial",
-        "fraud_report",
-        "suppression",
-        "push_refused",
-        "suppression_lifted",
-    ] {
+    for e in ["denial", "suppression", "push_refused"] {
         assert!(events.iter().any(|x| x == e), "audit has {e}: {events:?}");
     }
     s.stop().await;

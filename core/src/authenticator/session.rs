@@ -121,6 +121,18 @@ impl Authenticator {
         }
         first_error.map_or(Ok(()), Err)
     }
+
+    /// "It was me": after repeated denials or unanswered requests the server
+    /// suppresses pushes to the user, and nothing typed on a login page lifts
+    /// that (the attacker may be the one typing). The user lifts it from the
+    /// app with this call, signed by the device's possession key. A lock after
+    /// a "not me" report stays until it ends or an operator unlocks it.
+    pub async fn resume_pushes(&self, account_id: &str) -> Result<()> {
+        let session = self.session(account_id)?;
+        let call = self.connect(&session)?;
+        let r = call.client.resume_pushes(&call.who).await;
+        self.check_deregistered(account_id, r)
+    }
 }
 
 #[cfg(test)]

@@ -268,6 +268,20 @@ impl<'a> DeviceClient<'a> {
         Ok(accepted.kem_kid)
     }
 
+    /// "It was me" (`POST /v1/device/resume`): lifts the server's push
+    /// suppression for this device's user after misses.
+    pub async fn resume_pushes(&self, who: &DeviceIdentity<'_>) -> Result<()> {
+        self.signed(
+            who,
+            HttpMethod::Post,
+            "/v1/device/resume",
+            b"{}".to_vec(),
+            CALL_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Deregisters the device (the server marks it removed).
     pub async fn deregister(&self, who: &DeviceIdentity<'_>) -> Result<()> {
         self.signed(

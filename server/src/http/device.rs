@@ -16,7 +16,7 @@ use super::rp::WaitQuery;
 use super::signed_json;
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::service::{challenge, devices};
+use crate::service::{challenge, devices, policy};
 
 /// `POST /v1/device/activate`: body is the signed activation request; the answer
 /// is the activation result signed by S.
@@ -83,4 +83,14 @@ pub async fn deregister(
 ) -> ApiResult<Json<Value>> {
     devices::deregister(&state, &signed.device).await?;
     Ok(Json(json!({ "status": "removed" })))
+}
+
+/// `POST /v1/device/resume`: "it was me" from the app. Lifts the user's push
+/// suppression after misses (not a fraud lock); the answer is `{"status":"resumed"}`.
+pub async fn resume_pushes(
+    State(state): State<Arc<AppState>>,
+    signed: SignedDevice,
+) -> ApiResult<Json<Value>> {
+    policy::resume_by_device(&state, &signed.device).await?;
+    Ok(Json(json!({ "status": "resumed" })))
 }

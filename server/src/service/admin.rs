@@ -1,4 +1,4 @@
-//! Operator actions: creating relying parties and their API keys.
+//! Operator actions: creating relying parties and their API keys, unlocking users.
 //!
 //! API keys look like `csk_<key id>.<secret>`: the key id (16 base64url characters)
 //! finds the row, the secret (256 random bits) is stored only as its SHA-256 and
@@ -7,6 +7,7 @@
 
 use countersign_protocol::crypto::{random_array, sha256};
 
+use super::audit::{AuditSubject, audit};
 use crate::error::{ApiError, ApiResult};
 use crate::keys::MasterKey;
 use crate::store::{self, Db};
@@ -86,4 +87,22 @@ pub async fn ensure_rp(db: &Db, master: &MasterKey, name: &str) -> ApiResult<Str
         return Ok(id);
     }
     Ok(create_rp(db, master, name, None).await?.rp_id)
+}
+
+/// Unlocks user `user` of relying party `rp_id`: lifts a fraud lock ("not me")
+/// and a suppression after misses, and ends the miss streak. `not_found` for an
+/// unknown user. Audited.
+pub async fn unlock_user(db: &Db, rp_id: &str, user: &str) -> ApiResult<()> {
+    let user_id = store::users::find_id(db, rp_id, user)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    if !store::users::unlock(db, &user_id).await? {
+        return Err(ApiError::not_found("user"));
+    }
+    let who = AuditSubject {
+        rp: Some(rp_id),
+        user: Some(&user_id),
+        ..Default::default()
+    };
+    audit(db, who, "unlocked", "by an operator").await
 }

@@ -8,6 +8,7 @@
 use sqlx::AnyConnection;
 
 use super::audit::{AuditSubject, audit, audit_on};
+use super::auth::Device;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::store::{self, Tx};
@@ -258,4 +259,25 @@ pub async fn record_answer(
         audit_on(conn, who, "suppression", "consecutive misses").await?;
     }
     Ok(())
+}
+
+/// "It was me", sent by an enrolled device of the user (a request signed with
+/// its possession key, made from the app): lifts a suppression and ends the
+/// miss streak and its wait. A fraud lock stays: the user reported a stranger,
+/// and only the lock's time or an operator ends that.
+pub async fn resume_by_device(state: &AppState, device: &Device) -> ApiResult<()> {
+    store::users::resume_pushes(&state.db, &device.user_id).await?;
+    let who = AuditSubject {
+        rp: Some(&device.rp_id),
+        user: Some(&device.user_id),
+        device: Some(&device.id),
+        ..Default::default()
+    };
+    audit(
+        &state.db,
+        who,
+        "suppression_lifted",
+        "it was me, from an enrolled device",
+    )
+    .await
 }

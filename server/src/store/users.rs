@@ -192,15 +192,16 @@ pub struct Miss<'a> {
     pub lock_until: i64,
 }
 
-/// Counts a miss: the streak grows, pushes wait `backoff · 2^(streak-1)`
-/// seconds (at most 64 times the base), are suppressed once the streak reaches
-/// `suppress_at`, and a fraud report locks them. One statement.
+/// Counts a miss: the streak grows; from the second miss in a row pushes wait
+/// `backoff · 2^(streak-2)` seconds (at most 32 times the base; a single miss,
+/// such as one slow answer, costs nothing); they are suppressed once the streak
+/// reaches `suppress_at`, and a fraud report locks them. One statement.
 pub async fn record_miss(conn: &mut AnyConnection, m: &Miss<'_>) -> StoreResult<MissCounters> {
     sqlx::query_as(
         "UPDATE users SET denial_streak = denial_streak + 1, fraud_reports = fraud_reports + $2, \
          suppressed = CASE WHEN denial_streak + 1 >= $3 THEN 1 ELSE suppressed END, \
-         next_push_at = $4 + $5 * CASE denial_streak WHEN 0 THEN 1 WHEN 1 THEN 2 WHEN 2 THEN 4 \
-           WHEN 3 THEN 8 WHEN 4 THEN 16 WHEN 5 THEN 32 ELSE 64 END, \
+         next_push_at = $4 + $5 * CASE denial_streak WHEN 0 THEN 0 WHEN 1 THEN 1 WHEN 2 THEN 2 \
+           WHEN 3 THEN 4 WHEN 4 THEN 8 WHEN 5 THEN 16 ELSE 32 END, \
          locked_until = CASE WHEN $2 = 1 AND locked_until < $6 THEN $6 ELSE locked_until END \
          WHERE id = $1 RETURNING suppressed, denial_streak",
     )

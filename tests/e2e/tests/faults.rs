@@ -830,7 +830,6 @@ struct Stats {
     refused_expired: u64,
     refused_other: u64,
     otp_validated: u64,
-    otp_collisions: u64,
     gave_up: u64,
 }
 
@@ -847,8 +846,6 @@ struct Harness {
     stats: Stats,
     /// Last observed wrong-PIN counter of the PIN account.
     pin_failures: u32,
-    /// Push OTPs of approvals, per user (a 6-digit OTP can repeat by chance).
-    otps: HashMap<String, Vec<String>>,
     /// Late answers to give: flow and when (unix seconds).
     late: Vec<(usize, u64)>,
     /// The current device's first account in `accounts`.
@@ -917,7 +914,6 @@ impl Harness {
             by_tx: HashMap::new(),
             stats: Stats::default(),
             pin_failures: 0,
-            otps: HashMap::new(),
             late: Vec::new(),
             unsettled: Vec::new(),
         }
@@ -1347,25 +1343,16 @@ impl Harness {
         let rp = &self.rps[a.server];
         let n = flow.n;
         let tx = flow.tx.clone();
-        let seen = self.otps.entry(user.clone()).or_default();
-        // Another recent approval of this user with the same 6 digits: which
-        // one the server matches first is not this test's business.
-        let collision = seen.iter().any(|o| o == otp);
-        seen.push(otp.to_owned());
-        let (status, first) = rp.validate(&user, otp).await;
-        if collision {
-            self.stats.otp_collisions += 1;
-        } else {
-            ensure!(
-                self,
-                status == 200
-                    && first["method"] == "push_otp"
-                    && first["credential_id"] == tx.as_str(),
-                "flow {n}: the approval's push OTP did not validate: {status} {first}"
-            );
-            self.stats.otp_validated += 1;
-        }
-        let (status, again) = rp.validate(&user, otp).await;
+        // Bound to its tx: another approval of the user with the same six
+        // digits cannot be taken for this one.
+        let (status, first) = rp.validate_for_tx(&user, otp, &tx).await;
+        ensure!(
+            self,
+            status == 200 && first["method"] == "push_otp" && first["credential_id"] == tx.as_str(),
+            "flow {n}: the approval's push OTP did not validate: {status} {first}"
+        );
+        self.stats.otp_validated += 1;
+        let (status, again) = rp.validate_for_tx(&user, otp, &tx).await;
         ensure!(
             self,
             status != 200,
@@ -1696,7 +1683,7 @@ impl Harness {
              after_abort={} voluntary={} | outbox: deliver_calls={} answer_posts={} resends={} \
              queued={} delivered={} refused_expired={} refused_other={} | retries: already_answered={} replayed={} \
              wrong_pin={} pin_resets={} expired_on_answer={} gave_up={} | final: approved={} \
-             denied={} expired={} | push_otp validated_once={} collisions={} | devices={} | {:.1}s",
+             denied={} expired={} | push_otp validated_once={} | devices={} | {:.1}s",
             s.approve,
             s.deny_mistake,
             s.deny_not_me,
@@ -1731,7 +1718,6 @@ impl Harness {
             count("denied"),
             count("expired"),
             s.otp_validated,
-            s.otp_collisions,
             self.devices,
             elapsed.as_secs_f64(),
             seed = self.seed,

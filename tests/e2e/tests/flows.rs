@@ -200,7 +200,13 @@ async fn number_matching_push_otp_and_deny_not_me() {
     assert_eq!(st["state"], "approved");
     // The push OTP reached the server and is accepted (once) as a passcode.
     assert_eq!(st["push_otp"].as_str().unwrap(), out.push_otp.as_str());
+    // Not without its tx: a push OTP belongs to the login it came with.
     let (code, v) = rp.validate("alice", &out.push_otp).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (403, Some("invalid_otp"))
+    );
+    let (code, v) = rp.validate_for_tx("alice", &out.push_otp, tx).await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["method"], "push_otp");
     // Answering again is refused locally.

@@ -120,11 +120,21 @@ impl RpClient {
         json
     }
 
-    /// Validates a passcode for `user`.
+    /// Validates a passcode for `user` (TOTP/HOTP: no push login bound).
     pub async fn validate(&self, user: &str, passcode: &str) -> (u16, Value) {
         self.post(
             "/v1/rp/validate",
             json!({ "user": user, "passcode": passcode }),
+        )
+        .await
+    }
+
+    /// Validates a passcode for `user` in push login `tx` (a push OTP is
+    /// accepted only for the challenge it came with).
+    pub async fn validate_for_tx(&self, user: &str, passcode: &str, tx: &str) -> (u16, Value) {
+        self.post(
+            "/v1/rp/validate",
+            json!({ "user": user, "passcode": passcode, "tx_id": tx }),
         )
         .await
     }
