@@ -163,10 +163,47 @@ struct Demo {
     device: Authenticator,
     user: Arc<ScriptedUser>,
     account: Option<AccountInfo>,
-    /// The push OTP of step 2's approval, checked by the RP in step 3.
-    last_push_otp: Option<Zeroizing<String>>,
+    /// The tx and push OTP of step 2's approval, checked by the RP in step 3.
+    last_push_otp: Option<(String, Zeroizing<String>)>,
+    /// The embedded server's database, for the operator's unlock.
+    db: countersign_server::store::Db,
+    /// The demo relying party.
+    rp_id: String,
     results: Vec<Value>,
 }
+
+/// The wait after the second miss in a row, shortened for the demo.
+const DEMO_BACKOFF_SECS: u32 = 1;
+
+/// The demo's steps: number, name (JSON), title.
+const STEPS: [(usize, &str, &str); 10] = [
+    (
+        1,
+        "activation",
+        "Activation with the QR drawn in the terminal",
+    ),
+    (2, "push_login", "Push login with number matching, approved"),
+    (
+        3,
+        "push_otp",
+        "Push OTP accepted by the RP check, for its login only",
+    ),
+    (
+        4,
+        "attacker_at_the_login_page",
+        "Wrong numbers, denials, fatigue suppression, \"it was me\"",
+    ),
+    (
+        5,
+        "not_me",
+        "\"Not me\": fraud report, pushes locked, operator unlock",
+    ),
+    (6, "timeout_resend", "Timeout, then resend"),
+    (7, "totp_fallback", "TOTP fallback"),
+    (8, "offline_ocra", "Offline QR with OCRA"),
+    (9, "step_up_pin", "Step-up to PIN for a transaction"),
+    (10, "deregistration", "Deregistration, then local wipe"),
+];
 
 /// Runs the demo; `Err` if any step failed.
 pub async fn run(args: DemoArgs) -> Result<(), String> {
@@ -183,8 +220,10 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         ..Config::default()
     };
     // The demo sends more pushes to one user than the production default allows
-    // in ten minutes; denial suppression keeps its default (3).
+    // in ten minutes, and waits 1 s (not 10 s) after the second miss in a row;
+    // suppression after 3 misses keeps its default.
     config.policy.push_max_per_window = 50;
+    config.policy.push_backoff_secs = DEMO_BACKOFF_SECS;
     let server = Server::start(config)
         .await
         .map_err(|e| format!("embedded server: {e}"))?;
@@ -277,31 +316,13 @@ async fn run_with(
         user,
         account: None,
         last_push_otp: None,
+        db: state.db.clone(),
+        rp_id: created.rp_id.clone(),
         results: Vec::new(),
     };
-    demo.step(
-        1,
-        "activation",
-        "Activation with the QR drawn in the terminal",
-    )
-    .await;
-    demo.step(2, "push_login", "Push login with number matching, approved")
-        .await;
-    demo.step(3, "push_otp", "Push OTP accepted by the RP check")
-        .await;
-    demo.step(
-        4,
-        "deny_and_fatigue",
-        "Deny \"not me\", then fatigue suppression",
-    )
-    .await;
-    demo.step(5, "timeout_resend", "Timeout, then resend").await;
-    demo.step(6, "totp_fallback", "TOTP fallback").await;
-    demo.step(7, "offline_ocra", "Offline QR with OCRA").await;
-    demo.step(8, "step_up_pin", "Step-up to PIN for a transaction")
-        .await;
-    demo.step(9, "deregistration", "Deregistration, then local wipe")
-        .await;
+    for (n, name, title) in STEPS {
+        demo.step(n, name, title).await;
+    }
     let failed = demo
         .results
         .iter()
@@ -320,17 +341,18 @@ impl Demo {
             started: Instant::now(),
         };
         if !self.json {
-            outln!("[{n}/9] {title}");
+            outln!("[{n}/{}] {title}", STEPS.len());
         }
         let result = match n {
             1 => self.activation(&mut step).await,
             2 => self.push_login(&mut step).await,
             3 => self.push_otp(&mut step).await,
-            4 => self.deny_and_fatigue(&mut step).await,
-            5 => self.timeout_resend(&mut step).await,
-            6 => self.totp(&mut step).await,
-            7 => self.offline(&mut step).await,
-            8 => self.step_up(&mut step).await,
+            4 => self.attacker_at_the_login_page(&mut step).await,
+            5 => self.not_me(&mut step).await,
+            6 => self.timeout_resend(&mut step).await,
+            7 => self.totp(&mut step).await,
+            8 => self.offline(&mut step).await,
+            9 => self.step_up(&mut step).await,
             _ => self.deregistration(&mut step).await,
         };
         let ms = step.started.elapsed().as_millis() as u64;
@@ -506,35 +528,38 @@ impl Demo {
         if !ct_eq(server_otp.as_bytes(), outcome.push_otp.as_bytes()) {
             return Err("the RP sees a different push OTP than the phone sent".into());
         }
-        self.last_push_otp = Some(Zeroizing::new(server_otp));
+        self.last_push_otp = Some((tx, Zeroizing::new(server_otp)));
         Ok(())
     }
 
     // 3
     async fn push_otp(&mut self, s: &mut Step) -> Result<(), String> {
-        let otp = self.last_push_otp.take().ok_or("no push OTP from step 2")?;
+        let (tx, otp) = self.last_push_otp.take().ok_or("no push OTP from step 2")?;
         s.say(format!(
             "RP: the approval carried a {}-digit push OTP; the login form is filled with it",
             otp.len()
         ));
-        let v = self
-            .rp
-            .ok(
-                "/v1/rp/validate",
-                json!({"user": USER, "passcode": otp.as_str()}),
-            )
-            .await?;
-        if text(&v, "result") != "accepted" || text(&v, "method") != "push_otp" {
-            return Err(format!("validate answered {v}"));
-        }
-        s.say("RP: /v1/rp/validate accepted it (method push_otp)");
-        let (code, again) = self
+        let (code, alone) = self
             .rp
             .post(
                 "/v1/rp/validate",
                 json!({"user": USER, "passcode": otp.as_str()}),
             )
             .await?;
+        if code == 200 {
+            return Err("a push OTP was accepted without its login's tx id".into());
+        }
+        s.say(format!(
+            "RP: without the tx id of its login it is refused ({}): another login cannot use it",
+            error_code(&alone)
+        ));
+        let check = json!({"user": USER, "passcode": otp.as_str(), "tx_id": tx});
+        let v = self.rp.ok("/v1/rp/validate", check.clone()).await?;
+        if text(&v, "result") != "accepted" || text(&v, "method") != "push_otp" {
+            return Err(format!("validate answered {v}"));
+        }
+        s.say("RP: /v1/rp/validate with the tx id accepted it (method push_otp)");
+        let (code, again) = self.rp.post("/v1/rp/validate", check).await?;
         if code == 200 {
             return Err("a push OTP was accepted twice".into());
         }
@@ -546,33 +571,50 @@ impl Demo {
     }
 
     // 4
-    async fn deny_and_fatigue(&mut self, s: &mut Step) -> Result<(), String> {
+    async fn attacker_at_the_login_page(&mut self, s: &mut Step) -> Result<(), String> {
         let id = self.account()?.id.clone();
-        for (i, reason) in [DenyReason::NotMe, DenyReason::Mistake, DenyReason::Mistake]
-            .into_iter()
-            .enumerate()
-        {
+        // The attacker has the password and starts a push; the user, who cannot
+        // see the attacker's page, guesses the number.
+        let (tx, number) = self.login_push(s, json!({})).await?;
+        self.receive(s, &tx).await?;
+        let shown: u32 = number.parse().map_err(|_| "odd number".to_string())?;
+        for k in 1..=3u32 {
+            let guess = format!("{:0width$}", (shown + k) % 100, width = number.len());
+            match self.device.approve(&id, &tx, Some(&guess)).await {
+                Err(Error::ServerRejected { code }) if code == "wrong_number" => s.say(format!(
+                    "phone: user guessed {guess}: refused (wrong_number)"
+                )),
+                Err(Error::AlreadyAnswered) if k == 3 => s.say(format!(
+                    "phone: user guessed {guess}: the request has ended"
+                )),
+                other => return Err(format!("guess {k} answered {other:?}")),
+            }
+        }
+        let st = self.expect_state(s, &tx, "denied").await?;
+        if text(&st, "deny_reason") != "wrong_number" {
+            return Err(format!("deny reason {}", st["deny_reason"]));
+        }
+        s.say("RP: the third wrong number ended it: denied, reason wrong_number");
+        // Two more misses: the user denies.
+        for i in 2..=3 {
+            if i == 3 {
+                s.say(format!(
+                    "RP: after two misses in a row the next push waits {DEMO_BACKOFF_SECS} s \
+                     (10 s by default, doubling)"
+                ));
+                tokio::time::sleep(Duration::from_millis(
+                    u64::from(DEMO_BACKOFF_SECS) * 1000 + 100,
+                ))
+                .await;
+            }
             let (tx, _) = self.login_push(s, json!({})).await?;
             self.receive(s, &tx).await?;
             self.device
-                .deny(&id, &tx, reason)
+                .deny(&id, &tx, DenyReason::Mistake)
                 .await
                 .map_err(|e| format!("deny: {e}"))?;
-            let why = if reason == DenyReason::NotMe {
-                "\"not me\" (fraud report)"
-            } else {
-                "\"mistake\""
-            };
-            s.say(format!("phone: denial {} with reason {why}", i + 1));
-            let st = self.expect_state(s, &tx, "denied").await?;
-            let expected = if reason == DenyReason::NotMe {
-                "not_me"
-            } else {
-                "mistake"
-            };
-            if text(&st, "deny_reason") != expected {
-                return Err(format!("deny reason {}", st["deny_reason"]));
-            }
+            s.say(format!("phone: denial {i} (\"mistake\")"));
+            self.expect_state(s, &tx, "denied").await?;
         }
         let (code, body) = self
             .rp
@@ -583,34 +625,80 @@ impl Demo {
             .await?;
         if code != 429 || error_code(&body) != "suppressed" {
             return Err(format!(
-                "after 3 denials a push answered {code} {}",
+                "after 3 misses a push answered {code} {}",
                 error_code(&body)
             ));
         }
-        s.say("RP: 4th push refused: suppressed after 3 denials (push fatigue control)");
-        let v = self
+        s.say("RP: the next push is refused: suppressed after 3 misses (push fatigue control)");
+        let (code, body) = self
             .rp
-            .ok("/v1/rp/validate", json!({"user": USER, "passcode": "push"}))
+            .post("/v1/rp/validate", json!({"user": USER, "passcode": "push"}))
             .await?;
-        if text(&v, "result") != "push_started" {
-            return Err(format!("typing push answered {v}"));
+        if code != 429 || error_code(&body) != "suppressed" {
+            return Err(format!("typing push answered {code} {body}"));
         }
-        let tx = text(&v, "tx_id");
-        let number = text(&v, "number");
-        s.say(format!(
-            "user typed `push` in the OTP field: suppression lifted, push sent (number {number})"
-        ));
+        s.say("login page: typing `push` is refused too: the attacker could type it");
+        self.device
+            .resume_pushes(&id)
+            .await
+            .map_err(|e| format!("resume: {e}"))?;
+        s.say("phone: the user opens the app and chooses \"it was me\" (signed by the phone)");
+        let (tx, number) = self.login_push(s, json!({})).await?;
         self.receive(s, &tx).await?;
         self.device
             .approve(&id, &tx, Some(&number))
             .await
             .map_err(|e| format!("approve: {e}"))?;
-        s.say("phone: approved");
+        s.say(format!("phone: user typed {number} and approved"));
         self.expect_state(s, &tx, "approved").await?;
         Ok(())
     }
 
     // 5
+    async fn not_me(&mut self, s: &mut Step) -> Result<(), String> {
+        let id = self.account()?.id.clone();
+        let (tx, _) = self.login_push(s, json!({})).await?;
+        self.receive(s, &tx).await?;
+        self.device
+            .deny(&id, &tx, DenyReason::NotMe)
+            .await
+            .map_err(|e| format!("deny: {e}"))?;
+        s.say("phone: the user denies with \"it was not me\"");
+        let st = self.expect_state(s, &tx, "denied").await?;
+        if st["fraud_reported"] != Value::Bool(true) {
+            return Err(format!("status {st}"));
+        }
+        s.say("RP: status says fraud_reported (and a challenge.fraud_reported webhook is sent)");
+        for (what, body) in [
+            ("a push", json!({"user": USER})),
+            ("typing `push`", json!({"user": USER, "passcode": "push"})),
+        ] {
+            let path = if body.get("passcode").is_some() {
+                "/v1/rp/validate"
+            } else {
+                "/v1/rp/push"
+            };
+            let (code, answer) = self.rp.post(path, body).await?;
+            if code != 403 || error_code(&answer) != "locked" {
+                return Err(format!("{what} while locked answered {code} {answer}"));
+            }
+            s.say(format!("RP: {what} is refused: locked"));
+        }
+        countersign_server::admin::unlock_user(&self.db, &self.rp_id, USER)
+            .await
+            .map_err(|e| e.to_string())?;
+        s.say("operator: `countersign-server unlock-user` unlocks the user");
+        let (tx, number) = self.login_push(s, json!({})).await?;
+        self.receive(s, &tx).await?;
+        self.device
+            .approve(&id, &tx, Some(&number))
+            .await
+            .map_err(|e| format!("approve: {e}"))?;
+        self.expect_state(s, &tx, "approved").await?;
+        Ok(())
+    }
+
+    // 6
     async fn timeout_resend(&mut self, s: &mut Step) -> Result<(), String> {
         let id = self.account()?.id.clone();
         let (tx, number) = self.login_push(s, json!({"timeout_secs": 2})).await?;
@@ -637,7 +725,7 @@ impl Demo {
         Ok(())
     }
 
-    // 6
+    // 7
     async fn totp(&mut self, s: &mut Step) -> Result<(), String> {
         let id = self.account()?.id.clone();
         let code = self.device.otp(&id).map_err(|e| format!("otp: {e}"))?;
@@ -660,7 +748,7 @@ impl Demo {
         Ok(())
     }
 
-    // 7
+    // 8
     async fn offline(&mut self, s: &mut Step) -> Result<(), String> {
         let off = self.rp.ok("/v1/rp/offline", json!({"user": USER})).await?;
         let payload = text(&off, "qr_payload");
@@ -691,7 +779,7 @@ impl Demo {
         Ok(())
     }
 
-    // 8
+    // 9
     async fn step_up(&mut self, s: &mut Step) -> Result<(), String> {
         let id = self.account()?.id.clone();
         let body = json!({
@@ -740,7 +828,7 @@ impl Demo {
         Ok(())
     }
 
-    // 9
+    // 10
     async fn deregistration(&mut self, s: &mut Step) -> Result<(), String> {
         let account = self.account()?.clone();
         let AccountKind::Push { device_id, .. } = &account.kind else {

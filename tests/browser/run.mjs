@@ -182,6 +182,8 @@ async function main() {
     // bob protects approvals with a PIN (typed twice on stdin).
     const uri2 = await enroll(page, base, "bob");
     await device(["activate", uri2, "--pin"], { input: "246810\n246810\n" });
+    // carol and dave meet the attacker's rules (denials, wrong numbers, "not me").
+    for (const user of ["carol", "dave"]) await device(["activate", await enroll(page, base, user)]);
   });
 
   await test("log in and approve: page shows signed in", async (page) => {
@@ -197,19 +199,60 @@ async function main() {
   });
 
   await test("deny on the phone: page shows denied", async (page) => {
-    await signIn(page, base, "alice");
-    const req = await phoneRequest((r) => r.account === "alice");
-    await device(["deny", req.tx_id, "--not-me"]);
+    await signIn(page, base, "carol");
+    const req = await phoneRequest((r) => r.account === "carol");
+    await device(["deny", req.tx_id]);
     await stateIs(page, "denied");
     const text = await page.textContent("#status");
     if (!/denied/i.test(text)) throw new Error(`status says ${text}`);
     await shot(page, "04-denied");
   });
 
+  await test("a wrong number typed on the phone ends the login page with denied", async (page) => {
+    const number = await signIn(page, base, "carol");
+    const req = await phoneRequest((r) => r.account === "carol");
+    // The user cannot see the attacker's page and guesses: three wrong numbers
+    // end the request (it was once 98 tries).
+    for (let k = 1; k <= 3; k++) {
+      const guess = String((Number(number) + k) % 100).padStart(number.length, "0");
+      let refused = false;
+      try { await device(["approve", req.tx_id, "--number", guess]); } catch (e) { refused = true; }
+      if (!refused) throw new Error(`the wrong number ${guess} was approved`);
+    }
+    await stateIs(page, "denied");
+    const text = await page.textContent("#status");
+    if (!/wrong number/i.test(text)) throw new Error(`status says ${text}`);
+    // The right number no longer signs in.
+    let late = false;
+    try { await device(["approve", req.tx_id, "--number", number]); } catch (e) { late = true; }
+    if (!late) throw new Error("the right number was accepted after the request ended");
+    await shot(page, "05-wrong-number-denied");
+  });
+
+  await test("\"not me\" on the phone: denied, and the next sign-in gets no push", async (page) => {
+    await signIn(page, base, "dave");
+    const req = await phoneRequest((r) => r.account === "dave");
+    await device(["deny", req.tx_id, "--not-me"]);
+    await stateIs(page, "denied");
+    const text = await page.textContent("#status");
+    if (!/not you/i.test(text)) throw new Error(`status says ${text}`);
+    // The attacker tries again: no push, the page says why.
+    await page.goto(`${base}/demo/login`);
+    await page.fill("#user", "dave");
+    await page.fill("#password", "demo");
+    await page.click("#login");
+    await stateIs(page, "suppressed");
+    const again = await page.textContent("#status");
+    if (!/locked/i.test(again)) throw new Error(`second sign-in says ${again}`);
+    const pending = await device(["pending"]);
+    if (pending.some((r) => r.account === "dave")) throw new Error("a push reached the phone while locked");
+    await shot(page, "06-not-me-locked");
+  });
+
   await test("let it time out, then resend works", async (page) => {
     await signIn(page, base, "alice", 3);
     await stateIs(page, "expired", 15_000);
-    await shot(page, "05-expired");
+    await shot(page, "07-expired");
     await page.click("#resend");
     await stateIs(page, "pending");
     const number = (await page.textContent("#number")).trim();
@@ -227,7 +270,7 @@ async function main() {
     await page.waitForSelector("#signed-in:not([hidden])", { timeout: 10_000 });
     const method = await page.textContent("#method");
     if (method !== "totp") throw new Error(`signed in by ${method}`);
-    await shot(page, "06-totp-signed-in");
+    await shot(page, "08-totp-signed-in");
 
     // Same session: a transfer shows amount and payee, the phone asks for the PIN.
     await page.goto(`${base}/demo/transfer`);
@@ -242,11 +285,11 @@ async function main() {
     if (req.transaction.payee !== "ACME Supplies Ltd" || req.verification !== "pin") {
       throw new Error(`phone shows ${JSON.stringify(req)}`);
     }
-    await shot(page, "07-transfer-confirm");
+    await shot(page, "09-transfer-confirm");
     const ans = await device(["approve", req.tx_id, "--number", number], { input: "246810\n" });
     if (ans.verification !== "pin") throw new Error(`approved with ${ans.verification}`);
     await stateIs(page, "approved");
-    await shot(page, "08-transfer-signed");
+    await shot(page, "10-transfer-signed");
   });
 
   await test("offline QR: the OCRA response typed into the page works", async (page) => {
@@ -258,7 +301,7 @@ async function main() {
     const payload = await page.getAttribute("#offline-qr", "data-payload");
     const answer = await device(["offline", payload]);
     if (!/^[0-9]{8}$/.test(answer.code)) throw new Error("no 8-digit OCRA response");
-    await shot(page, "09-offline-qr");
+    await shot(page, "11-offline-qr");
     await page.fill("#ocra", answer.code);
     await page.click("#submit-ocra");
     await page.waitForSelector("#signed-in:not([hidden])", { timeout: 10_000 });

@@ -115,9 +115,10 @@ function onOutcome(st) {
       signedIn(st);
     }
   } else if (st.state === "denied") {
-    const why = st.deny_reason === "not_me"
-      ? "Denied on your phone and reported as not you. Sign-in blocked."
-      : "Denied on your phone.";
+    const why = {
+      not_me: "Denied on your phone and reported as not you. Pushes to you are locked.",
+      wrong_number: "Denied: a wrong number was entered on your phone.",
+    }[st.deny_reason] || "Denied on your phone.";
     setStatus("denied", why);
   } else if (st.state === "expired") {
     setStatus("expired", "The request timed out. Press Resend to try again.");
