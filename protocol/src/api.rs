@@ -73,6 +73,37 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code a server sends (all but [`ErrorCode::Unknown`]), for documents
+    /// that list them (the server's OpenAPI document).
+    pub const ALL: [ErrorCode; 26] = [
+        Self::BadRequest,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::Expired,
+        Self::Replayed,
+        Self::BadSignature,
+        Self::WrongNumber,
+        Self::VerificationRequired,
+        Self::WrongDisplayHash,
+        Self::WrongAccount,
+        Self::OtpReused,
+        Self::InvalidOtp,
+        Self::RateLimited,
+        Self::Suppressed,
+        Self::Locked,
+        Self::DeviceRemoved,
+        Self::AlreadyAnswered,
+        Self::NoDevice,
+        Self::Unsupported,
+        Self::PayloadTooLarge,
+        Self::MethodNotAllowed,
+        Self::UnsupportedMediaType,
+        Self::InvalidBody,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
     /// The HTTP status that goes with the code.
     pub fn http_status(self) -> u16 {
         match self {
@@ -205,6 +236,48 @@ pub struct KemKeyAccepted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_sent_code_once() {
+        use std::collections::HashSet;
+        let names: HashSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+        for code in ErrorCode::ALL {
+            // A new variant breaks this match: add it to `ALL` too.
+            let listed = match code {
+                ErrorCode::Unknown => false,
+                ErrorCode::BadRequest
+                | ErrorCode::Unauthorized
+                | ErrorCode::Forbidden
+                | ErrorCode::NotFound
+                | ErrorCode::Expired
+                | ErrorCode::Replayed
+                | ErrorCode::BadSignature
+                | ErrorCode::WrongNumber
+                | ErrorCode::VerificationRequired
+                | ErrorCode::WrongDisplayHash
+                | ErrorCode::WrongAccount
+                | ErrorCode::OtpReused
+                | ErrorCode::InvalidOtp
+                | ErrorCode::RateLimited
+                | ErrorCode::Suppressed
+                | ErrorCode::Locked
+                | ErrorCode::DeviceRemoved
+                | ErrorCode::AlreadyAnswered
+                | ErrorCode::NoDevice
+                | ErrorCode::Unsupported
+                | ErrorCode::PayloadTooLarge
+                | ErrorCode::MethodNotAllowed
+                | ErrorCode::UnsupportedMediaType
+                | ErrorCode::InvalidBody
+                | ErrorCode::Unavailable
+                | ErrorCode::Internal => true,
+            };
+            assert!(listed);
+            let text = serde_json::to_string(&code).unwrap();
+            assert_eq!(serde_json::from_str::<ErrorCode>(&text).unwrap(), code);
+        }
+    }
 
     #[test]
     fn error_codes_round_trip_and_unknown_codes_parse() {
