@@ -172,12 +172,18 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(max_connections));
     let graceful = GracefulShutdown::new();
     tracing::info!(max_connections, "accepting connections");
+    // At most one "bound reached" warning a minute: under a flood it would
+    // otherwise be one per freed slot.
+    let mut warned: Option<Instant> = None;
     loop {
         let permit = match slots.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
                 // Full: stop accepting; the kernel's backlog holds newcomers.
-                tracing::warn!(max_connections, "connection bound reached");
+                if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(max_connections, "connection bound reached");
+                    warned = Some(Instant::now());
+                }
                 tokio::select! {
                     permit = slots.clone().acquire_owned() => match permit {
                         Ok(permit) => permit,
