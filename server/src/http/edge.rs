@@ -169,6 +169,7 @@ pub async fn serve(
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
+    let limits = Arc::new(limits);
     let slots = Arc::new(Semaphore::new(max_connections));
     let graceful = GracefulShutdown::new();
     tracing::info!(max_connections, "accepting connections");
@@ -196,9 +197,11 @@ pub async fn serve(
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
+                // A client that gave up before the accept: next one.
+                Err(e) if is_connection_error(&e) => continue,
                 Err(e) => {
-                    // Out of descriptors or a connection reset before accept:
-                    // back off briefly instead of spinning.
+                    // Out of descriptors (the reserve was too small) or
+                    // memory: back off briefly instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
@@ -245,6 +248,16 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// An error of one connection, not of the listener.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
 }
 
 /// Completes when `stop` turns `true` (or its sender is gone).
