@@ -542,6 +542,8 @@ async fn every_error_is_json_and_echoes_nothing() {
         "method_not_allowed",
     )
     .await;
+    let response = http.get(format!("{base}/v1/rp/push")).send().await.unwrap();
+    assert_eq!(response.headers()["allow"], "POST", "405 names the methods");
     assert_json_error(
         http.put(format!("{base}/demo/api/login")),
         405,

@@ -486,3 +486,32 @@ fn closing(mut response: Response) -> Response {
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_validate_and_bound() {
+        assert!(HttpLimits::default().validate().is_ok());
+        let zero = HttpLimits {
+            header_read_timeout_secs: 0,
+            ..HttpLimits::default()
+        };
+        assert!(zero.validate().is_err());
+        let none = HttpLimits {
+            max_connections: Some(0),
+            ..HttpLimits::default()
+        };
+        assert!(none.validate().is_err());
+        let five = HttpLimits {
+            max_connections: Some(5),
+            ..HttpLimits::default()
+        };
+        assert_eq!(connection_bound(&five, 8), 5);
+        let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+        let derived = connection_bound(&HttpLimits::default(), 8) as u64;
+        assert!(derived >= MIN_CONNECTIONS);
+        assert!(derived <= soft.max(MIN_CONNECTIONS), "{derived} vs {soft}");
+    }
+}
