@@ -57,6 +57,8 @@ pub struct Config {
     pub push: Vec<PushConfig>,
     /// Rate limits and timeouts.
     pub policy: PolicyConfig,
+    /// Limits of the HTTP edge: timeouts, body size, connection bound.
+    pub http: crate::http::edge::HttpLimits,
     /// Log format: `text` or `json`.
     pub log_format: String,
     /// Serve the demo web pages under `/demo` (a sample relying party whose users
@@ -75,6 +77,7 @@ impl Default for Config {
             server_name: "Countersign".into(),
             push: Vec::new(),
             policy: PolicyConfig::default(),
+            http: Default::default(),
             log_format: "text".into(),
             demo: false,
         }
@@ -119,6 +122,7 @@ impl Config {
                 "policy.enrollment_ttl_secs must be in 1..=600".into(),
             ));
         }
+        self.http.validate()?;
         if self.database_max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "database_max_connections must be positive".into(),

@@ -181,17 +181,16 @@ impl Server {
                 }
             })
         };
-        let mut graceful = stop_rx;
-        let serve = tokio::spawn(async move {
-            let r = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = graceful.wait_for(|stop| *stop).await;
-                })
-                .await;
-            if let Err(e) = r {
-                tracing::error!(error = %e, "server error");
-            }
-        });
+        let limits = state.config.http.clone();
+        let max_connections =
+            http::edge::connection_bound(&limits, state.config.database_max_connections);
+        let serve = tokio::spawn(http::edge::serve(
+            listener,
+            app,
+            limits,
+            max_connections,
+            stop_rx,
+        ));
         tracing::info!(%addr, backend = ?state.db.backend, "countersign server listening");
         Ok(RunningServer {
             addr,

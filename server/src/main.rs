@@ -124,6 +124,11 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config.log_format);
+    // The connection bound is derived from the soft limit (src/http/edge.rs).
+    match countersign_server::http::edge::raise_nofile_limit() {
+        Ok(limit) => tracing::debug!(limit, "descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

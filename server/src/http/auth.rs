@@ -85,7 +85,7 @@ impl FromRequest<Arc<AppState>> for SignedDevice {
         let headers = parts.headers.clone();
         let body = Bytes::from_request(Request::from_parts(parts, body), state)
             .await
-            .map_err(IntoResponse::into_response)?;
+            .map_err(|e| ApiError::from(e).into_response())?;
         let hdrs =
             RequestHeaders::from_lookup(|name| headers.get(name).and_then(|v| v.to_str().ok()))
                 .map_err(|e| {

@@ -4,14 +4,13 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use countersign_protocol::api::{AnswerAccepted, KemKeyAccepted, PendingList};
 use serde_json::{Value, json};
 
 use super::auth::SignedDevice;
+use super::extract::{Json, Path, Query, RawBody};
 use super::rp::WaitQuery;
 use super::signed_json;
 use crate::AppState;
@@ -20,7 +19,10 @@ use crate::service::{challenge, devices, policy};
 
 /// `POST /v1/device/activate`: body is the signed activation request; the answer
 /// is the activation result signed by S.
-pub async fn activate(State(state): State<Arc<AppState>>, body: Bytes) -> ApiResult<Response> {
+pub async fn activate(
+    State(state): State<Arc<AppState>>,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
     Ok(signed_json(devices::activate(&state, &body).await?))
 }
 

@@ -5,6 +5,8 @@
 pub mod auth;
 pub mod demo;
 pub mod device;
+pub mod edge;
+pub mod extract;
 pub mod openapi;
 pub mod rp;
 
@@ -59,7 +61,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/device/resume", post(device::resume_pushes))
         .route("/v1/device", delete(device::deregister))
         .merge(demo::router(state.clone()))
-        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        // After every route and merge: the fallbacks and layers cover exactly
+        // the routes present when they are added.
+        .fallback(extract::not_found)
+        .method_not_allowed_fallback(extract::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.http.max_body_bytes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(state.config.http.clone()),
+            edge::read_body,
+        ))
         .with_state(state)
 }
 

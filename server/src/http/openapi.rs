@@ -15,8 +15,13 @@ fn error_responses() -> Value {
         "401": {"$ref": "#/components/responses/Error"},
         "403": {"$ref": "#/components/responses/Error"},
         "404": {"$ref": "#/components/responses/Error"},
+        "405": {"$ref": "#/components/responses/Error"},
+        "408": {"$ref": "#/components/responses/Error"},
         "409": {"$ref": "#/components/responses/Error"},
         "410": {"$ref": "#/components/responses/Error"},
+        "413": {"$ref": "#/components/responses/Error"},
+        "415": {"$ref": "#/components/responses/Error"},
+        "422": {"$ref": "#/components/responses/Error"},
         "429": {"$ref": "#/components/responses/Error"}
     })
 }
@@ -70,7 +75,7 @@ pub fn document() -> Value {
             "responses": {"Error": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-                    "code": {"type": "string", "enum": ["bad_request", "unauthorized", "forbidden", "not_found", "expired", "replayed", "bad_signature", "wrong_number", "wrong_display_hash", "wrong_account", "otp_reused", "invalid_otp", "rate_limited", "suppressed", "device_removed", "already_answered", "no_device", "unsupported", "payload_too_large", "internal"]},
+                    "code": {"type": "string", "enum": ["bad_request", "unauthorized", "forbidden", "not_found", "expired", "replayed", "bad_signature", "wrong_number", "wrong_display_hash", "wrong_account", "otp_reused", "invalid_otp", "rate_limited", "suppressed", "device_removed", "already_answered", "no_device", "unsupported", "payload_too_large", "method_not_allowed", "unsupported_media_type", "invalid_body", "internal"]},
                     "message": {"type": "string"}}}}},
                 "EnrollmentRequest": {"type": "object", "required": ["user"], "properties": {"user": {"type": "string"}, "label": {"type": "string"}, "issuer": {"type": "string"}}},
                 "EnrollmentResponse": {"type": "object", "properties": {"offer_id": {"type": "string"}, "offer_uri": {"type": "string"}, "code": {"type": "string"}, "qr_svg": {"type": "string"}, "qr_png_base64": {"type": "string"}, "expires_at": {"type": "integer"}}},

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{CachedRpAuth, RpAuth};
+use super::extract::{Json, Path, Query};
 use crate::AppState;
 use crate::error::ApiResult;
 use crate::service::challenge::{self, ChallengeStatus, PushRequest, PushStarted};
