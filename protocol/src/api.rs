@@ -56,6 +56,8 @@ pub enum ErrorCode {
     Unsupported,
     /// The request body is too large.
     PayloadTooLarge,
+    /// The request body did not arrive within the server's body timeout.
+    RequestTimeout,
     /// The route exists, but not with this HTTP method.
     MethodNotAllowed,
     /// The request body is not `application/json` where JSON is expected.
@@ -75,7 +77,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// Every code a server sends (all but [`ErrorCode::Unknown`]), for documents
     /// that list them (the server's OpenAPI document).
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         Self::BadRequest,
         Self::Unauthorized,
         Self::Forbidden,
@@ -97,6 +99,7 @@ impl ErrorCode {
         Self::NoDevice,
         Self::Unsupported,
         Self::PayloadTooLarge,
+        Self::RequestTimeout,
         Self::MethodNotAllowed,
         Self::UnsupportedMediaType,
         Self::InvalidBody,
@@ -121,6 +124,7 @@ impl ErrorCode {
             Self::Replayed | Self::AlreadyAnswered => 409,
             Self::Expired | Self::DeviceRemoved => 410,
             Self::MethodNotAllowed => 405,
+            Self::RequestTimeout => 408,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::InvalidBody => 422,
@@ -154,6 +158,7 @@ impl ErrorCode {
             Self::NoDevice => "no_device",
             Self::Unsupported => "unsupported",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidBody => "invalid_body",
@@ -267,6 +272,7 @@ mod tests {
                 | ErrorCode::NoDevice
                 | ErrorCode::Unsupported
                 | ErrorCode::PayloadTooLarge
+                | ErrorCode::RequestTimeout
                 | ErrorCode::MethodNotAllowed
                 | ErrorCode::UnsupportedMediaType
                 | ErrorCode::InvalidBody

@@ -214,8 +214,10 @@ pub struct PolicyConfig {
     /// challenge ends as denied with reason `wrong_number`. A wrong pick in
     /// `pick` matching ends it at once (one in three would otherwise win).
     pub number_match_max_failures: u32,
-    /// How long a "not me" fraud report locks pushes to the user (0: until an
-    /// operator unlocks them).
+    /// How long a "not me" fraud report locks pushes to the user; an operator
+    /// may unlock earlier (`countersign-server unlock-user`). For "until an
+    /// operator unlocks", set a long time (315360000 is ten years); 0 turns the
+    /// lock off (the report is still audited and sent to the RP).
     pub fraud_lock_secs: u32,
     /// Lifetime of an enrollment offer (at most 600 s).
     pub enrollment_ttl_secs: u32,

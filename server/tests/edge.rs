@@ -468,7 +468,10 @@ async fn body_timeout_answers_408_and_closes() {
     let (got, took) = read_to_close(&mut stream, Duration::from_secs(4)).await;
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-    assert!(text.contains(r#"{"error":{"code":"bad_request""#), "{text}");
+    assert!(
+        text.contains(r#"{"error":{"code":"request_timeout""#),
+        "{text}"
+    );
     assert!(!text.contains("partial"), "{text}");
     assert!(took >= Duration::from_millis(800), "{took:?}");
     s.stop().await;

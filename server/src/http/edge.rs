@@ -28,7 +28,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
@@ -43,7 +43,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::config::ConfigError;
-use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
+use crate::error::{ApiError, ErrorCode};
 
 /// Limits of the HTTP edge (`[http]` in the configuration file).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -467,16 +467,15 @@ fn too_large() -> Response {
     )
 }
 
-/// 408 with the error shape; `bad_request` is the closest code (the client
-/// did not send what it announced).
+/// 408 `request_timeout`: the body did not arrive within its deadline.
 fn body_timeout() -> Response {
-    let body = ErrorBody {
-        error: ErrorDetail {
-            code: ErrorCode::BadRequest,
-            message: "the request body did not arrive in time".into(),
-        },
-    };
-    closing((StatusCode::REQUEST_TIMEOUT, axum::Json(body)).into_response())
+    closing(
+        ApiError::new(
+            ErrorCode::RequestTimeout,
+            "the request body did not arrive in time",
+        )
+        .into_response(),
+    )
 }
 
 /// The rest of an unread body is not worth draining: close the connection.

@@ -1,107 +1,504 @@
-//! The OpenAPI 3.1 document of the relying-party API, served at `/openapi.json`.
-//! Hand-written; the integration tests check that every RP route is listed.
+//! The OpenAPI 3.1 document of both HTTP APIs, served at `/openapi.json`: the
+//! relying-party API (API key) and the device API (requests signed by the
+//! device, docs/PROTOCOL.md §7 and §12). Hand-written; every status and error
+//! code a route can answer is listed, with the input constraints the server
+//! enforces. The test command checks it against the running server with
+//! requests generated from it (schemathesis) and `tests/openapi.rs` checks that
+//! every route is listed.
 
 use axum::Json;
-use serde_json::{Value, json};
+use countersign_protocol::api::ErrorCode;
+use serde_json::{Map, Value, json};
 
 /// Serves the document.
 pub async fn handler() -> Json<Value> {
     Json(document())
 }
 
-fn error_responses() -> Value {
-    json!({
-        "400": {"$ref": "#/components/responses/Error"},
-        "401": {"$ref": "#/components/responses/Error"},
-        "403": {"$ref": "#/components/responses/Error"},
-        "404": {"$ref": "#/components/responses/Error"},
-        "405": {"$ref": "#/components/responses/Error"},
-        "408": {"$ref": "#/components/responses/Error"},
-        "409": {"$ref": "#/components/responses/Error"},
-        "410": {"$ref": "#/components/responses/Error"},
-        "413": {"$ref": "#/components/responses/Error"},
-        "415": {"$ref": "#/components/responses/Error"},
-        "422": {"$ref": "#/components/responses/Error"},
-        "429": {"$ref": "#/components/responses/Error"}
-    })
+/// Statuses every route may answer: malformed input (400), a body that fits
+/// no schema (422), a body too large (413), not JSON (415), too slow (408).
+const COMMON: &[u16] = &[400, 408, 413, 415, 422];
+
+fn reference(schema: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{schema}")})
 }
 
-fn op(summary: &str, body: Option<&str>, ok: &str, params: Value) -> Value {
-    let mut responses = error_responses();
-    responses["200"] = json!({
-        "description": "OK",
-        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{ok}")}}}
-    });
-    let mut o = json!({ "summary": summary, "parameters": params, "responses": responses });
-    if let Some(b) = body {
-        o["requestBody"] = json!({
-            "required": true,
-            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{b}")}}}
+/// How a caller authenticates to an operation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// `Authorization: Bearer csk_…` (the document's default).
+    ApiKey,
+    /// The four headers of a signed device request.
+    Device,
+    /// Nothing (health, this document, activation: its body proves the offer).
+    Public,
+}
+
+/// An operation: `ok` is the 200 body's schema, `errors` the statuses beyond
+/// [`COMMON`] (each with the error body).
+struct Op<'a> {
+    summary: &'a str,
+    description: &'a str,
+    body: Option<&'a str>,
+    ok: &'a str,
+    errors: &'a [u16],
+    params: Vec<Value>,
+    auth: Auth,
+}
+
+impl Op<'_> {
+    fn build(self) -> Value {
+        let mut responses = Map::new();
+        responses.insert(
+            "200".into(),
+            json!({"description": "OK", "content": {"application/json": {"schema": reference(self.ok)}}}),
+        );
+        let mut statuses: Vec<u16> = COMMON.iter().chain(self.errors).copied().collect();
+        statuses.sort_unstable();
+        statuses.dedup();
+        for status in statuses {
+            responses.insert(
+                status.to_string(),
+                json!({"$ref": "#/components/responses/Error"}),
+            );
+        }
+        let mut params = self.params;
+        if self.auth == Auth::Device {
+            params.extend(device_headers());
+        }
+        let mut op = json!({
+            "summary": self.summary,
+            "description": self.description,
+            "parameters": params,
+            "responses": responses,
         });
+        if self.auth != Auth::ApiKey {
+            // Devices authenticate by signature (headers), not by API key.
+            op["security"] = json!([]);
+        }
+        if let Some(body) = self.body {
+            op["requestBody"] = json!({
+                "required": true,
+                "content": {"application/json": {"schema": reference(body)}}
+            });
+        }
+        op
     }
-    o
 }
 
-fn path_param(name: &str) -> Value {
-    json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+fn path_param(name: &str, description: &str, max: u32) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": description,
+           "schema": {"type": "string", "minLength": 1, "maxLength": max}})
+}
+
+fn wait_param(what: &str) -> Value {
+    json!({"name": "wait", "in": "query", "required": false,
+        "description": format!("seconds to long-poll while {what} (0: answer at once; capped by the server's policy.long_poll_max_secs, 60 by default)"),
+        "schema": {"type": "integer", "minimum": 0, "maximum": 4_294_967_295u64}})
+}
+
+/// The four headers of a signed device request (docs/PROTOCOL.md §7).
+fn device_headers() -> Vec<Value> {
+    [
+        ("Countersign-Device", "the device id"),
+        (
+            "Countersign-Timestamp",
+            "unix seconds, plain decimal; within ±300 s of the server's clock",
+        ),
+        (
+            "Countersign-Nonce",
+            "base64url of 16–32 random bytes, never reused",
+        ),
+        (
+            "Countersign-Signature",
+            "base64url r‖s of the request by the device's possession key Dp",
+        ),
+    ]
+    .into_iter()
+    .map(|(name, description)| {
+        json!({"name": name, "in": "header", "required": true, "description": description,
+               "schema": {"type": "string"}})
+    })
+    .collect()
+}
+
+fn text(max: u32) -> Value {
+    json!({"type": "string", "maxLength": max, "description": format!("at most {max} bytes of UTF-8, no control characters")})
+}
+
+fn user_name() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 128,
+           "description": "the relying party's user name: 1–128 bytes of UTF-8, no control characters"})
+}
+
+fn schemas() -> Value {
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    json!({
+        "Error": {"type": "object", "required": ["error"], "additionalProperties": false, "properties": {"error": {
+            "type": "object", "required": ["code", "message"], "additionalProperties": false, "properties": {
+                "code": {"type": "string", "enum": codes, "description": "machine-readable; branch on this, never on the message"},
+                "message": {"type": "string", "description": "for humans; never secrets or echoed input"}}}}},
+        "EnrollmentRequest": {"type": "object", "required": ["user"], "additionalProperties": false, "properties": {
+            "user": user_name(), "label": text(128), "issuer": text(128)}},
+        "EnrollmentResponse": {"type": "object", "additionalProperties": false,
+            "required": ["offer_id", "offer_uri", "code", "qr_svg", "qr_png_base64", "expires_at"], "properties": {
+            "offer_id": {"type": "string"}, "offer_uri": {"type": "string", "description": "countersign://activate?… (QR code or deep link); single use"},
+            "code": {"type": "string", "description": "the typed activation code"},
+            "qr_svg": {"type": "string"}, "qr_png_base64": {"type": "string"}, "expires_at": {"type": "integer"}}},
+        "Context": {"type": "object", "additionalProperties": false, "properties": {
+            "rp": text(64), "ip": text(64), "location": text(64), "user_agent": text(256)}},
+        "Transaction": {"type": "object", "required": ["amount", "currency", "payee"], "additionalProperties": false, "properties": {
+            "amount": text(32), "currency": text(8), "payee": text(128)}},
+        "PushRequest": {"type": "object", "additionalProperties": false, "properties": {
+            "user": user_name(), "context": reference("Context"),
+            "text": {"type": "string", "maxLength": 1024, "description": "shown on the phone; at most 1024 bytes"},
+            "transaction": reference("Transaction"),
+            "verification": {"type": "string", "enum": ["none", "pin", "biometric"]},
+            "number_matching": {"type": "string", "enum": ["off", "pick", "type"], "default": "type",
+                "description": "type: the user types the number shown on the login page (3 wrong entries end the challenge, configurable); pick: the user picks it among 3 (one wrong pick ends it)"},
+            "digits": {"type": "integer", "minimum": 2, "maximum": 8, "default": 2},
+            "profile": {"type": "string", "enum": ["nist"], "description": "type 6 digits (NIST SP 800-63B-4)"},
+            "timeout_secs": {"type": "integer", "minimum": 1, "maximum": 600, "default": 30}},
+            "description": "`user` is required for POST /v1/rp/push and ignored inside ValidateRequest.push"},
+        "PushStarted": {"type": "object", "additionalProperties": false, "required": ["tx_id", "number", "expires_at", "devices"], "properties": {
+            "tx_id": {"type": "string"}, "number": {"type": ["string", "null"], "description": "show it on the login page"},
+            "expires_at": {"type": "integer"}, "devices": {"type": "integer", "minimum": 1}}},
+        "ChallengeStatus": {"type": "object", "additionalProperties": false,
+            "required": ["tx_id", "state", "expires_at", "answered_at", "device_id", "deny_reason", "fraud_reported", "push_otp"], "properties": {
+            "tx_id": {"type": "string"}, "state": {"type": "string", "enum": ["pending", "approved", "denied", "expired"]},
+            "expires_at": {"type": "integer"}, "answered_at": {"type": ["integer", "null"]},
+            "device_id": {"type": ["string", "null"], "description": "the device that answered (or entered the last wrong number)"},
+            "deny_reason": {"type": ["string", "null"], "enum": ["not_me", "mistake", "wrong_number", null]},
+            "fraud_reported": {"type": "boolean", "description": "the user answered \"it was not me\"; pushes to the user are locked"},
+            "push_otp": {"type": ["string", "null"], "description": "the approval's push OTP; accepted by /v1/rp/validate with this tx_id only"}}},
+        "ValidateRequest": {"type": "object", "required": ["user", "passcode"], "additionalProperties": false, "properties": {
+            "user": user_name(),
+            "passcode": {"type": "string", "description": "a TOTP/HOTP code or push OTP (digits), or a push trigger: empty, one character, or `push` in any case. A trigger passes the same fatigue rules as any push: it lifts no suppression or lock."},
+            "tx_id": {"type": "string", "description": "the push login this passcode completes: a push OTP is accepted only with its own tx_id"},
+            "push": reference("PushRequest")}},
+        "ValidateResponse": {"oneOf": [
+            {"type": "object", "additionalProperties": false, "required": ["result", "method", "credential_id"], "properties": {
+                "result": {"const": "accepted"}, "method": {"type": "string", "enum": ["totp", "hotp", "push_otp"]},
+                "credential_id": {"type": "string"}}},
+            {"type": "object", "additionalProperties": false, "required": ["result", "tx_id", "number", "expires_at", "devices"], "properties": {
+                "result": {"const": "push_started"}, "tx_id": {"type": "string"}, "number": {"type": ["string", "null"]},
+                "expires_at": {"type": "integer"}, "devices": {"type": "integer"}}}]},
+        "OfflineRequest": {"type": "object", "required": ["user"], "additionalProperties": false, "properties": {
+            "user": user_name(), "device_id": {"type": "string"}, "timeout_secs": {"type": "integer", "minimum": 30, "maximum": 600}}},
+        "OfflineResponse": {"type": "object", "additionalProperties": false, "required": ["id", "question", "qr_payload", "qr_svg", "expires_at"], "properties": {
+            "id": {"type": "string"}, "question": {"type": "string"}, "qr_payload": {"type": "string"},
+            "qr_svg": {"type": "string"}, "expires_at": {"type": "integer"}}},
+        "OfflineVerifyRequest": {"type": "object", "required": ["response"], "additionalProperties": false, "properties": {
+            "response": {"type": "string", "description": "the OCRA response the user typed"}}},
+        "Accepted": {"type": "object", "additionalProperties": false, "required": ["result", "device_id"], "properties": {
+            "result": {"const": "accepted"}, "device_id": {"type": "string"}}},
+        "DeviceList": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+            "required": ["device_id", "name", "platform", "push_provider", "status", "created_at", "last_seen_at"], "properties": {
+            "device_id": {"type": "string"}, "name": {"type": "string"}, "platform": {"type": "string"},
+            "push_provider": {"type": "string", "enum": ["none", "fcm", "apns", "unifiedpush"]},
+            "status": {"type": "string", "enum": ["active", "removed"]},
+            "created_at": {"type": "integer"}, "last_seen_at": {"type": "integer"}}}},
+        "Removed": {"type": "object", "additionalProperties": false, "required": ["device_id", "status"], "properties": {
+            "device_id": {"type": "string"}, "status": {"const": "removed"}}},
+        "OathTokenRequest": {"type": "object", "required": ["kind", "secret_base32"], "additionalProperties": false, "properties": {
+            "kind": {"type": "string", "enum": ["hotp", "totp"]},
+            "secret_base32": {"type": "string", "description": "RFC 4648 base32 of 10–128 bytes"},
+            "algorithm": {"type": "string", "enum": ["SHA1", "SHA256", "SHA512"]},
+            "digits": {"type": "integer", "minimum": 6, "maximum": 8}, "period": {"type": "integer", "minimum": 0, "maximum": 4_294_967_295u64},
+            "counter": {"type": "integer", "minimum": 0}}},
+        "TokenCreated": {"type": "object", "additionalProperties": false, "required": ["token_id"], "properties": {"token_id": {"type": "string"}}},
+        "Health": {"type": "object", "additionalProperties": false, "required": ["status"], "properties": {"status": {"type": "string"}}},
+        "OpenApi": {"type": "object", "required": ["openapi", "paths"]},
+        "SignedMessage": {"type": "object", "required": ["v", "kid", "payload", "sig"], "additionalProperties": false,
+            "description": "docs/PROTOCOL.md §2: a payload and its signature, at most 64 KiB",
+            "properties": {"v": {"const": 1}, "kid": {"type": "string"}, "payload": {"type": "string"}, "sig": {"type": "string"}}},
+        "PendingList": {"type": "object", "additionalProperties": false, "required": ["challenges"], "properties": {
+            "challenges": {"type": "array", "items": {"type": "object", "additionalProperties": false, "required": ["tx", "exp"], "properties": {
+                "tx": {"type": "string"}, "exp": {"type": "integer"}}}}}},
+        "AnswerAccepted": {"type": "object", "additionalProperties": false, "required": ["state"], "properties": {
+            "state": {"type": "string", "enum": ["approved", "denied"]},
+            "kem_kid": {"type": "string", "description": "the KEM key the server now seals this device's challenges to"}}},
+        "PushRegistration": {"oneOf": [
+            {"type": "object", "additionalProperties": false, "required": ["type", "token"], "properties": {
+                "type": {"type": "string", "enum": ["fcm", "apns"]}, "token": {"type": "string", "minLength": 1, "maxLength": 4096}}},
+            {"type": "object", "additionalProperties": false, "required": ["type", "endpoint", "p256dh", "auth"], "properties": {
+                "type": {"const": "unifiedpush"}, "endpoint": {"type": "string", "maxLength": 2048},
+                "p256dh": {"type": "string"}, "auth": {"type": "string"}}},
+            {"type": "object", "additionalProperties": false, "required": ["type"], "properties": {"type": {"const": "none"}}}]},
+        "PushProvider": {"type": "object", "additionalProperties": false, "required": ["push_provider"], "properties": {
+            "push_provider": {"type": "string", "enum": ["none", "fcm", "apns", "unifiedpush"]}}},
+        "KemKeyUpdate": {"type": "object", "additionalProperties": false, "required": ["kem_key"], "properties": {
+            "kem_key": {"type": "string", "description": "base64url SEC1 of a P-256 KEM public key the device holds"}}},
+        "KemKeyAccepted": {"type": "object", "additionalProperties": false, "required": ["kem_kid"], "properties": {"kem_kid": {"type": "string"}}},
+        "Empty": {"type": "object", "additionalProperties": false},
+        "Resumed": {"type": "object", "additionalProperties": false, "required": ["status"], "properties": {"status": {"const": "resumed"}}},
+        "Deregistered": {"type": "object", "additionalProperties": false, "required": ["status"], "properties": {"status": {"const": "removed"}}}
+    })
 }
 
 /// The document.
 pub fn document() -> Value {
-    let wait = json!({"name": "wait", "in": "query", "required": false,
-        "description": "seconds to long-poll while pending (capped by the server)",
-        "schema": {"type": "integer", "minimum": 0}});
+    let tx = path_param("tx", "a transaction id", 64);
+    let user = path_param("user", "the relying party's user name", 128);
+    let mut paths = Map::new();
+    let mut add = |path: &str, method: &str, op: Op<'_>| {
+        let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
+        entry[method] = op.build();
+    };
+    let with = |auth| {
+        move |summary, description, body, ok, errors, params| Op {
+            summary,
+            description,
+            body,
+            ok,
+            errors,
+            params,
+            auth,
+        }
+    };
+    let (rp, device, public) = (with(Auth::ApiKey), with(Auth::Device), with(Auth::Public));
+
+    add(
+        "/healthz",
+        "get",
+        public(
+            "Health",
+            "200 `{\"status\":\"ok\"}` while the database answers, else 503 `{\"status\":\"database unavailable\"}`.",
+            None,
+            "Health",
+            &[503],
+            vec![],
+        ),
+    );
+    add(
+        "/openapi.json",
+        "get",
+        public("This document", "", None, "OpenApi", &[], vec![]),
+    );
+    add(
+        "/v1/rp/enrollments",
+        "post",
+        rp(
+            "Create a single-use activation offer",
+            "Creates the user if needed. The offer (URI, QR as SVG and PNG, typed code) is single use and lives at most 600 s.",
+            Some("EnrollmentRequest"),
+            "EnrollmentResponse",
+            &[401],
+            vec![],
+        ),
+    );
+    add(
+        "/v1/rp/push",
+        "post",
+        rp(
+            "Start a push login or transaction approval",
+            "Refused with 403 `locked` after a \"not me\" report (until the lock's time passes or an operator unlocks), 429 `suppressed` after repeated misses (denials, wrong numbers, timeouts; lifted by a valid OTP or offline code, an \"it was me\" from an enrolled device, or an operator), 429 `rate_limited` inside the growing wait after misses, over the push window or with too many pending challenges, 404 `no_device` for a user without an active device.",
+            Some("PushRequest"),
+            "PushStarted",
+            &[401, 403, 404, 429],
+            vec![],
+        ),
+    );
+    add(
+        "/v1/rp/challenges/{tx}",
+        "get",
+        rp(
+            "Challenge status (long-poll with ?wait=N)",
+            "Answers at once when the challenge is no longer pending; holds no database connection while waiting.",
+            None,
+            "ChallengeStatus",
+            &[401, 404],
+            vec![tx.clone(), wait_param("the challenge is pending")],
+        ),
+    );
+    add(
+        "/v1/rp/validate",
+        "post",
+        rp(
+            "Validate a passcode, or start a push",
+            "A push OTP needs the `tx_id` of its own login. A trigger (empty, one character, `push`) starts a push under the same rules as /v1/rp/push. Failed passcodes are limited per user (429 `rate_limited`).",
+            Some("ValidateRequest"),
+            "ValidateResponse",
+            &[401, 403, 404, 429],
+            vec![],
+        ),
+    );
+    add(
+        "/v1/rp/offline",
+        "post",
+        rp(
+            "Create a signed offline QR (OCRA) challenge",
+            "",
+            Some("OfflineRequest"),
+            "OfflineResponse",
+            &[401, 404],
+            vec![],
+        ),
+    );
+    add(
+        "/v1/rp/offline/{id}/verify",
+        "post",
+        rp(
+            "Verify the OCRA response the user typed",
+            "Single use, 5 attempts; a verified response also lifts a suppression after misses.",
+            Some("OfflineVerifyRequest"),
+            "Accepted",
+            &[401, 403, 404, 409, 410, 429],
+            vec![path_param("id", "the offline challenge id", 64)],
+        ),
+    );
+    add(
+        "/v1/rp/users/{user}/devices",
+        "get",
+        rp(
+            "List a user's devices",
+            "",
+            None,
+            "DeviceList",
+            &[401, 404],
+            vec![user.clone()],
+        ),
+    );
+    add(
+        "/v1/rp/users/{user}/devices/{device}",
+        "delete",
+        rp(
+            "Remove a device",
+            "Its next request gets 410 `device_removed` and its app wipes the account.",
+            None,
+            "Removed",
+            &[401, 404],
+            vec![user.clone(), path_param("device", "the device id", 64)],
+        ),
+    );
+    add(
+        "/v1/rp/users/{user}/oath-tokens",
+        "post",
+        rp(
+            "Import a HOTP/TOTP token for passcode validation",
+            "",
+            Some("OathTokenRequest"),
+            "TokenCreated",
+            &[401, 404],
+            vec![user],
+        ),
+    );
+
+    add(
+        "/v1/device/activate",
+        "post",
+        public(
+            "Redeem an activation offer (docs/PROTOCOL.md §3)",
+            "The body is the signed activation request (§3.3); the answer is the activation result signed by the server key S (§3.4). Not a signed HTTP request: the request carries its own key and the offer proof.",
+            Some("SignedMessage"),
+            "SignedMessage",
+            &[401, 403, 404, 409, 410, 429],
+            vec![],
+        ),
+    );
+    add(
+        "/v1/device/challenges",
+        "get",
+        device(
+            "Pending challenges (long-poll with ?wait=N)",
+            "Oldest first; answers at once when one is pending. 410 `device_removed` after removal.",
+            None,
+            "PendingList",
+            &[401, 409, 410],
+            vec![wait_param("nothing is pending")],
+        ),
+    );
+    add(
+        "/v1/device/challenges/{tx}",
+        "get",
+        device(
+            "Fetch a challenge sealed for this device, signed by S (§4)",
+            "",
+            None,
+            "SignedMessage",
+            &[401, 404, 409, 410],
+            vec![tx.clone()],
+        ),
+    );
+    add(
+        "/v1/device/challenges/{tx}/answer",
+        "post",
+        device(
+            "Answer a challenge (§5)",
+            "403 `wrong_number` while tries remain and when the last one ends the challenge; the same answer posted again gets the same acceptance (§5.1).",
+            Some("SignedMessage"),
+            "AnswerAccepted",
+            &[401, 403, 404, 409, 410, 429],
+            vec![tx],
+        ),
+    );
+    add(
+        "/v1/device/push",
+        "put",
+        device(
+            "Update the push registration",
+            "",
+            Some("PushRegistration"),
+            "PushProvider",
+            &[401, 409, 410],
+            vec![],
+        ),
+    );
+    add(
+        "/v1/device/kem",
+        "put",
+        device(
+            "Name the KEM key to seal to from now on (§7.1)",
+            "",
+            Some("KemKeyUpdate"),
+            "KemKeyAccepted",
+            &[401, 409, 410],
+            vec![],
+        ),
+    );
+    add(
+        "/v1/device/resume",
+        "post",
+        device(
+            "\"It was me\": lift the user's push suppression (§12.6)",
+            "Does not lift a lock after a \"not me\" report.",
+            Some("Empty"),
+            "Resumed",
+            &[401, 409, 410],
+            vec![],
+        ),
+    );
+    add(
+        "/v1/device",
+        "delete",
+        device(
+            "Deregister this device",
+            "",
+            None,
+            "Deregistered",
+            &[401, 409, 410],
+            vec![],
+        ),
+    );
+
+    // The health check's 503 carries its own body, not the error shape.
+    if let Some(get) = paths.get_mut("/healthz") {
+        get["get"]["responses"]["503"] = json!({"description": "database unavailable",
+            "content": {"application/json": {"schema": reference("Health")}}});
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
-            "title": "Countersign relying-party API",
+            "title": "Countersign API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Push authentication, OTP validation and device management. Authenticate with `Authorization: Bearer csk_<key id>.<secret>`."
+            "description": "The relying-party API (`/v1/rp/…`, `Authorization: Bearer csk_<key id>.<secret>`) and the device API (`/v1/device/…`, requests signed by the device: docs/PROTOCOL.md §7 and §12). Every error is `{\"error\":{\"code\",\"message\"}}`; unknown routes answer 404 `not_found`, wrong methods 405 `method_not_allowed`."
         },
         "security": [{"apiKey": []}],
-        "paths": {
-            "/v1/rp/enrollments": {"post": op("Create a single-use activation offer (URI, QR SVG/PNG, typed code; ≤10 min)", Some("EnrollmentRequest"), "EnrollmentResponse", json!([]))},
-            "/v1/rp/push": {"post": op("Start a push login or transaction approval", Some("PushRequest"), "PushStarted", json!([]))},
-            "/v1/rp/challenges/{tx}": {"get": op("Challenge status (long-poll with ?wait=N)", None, "ChallengeStatus", json!([path_param("tx"), wait]))},
-            "/v1/rp/validate": {"post": op("Validate a passcode (TOTP/HOTP/push OTP); empty, 1-char or `push` starts a push", Some("ValidateRequest"), "ValidateResponse", json!([]))},
-            "/v1/rp/offline": {"post": op("Create a signed offline QR (OCRA) challenge", Some("OfflineRequest"), "OfflineResponse", json!([]))},
-            "/v1/rp/offline/{id}/verify": {"post": op("Verify the OCRA response the user typed", Some("OfflineVerifyRequest"), "Accepted", json!([path_param("id")]))},
-            "/v1/rp/users/{user}/devices": {"get": op("List a user's devices", None, "DeviceList", json!([path_param("user")]))},
-            "/v1/rp/users/{user}/devices/{device}": {"delete": op("Remove a device (its app wipes the account on next contact)", None, "Removed", json!([path_param("user"), path_param("device")]))},
-            "/v1/rp/users/{user}/oath-tokens": {"post": op("Import a HOTP/TOTP token for passcode validation", Some("OathTokenRequest"), "TokenCreated", json!([path_param("user")]))}
-        },
+        "paths": paths,
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
-            "responses": {"Error": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
-            "schemas": {
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-                    "code": {"type": "string", "enum": ["bad_request", "unauthorized", "forbidden", "not_found", "expired", "replayed", "bad_signature", "wrong_number", "wrong_display_hash", "wrong_account", "otp_reused", "invalid_otp", "rate_limited", "suppressed", "device_removed", "already_answered", "no_device", "unsupported", "payload_too_large", "method_not_allowed", "unsupported_media_type", "invalid_body", "internal"]},
-                    "message": {"type": "string"}}}}},
-                "EnrollmentRequest": {"type": "object", "required": ["user"], "properties": {"user": {"type": "string"}, "label": {"type": "string"}, "issuer": {"type": "string"}}},
-                "EnrollmentResponse": {"type": "object", "properties": {"offer_id": {"type": "string"}, "offer_uri": {"type": "string"}, "code": {"type": "string"}, "qr_svg": {"type": "string"}, "qr_png_base64": {"type": "string"}, "expires_at": {"type": "integer"}}},
-                "Context": {"type": "object", "properties": {"rp": {"type": "string"}, "ip": {"type": "string"}, "location": {"type": "string"}, "user_agent": {"type": "string"}}},
-                "Transaction": {"type": "object", "required": ["amount", "currency", "payee"], "properties": {"amount": {"type": "string"}, "currency": {"type": "string"}, "payee": {"type": "string"}}},
-                "PushRequest": {"type": "object", "required": ["user"], "properties": {
-                    "user": {"type": "string"}, "context": {"$ref": "#/components/schemas/Context"},
-                    "text": {"type": "string"}, "transaction": {"$ref": "#/components/schemas/Transaction"},
-                    "verification": {"type": "string", "enum": ["none", "pin", "biometric"]},
-                    "number_matching": {"type": "string", "enum": ["off", "pick", "type"], "default": "type"},
-                    "digits": {"type": "integer", "minimum": 2, "maximum": 8, "default": 2},
-                    "profile": {"type": "string", "enum": ["nist"], "description": "type 6 digits (NIST SP 800-63B-4)"},
-                    "timeout_secs": {"type": "integer", "minimum": 1, "maximum": 600, "default": 30}}},
-                "PushStarted": {"type": "object", "properties": {"tx_id": {"type": "string"}, "number": {"type": ["string", "null"]}, "expires_at": {"type": "integer"}, "devices": {"type": "integer"}}},
-                "ChallengeStatus": {"type": "object", "properties": {"tx_id": {"type": "string"}, "state": {"type": "string", "enum": ["pending", "approved", "denied", "expired"]}, "expires_at": {"type": "integer"}, "answered_at": {"type": ["integer", "null"]}, "device_id": {"type": ["string", "null"]}, "deny_reason": {"type": ["string", "null"], "enum": ["not_me", "mistake", null]}, "push_otp": {"type": ["string", "null"]}}},
-                "ValidateRequest": {"type": "object", "required": ["user", "passcode"], "properties": {"user": {"type": "string"}, "passcode": {"type": "string"}, "push": {"$ref": "#/components/schemas/PushRequest"}}},
-                "ValidateResponse": {"type": "object", "properties": {"result": {"type": "string", "enum": ["accepted", "push_started"]}, "method": {"type": "string", "enum": ["totp", "hotp", "push_otp"]}, "credential_id": {"type": "string"}, "tx_id": {"type": "string"}, "number": {"type": ["string", "null"]}, "expires_at": {"type": "integer"}}},
-                "OfflineRequest": {"type": "object", "required": ["user"], "properties": {"user": {"type": "string"}, "device_id": {"type": "string"}, "timeout_secs": {"type": "integer", "minimum": 30, "maximum": 600}}},
-                "OfflineResponse": {"type": "object", "properties": {"id": {"type": "string"}, "question": {"type": "string"}, "qr_payload": {"type": "string"}, "qr_svg": {"type": "string"}, "expires_at": {"type": "integer"}}},
-                "OfflineVerifyRequest": {"type": "object", "required": ["response"], "properties": {"response": {"type": "string"}}},
-                "Accepted": {"type": "object", "properties": {"result": {"type": "string"}, "device_id": {"type": "string"}}},
-                "DeviceList": {"type": "array", "items": {"type": "object", "properties": {"device_id": {"type": "string"}, "name": {"type": "string"}, "platform": {"type": "string"}, "push_provider": {"type": "string"}, "status": {"type": "string", "enum": ["active", "removed"]}, "created_at": {"type": "integer"}, "last_seen_at": {"type": "integer"}}}},
-                "Removed": {"type": "object", "properties": {"device_id": {"type": "string"}, "status": {"type": "string"}}},
-                "OathTokenRequest": {"type": "object", "required": ["kind", "secret_base32"], "properties": {"kind": {"type": "string", "enum": ["hotp", "totp"]}, "secret_base32": {"type": "string"}, "algorithm": {"type": "string", "enum": ["SHA1", "SHA256", "SHA512"]}, "digits": {"type": "integer"}, "period": {"type": "integer"}, "counter": {"type": "integer"}}},
-                "TokenCreated": {"type": "object", "properties": {"token_id": {"type": "string"}}}
-            }
+            "responses": {"Error": {"description": "Error", "content": {"application/json": {"schema": reference("Error")}}}},
+            "schemas": schemas()
         }
     })
 }

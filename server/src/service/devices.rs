@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::audit::{AuditSubject, audit, audit_on};
 use super::auth::{Device, Rp};
-use super::protocol_error;
+use super::{check_user_name, protocol_error};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::store;
@@ -263,6 +263,7 @@ pub async fn remove_for_rp(
     user: &str,
     device_id: &str,
 ) -> ApiResult<()> {
+    check_user_name(user)?;
     let user_id = store::users::find_id(&state.db, &rp.id, user)
         .await?
         .ok_or_else(|| ApiError::not_found("device"))?;
@@ -329,6 +330,7 @@ pub struct DeviceSummary {
 
 /// A user's devices, oldest first.
 pub async fn list(state: &AppState, rp: &Rp, user: &str) -> ApiResult<Vec<DeviceSummary>> {
+    check_user_name(user)?;
     let rows = store::devices::list_for_user(&state.db, &rp.id, user).await?;
     Ok(rows
         .into_iter()

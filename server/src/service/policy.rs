@@ -224,10 +224,8 @@ pub async fn record_answer(
     let t = now();
     let fraud = outcome == Outcome::Fraud;
     let limit = i64::from(policy.denials_before_suppression);
-    let lock_until = match policy.fraud_lock_secs {
-        0 => i64::MAX,
-        secs => t.saturating_add(i64::from(secs)),
-    };
+    // 0 turns the lock off: the column only ever moves forward.
+    let lock_until = t.saturating_add(i64::from(policy.fraud_lock_secs));
     let counters = store::users::record_miss(
         conn,
         &store::users::Miss {

@@ -42,11 +42,12 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A countersign-server on loopback with a fresh SQLite database, the push rate
-/// limit raised (tests push more than a user would in ten minutes), then `tweak`
-/// applied to the config (policy limits).
+/// limit raised and no wait after misses (tests push more, and faster after a
+/// denial, than a user would), then `tweak` applied to the config (policy limits).
 pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
     TestServer::start_with(Db::Sqlite, |config| {
         config.policy.push_max_per_window = 1000;
+        config.policy.push_backoff_secs = 0;
         tweak(config);
     })
     .await

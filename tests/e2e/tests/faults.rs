@@ -716,8 +716,10 @@ fn serve_hook(mut conn: TcpStream, hooks: &Hooks) {
             if buf.len() >= end + 4 + len {
                 if let Ok(v) = serde_json::from_slice::<Value>(&buf[end + 4..end + 4 + len]) {
                     let tx = v["tx_id"].as_str().unwrap_or_default().to_owned();
-                    let state = v["state"].as_str().unwrap_or_default().to_owned();
-                    hooks.lock().unwrap().push((tx, state));
+                    // `challenge.<state>`, or `challenge.fraud_reported`.
+                    let event = v["event"].as_str().unwrap_or_default();
+                    let kind = event.strip_prefix("challenge.").unwrap_or(event).to_owned();
+                    hooks.lock().unwrap().push((tx, kind));
                 }
                 let _ = conn.write_all(
                     b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
@@ -884,6 +886,8 @@ impl Harness {
                 c.policy.max_pending = 100_000;
                 c.policy.denials_before_suppression = 1_000_000;
                 c.policy.passcode_max_failures = 1_000_000;
+                // "Not me" is one of the scripted answers, not a fraud.
+                c.policy.fraud_lock_secs = 0;
             })
             .await;
             let st = s.server().state();
@@ -1625,7 +1629,7 @@ impl Harness {
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|(_, s)| s != "expired")
+                .filter(|(_, s)| s != "expired" && s != "fraud_reported")
                 .count();
             if got >= answered || Instant::now() > deadline {
                 break;
@@ -1638,8 +1642,17 @@ impl Harness {
             by_tx.entry(tx.clone()).or_default().push(state.clone());
         }
         for flow in &self.flows {
-            let events = by_tx.remove(&flow.tx).unwrap_or_default();
+            let mut events = by_tx.remove(&flow.tx).unwrap_or_default();
             let settled = flow.settled.as_deref().unwrap_or_default();
+            // A "not me" denial also reports fraud, once.
+            let reports = events.iter().filter(|s| *s == "fraud_reported").count();
+            events.retain(|s| s != "fraud_reported");
+            ensure!(
+                self,
+                reports == 0 || (reports == 1 && settled == "denied"),
+                "flow {}: {settled}, yet {reports} fraud reports",
+                flow.n
+            );
             let answers: Vec<&String> = events.iter().filter(|s| *s != "expired").collect();
             let expiries = events.len() - answers.len();
             if settled == "expired" {
