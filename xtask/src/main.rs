@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod api;
 mod bindings;
 mod browser;
 mod mobile;
@@ -22,10 +23,11 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("demo") => demo(&args[1..]),
         Some("bindings") => bindings::command(&args[1..]),
+        Some("api-test") => api::test(),
         Some("android") => mobile::android(&args[1..]),
         Some("apple") => mobile::apple(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|demo|bindings|android|apple>");
+            eprintln!("usage: cargo xtask <test|demo|bindings|api-test|android|apple>");
             return ExitCode::from(2);
         }
     };
@@ -193,6 +195,8 @@ fn test() -> Result {
     )?;
     // The demo pages in headless Chromium, the CLI as the phone (issue 7).
     browser::test()?;
+    // Requests generated from /openapi.json against a live server (issue 12).
+    api::test()?;
     // Kotlin (JVM, JNA) and Swift (Linux) binding tests against a live server (issue 6).
     report_free_space();
     bindings::test_kotlin_and_swift()?;
