@@ -643,15 +643,7 @@ impl Demo {
             .await
             .map_err(|e| format!("resume: {e}"))?;
         s.say("phone: the user opens the app and chooses \"it was me\" (signed by the phone)");
-        let (tx, number) = self.login_push(s, json!({})).await?;
-        self.receive(s, &tx).await?;
-        self.device
-            .approve(&id, &tx, Some(&number))
-            .await
-            .map_err(|e| format!("approve: {e}"))?;
-        s.say(format!("phone: user typed {number} and approved"));
-        self.expect_state(s, &tx, "approved").await?;
-        Ok(())
+        self.login_approved(s, &id).await
     }
 
     // 5
@@ -688,12 +680,18 @@ impl Demo {
             .await
             .map_err(|e| e.to_string())?;
         s.say("operator: `countersign-server unlock-user` unlocks the user");
+        self.login_approved(s, &id).await
+    }
+
+    /// A login push the user approves with the right number.
+    async fn login_approved(&self, s: &mut Step, id: &str) -> Result<(), String> {
         let (tx, number) = self.login_push(s, json!({})).await?;
         self.receive(s, &tx).await?;
         self.device
-            .approve(&id, &tx, Some(&number))
+            .approve(id, &tx, Some(&number))
             .await
             .map_err(|e| format!("approve: {e}"))?;
+        s.say(format!("phone: user typed {number} and approved"));
         self.expect_state(s, &tx, "approved").await?;
         Ok(())
     }
