@@ -68,6 +68,7 @@ function setStatus(state, text) {
 
 function showPush(push) {
   show($("approve"), true);
+  if (push.purpose !== "transfer" && $("approve-title")) $("approve-title").textContent = "Approve on your phone";
   const hasNumber = !!push.number;
   show($("number-box"), hasNumber);
   if (hasNumber) $("number").textContent = push.number;
@@ -180,6 +181,7 @@ function loginPage() {
       } else {
         // The password was right but no push could start (e.g. suppressed).
         show($("approve"), true);
+        $("approve-title").textContent = "No push was sent";
         show($("number-box"), false);
         setStatus("suppressed", r.push_error ? r.push_error.message : "No push was sent.");
         show($("code-panel"), true);
