@@ -21,6 +21,16 @@ const MD_END: &str = "<!-- protocol-v1-vectors:end -->";
 
 const T0: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
+/// The OCRA response of the vector account (key: the OTP seed) to `question`.
+fn offline_ocra(question: &str) -> String {
+    let suite = otp::OcraSuite::parse(offline::OFFLINE_SUITE).unwrap();
+    let inputs = otp::OcraInputs {
+        question,
+        ..otp::OcraInputs::default()
+    };
+    otp::ocra(&suite, SEED, &inputs).unwrap()
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -222,10 +232,11 @@ fn generate() -> Value {
     let deny = Answer::deny(&opened, DenyReason::NotMe, f.k2.public_key(), T0 + 112).unwrap();
     let deny_msg = deny.sign(&det_dp).unwrap();
 
-    // A signed device request.
-    let body = br#"{"answer":"..."}"#;
+    // A signed device request: posting the denial above (docs/PROTOCOL.md §12.3).
+    let deny_body = deny_msg.to_json().unwrap();
+    let body = deny_body.as_slice();
     let nonce = "MDEyMzQ1Njc4OWFiY2RlZg".to_string();
-    let path = "/v1/device/challenges/AAECAwQFBgcICQoLDA0ODw?wait=30";
+    let path = "/v1/device/challenges/AAECAwQFBgcICQoLDA0ODw/answer";
     let canonical = request_message("POST", path, "dev_41b2e8", T0 + 112, &nonce, body).unwrap();
     let headers =
         sign_request_with_nonce(&det_dp, "dev_41b2e8", "POST", path, body, T0 + 112, nonce)
@@ -235,6 +246,23 @@ fn generate() -> Value {
         .into_iter()
         .map(|(k, v)| (k.to_string(), Value::String(v)))
         .collect();
+
+    // An offline QR challenge (§11) and the OCRA response to it.
+    let offline_payload = serde_json::to_vec(&offline::OfflineChallenge {
+        v: 1,
+        kind: offline::OFFLINE_KIND.to_owned(),
+        id: "off_5x2Kq9".to_owned(),
+        account: "acct_7f3a9c".to_owned(),
+        device: "dev_41b2e8".to_owned(),
+        suite: offline::OFFLINE_SUITE.to_owned(),
+        question: "48213307".to_owned(),
+        rp: "Example Bank".to_owned(),
+        exp: T0 + 300,
+    })
+    .unwrap();
+    let offline_msg =
+        SignedMessage::sign(Purpose::OfflineChallenge, offline_payload.clone(), &det_s).unwrap();
+    let offline_response = offline_ocra("48213307");
 
     let labels: serde_json::Map<String, Value> = Purpose::ALL
         .iter()
@@ -287,6 +315,12 @@ fn generate() -> Value {
         "answer_deny": {
             "payload": text(&deny.to_payload().unwrap()),
             "signed_message": text(&deny_msg.to_json().unwrap()),
+        },
+        "offline": {
+            "payload": text(&offline_payload),
+            "signed_message": text(&offline_msg.to_json().unwrap()),
+            "ocra_key_hex": hex::encode(SEED),
+            "response": offline_response,
         },
         "request": {
             "method": "POST",
@@ -391,6 +425,16 @@ fn verify_published(v: &Value) -> usize {
         }
         n += 1;
     }
+
+    // The offline QR: S's signature, then the OCRA response from the seed.
+    let msg = SignedMessage::from_json(s(&["offline", "signed_message"]).as_bytes()).unwrap();
+    let payload = msg
+        .verify(Purpose::OfflineChallenge, &f.s.public_key())
+        .unwrap();
+    assert_eq!(payload, s(&["offline", "payload"]).as_bytes());
+    let probe: offline::OfflineChallenge = serde_json::from_slice(payload).unwrap();
+    assert_eq!(offline_ocra(&probe.question), s(&["offline", "response"]));
+    n += 1;
 
     // Request signature headers.
     let hdrs = v["request"]["headers"].as_object().unwrap();
