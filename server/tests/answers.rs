@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use countersign_protocol::DenyReason;
@@ -16,33 +15,19 @@ use countersign_server::{RunningServer, Server};
 use countersign_test_support::{Db, RpClient, TestDatabase, both_databases, now};
 use serde_json::{Value, json};
 use sqlx::Row;
-use support::{TestDevice, assert_error};
+use support::{TestDevice, WebhookLog, assert_error, audit_reasons, webhook_receiver};
 
 /// A relying party with a webhook endpoint that records every hit.
 struct Setup {
     server: RunningServer,
     rp: RpClient,
     dev: TestDevice,
-    hooks: Arc<Mutex<Vec<String>>>,
+    hooks: WebhookLog,
     _database: TestDatabase,
 }
 
 async fn setup(db: Db) -> Setup {
-    let hooks: Arc<Mutex<Vec<String>>> = Arc::default();
-    let h = hooks.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: String| {
-            let h = h.clone();
-            async move {
-                h.lock().unwrap().push(body);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (hook_url, hooks) = webhook_receiver().await;
 
     let database = TestDatabase::new(db);
     let server = Server::start(database.config()).await.unwrap();
@@ -63,13 +48,7 @@ async fn setup(db: Db) -> Setup {
 }
 
 async fn audit_count(s: &Setup, event: &str) -> usize {
-    sqlx::query("SELECT COUNT(*) AS n FROM audit_log WHERE event = $1")
-        .bind(event)
-        .fetch_one(&s.server.state().db.pool)
-        .await
-        .unwrap()
-        .try_get::<i64, _>("n")
-        .unwrap() as usize
+    audit_reasons(&s.server, event).await.len()
 }
 
 async fn sealed_to(s: &Setup) -> String {
@@ -91,7 +70,12 @@ async fn webhooks_after_settling(s: &Setup, want: usize) -> Vec<String> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    s.hooks.lock().unwrap().clone()
+    s.hooks
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, body)| body.clone())
+        .collect()
 }
 
 async fn post(dev: &TestDevice, tx: &str, body: &[u8]) -> (u16, Value) {

@@ -5,36 +5,20 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use countersign_protocol::{Answer, Approval, DenyReason, NumberMatching, Verification};
 use countersign_server::config::Config;
 use countersign_test_support::{Db, RpClient, TestServer, both_databases, now};
 use serde_json::{Value, json};
 use sqlx::Row;
-use support::{TestDevice, assert_error};
+use support::{TestDevice, WebhookLog, assert_error, audit_reasons, webhook_receiver};
 
-/// A server with `tweak`, an RP whose webhooks land in the returned list, and
+/// A server with `tweak`, an RP whose webhooks land in the returned log, and
 /// alice's phone.
 async fn setup(
     db: Db,
     tweak: impl FnOnce(&mut Config),
-) -> (TestServer, RpClient, TestDevice, Arc<Mutex<Vec<Value>>>) {
-    let hooks: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let h = hooks.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: String| {
-            let h = h.clone();
-            async move {
-                h.lock().unwrap().push(serde_json::from_str(&body).unwrap());
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+) -> (TestServer, RpClient, TestDevice, WebhookLog) {
+    let (hook_url, hooks) = webhook_receiver().await;
     let s = TestServer::start_with(db, |c| {
         c.policy.push_max_per_window = 100;
         tweak(c);
@@ -51,23 +35,17 @@ async fn setup(
 }
 
 async fn audit_events(s: &TestServer, event: &str) -> Vec<String> {
-    sqlx::query("SELECT reason FROM audit_log WHERE event = $1 ORDER BY at, id")
-        .bind(event)
-        .fetch_all(&s.server().state().db.pool)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.try_get::<String, _>(0).unwrap())
-        .collect()
+    audit_reasons(s.server(), event).await
 }
 
 /// Webhook events for `tx`, once `count` of them arrived.
-async fn hooks_for(hooks: &Mutex<Vec<Value>>, tx: &str, count: usize) -> Vec<String> {
+async fn hooks_for(hooks: &WebhookLog, tx: &str, count: usize) -> Vec<String> {
     for _ in 0..100 {
         let got: Vec<String> = hooks
             .lock()
             .unwrap()
             .iter()
+            .map(|(_, body)| serde_json::from_str::<Value>(body).unwrap())
             .filter(|h| h["tx_id"] == tx)
             .map(|h| format!("{} {}", h["event"].as_str().unwrap(), h["deny_reason"]))
             .collect();

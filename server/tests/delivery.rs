@@ -26,25 +26,7 @@ impl PushSender for Recorder {
 
 async fn wakeup_and_webhook(db: Db) {
     // The RP's webhook endpoint.
-    let hits: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-    let h = hits.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-            let h = h.clone();
-            async move {
-                let sig = headers["countersign-signature"]
-                    .to_str()
-                    .unwrap()
-                    .to_string();
-                h.lock().unwrap().push((sig, body));
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (hook_url, hits) = support::webhook_receiver().await;
 
     let database = TestDatabase::new(db);
     let recorder = Arc::new(Recorder::default());
