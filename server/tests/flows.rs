@@ -596,6 +596,12 @@ async fn deregistration(db: Db) {
     s.stop().await;
 }
 
+/// `POST /v1/device/activate/confirm` from `d`.
+async fn confirm_activation(d: &TestDevice) -> (u16, serde_json::Value) {
+    d.json("POST", "/v1/device/activate/confirm", b"{}".to_vec())
+        .await
+}
+
 /// Issue 12: activation in two phases, and deregistration that ends challenges.
 async fn two_phase_activation(db: Db) {
     let s = TestServer::start(db).await;
@@ -612,7 +618,7 @@ async fn two_phase_activation(db: Db) {
     assert_eq!(st, 401);
     // A second activation of the same offer replaces the pending device.
     let second = TestDevice::activate_unconfirmed(&s.base(), &offer.uri).await;
-    let confirm = |d: &TestDevice| d.json("POST", "/v1/device/activate/confirm", b"{}".to_vec());
+    let confirm = confirm_activation;
     assert_error(&confirm(&first).await, 401, "unauthorized");
     let (st, body) = confirm(&second).await;
     assert_eq!(st, 200, "{body}");
