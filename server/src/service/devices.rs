@@ -266,7 +266,9 @@ pub async fn confirm(state: &AppState, device: &Device) -> ApiResult<ActivationC
     let offer = store::offers::find(&state.db, &offer_id)
         .await?
         .ok_or_else(|| ApiError::not_found("activation offer"))?;
-    if offer.device_id.as_deref() == Some(device.id.as_str()) && status == "active" {
+    // The offer names this device only if its confirmation committed (which
+    // made it active in the same transaction): also a concurrent repeat.
+    if offer.device_id.as_deref() == Some(device.id.as_str()) {
         return Ok(confirmed());
     }
     if offer.used_at.is_some() {
