@@ -139,7 +139,11 @@ impl Authenticator {
     }
 
     /// Activates from an offer URI (QR code or deep link); the server key is pinned
-    /// to the fingerprint in the URI.
+    /// to the fingerprint in the URI, and a PIN shorter than the URI's policy is
+    /// refused before any request. Two phases: the account is returned once the
+    /// server has confirmed it. `Network` after the server answered means the
+    /// confirmation is still owed: the account is confirmed (and then listed by
+    /// `accounts`) by a later `deliverOutbox`, `pending` or `handlePush`.
     pub async fn activate_uri(
         &self,
         uri: String,
@@ -150,6 +154,8 @@ impl Authenticator {
 
     /// Activates from a typed code and the server URL. `server_key_fingerprint`
     /// (32 bytes) pins the server key; without it the key is trusted on first use.
+    /// The PIN is checked against the server's policy from its signed answer,
+    /// before the activation is confirmed. Errors as for `activateUri`.
     pub async fn activate_code(
         &self,
         server_url: String,
@@ -246,7 +252,9 @@ impl Authenticator {
 
     /// Sends every answer waiting in the outbox and returns what is still there
     /// (waiting, or refused for good). Call it when the app starts; server calls
-    /// (`pending`, `handlePush`, `approve`, `deny`) also flush it.
+    /// (`pending`, `handlePush`, `approve`, `deny`) also flush it. It first
+    /// confirms activations still owed and deregisters devices wiped after too
+    /// many wrong PINs.
     pub async fn deliver_outbox(&self) -> Result<Vec<OutboxEntry>> {
         Ok(self.inner.deliver_outbox().await?)
     }

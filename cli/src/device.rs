@@ -380,16 +380,22 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
             name,
         } => {
             let auth = open(&opts, name).await?;
+            let offer = offer.trim();
+            // A link states the server's minimum PIN length; after a typed code
+            // the activation result's policy may ask for more (activation then
+            // says so, and the server keeps no device).
+            let min_pin = ActivationOffer::parse_uri(offer)
+                .ok()
+                .and_then(|o| o.pin_min_length)
+                .map_or(4, usize::from);
             let options = ActivationOptions {
-                // The server's policy may ask for more; activation then says so.
                 pin: if pin {
-                    Some(term::read_new_pin(4)?)
+                    Some(term::read_new_pin(min_pin)?)
                 } else {
                     None
                 },
                 biometric: false,
             };
-            let offer = offer.trim();
             let (server, account) = if offer.starts_with("countersign:") {
                 let server = ActivationOffer::parse_uri(offer)
                     .map(|o| o.server_url.as_str().to_owned())
@@ -702,6 +708,10 @@ fn pin_error(e: &Error, min: usize) -> String {
 /// An activation failure in activation words, naming the server that was asked.
 fn activation_error(e: &Error, server: &str) -> String {
     let (what, hint) = match e {
+        Error::InvalidInput { what: "pin" } => (
+            "the PIN is too short for the server's policy (or not a valid PIN)".to_owned(),
+            "activate again with a longer PIN (the offer can be tried again)",
+        ),
         Error::InvalidInput { .. } => (
             e.to_string(),
             "paste the whole countersign://activate?… link from the QR, or the typed code with \
@@ -741,7 +751,9 @@ fn activation_error(e: &Error, server: &str) -> String {
         ),
         Error::Network => (
             format!("the server at {server} could not be reached"),
-            "is it running, is the URL right?",
+            "is it running, is the URL right? (If it answered before the connection failed, \
+             the activation is confirmed by the next `countersign device` command that \
+             reaches it, e.g. `outbox`, and the account then shows in `list`.)",
         ),
         other => return explain(other),
     };

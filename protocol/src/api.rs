@@ -238,6 +238,33 @@ pub struct KemKeyAccepted {
     pub kem_kid: String,
 }
 
+/// The answer to `POST /v1/device/activate/confirm` (phase two of activation):
+/// the device is active. A repeated confirmation of the same device (its
+/// response was lost) gets the same body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivationConfirmed {
+    /// The device id (the one in the activation result).
+    pub device_id: String,
+    /// Always `active`.
+    pub status: String,
+}
+
+/// Why a device deregisters itself (`DELETE /v1/device`, optional body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeregisterReason {
+    /// The device wiped the account itself (too many wrong PINs).
+    WipedOnDevice,
+}
+
+/// The optional body of `DELETE /v1/device` (an empty body: no reason given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deregistration {
+    /// Why the device leaves.
+    pub reason: DeregisterReason,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,6 +326,17 @@ mod tests {
             text,
             format!("\"{}\"", ErrorCode::VerificationRequired.as_str())
         );
+    }
+
+    #[test]
+    fn deregistration_body_names_the_reason() {
+        let body = Deregistration {
+            reason: DeregisterReason::WipedOnDevice,
+        };
+        let text = serde_json::to_string(&body).unwrap();
+        assert_eq!(text, r#"{"reason":"wiped_on_device"}"#);
+        assert_eq!(serde_json::from_str::<Deregistration>(&text).unwrap(), body);
+        assert!(serde_json::from_str::<Deregistration>(r#"{"reason":"bored"}"#).is_err());
     }
 
     #[test]

@@ -90,6 +90,7 @@ fn offer(k: &Keys) -> ActivationOffer {
         server_key_fingerprint: k.s.public_key().fingerprint(),
         issuer: None,
         label: None,
+        pin_min_length: None,
     }
 }
 
@@ -674,6 +675,44 @@ fn offer_uri_is_strict() {
 }
 
 #[test]
+fn offer_uri_pin_parameter_is_optional_and_checked() {
+    let k = keys();
+    // An older URI without `pin` parses, with no PIN length.
+    let old = offer(&k).to_uri();
+    assert!(!old.contains("pin="));
+    assert_eq!(
+        ActivationOffer::parse_uri(&old).unwrap().pin_min_length,
+        None
+    );
+    let with = ActivationOffer {
+        pin_min_length: Some(6),
+        ..offer(&k)
+    };
+    let uri = with.to_uri();
+    assert!(uri.ends_with("&pin=6"), "{}", uri.as_str());
+    assert_eq!(ActivationOffer::parse_uri(&uri).unwrap(), with);
+    for bad in [
+        "&pin=3",
+        "&pin=17",
+        "&pin=06",
+        "&pin=",
+        "&pin=six",
+        "&pin=6&pin=6",
+    ] {
+        let bad = format!("{}{bad}", old.as_str());
+        assert!(ActivationOffer::parse_uri(&bad).is_err(), "{bad}");
+    }
+    assert!(
+        ActivationOffer {
+            pin_min_length: Some(2),
+            ..offer(&k)
+        }
+        .validate()
+        .is_err()
+    );
+}
+
+#[test]
 fn typed_code_catches_typos() {
     let k = keys();
     let creds = offer(&k).credentials;
@@ -823,13 +862,15 @@ proptest! {
     fn offer_uri_round_trips(id in any::<[u8; 5]>(), secret in any::<[u8; 10]>(), fp in any::<[u8; 32]>(),
                              host in "[a-z]{1,20}\\.example", path in "(/[a-z0-9]{1,8}){0,3}",
                              issuer in proptest::option::of(text_strategy(128)),
-                             label in proptest::option::of(text_strategy(128))) {
+                             label in proptest::option::of(text_strategy(128)),
+                             pin_min_length in proptest::option::of(4u8..=16)) {
         let offer = ActivationOffer {
             server_url: ServerUrl::parse(&format!("https://{host}{path}")).unwrap(),
             credentials: OfferCredentials { id: OfferId(id), secret: OfferSecret::from_bytes(secret) },
             server_key_fingerprint: fp,
             issuer,
             label,
+            pin_min_length,
         };
         let uri = offer.to_uri();
         let back = ActivationOffer::parse_uri(&uri).unwrap();

@@ -97,6 +97,15 @@ fn offer(f: &Fixed) -> ActivationOffer {
         server_key_fingerprint: f.s.public_key().fingerprint(),
         issuer: Some("Example Corp".into()),
         label: Some("alice@example.com".into()),
+        pin_min_length: None,
+    }
+}
+
+/// The fixed offer as a server with a PIN policy writes it (`pin` parameter).
+fn offer_with_pin(f: &Fixed) -> ActivationOffer {
+    ActivationOffer {
+        pin_min_length: Some(6),
+        ..offer(f)
     }
 }
 
@@ -286,6 +295,7 @@ fn generate() -> Value {
             "offer_id_hex": hex::encode(offer.credentials.id.0),
             "offer_secret_hex": hex::encode(offer.credentials.secret.as_bytes()),
             "offer_uri": uri.as_str(),
+            "offer_uri_with_pin": offer_with_pin(&f).to_uri().as_str(),
             "typed_code": code.as_str(),
             "request_time": T0,
             "request_payload": text(&req_payload),
@@ -363,6 +373,10 @@ fn verify_published(v: &Value) -> usize {
     // Offer URI and typed code parse back to the fixed offer.
     let offer = ActivationOffer::parse_uri(&s(&["activation", "offer_uri"])).unwrap();
     assert_eq!(offer, self::offer(&f));
+    let with_pin = ActivationOffer::parse_uri(&s(&["activation", "offer_uri_with_pin"])).unwrap();
+    assert_eq!(with_pin, offer_with_pin(&f));
+    assert_eq!(with_pin.pin_min_length, Some(6));
+    n += 1;
     let creds = OfferCredentials::parse_code(&s(&["activation", "typed_code"])).unwrap();
     assert_eq!(creds, offer.credentials);
     n += 2;

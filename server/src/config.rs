@@ -221,7 +221,8 @@ pub struct PolicyConfig {
     pub fraud_lock_secs: u32,
     /// Lifetime of an enrollment offer (at most 600 s).
     pub enrollment_ttl_secs: u32,
-    /// Failed activation attempts allowed per offer before it is burnt.
+    /// Activation attempts (`POST /v1/device/activate` calls, right or wrong)
+    /// allowed per offer; then `rate_limited` for good.
     pub activation_max_attempts: u32,
     /// Accepted clock skew of device request timestamps.
     pub request_max_skew_secs: u32,

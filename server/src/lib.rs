@@ -178,6 +178,9 @@ impl Server {
                     if let Err(e) = service::challenge::expire_overdue(&state).await {
                         tracing::warn!(error = %e, "expiry sweep failed");
                     }
+                    if let Err(e) = service::devices::delete_stale_pending(&state).await {
+                        tracing::warn!(error = %e, "pending device sweep failed");
+                    }
                 }
             })
         };

@@ -108,7 +108,9 @@ async fn enrollment_and_activation(db: Db) {
     assert_error(&got, 429, "rate_limited");
 
     let events = audit_events(&s).await;
-    assert!(events.iter().filter(|e| *e == "enrollment").count() >= 2);
+    // Two activations (QR, typed code); the first alone was confirmed.
+    assert!(events.iter().filter(|e| *e == "enrollment").count() >= 1);
+    assert!(events.iter().filter(|e| *e == "enrollment_pending").count() >= 2);
     assert!(events.iter().any(|e| e == "enrollment_refused"));
     s.stop().await;
 }
@@ -582,6 +584,100 @@ async fn deregistration(db: Db) {
     s.stop().await;
 }
 
+/// `POST /v1/device/activate/confirm` from `d`.
+async fn confirm_activation(d: &TestDevice) -> (u16, serde_json::Value) {
+    d.json("POST", "/v1/device/activate/confirm", b"{}".to_vec())
+        .await
+}
+
+/// Issue 12: activation in two phases, and deregistration that ends challenges.
+async fn two_phase_activation(db: Db) {
+    let s = TestServer::start(db).await;
+    let rp = s.rp("Example Bank").await;
+    let offer = rp.enroll("alice").await;
+    assert!(offer.uri.ends_with("&pin=6"), "{}", offer.uri);
+    // Phase one alone: the device is pending, invisible and unreachable.
+    let first = TestDevice::activate_unconfirmed(&s.base(), &offer.uri).await;
+    let (_, list) = rp.get("/v1/rp/users/alice/devices").await;
+    assert_eq!(list, json!([]));
+    assert_error(&rp.push(json!({"user": "alice"})).await, 404, "no_device");
+    assert_error(&first.poll(0).await, 401, "unauthorized");
+    let (st, _) = first.json("DELETE", "/v1/device", vec![]).await;
+    assert_eq!(st, 401);
+    // A second activation of the same offer replaces the pending device.
+    let second = TestDevice::activate_unconfirmed(&s.base(), &offer.uri).await;
+    let confirm = confirm_activation;
+    assert_error(&confirm(&first).await, 401, "unauthorized");
+    let (st, body) = confirm(&second).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["device_id"], second.device_id.as_str());
+    assert_eq!(body["status"], "active");
+    // A repeat (the response was lost) gets the same answer.
+    assert_eq!(confirm(&second).await, (200, body));
+    assert_eq!(second.poll(0).await.0, 200);
+    let (_, list) = rp.get("/v1/rp/users/alice/devices").await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["status"], "active");
+    // The offer is used now.
+    let (_, creds) = support::offer_credentials(&offer.uri);
+    let (_, _, _, req) = TestDevice::activation_request(&creds);
+    let r = http_client()
+        .post(format!("{}/v1/device/activate", s.base()))
+        .body(req)
+        .send()
+        .await
+        .unwrap();
+    assert_error(
+        &(r.status().as_u16(), r.json().await.unwrap()),
+        409,
+        "replayed",
+    );
+
+    // Every activation counts against the offer's attempts, right or wrong.
+    let offer2 = rp.enroll("bob").await;
+    for _ in 0..5 {
+        TestDevice::activate_unconfirmed(&s.base(), &offer2.uri).await;
+    }
+    let (_, creds2) = support::offer_credentials(&offer2.uri);
+    let (_, _, _, req) = TestDevice::activation_request(&creds2);
+    let r = http_client()
+        .post(format!("{}/v1/device/activate", s.base()))
+        .body(req)
+        .send()
+        .await
+        .unwrap();
+    assert_error(
+        &(r.status().as_u16(), r.json().await.unwrap()),
+        429,
+        "rate_limited",
+    );
+
+    // A device wiped locally deregisters with a reason; its pending challenge ends.
+    let started = rp
+        .start_push(json!({"user": "alice", "timeout_secs": 120}))
+        .await;
+    let tx = started["tx_id"].as_str().unwrap();
+    let body = br#"{"reason":"wiped_on_device"}"#.to_vec();
+    let (st, _) = second.json("DELETE", "/v1/device", body).await;
+    assert_eq!(st, 200);
+    assert_eq!(rp.status(tx).await["state"], "expired");
+    assert_error(&second.poll(0).await, 410, "device_removed");
+    assert_error(&confirm(&second).await, 410, "device_removed");
+    use sqlx::Row;
+    let reason: String = sqlx::query("SELECT removed_reason FROM devices WHERE id = $1")
+        .bind(second.device_id.as_str())
+        .fetch_one(&s.server().state().db.pool)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(reason, "wiped_on_device");
+    let events = audit_events(&s).await;
+    assert!(events.iter().any(|e| e == "enrollment_replaced"));
+    assert!(events.iter().any(|e| e == "expired"));
+    s.stop().await;
+}
+
 async fn push_token_update(db: Db) {
     let (s, _rp, dev) = setup(db).await;
     let body = serde_json::to_vec(&json!({"type": "apns", "token": "a1b2c3"})).unwrap();
@@ -833,6 +929,7 @@ both_databases!(
     rate_limit_and_pending_bound,
     suppression_after_denials,
     deregistration,
+    two_phase_activation,
     push_token_update,
     offline_ocra,
     passcode_failures_rate_limited,

@@ -1,9 +1,19 @@
 //! Activation: redeeming an offer (URI or typed code) for a new push account.
 //! Dp is created in the vault first and deleted again if anything fails.
+//!
+//! Two phases (docs/PROTOCOL.md §4): the activation request gets the signed
+//! result while the server holds the device as *pending*; the core checks the
+//! result (the pinned server key, its PIN policy), saves the account as waiting
+//! and only then confirms (`POST /v1/device/activate/confirm`). A result the
+//! device refuses is never confirmed, so the server never activates a device
+//! the phone does not hold; the offer can be tried again until it expires or
+//! its attempts run out. See `server_sync` for a confirmation that cannot be
+//! delivered at once.
 
 use super::record::{
     AccountRecord, KemKey, PushAccount, RECORD_VERSION, RecordKind, Secret, UserKeyRecord,
 };
+use super::server_sync::Confirmation;
 use super::store::new_local_id;
 use super::types::{AccountInfo, ActivationOptions, AuthenticatorConfig};
 use super::{Authenticator, userkey};
@@ -41,18 +51,29 @@ fn activation_error(e: Error) -> Error {
 
 impl Authenticator {
     /// Activates from an offer URI (QR code or deep link). The server key is pinned
-    /// to the fingerprint in the URI.
+    /// to the fingerprint in the URI; a PIN shorter than the URI's `pin`
+    /// (the server's minimum) is refused before any network call.
     ///
     /// An unknown offer is `ServerRejected { code: "not_found" }`, a used one
-    /// `"replayed"`, an expired one [`Error::RequestExpired`]; a server key that
-    /// does not match the pin is [`Error::Tampered`]; an answer that is not a
-    /// Countersign response is [`Error::NotCountersignServer`].
+    /// `"replayed"`, one tried too often `"rate_limited"`, an expired one
+    /// [`Error::RequestExpired`]; a server key that does not match the pin is
+    /// [`Error::Tampered`]; an answer that is not a Countersign response is
+    /// [`Error::NotCountersignServer`]; a PIN the server's policy refuses is
+    /// `InvalidInput { what: "pin" }`. None of these leave an account on either
+    /// side, and the offer can be tried again.
+    ///
+    /// [`Error::Network`] once the server has answered means the confirmation
+    /// could not be delivered: the account waits (unlisted) and is confirmed by
+    /// the next retry point ([`Self::deliver_outbox`], `pending`, `handle_push`);
+    /// it is listed by [`Self::accounts`] once confirmed, or dropped if the
+    /// server refuses (the offer expired or was used again meanwhile).
     pub async fn activate_uri(&self, uri: &str, options: ActivationOptions) -> Result<AccountInfo> {
         let offer = ActivationOffer::parse_uri(uri).map_err(from_input("activation URI"))?;
         self.activate(
             offer.server_url,
             offer.credentials,
             ServerKeyPin::Fingerprint(offer.server_key_fingerprint),
+            offer.pin_min_length,
             options,
         )
         .await
@@ -60,7 +81,9 @@ impl Authenticator {
 
     /// Activates from a typed code and the server URL. Without a configured
     /// fingerprint (`server_key_fingerprint`), the server key is trusted on first
-    /// use (TLS then protects this first exchange alone).
+    /// use (TLS then protects this first exchange alone). The code is too short
+    /// to carry the server's PIN policy: the PIN is checked against the signed
+    /// result's policy, before the activation is confirmed.
     /// Errors as for [`Self::activate_uri`].
     pub async fn activate_code(
         &self,
@@ -73,7 +96,7 @@ impl Authenticator {
         let creds = OfferCredentials::parse_code(code).map_err(from_input("activation code"))?;
         let pin =
             server_key_fingerprint.map_or(ServerKeyPin::TrustOnFirstUse, ServerKeyPin::Fingerprint);
-        self.activate(url, creds, pin, options).await
+        self.activate(url, creds, pin, None, options).await
     }
 
     async fn activate(
@@ -81,11 +104,13 @@ impl Authenticator {
         server_url: ServerUrl,
         creds: OfferCredentials,
         pin: ServerKeyPin,
+        pin_min_length: Option<u8>,
         options: ActivationOptions,
     ) -> Result<AccountInfo> {
         let config = self.config();
         if let Some(p) = &options.pin {
-            userkey::check_pin_shape(p, userkey::MIN_PIN_LEN)?;
+            let min = pin_min_length.map_or(userkey::MIN_PIN_LEN, usize::from);
+            userkey::check_pin_shape(p, min)?;
         }
         let id = new_local_id('a')?;
         let dp_alias = format!("cs.{id}.dp");
@@ -101,11 +126,17 @@ impl Authenticator {
                 &id, &dp_alias, dp_public, server_url, creds, pin, options, &config,
             )
             .await;
-        if result.is_err() {
+        if let Err(e) = result {
+            self.discard_confirming(&id);
             let _ = self.hooks.vault.delete_key(&dp_alias);
             let _ = self.hooks.vault.delete_key(&format!("cs.{id}.bio"));
+            return Err(e);
         }
-        result
+        // Saved as waiting: phase two. A final refusal drops the account.
+        match self.confirm_new(&id).await? {
+            Confirmation::Done(info) => Ok(info),
+            Confirmation::Waiting => Err(Error::Network),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -119,7 +150,7 @@ impl Authenticator {
         pin: ServerKeyPin,
         options: ActivationOptions,
         config: &AuthenticatorConfig,
-    ) -> Result<AccountInfo> {
+    ) -> Result<()> {
         let du = SigningKey::generate()?;
         let kem = AgreementKey::generate()?;
         let dp = self.vault_signer(dp_alias, dp_public.clone());
@@ -203,9 +234,11 @@ impl Authenticator {
                 min_verification: Verification::None,
             })),
         };
-        let account = self.add_account(rec)?;
-        self.log(LogLevel::Info, "account activated");
-        Ok(account)
+        // Saved before the confirmation is sent: once the server has made the
+        // device active, the phone must hold the account (see `server_sync`).
+        self.save_confirming(&rec)?;
+        self.log(LogLevel::Info, "activation result accepted; confirming");
+        Ok(())
     }
 }
 

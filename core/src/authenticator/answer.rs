@@ -387,7 +387,12 @@ impl Authenticator {
     /// still waiting and answers the server refused for good. Call it when the
     /// app starts; `pending`, `handle_push`, `approve` and `deny` also call it.
     /// A network failure leaves answers waiting and is not an error.
+    ///
+    /// It first tells the servers what they must still hear: activations
+    /// waiting for their confirmation (the account is listed once confirmed)
+    /// and devices wiped after too many wrong PINs (deregistered).
     pub async fn deliver_outbox(&self) -> Result<Vec<OutboxEntry>> {
+        self.sync_with_servers().await;
         for rec in self.records()? {
             let Ok(p) = rec.push() else { continue };
             let waiting: Vec<String> = p

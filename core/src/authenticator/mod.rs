@@ -58,6 +58,8 @@
 //! * `store`: account slots, record load/save, the read/update helpers, removal.
 //! * `session`: a push account's server identity and device API client.
 //! * `activation`: redeeming an offer.
+//! * `server_sync`: what the servers must still hear: activations to confirm and
+//!   devices wiped after too many wrong PINs, to deregister.
 //! * `inbox`: push notifications, fetching and opening challenges, pending requests.
 //! * `answer`: approving and denying.
 //! * `verification`: PIN and biometrics.
@@ -74,6 +76,7 @@ mod answer;
 mod inbox;
 mod otp;
 mod record;
+mod server_sync;
 mod session;
 mod store;
 mod types;

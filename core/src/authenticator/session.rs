@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::Authenticator;
+use super::record::PushAccount;
 use super::store::public_from_text;
 use crate::client::{DeviceClient, DeviceIdentity};
 use crate::crypto::{CryptoError, PublicKey, Signature};
@@ -73,14 +74,34 @@ impl Authenticator {
     /// The session of a push account ([`Error::Unsupported`](crate::Error::Unsupported)
     /// for an OTP-only one).
     pub(super) fn session(&self, id: &str) -> Result<Session> {
-        self.read(id, |rec| {
-            let p = rec.push()?;
-            Ok(Session {
-                server_url: p.server_url.clone(),
-                device_id: p.device_id.clone(),
-                dp: self.vault_signer(&p.dp_alias, public_from_text(&p.dp_public)?),
-                clock_offset: p.clock_offset,
-            })
+        self.read(id, |rec| self.session_of(rec.push()?))
+    }
+
+    /// The session of a push account record (also one not stored under `acct/`).
+    pub(super) fn session_of(&self, p: &PushAccount) -> Result<Session> {
+        self.session_for(
+            &p.server_url,
+            &p.device_id,
+            &p.dp_alias,
+            &p.dp_public,
+            p.clock_offset,
+        )
+    }
+
+    /// A session from its parts (`dp_public`: base64url SEC1).
+    pub(super) fn session_for(
+        &self,
+        server_url: &str,
+        device_id: &str,
+        dp_alias: &str,
+        dp_public: &str,
+        clock_offset: i64,
+    ) -> Result<Session> {
+        Ok(Session {
+            server_url: server_url.to_owned(),
+            device_id: device_id.to_owned(),
+            dp: self.vault_signer(dp_alias, public_from_text(dp_public)?),
+            clock_offset,
         })
     }
 

@@ -184,7 +184,7 @@ impl Authenticator {
         if self.read(id, |r| Ok(r.push().is_ok()))? {
             let session = self.session(id)?;
             let call = self.connect(&session)?;
-            match call.client.deregister(&call.who).await {
+            match call.client.deregister(&call.who, None).await {
                 Ok(()) | Err(Error::DeviceDeregistered) | Err(Error::RequestNotFound) => {}
                 Err(e) => return Err(e),
             }
@@ -211,6 +211,12 @@ impl Authenticator {
     /// Deletes every trace of an account: the record (with its pending requests
     /// and outbox) and its vault keys.
     pub(super) fn wipe(&self, id: &str) -> Result<()> {
+        self.wipe_keeping(id, None)
+    }
+
+    /// [`Self::wipe`], keeping the vault key `keep` (Dp, while a tombstone still
+    /// needs it to sign the deregistration).
+    pub(super) fn wipe_keeping(&self, id: &str, keep: Option<&str>) -> Result<()> {
         let aliases = match self.read(id, |rec| Ok(vault_aliases(rec))) {
             Ok(aliases) => aliases,
             Err(Error::AccountNotFound) => return Ok(()),
@@ -219,6 +225,9 @@ impl Authenticator {
         // The record goes first: without it the keys are unusable.
         self.hooks.storage.delete(&AccountRecord::storage_key(id))?;
         for alias in aliases {
+            if Some(alias.as_str()) == keep {
+                continue;
+            }
             if self.hooks.vault.delete_key(&alias).is_err() {
                 self.log(
                     LogLevel::Warn,

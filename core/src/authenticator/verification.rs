@@ -77,7 +77,13 @@ impl Authenticator {
             (VerificationOutcome::Cancelled, _) => Err(Error::VerificationCancelled),
             (VerificationOutcome::Failed, _) => Err(Error::VerificationFailed),
             (VerificationOutcome::Verified { pin: Some(pin) }, VerificationKind::Pin) => {
-                self.check_pin(id, &pin)
+                let checked = self.check_pin(id, &pin);
+                if matches!(checked, Err(Error::PinLocked)) {
+                    // Wiped: tell the server now if the network allows (else
+                    // the tombstone waits for the next retry point).
+                    self.deliver_tombstones().await;
+                }
+                checked
             }
             (VerificationOutcome::Verified { .. }, VerificationKind::Pin) => {
                 Err(Error::VerificationFailed)
@@ -93,7 +99,8 @@ impl Authenticator {
 
     /// Checks a PIN: the failure counter is incremented and persisted first, the
     /// PIN-derived key then tried; success resets the counter; the last allowed
-    /// failure wipes the account ([`Error::PinLocked`]).
+    /// failure wipes the account ([`Error::PinLocked`]), keeping a tombstone so
+    /// the server deregisters the device (see `server_sync`).
     fn check_pin(&self, id: &str, pin: &str) -> Result<Zeroizing<Vec<u8>>> {
         let max = self.config().pin_max_attempts.max(1);
         let (failures, wrap) = self.update(id, |r| {
@@ -104,7 +111,7 @@ impl Authenticator {
         })?;
         if failures > max {
             // A crash after the limit was reached but before the wipe.
-            self.wipe(id)?;
+            self.wipe_and_tell_server(id)?;
             return Err(Error::PinLocked);
         }
         match userkey::unwrap_with_pin(&wrap, pin, id)? {
@@ -117,7 +124,7 @@ impl Authenticator {
             }
             None if failures >= max => {
                 self.log(LogLevel::Warn, "too many wrong PINs; wiping the account");
-                self.wipe(id)?;
+                self.wipe_and_tell_server(id)?;
                 Err(Error::PinLocked)
             }
             None => {

@@ -5,12 +5,13 @@
 //! | call | route | body → answer |
 //! |---|---|---|
 //! | [`DeviceClient::activate`] | `POST /v1/device/activate` | signed activation request → signed result (unsigned HTTP: the body is signed) |
+//! | [`DeviceClient::confirm_activation`] | `POST /v1/device/activate/confirm` | `{}` → `{"device_id","status"}` |
 //! | [`DeviceClient::pending`] | `GET /v1/device/challenges?wait=N` | → `{"challenges":[{"tx","exp"}]}` |
 //! | [`DeviceClient::fetch_challenge`] | `GET /v1/device/challenges/{tx}` | → challenge envelope signed by S |
 //! | [`DeviceClient::answer`] | `POST /v1/device/challenges/{tx}/answer` | signed answer → `{"state","kem_kid"}` |
 //! | [`DeviceClient::update_push`] | `PUT /v1/device/push` | push registration JSON |
 //! | [`DeviceClient::update_kem_key`] | `PUT /v1/device/kem` | `{"kem_key"}` → `{"kem_kid"}` |
-//! | [`DeviceClient::deregister`] | `DELETE /v1/device` | |
+//! | [`DeviceClient::deregister`] | `DELETE /v1/device` | nothing, or `{"reason":"wiped_on_device"}` |
 //!
 //! Errors come back as `{"error":{"code","message"}}`; the code is mapped onto
 //! [`Error`] (a removed device's `device_removed` becomes
@@ -36,9 +37,12 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 use crate::crypto::PublicKey;
 /// The outcome the server recorded for an answer.
 pub use crate::protocol::api::AnswerAccepted;
+pub use crate::protocol::api::DeregisterReason;
 /// A pending challenge as listed by the server.
 pub use crate::protocol::api::PendingChallenge as PendingEntry;
-use crate::protocol::api::{ErrorBody, KemKeyAccepted, KemKeyUpdate, PendingList};
+use crate::protocol::api::{
+    ActivationConfirmed, Deregistration, ErrorBody, KemKeyAccepted, KemKeyUpdate, PendingList,
+};
 use crate::protocol::encoding::b64url;
 
 /// Who is calling: a device id on a server, and its possession key.
@@ -282,17 +286,45 @@ impl<'a> DeviceClient<'a> {
         .map(|_| ())
     }
 
-    /// Deregisters the device (the server marks it removed).
-    pub async fn deregister(&self, who: &DeviceIdentity<'_>) -> Result<()> {
-        self.signed(
-            who,
-            HttpMethod::Delete,
-            "/v1/device",
-            Vec::new(),
-            CALL_TIMEOUT,
-        )
-        .await
-        .map(|_| ())
+    /// Confirms the activation (phase two): the server makes the pending device
+    /// active. A repeat after a lost response gets the same answer; a copy the
+    /// network delivered twice (`replayed`) is a network error to retry.
+    pub async fn confirm_activation(&self, who: &DeviceIdentity<'_>) -> Result<()> {
+        let response = self
+            .signed(
+                who,
+                HttpMethod::Post,
+                "/v1/device/activate/confirm",
+                b"{}".to_vec(),
+                CALL_TIMEOUT,
+            )
+            .await
+            .map_err(duplicate_is_network)?;
+        let confirmed: ActivationConfirmed =
+            serde_json::from_slice(&response.body).map_err(|_| Error::Tampered)?;
+        if confirmed.device_id != who.device_id || confirmed.status != "active" {
+            return Err(Error::Tampered);
+        }
+        Ok(())
+    }
+
+    /// Deregisters the device (the server marks it removed), saying why when
+    /// `reason` is given.
+    pub async fn deregister(
+        &self,
+        who: &DeviceIdentity<'_>,
+        reason: Option<DeregisterReason>,
+    ) -> Result<()> {
+        let body = match reason {
+            Some(reason) => {
+                serde_json::to_vec(&Deregistration { reason }).map_err(|_| Error::Internal)?
+            }
+            None => Vec::new(),
+        };
+        self.signed(who, HttpMethod::Delete, "/v1/device", body, CALL_TIMEOUT)
+            .await
+            .map_err(duplicate_is_network)
+            .map(|_| ())
     }
 }
 

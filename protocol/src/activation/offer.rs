@@ -13,7 +13,14 @@ use crate::error::{ProtocolError, Result};
 use crate::limits::{MAX_LABEL_LEN, MAX_OFFER_URI_LEN};
 
 /// A one-time activation offer as shown in a QR code or deep link:
-/// `countersign://activate?v=1&url=…&id=…&secret=…&fp=…[&issuer=…][&label=…]`.
+/// `countersign://activate?v=1&url=…&id=…&secret=…&fp=…[&issuer=…][&label=…][&pin=…]`.
+///
+/// `pin` is the server's minimum app PIN length (decimal, 4..=16, the
+/// `pin_min_length` of the [`VerificationPolicy`](super::VerificationPolicy) the
+/// activation result will carry): the device checks the user's PIN against it
+/// before any network call. URIs without it (older servers) still parse; a typed
+/// code never carries it, and the device then checks the PIN against the signed
+/// result's policy before it confirms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivationOffer {
     /// The server's base URL.
@@ -26,7 +33,13 @@ pub struct ActivationOffer {
     pub issuer: Option<String>,
     /// Account label to show ("alice@example.com").
     pub label: Option<String>,
+    /// Minimum app PIN length of the server's policy (URI parameter `pin`),
+    /// 4..=16; `None` when the URI does not say.
+    pub pin_min_length: Option<u8>,
 }
+
+/// The range of [`ActivationOffer::pin_min_length`] (as in the policy).
+const PIN_MIN_LENGTH_RANGE: std::ops::RangeInclusive<u8> = 4..=16;
 
 /// Bytes percent-encoded in URI values: all but RFC 3986 "unreserved".
 const VALUE_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
@@ -62,7 +75,7 @@ fn pct_decode(value: &str) -> Result<String> {
 
 impl ActivationOffer {
     /// The canonical URI: parameters in the order `v, url, id, secret, fp, issuer,
-    /// label`, every byte outside RFC 3986 "unreserved" percent-encoded (upper-case hex).
+    /// label, pin`, every byte outside RFC 3986 "unreserved" percent-encoded (upper-case hex).
     pub fn to_uri(&self) -> Zeroizing<String> {
         let mut s = Zeroizing::new(String::with_capacity(256));
         s.push_str(OFFER_URI_PREFIX);
@@ -81,6 +94,10 @@ impl ActivationOffer {
         if let Some(label) = &self.label {
             s.push_str("&label=");
             pct_encode(&mut s, label);
+        }
+        if let Some(pin) = self.pin_min_length {
+            s.push_str("&pin=");
+            s.push_str(&pin.to_string());
         }
         s
     }
@@ -104,6 +121,7 @@ impl ActivationOffer {
         let mut fp = None;
         let mut issuer = None;
         let mut label = None;
+        let mut pin = None;
         for pair in query.split('&') {
             let (key, raw) = pair.split_once('=').ok_or(ProtocolError::InvalidUri {
                 reason: "parameter without value",
@@ -116,6 +134,7 @@ impl ActivationOffer {
                 "fp" => &mut fp,
                 "issuer" => &mut issuer,
                 "label" => &mut label,
+                "pin" => &mut pin,
                 "secret" => {
                     if secret.replace(value).is_some() {
                         return Err(ProtocolError::InvalidUri {
@@ -148,21 +167,47 @@ impl ActivationOffer {
         let id = OfferId::parse(&id.ok_or(missing("missing id"))?)?;
         let secret = OfferSecret::parse(&secret.ok_or(missing("missing secret"))?)?;
         let fp = b64url_array::<32>("fp", &fp.ok_or(missing("missing fp"))?)?;
+        let pin_min_length = pin.as_deref().map(parse_pin_min_length).transpose()?;
         let offer = Self {
             server_url,
             credentials: OfferCredentials { id, secret },
             server_key_fingerprint: fp,
             issuer,
             label,
+            pin_min_length,
         };
         offer.validate()?;
         Ok(offer)
     }
 
-    /// Checks the display fields (length, no control or bidi characters).
+    /// Checks the display fields (length, no control or bidi characters) and
+    /// the PIN length's range.
     pub fn validate(&self) -> Result<()> {
         check_opt_text("issuer", self.issuer.as_deref(), MAX_LABEL_LEN, false)?;
-        check_opt_text("label", self.label.as_deref(), MAX_LABEL_LEN, false)
+        check_opt_text("label", self.label.as_deref(), MAX_LABEL_LEN, false)?;
+        match self.pin_min_length {
+            Some(n) if !PIN_MIN_LENGTH_RANGE.contains(&n) => {
+                Err(ProtocolError::InvalidUri { reason: "bad pin" })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The `pin` value: canonical decimal (no sign, no leading zero) in range.
+fn parse_pin_min_length(value: &str) -> Result<u8> {
+    let bad = ProtocolError::InvalidUri { reason: "bad pin" };
+    if value.is_empty() || value.len() > 2 || value.starts_with('0') {
+        return Err(bad);
+    }
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad);
+    }
+    let n: u8 = value.parse().map_err(|_| bad.clone())?;
+    if PIN_MIN_LENGTH_RANGE.contains(&n) {
+        Ok(n)
+    } else {
+        Err(bad)
     }
 }
 
@@ -182,6 +227,15 @@ mod tests {
             pct_decode(&out).unwrap(),
             "https://a.example/cs?x=1&y Zürich+~-._@"
         );
+    }
+
+    #[test]
+    fn pin_parameter_is_canonical_and_in_range() {
+        assert_eq!(parse_pin_min_length("4"), Ok(4));
+        assert_eq!(parse_pin_min_length("16"), Ok(16));
+        for bad in ["", "3", "17", "06", "+6", "-6", "6a", "100", "255"] {
+            assert!(parse_pin_min_length(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -75,34 +75,56 @@ impl FromRequest<Arc<AppState>> for SignedDevice {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let (parts, body) = req.into_parts();
-        // The path as the device signed it, also when the router was nested.
-        let uri = match parts.extensions.get::<OriginalUri>() {
-            Some(OriginalUri(uri)) => uri.clone(),
-            None => parts.uri.clone(),
-        };
-        let method = parts.method.clone();
-        let headers = parts.headers.clone();
-        let body = Bytes::from_request(Request::from_parts(parts, body), state)
-            .await
-            .map_err(|e| ApiError::from(e).into_response())?;
-        let hdrs =
-            RequestHeaders::from_lookup(|name| headers.get(name).and_then(|v| v.to_str().ok()))
-                .map_err(|e| {
-                    ApiError::new(ErrorCode::Unauthorized, format!("request signature: {e}"))
-                        .into_response()
-                })?;
-        let device = auth::authenticate_device(
-            state,
-            SignedRequest {
-                headers: &hdrs,
-                method: method.as_str(),
-                path: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
-                body: &body,
-            },
-        )
-        .await
-        .map_err(IntoResponse::into_response)?;
-        Ok(Self { device, body })
+        signed_device(req, state, false).await
     }
+}
+
+/// [`SignedDevice`] that also admits a device whose activation is pending: the
+/// extractor of the activation confirmation alone.
+#[derive(Debug, Clone)]
+pub struct ConfirmingDevice(pub SignedDevice);
+
+impl FromRequest<Arc<AppState>> for ConfirmingDevice {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        signed_device(req, state, true).await.map(Self)
+    }
+}
+
+/// Verifies a device request (a pending device only if `allow_pending`).
+async fn signed_device(
+    req: Request,
+    state: &Arc<AppState>,
+    allow_pending: bool,
+) -> Result<SignedDevice, Response> {
+    let (parts, body) = req.into_parts();
+    // The path as the device signed it, also when the router was nested.
+    let uri = match parts.extensions.get::<OriginalUri>() {
+        Some(OriginalUri(uri)) => uri.clone(),
+        None => parts.uri.clone(),
+    };
+    let method = parts.method.clone();
+    let headers = parts.headers.clone();
+    let body = Bytes::from_request(Request::from_parts(parts, body), state)
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
+    let hdrs = RequestHeaders::from_lookup(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+        .map_err(|e| {
+            ApiError::new(ErrorCode::Unauthorized, format!("request signature: {e}"))
+                .into_response()
+        })?;
+    let req = SignedRequest {
+        headers: &hdrs,
+        method: method.as_str(),
+        path: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+        body: &body,
+    };
+    let device = if allow_pending {
+        auth::authenticate_confirming_device(state, req).await
+    } else {
+        auth::authenticate_device(state, req).await
+    }
+    .map_err(IntoResponse::into_response)?;
+    Ok(SignedDevice { device, body })
 }

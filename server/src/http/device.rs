@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use countersign_protocol::api::{AnswerAccepted, KemKeyAccepted, PendingList};
+use countersign_protocol::api::{ActivationConfirmed, AnswerAccepted, KemKeyAccepted, PendingList};
 use serde_json::{Value, json};
 
-use super::auth::SignedDevice;
+use super::auth::{ConfirmingDevice, SignedDevice};
 use super::extract::{Json, Path, Query, RawBody};
 use super::rp::WaitQuery;
 use super::signed_json;
@@ -24,6 +24,16 @@ pub async fn activate(
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     Ok(signed_json(devices::activate(&state, &body).await?))
+}
+
+/// `POST /v1/device/activate/confirm`: phase two of activation, signed with Dp
+/// by the device the activation result named (body `{}`); the answer is
+/// `{"device_id":…,"status":"active"}`, the same again for a repeated call.
+pub async fn confirm_activation(
+    State(state): State<Arc<AppState>>,
+    ConfirmingDevice(signed): ConfirmingDevice,
+) -> ApiResult<Json<ActivationConfirmed>> {
+    Ok(Json(devices::confirm(&state, &signed.device).await?))
 }
 
 /// `GET /v1/device/challenges?wait=N`: long-polls until a challenge is pending
@@ -83,7 +93,7 @@ pub async fn deregister(
     State(state): State<Arc<AppState>>,
     signed: SignedDevice,
 ) -> ApiResult<Json<Value>> {
-    devices::deregister(&state, &signed.device).await?;
+    devices::deregister(&state, &signed.device, &signed.body).await?;
     Ok(Json(json!({ "status": "removed" })))
 }
 

@@ -53,6 +53,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/rp/users/{user}/oath-tokens", post(rp::add_oath_token))
         .route("/v1/device/activate", post(device::activate))
+        .route(
+            "/v1/device/activate/confirm",
+            post(device::confirm_activation),
+        )
         .route("/v1/device/challenges", get(device::poll))
         .route("/v1/device/challenges/{tx}", get(device::fetch))
         .route("/v1/device/challenges/{tx}/answer", post(device::answer))

@@ -190,12 +190,31 @@ pub struct SignedRequest<'a> {
 }
 
 /// Verifies the request signature and records the nonce. Removed devices get
-/// `device_removed` (after their signature verifies, so nobody can probe).
+/// `device_removed` (after their signature verifies, so nobody can probe); a
+/// device whose activation is not confirmed yet gets `unauthorized` (it may
+/// only call [`authenticate_confirming_device`]'s endpoint).
 ///
 /// The device's keys and ids come from a cache; its status is checked by the
 /// nonce `INSERT` itself (it only inserts for an active device), so a removal by
 /// any instance takes effect at once and a request costs one statement.
 pub async fn authenticate_device(state: &AppState, req: SignedRequest<'_>) -> ApiResult<Device> {
+    authenticate(state, req, false).await
+}
+
+/// [`authenticate_device`] that also admits a `pending` device: for the
+/// activation confirmation (`POST /v1/device/activate/confirm`) alone.
+pub async fn authenticate_confirming_device(
+    state: &AppState,
+    req: SignedRequest<'_>,
+) -> ApiResult<Device> {
+    authenticate(state, req, true).await
+}
+
+async fn authenticate(
+    state: &AppState,
+    req: SignedRequest<'_>,
+    allow_pending: bool,
+) -> ApiResult<Device> {
     let hdrs = req.headers;
     let info = device_info(state, &hdrs.device_id).await?;
     let skew = u64::from(state.config.policy.request_max_skew_secs);
@@ -211,21 +230,30 @@ pub async fn authenticate_device(state: &AppState, req: SignedRequest<'_>) -> Ap
     .map_err(protocol_error)?;
     // Remember the nonce for twice the skew: any replay within the timestamp
     // window hits it. Stored before the request does anything, and only while
-    // the device is active.
+    // the device is active (or pending, for the confirmation).
     let keep_until = i64::try_from(hdrs.timestamp.saturating_add(2 * skew)).unwrap_or(i64::MAX);
-    let fresh =
-        store::nonces::insert_if_active(&state.db, &hdrs.device_id, &hdrs.nonce, keep_until)
-            .await?;
+    let fresh = if allow_pending {
+        store::nonces::insert_if_confirmable(&state.db, &hdrs.device_id, &hdrs.nonce, keep_until)
+            .await?
+    } else {
+        store::nonces::insert_if_active(&state.db, &hdrs.device_id, &hdrs.nonce, keep_until).await?
+    };
     if !fresh {
-        // Refused: removed (or deleted) device, or a replayed nonce.
+        // Refused: removed, pending (or deleted) device, or a replayed nonce.
         let status = store::devices::status(&state.db, &hdrs.device_id).await?;
         return Err(match status.as_deref() {
             None => {
                 state.devices.remove(&hdrs.device_id);
                 ApiError::new(ErrorCode::Unauthorized, "unknown device")
             }
-            Some(status) if status != "active" => device_removed(),
-            Some(_) => ApiError::new(ErrorCode::Replayed, "nonce already used"),
+            Some("pending") if !allow_pending => ApiError::new(
+                ErrorCode::Unauthorized,
+                "activation not confirmed: this device may only confirm",
+            ),
+            Some("active") | Some("pending") => {
+                ApiError::new(ErrorCode::Replayed, "nonce already used")
+            }
+            Some(_) => device_removed(),
         });
     }
     Ok(Device {

@@ -2,7 +2,11 @@
 //! registration, KEM key resynchronisation, listing, removal by the RP and
 //! deregistration by the device.
 
-use countersign_protocol::api::{KemKeyAccepted, KemKeyUpdate};
+use std::sync::Arc;
+
+use countersign_protocol::api::{
+    ActivationConfirmed, DeregisterReason, Deregistration, KemKeyAccepted, KemKeyUpdate,
+};
 use countersign_protocol::crypto::PublicKey;
 use countersign_protocol::{
     ActivationGrant, ActivationRequest, ActivationResult, Ephemeral, OfferCredentials, OfferSecret,
@@ -12,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::audit::{AuditSubject, audit, audit_on};
 use super::auth::{Device, Rp};
-use super::{check_user_name, protocol_error};
+use super::{check_user_name, protocol_error, webhook};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::store;
@@ -22,8 +26,27 @@ use crate::util::{b64, now, random_id, unb64};
 /// OTP seed length for new accounts (160 bits, the RFC 4226 recommendation).
 const SEED_LEN: usize = 20;
 
-/// Activates a device: `body` is its signed activation request; the result is
-/// the activation result signed by S (JSON).
+/// The verification policy every new account gets (the activation result's
+/// `policy`); its `pin_min_length` is also the offer URI's `pin` parameter.
+pub fn account_policy() -> VerificationPolicy {
+    VerificationPolicy {
+        default: Verification::None,
+        pin_min_length: 6,
+        pin_max_attempts: 10,
+        biometric_allowed: true,
+    }
+}
+
+/// Phase one of activation: `body` is the device's signed activation request;
+/// the result is the activation result signed by S (JSON).
+///
+/// Every call counts one attempt on the offer (at most
+/// `policy.activation_max_attempts`, then `rate_limited`). A request that
+/// verifies stores the device as `pending` (replacing an earlier pending device
+/// of the same offer) and leaves the offer unused: only the device's signed
+/// confirmation ([`confirm`]) uses the offer and makes the device active, so a
+/// device that refuses the result (key pin mismatch, PIN policy) leaves no
+/// active device behind, and the offer can be tried again.
 pub async fn activate(state: &AppState, body: &[u8]) -> ApiResult<Vec<u8>> {
     let msg = SignedMessage::from_json(body).map_err(protocol_error)?;
     let req = ActivationRequest::verify(&msg).map_err(protocol_error)?;
@@ -37,29 +60,10 @@ pub async fn activate(state: &AppState, body: &[u8]) -> ApiResult<Vec<u8>> {
         ..Default::default()
     };
     let t = now();
-    if offer.used_at.is_some() {
-        audit(&state.db, who, "enrollment_refused", "offer already used").await?;
-        return Err(ApiError::new(
-            ErrorCode::Replayed,
-            "this offer was already used",
-        ));
-    }
-    if t > offer.expires_at {
-        audit(&state.db, who, "enrollment_refused", "offer expired").await?;
-        return Err(ApiError::new(ErrorCode::Expired, "this offer has expired"));
-    }
-    if offer.attempts >= i64::from(state.config.policy.activation_max_attempts) {
-        audit(
-            &state.db,
-            who,
-            "enrollment_refused",
-            "too many failed attempts",
-        )
-        .await?;
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            "too many failed attempts for this offer",
-        ));
+    let max = i64::from(state.config.policy.activation_max_attempts);
+    if let Some(refusal) = offer_refusal(&offer, t, max) {
+        audit(&state.db, who, "enrollment_refused", refusal.1).await?;
+        return Err(refusal.0);
     }
     let secret = state
         .master
@@ -72,9 +76,24 @@ pub async fn activate(state: &AppState, body: &[u8]) -> ApiResult<Vec<u8>> {
         id: req.offer_id,
         secret: OfferSecret::from_bytes(secret),
     };
+    // The attempt is counted first, in the transaction that stores the pending
+    // device: it also orders concurrent activations and the confirmation.
+    let mut dbtx = state.db.begin().await?;
+    if !store::offers::count_attempt(&mut dbtx, &offer_id, max, t).await? {
+        dbtx.rollback().await?;
+        let offer = store::offers::find(&state.db, &offer_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("activation offer"))?;
+        let (err, reason) = offer_refusal(&offer, t, max).unwrap_or((
+            ApiError::new(ErrorCode::Replayed, "this offer was already used"),
+            "offer already used",
+        ));
+        audit(&state.db, who, "enrollment_refused", reason).await?;
+        return Err(err);
+    }
     if req.check_offer(&creds).is_err() {
-        store::offers::add_failed_attempt(&state.db, &offer_id).await?;
-        audit(&state.db, who, "enrollment_refused", "wrong offer proof").await?;
+        audit_on(&mut dbtx, who, "enrollment_refused", "wrong offer proof").await?;
+        dbtx.commit().await?;
         return Err(ApiError::new(
             ErrorCode::BadSignature,
             "the offer proof does not verify (wrong code?)",
@@ -83,17 +102,11 @@ pub async fn activate(state: &AppState, body: &[u8]) -> ApiResult<Vec<u8>> {
     let skew = i64::from(state.config.policy.request_max_skew_secs);
     let device_time = i64::try_from(req.time).unwrap_or(i64::MAX);
     if (device_time - t).abs() > skew {
+        dbtx.commit().await?;
         return Err(ApiError::new(ErrorCode::Expired, "device clock is off"));
     }
     let device_id = random_id("dev_")?;
     let account_id = random_id("acct_")?;
-    // Consume the offer before answering: exactly one activation wins.
-    if !store::offers::consume(&state.db, &offer_id, &device_id, t).await? {
-        return Err(ApiError::new(
-            ErrorCode::Replayed,
-            "this offer was already used",
-        ));
-    }
     let seed: zeroize::Zeroizing<[u8; SEED_LEN]> = zeroize::Zeroizing::new(
         countersign_protocol::crypto::random_array().map_err(ApiError::internal)?,
     );
@@ -108,12 +121,7 @@ pub async fn activate(state: &AppState, body: &[u8]) -> ApiResult<Vec<u8>> {
         device_id: device_id.clone(),
         user_label: offer.label.clone(),
         issuer: offer.issuer.clone(),
-        policy: VerificationPolicy {
-            default: Verification::None,
-            pin_min_length: 6,
-            pin_max_attempts: 10,
-            biometric_allowed: true,
-        },
+        policy: account_policy(),
         otp,
         server_time: u64::try_from(t).unwrap_or(0),
     };
@@ -137,10 +145,20 @@ pub async fn activate(state: &AppState, body: &[u8]) -> ApiResult<Vec<u8>> {
     let sealed_seed = state
         .master
         .seal(&format!("devices:{device_id}:otp_seed"), &seed[..])?;
-    store::devices::insert(
-        &state.db,
+    if store::devices::delete_pending_for_offer(&mut dbtx, &offer_id).await? != 0 {
+        audit_on(
+            &mut dbtx,
+            who,
+            "enrollment_replaced",
+            "a new activation replaced the unconfirmed one",
+        )
+        .await?;
+    }
+    store::devices::insert_pending(
+        &mut dbtx,
         &store::devices::NewDevice {
             id: &device_id,
+            offer_id: &offer_id,
             account_id: &account_id,
             user_id: &offer.user_id,
             name: req.device_name.as_deref().unwrap_or_default(),
@@ -159,17 +177,131 @@ pub async fn activate(state: &AppState, body: &[u8]) -> ApiResult<Vec<u8>> {
         },
     )
     .await?;
-    audit(
-        &state.db,
+    audit_on(
+        &mut dbtx,
         AuditSubject {
             device: Some(&device_id),
             ..who
         },
-        "enrollment",
-        "device activated",
+        "enrollment_pending",
+        "device activated, awaiting its confirmation",
     )
     .await?;
+    dbtx.commit().await?;
     Ok(signed)
+}
+
+/// Why an offer cannot be activated now (error and audit reason), if it cannot.
+fn offer_refusal(
+    offer: &store::offers::OfferRow,
+    t: i64,
+    max: i64,
+) -> Option<(ApiError, &'static str)> {
+    if offer.used_at.is_some() {
+        return Some((
+            ApiError::new(ErrorCode::Replayed, "this offer was already used"),
+            "offer already used",
+        ));
+    }
+    if t > offer.expires_at {
+        return Some((
+            ApiError::new(ErrorCode::Expired, "this offer has expired"),
+            "offer expired",
+        ));
+    }
+    if offer.attempts >= max {
+        return Some((
+            ApiError::new(
+                ErrorCode::RateLimited,
+                "too many activation attempts for this offer",
+            ),
+            "too many attempts",
+        ));
+    }
+    None
+}
+
+/// Phase two of activation (`POST /v1/device/activate/confirm`, signed with
+/// Dp by a pending or active device): uses the offer for this device and makes
+/// it active, in one transaction, while the offer is unexpired and unused. A
+/// repeated confirmation of a device that already confirmed (the response was
+/// lost) gets the same answer.
+pub async fn confirm(state: &AppState, device: &Device) -> ApiResult<ActivationConfirmed> {
+    let confirmed = || ActivationConfirmed {
+        device_id: device.id.clone(),
+        status: "active".into(),
+    };
+    let who = AuditSubject {
+        rp: Some(&device.rp_id),
+        user: Some(&device.user_id),
+        device: Some(&device.id),
+        tx: None,
+    };
+    let (offer_id, status) = store::devices::offer_and_status(&state.db, &device.id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "unknown device"))?;
+    let Some(offer_id) = offer_id else {
+        // Activated before two-phase activation: active already.
+        return Ok(confirmed());
+    };
+    let t = now();
+    if status == "pending" {
+        let mut dbtx = state.db.begin().await?;
+        if store::offers::confirm(&mut dbtx, &offer_id, &device.id, t).await? {
+            if !store::devices::activate_pending(&mut dbtx, &device.id, t).await? {
+                // Replaced by a newer activation meanwhile.
+                dbtx.rollback().await?;
+                return Err(ApiError::new(ErrorCode::Unauthorized, "unknown device"));
+            }
+            // No other activation of this offer can be confirmed now.
+            store::devices::delete_pending_for_offer(&mut dbtx, &offer_id).await?;
+            audit_on(&mut dbtx, who, "enrollment", "device activated").await?;
+            dbtx.commit().await?;
+            return Ok(confirmed());
+        }
+        dbtx.rollback().await?;
+    }
+    // Not confirmable now: already confirmed by this device (a retry), or the
+    // offer expired or went to another device.
+    let offer = store::offers::find(&state.db, &offer_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("activation offer"))?;
+    // The offer names this device only if its confirmation committed (which
+    // made it active in the same transaction): also a concurrent repeat.
+    if offer.device_id.as_deref() == Some(device.id.as_str()) {
+        return Ok(confirmed());
+    }
+    if offer.used_at.is_some() {
+        audit(
+            &state.db,
+            who,
+            "enrollment_refused",
+            "offer used by another device",
+        )
+        .await?;
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "this activation was replaced",
+        ));
+    }
+    audit(
+        &state.db,
+        who,
+        "enrollment_refused",
+        "offer expired before confirmation",
+    )
+    .await?;
+    Err(ApiError::new(ErrorCode::Expired, "this offer has expired"))
+}
+
+/// Deletes pending devices whose offer expired or was used by another device
+/// (run by the janitor).
+pub async fn delete_stale_pending(state: &AppState) -> ApiResult<()> {
+    let gone = store::devices::delete_stale_pending(&state.db, now()).await?;
+    for id in gone {
+        state.devices.remove(&id);
+    }
+    Ok(())
 }
 
 /// The `push_provider` and `push_token` columns of a registration.
@@ -244,21 +376,26 @@ pub async fn update_kem_key(
     Ok(KemKeyAccepted { kem_kid })
 }
 
-/// The device deregisters itself.
-pub async fn deregister(state: &AppState, device: &Device) -> ApiResult<()> {
-    remove(
-        state,
-        &device.rp_id,
-        &device.user_id,
-        &device.id,
-        "deregistered by device",
-    )
-    .await
+/// The device deregisters itself. `body` is empty or a [`Deregistration`]
+/// (`{"reason":"wiped_on_device"}`: the device wiped the account after too
+/// many wrong PINs), recorded as the removal reason.
+pub async fn deregister(state: &Arc<AppState>, device: &Device, body: &[u8]) -> ApiResult<()> {
+    let reason = if body.is_empty() {
+        "deregistered"
+    } else {
+        let d: Deregistration = serde_json::from_slice(body).map_err(|_| {
+            ApiError::bad_request("body must be empty or {\"reason\":\"wiped_on_device\"}")
+        })?;
+        match d.reason {
+            DeregisterReason::WipedOnDevice => "wiped_on_device",
+        }
+    };
+    remove(state, &device.rp_id, &device.user_id, &device.id, reason).await
 }
 
 /// The RP removes one of its user's devices.
 pub async fn remove_for_rp(
-    state: &AppState,
+    state: &Arc<AppState>,
     rp: &Rp,
     user: &str,
     device_id: &str,
@@ -279,33 +416,50 @@ pub async fn remove_for_rp(
 
 /// Marks a device removed (idempotent for the audit trail) and wakes its
 /// long-polls: its next request gets `device_removed` and its core wipes the
-/// account.
+/// account. Its pending challenges that no other active device can answer
+/// end as `expired` in the same transaction (audited, webhook `expired`): no
+/// answer can come for them any more.
 async fn remove(
-    state: &AppState,
+    state: &Arc<AppState>,
     rp_id: &str,
     user_id: &str,
     device_id: &str,
     reason: &str,
 ) -> ApiResult<()> {
-    if !store::devices::remove(&state.db, device_id, user_id, reason, now()).await? {
+    let who = AuditSubject {
+        rp: Some(rp_id),
+        user: Some(user_id),
+        device: Some(device_id),
+        tx: None,
+    };
+    let mut dbtx = state.db.begin().await?;
+    if !store::devices::remove(&mut dbtx, device_id, user_id, reason, now()).await? {
+        dbtx.rollback().await?;
         return Err(ApiError::not_found("active device"));
     }
-    audit(
-        &state.db,
-        AuditSubject {
-            rp: Some(rp_id),
-            user: Some(user_id),
-            device: Some(device_id),
-            tx: None,
-        },
-        "deregistration",
-        reason,
-    )
-    .await?;
+    audit_on(&mut dbtx, who, "deregistration", reason).await?;
+    let ended = store::challenges::expire_for_removed_device(&mut dbtx, device_id).await?;
+    for c in &ended {
+        audit_on(
+            &mut dbtx,
+            AuditSubject {
+                tx: Some(&c.id),
+                ..who
+            },
+            "expired",
+            "the device was removed before answering",
+        )
+        .await?;
+    }
+    dbtx.commit().await?;
     state
         .notifier
         .publish(Event::Device(device_id.to_string()))
         .await;
+    for c in ended {
+        state.notifier.publish(Event::Challenge(c.id.clone())).await;
+        webhook::send(state, &c.rp_id, &c.id, "expired", None);
+    }
     Ok(())
 }
 
@@ -320,7 +474,8 @@ pub struct DeviceSummary {
     pub platform: String,
     /// `none`, `fcm`, `apns`, `unifiedpush`.
     pub push_provider: String,
-    /// `active` or `removed`.
+    /// `active` or `removed` (devices whose activation is not confirmed are
+    /// not listed).
     pub status: String,
     /// Unix seconds.
     pub created_at: i64,

@@ -64,6 +64,8 @@ pub async fn create(
         server_key_fingerprint: state.signing_key.public_key().fingerprint(),
         issuer: Some(issuer.clone()),
         label: Some(label.clone()),
+        // The device checks the user's PIN against this before any network call.
+        pin_min_length: Some(super::devices::account_policy().pin_min_length),
     };
     offer
         .validate()

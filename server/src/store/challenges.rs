@@ -243,6 +243,25 @@ pub async fn expire_overdue(db: &Db, now: i64) -> StoreResult<Vec<ExpiredRow>> {
     .await
 }
 
+/// Marks expired the pending challenges sent to `device_id` that no other
+/// active device can still answer (run after the device was removed, in the
+/// same transaction); returns them.
+pub async fn expire_for_removed_device(
+    conn: &mut AnyConnection,
+    device_id: &str,
+) -> StoreResult<Vec<ExpiredRow>> {
+    sqlx::query_as(
+        "UPDATE challenges SET state = 'expired' WHERE state = 'pending' \
+         AND id IN (SELECT tx_id FROM challenge_deliveries WHERE device_id = $1) \
+         AND NOT EXISTS (SELECT 1 FROM challenge_deliveries cd JOIN devices d ON d.id = cd.device_id \
+         WHERE cd.tx_id = challenges.id AND d.status = 'active') \
+         RETURNING id, rp_id, user_id",
+    )
+    .bind(device_id)
+    .fetch_all(&mut *conn)
+    .await
+}
+
 /// A device's status with one of its pending challenges (or none).
 #[derive(Debug, FromRow)]
 pub struct PendingRow {

@@ -34,7 +34,7 @@ pub async fn keys(db: &Db, device_id: &str) -> StoreResult<Option<DeviceKeysRow>
     .await
 }
 
-/// The status (`active`, `removed`) of device `device_id`.
+/// The status (`pending`, `active`, `removed`) of device `device_id`.
 pub async fn status(db: &Db, device_id: &str) -> StoreResult<Option<String>> {
     sqlx::query("SELECT status FROM devices WHERE id = $1")
         .bind(device_id)
@@ -44,11 +44,13 @@ pub async fn status(db: &Db, device_id: &str) -> StoreResult<Option<String>> {
         .transpose()
 }
 
-/// A newly activated device.
+/// A newly activated device (pending until it confirms).
 #[derive(Debug)]
 pub struct NewDevice<'a> {
     /// Its id.
     pub id: &'a str,
+    /// The offer it activated with.
+    pub offer_id: &'a str,
     /// The account on it.
     pub account_id: &'a str,
     /// The user.
@@ -81,13 +83,14 @@ pub struct NewDevice<'a> {
     pub created_at: i64,
 }
 
-/// Stores an active device (OTP algorithm SHA1).
-pub async fn insert(db: &Db, d: &NewDevice<'_>) -> StoreResult<()> {
+/// Stores a device with status `pending` (OTP algorithm SHA1): it receives
+/// nothing and may only confirm until [`activate_pending`] makes it active.
+pub async fn insert_pending(conn: &mut AnyConnection, d: &NewDevice<'_>) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO devices (id, account_id, user_id, name, platform, possession_key, possession_key_id, \
          verification_key, kem_key, kem_key_id, push_provider, push_token, status, otp_seed, otp_algorithm, \
-         otp_digits, otp_period, created_at, last_seen_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'active', $13, 'SHA1', $14, $15, $16, $16)",
+         otp_digits, otp_period, created_at, last_seen_at, offer_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, 'SHA1', $14, $15, $16, $16, $17)",
     )
     .bind(d.id)
     .bind(d.account_id)
@@ -105,9 +108,67 @@ pub async fn insert(db: &Db, d: &NewDevice<'_>) -> StoreResult<()> {
     .bind(d.otp_digits)
     .bind(d.otp_period)
     .bind(d.created_at)
-    .execute(&db.pool)
+    .bind(d.offer_id)
+    .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Deletes the pending device(s) of offer `offer_id` (a new activation with the
+/// same offer replaces them); returns how many.
+pub async fn delete_pending_for_offer(
+    conn: &mut AnyConnection,
+    offer_id: &str,
+) -> StoreResult<u64> {
+    let done = sqlx::query("DELETE FROM devices WHERE offer_id = $1 AND status = 'pending'")
+        .bind(offer_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Makes the pending device `device_id` active; `false` if it is not pending.
+pub async fn activate_pending(
+    conn: &mut AnyConnection,
+    device_id: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE devices SET status = 'active', last_seen_at = $1 WHERE id = $2 AND status = 'pending'",
+    )
+    .bind(now)
+    .bind(device_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() != 0)
+}
+
+/// The offer a device activated with (`None` for devices activated before
+/// two-phase activation) and its status; `None` for an unknown device.
+pub async fn offer_and_status(
+    db: &Db,
+    device_id: &str,
+) -> StoreResult<Option<(Option<String>, String)>> {
+    let row = sqlx::query("SELECT offer_id, status FROM devices WHERE id = $1")
+        .bind(device_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| Ok((r.try_get("offer_id")?, r.try_get("status")?)))
+        .transpose()
+}
+
+/// Deletes pending devices whose offer expired before `now` or was used (by
+/// another device); returns their ids.
+pub async fn delete_stale_pending(db: &Db, now: i64) -> StoreResult<Vec<String>> {
+    let rows = sqlx::query(
+        "DELETE FROM devices WHERE status = 'pending' AND (offer_id IS NULL OR offer_id IN \
+         (SELECT id FROM enrollment_offers WHERE expires_at < $1 OR used_at IS NOT NULL)) \
+         RETURNING id",
+    )
+    .bind(now)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(|r| r.try_get("id")).collect()
 }
 
 /// Records that the device was seen.
@@ -172,7 +233,7 @@ pub async fn clear_push_token(db: &Db, device_id: &str, token: &str) -> StoreRes
 
 /// Marks the user's active device removed; `false` if there was none.
 pub async fn remove(
-    db: &Db,
+    conn: &mut AnyConnection,
     device_id: &str,
     user_id: &str,
     reason: &str,
@@ -186,7 +247,7 @@ pub async fn remove(
     .bind(reason)
     .bind(device_id)
     .bind(user_id)
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() != 0)
 }
@@ -210,12 +271,13 @@ pub struct DeviceListRow {
     pub last_seen_at: i64,
 }
 
-/// The devices of user `user` of `rp_id`, oldest first.
+/// The devices of user `user` of `rp_id`, oldest first. Pending devices (an
+/// activation not confirmed yet) are not listed: they are not the user's yet.
 pub async fn list_for_user(db: &Db, rp_id: &str, user: &str) -> StoreResult<Vec<DeviceListRow>> {
     sqlx::query_as(
         "SELECT d.id, d.name, d.platform, d.push_provider, d.status, d.created_at, d.last_seen_at \
          FROM devices d JOIN users u ON u.id = d.user_id WHERE u.rp_id = $1 AND u.name = $2 \
-         ORDER BY d.created_at",
+         AND d.status <> 'pending' ORDER BY d.created_at",
     )
     .bind(rp_id)
     .bind(user)

@@ -23,6 +23,27 @@ pub async fn insert_if_active(
     Ok(fresh.rows_affected() != 0)
 }
 
+/// [`insert_if_active`] that also accepts a `pending` device: for the one
+/// request a pending device may make, the confirmation of its activation.
+pub async fn insert_if_confirmable(
+    db: &Db,
+    device_id: &str,
+    nonce: &str,
+    keep_until: i64,
+) -> StoreResult<bool> {
+    let fresh = sqlx::query(
+        "INSERT INTO used_nonces (device_id, nonce, expires_at) SELECT $1, $2, $3 \
+         WHERE EXISTS (SELECT 1 FROM devices WHERE id = $1 AND status IN ('active', 'pending')) \
+         ON CONFLICT (device_id, nonce) DO NOTHING",
+    )
+    .bind(device_id)
+    .bind(nonce)
+    .bind(keep_until)
+    .execute(&db.pool)
+    .await?;
+    Ok(fresh.rows_affected() != 0)
+}
+
 /// Drops nonces that can no longer be replayed.
 pub async fn delete_expired(db: &Db, now: i64) -> StoreResult<()> {
     sqlx::query("DELETE FROM used_nonces WHERE expires_at < $1")

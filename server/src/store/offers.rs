@@ -1,6 +1,6 @@
 //! `enrollment_offers`: single-use activation offers.
 
-use sqlx::FromRow;
+use sqlx::{AnyConnection, FromRow};
 
 use super::{Db, StoreResult};
 
@@ -56,8 +56,10 @@ pub struct OfferRow {
     pub expires_at: i64,
     /// Failed activation proofs so far.
     pub attempts: i64,
-    /// When it was used.
+    /// When it was used (confirmed).
     pub used_at: Option<i64>,
+    /// The device that confirmed it.
+    pub device_id: Option<String>,
     /// The user's relying party.
     pub rp_id: String,
 }
@@ -65,7 +67,7 @@ pub struct OfferRow {
 /// Offer `id`.
 pub async fn find(db: &Db, id: &str) -> StoreResult<Option<OfferRow>> {
     sqlx::query_as(
-        "SELECT o.user_id, o.secret, o.issuer, o.label, o.expires_at, o.attempts, o.used_at, u.rp_id \
+        "SELECT o.user_id, o.secret, o.issuer, o.label, o.expires_at, o.attempts, o.used_at, o.device_id, u.rp_id \
          FROM enrollment_offers o JOIN users u ON u.id = o.user_id WHERE o.id = $1",
     )
     .bind(id)
@@ -73,24 +75,44 @@ pub async fn find(db: &Db, id: &str) -> StoreResult<Option<OfferRow>> {
     .await
 }
 
-/// Counts a failed activation proof.
-pub async fn add_failed_attempt(db: &Db, id: &str) -> StoreResult<()> {
-    sqlx::query("UPDATE enrollment_offers SET attempts = attempts + 1 WHERE id = $1")
-        .bind(id)
-        .execute(&db.pool)
-        .await?;
-    Ok(())
+/// Counts one activation attempt on the offer, only while it is unused,
+/// unexpired at `now` and below `max` attempts; `false` when refused. Run first
+/// in the activation's transaction: it also serialises activations and the
+/// confirmation of one offer (they all write its row first).
+pub async fn count_attempt(
+    conn: &mut AnyConnection,
+    id: &str,
+    max: i64,
+    now: i64,
+) -> StoreResult<bool> {
+    let counted = sqlx::query(
+        "UPDATE enrollment_offers SET attempts = attempts + 1 \
+         WHERE id = $1 AND used_at IS NULL AND expires_at >= $2 AND attempts < $3",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(max)
+    .execute(&mut *conn)
+    .await?;
+    Ok(counted.rows_affected() != 0)
 }
 
-/// Uses the offer for `device_id`; `false` if it was used already.
-pub async fn consume(db: &Db, id: &str, device_id: &str, now: i64) -> StoreResult<bool> {
-    let consumed = sqlx::query(
-        "UPDATE enrollment_offers SET used_at = $1, device_id = $2 WHERE id = $3 AND used_at IS NULL",
+/// Uses the offer for `device_id` (the confirmation), only while it is unused
+/// and unexpired at `now`; `false` otherwise.
+pub async fn confirm(
+    conn: &mut AnyConnection,
+    id: &str,
+    device_id: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE enrollment_offers SET used_at = $1, device_id = $2 \
+         WHERE id = $3 AND used_at IS NULL AND expires_at >= $1",
     )
     .bind(now)
     .bind(device_id)
     .bind(id)
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await?;
-    Ok(consumed.rows_affected() != 0)
+    Ok(done.rows_affected() != 0)
 }

@@ -67,8 +67,19 @@ impl TestDevice {
         (dp, du, kem, msg)
     }
 
-    /// Activates from an offer URI (as from the QR code).
+    /// Activates from an offer URI (as from the QR code) and confirms.
     pub async fn activate(base: &str, offer_uri: &str) -> Self {
+        let device = Self::activate_unconfirmed(base, offer_uri).await;
+        let (status, body) = device
+            .json("POST", "/v1/device/activate/confirm", b"{}".to_vec())
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "active");
+        device
+    }
+
+    /// Phase one of activation only: the server holds the device as pending.
+    pub async fn activate_unconfirmed(base: &str, offer_uri: &str) -> Self {
         let (offer, creds) = offer_credentials(offer_uri);
         let (dp, du, kem, body) = Self::activation_request(&creds);
         let client = http_client();

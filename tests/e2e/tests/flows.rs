@@ -387,7 +387,11 @@ async fn ten_wrong_pins_wipe_the_account() {
         .filter(|name| name != "lock")
         .collect();
     assert!(files.is_empty(), "{files:?}");
-    assert_eq!(rp.status(&tx).await["state"], "pending");
+    // The wipe was told to the server (issue 12): the device is removed and its
+    // pending challenge ended.
+    assert_eq!(rp.status(&tx).await["state"], "expired");
+    let (_, devices) = rp.get("/v1/rp/users/alice/devices").await;
+    assert_eq!(devices[0]["status"], "removed", "{devices}");
     s.stop().await;
 }
 
