@@ -3,8 +3,8 @@
 //! device, docs/PROTOCOL.md §7 and §12). Hand-written; every status and error
 //! code a route can answer is listed, with the input constraints the server
 //! enforces. The test command checks it against the running server with
-//! requests generated from it (schemathesis) and `tests/openapi.rs` checks that
-//! every route is listed.
+//! requests generated from it (schemathesis), and `tests/flows.rs` checks that
+//! it lists exactly the router's routes.
 
 use axum::Json;
 use countersign_protocol::api::ErrorCode;
@@ -231,6 +231,10 @@ fn schemas() -> Value {
             "kem_key": {"type": "string", "description": "base64url SEC1 of a P-256 KEM public key the device holds"}}},
         "KemKeyAccepted": {"type": "object", "additionalProperties": false, "required": ["kem_kid"], "properties": {"kem_kid": {"type": "string"}}},
         "Empty": {"type": "object", "additionalProperties": false},
+        "ActivationConfirmed": {"type": "object", "additionalProperties": false, "required": ["device_id", "status"], "properties": {
+            "device_id": {"type": "string"}, "status": {"const": "active"}}},
+        "Deregistration": {"type": "object", "additionalProperties": false, "required": ["reason"], "properties": {
+            "reason": {"type": "string", "enum": ["wiped_on_device"]}}},
         "Resumed": {"type": "object", "additionalProperties": false, "required": ["status"], "properties": {"status": {"const": "resumed"}}},
         "Deregistered": {"type": "object", "additionalProperties": false, "required": ["status"], "properties": {"status": {"const": "removed"}}}
     })
@@ -397,6 +401,18 @@ pub fn document() -> Value {
         ),
     );
     add(
+        "/v1/device/activate/confirm",
+        "post",
+        device(
+            "Confirm an activation (phase two, §3.5)",
+            "Signed by the Dp of the activation request. Makes the pending device active and uses up the offer; a repeat gets the same answer. 410 `expired` once the offer expired, 401 when a newer activation replaced the pending device.",
+            Some("Empty"),
+            "ActivationConfirmed",
+            &[401, 409, 410],
+            vec![],
+        ),
+    );
+    add(
         "/v1/device/challenges",
         "get",
         device(
@@ -472,14 +488,18 @@ pub fn document() -> Value {
         "/v1/device",
         "delete",
         device(
-            "Deregister this device",
-            "",
-            None,
+            "Deregister this device (§7.3)",
+            "An empty body, or `{\"reason\":\"wiped_on_device\"}` after a local wipe. The device's pending challenges end (`expired`) unless another active device of the user can answer them.",
+            Some("Deregistration"),
             "Deregistered",
             &[401, 409, 410],
             vec![],
         ),
     );
+    if let Some(delete) = paths.get_mut("/v1/device") {
+        // The reason is optional: an empty body deregisters too.
+        delete["delete"]["requestBody"]["required"] = json!(false);
+    }
 
     // The health check's 503 carries its own body, not the error shape.
     if let Some(get) = paths.get_mut("/healthz") {
