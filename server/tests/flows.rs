@@ -937,7 +937,7 @@ async fn openapi_matches_the_router(db: Db) {
     assert_eq!(documented, served, "every route documented, nothing else");
     // And each documented operation answers as a route (not the 404 / 405 fallback).
     for (method, path) in &documented {
-        let url = format!("{}{}", s.base(), path.replace('{', "").replace('}', ""));
+        let url = format!("{}{}", s.base(), path.replace(['{', '}'], ""));
         let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let r = http_client().request(m, &url).send().await.unwrap();
         let status = r.status().as_u16();

@@ -4,7 +4,7 @@
 //!
 //! # Confirming an activation
 //!
-//! Activation has two phases (docs/PROTOCOL.md §4): the server answers the
+//! Activation has two phases (docs/PROTOCOL.md §3.5): the server answers the
 //! activation request with a *pending* device, and only the device's signed
 //! confirmation makes it active. The core saves the new account under
 //! [`CONFIRMING_PREFIX`] (not listed, not usable) before it confirms, so a crash
