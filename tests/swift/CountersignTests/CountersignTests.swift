@@ -44,7 +44,8 @@ final class CountersignTests: XCTestCase {
         XCTAssertEqual(outcome.verification, Verification.none)
         let status = try await Rp.status(tx, wait: 5)
         XCTAssertEqual(jsonString(status, "state"), "approved", status)
-        let validated = try await Rp.post("/v1/rp/validate", #"{"user":"\#(user)","passcode":"\#(outcome.pushOtp)"}"#)
+        // Only for its own login: with that tx id.
+        let validated = try await Rp.post("/v1/rp/validate", #"{"user":"\#(user)","passcode":"\#(outcome.pushOtp)","tx_id":"\#(tx)"}"#)
         XCTAssertEqual(jsonString(validated, "result"), "accepted", validated)
     }
 

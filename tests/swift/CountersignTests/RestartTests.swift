@@ -97,6 +97,8 @@ final class RestartTests: XCTestCase {
         // Received by long-poll, then the process dies.
         let (denyTx, _) = try await Rp.push(user, #","number_matching":"off""#)
         try await receiveAll(app!, [denyTx])
+        // Started now, never received: "not me" below locks new pushes to the user.
+        let (unseenTx, _) = try await Rp.push(user, #","number_matching":"off""#)
         app = nil
 
         // The notification's Deny action in a fresh process: ids only, no UI.
@@ -108,7 +110,6 @@ final class RestartTests: XCTestCase {
         XCTAssertEqual(jsonString(status, "deny_reason"), "not_me", status)
 
         // A request this device never received is fetched again by its ids.
-        let (unseenTx, _) = try await Rp.push(user, #","number_matching":"off""#)
         app = try device.reopen()
         let unseen = try await app!.approve(accountId: accountId, txId: unseenTx, number: nil)
         XCTAssertEqual(unseen.delivery, .delivered)

@@ -81,7 +81,8 @@ class BindingTests {
         val status = Rp.status(tx, wait = 5)
         assertEquals("approved", jsonString(status, "state"), status)
         // The push OTP the phone sent is the one the login form can check.
-        val validated = Rp.post("/v1/rp/validate", """{"user":"$user","passcode":"${outcome.pushOtp}"}""")
+        // Only for its own login: with that tx id.
+        val validated = Rp.post("/v1/rp/validate", """{"user":"$user","passcode":"${outcome.pushOtp}","tx_id":"$tx"}""")
         assertEquals("accepted", jsonString(validated, "result"), validated)
         // Answered requests cannot be answered again.
         assertThrows(CountersignException::class.java) {

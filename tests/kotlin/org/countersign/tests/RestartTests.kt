@@ -87,6 +87,8 @@ class RestartTests {
         // Received by long-poll, then the process dies.
         val (denyTx, _) = Rp.push(user, ""","number_matching":"off"""")
         receiveAll(app, listOf(denyTx))
+        // Started now, never received: "not me" below locks new pushes to the user.
+        val (unseenTx, _) = Rp.push(user, ""","number_matching":"off"""")
         app.close()
         app = null
 
@@ -96,9 +98,9 @@ class RestartTests {
         val status = Rp.status(denyTx, wait = 5)
         assertEquals("denied", jsonString(status, "state"), status)
         assertEquals("not_me", jsonString(status, "deny_reason"), status)
+        assertTrue(status.contains("\"fraud_reported\":true"), status)
 
         // A request this device never received is fetched again by its ids.
-        val (unseenTx, _) = Rp.push(user, ""","number_matching":"off"""")
         app.close()
         app = device.open()
         assertEquals(Delivery.DELIVERED, app.approve(accountId, unseenTx).delivery)
