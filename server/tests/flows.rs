@@ -36,6 +36,21 @@ async fn audit_events(s: &TestServer) -> Vec<String> {
         .collect()
 }
 
+/// Posts an activation request for `creds` (with fresh keys); the answer.
+async fn post_activation(
+    s: &TestServer,
+    creds: &countersign_protocol::OfferCredentials,
+) -> (u16, serde_json::Value) {
+    let (_, _, _, body) = TestDevice::activation_request(creds);
+    let r = http_client()
+        .post(format!("{}/v1/device/activate", s.base()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
 async fn enrollment_and_activation(db: Db) {
     let s = TestServer::start(db).await;
     let rp = s.rp("Example Bank").await;
@@ -59,27 +74,14 @@ async fn enrollment_and_activation(db: Db) {
 
     // Single use: the same offer cannot activate a second device.
     let (_, creds) = support::offer_credentials(uri);
-    let (_, _, _, body) = TestDevice::activation_request(&creds);
-    let r = http_client()
-        .post(format!("{}/v1/device/activate", s.base()))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let got = (r.status().as_u16(), r.json().await.unwrap());
+    let got = post_activation(&s, &creds).await;
     assert_error(&got, 409, "replayed");
 
     // The typed code activates like the QR code.
     let offer2 = rp.enroll("bob").await;
     let creds2 = countersign_protocol::OfferCredentials::parse_code(&offer2.code).unwrap();
-    let (_, _, _, body) = TestDevice::activation_request(&creds2);
-    let r = http_client()
-        .post(format!("{}/v1/device/activate", s.base()))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let got = post_activation(&s, &creds2).await;
+    assert_eq!(got.0, 200, "{}", got.1);
 
     // Wrong secrets are counted and then rate-limited.
     let offer3 = rp.enroll("carol").await;
@@ -87,24 +89,10 @@ async fn enrollment_and_activation(db: Db) {
     let good = creds3.clone();
     creds3.secret = countersign_protocol::OfferSecret::from_bytes([7u8; 10]);
     for _ in 0..5 {
-        let (_, _, _, body) = TestDevice::activation_request(&creds3);
-        let r = http_client()
-            .post(format!("{}/v1/device/activate", s.base()))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let got = (r.status().as_u16(), r.json().await.unwrap());
+        let got = post_activation(&s, &creds3).await;
         assert_error(&got, 401, "bad_signature");
     }
-    let (_, _, _, body) = TestDevice::activation_request(&good);
-    let r = http_client()
-        .post(format!("{}/v1/device/activate", s.base()))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let got = (r.status().as_u16(), r.json().await.unwrap());
+    let got = post_activation(&s, &good).await;
     assert_error(&got, 429, "rate_limited");
 
     let events = audit_events(&s).await;
@@ -620,18 +608,8 @@ async fn two_phase_activation(db: Db) {
     assert_eq!(list[0]["status"], "active");
     // The offer is used now.
     let (_, creds) = support::offer_credentials(&offer.uri);
-    let (_, _, _, req) = TestDevice::activation_request(&creds);
-    let r = http_client()
-        .post(format!("{}/v1/device/activate", s.base()))
-        .body(req)
-        .send()
-        .await
-        .unwrap();
-    assert_error(
-        &(r.status().as_u16(), r.json().await.unwrap()),
-        409,
-        "replayed",
-    );
+    let got = post_activation(&s, &creds).await;
+    assert_error(&got, 409, "replayed");
 
     // Every activation counts against the offer's attempts, right or wrong.
     let offer2 = rp.enroll("bob").await;
@@ -639,18 +617,8 @@ async fn two_phase_activation(db: Db) {
         TestDevice::activate_unconfirmed(&s.base(), &offer2.uri).await;
     }
     let (_, creds2) = support::offer_credentials(&offer2.uri);
-    let (_, _, _, req) = TestDevice::activation_request(&creds2);
-    let r = http_client()
-        .post(format!("{}/v1/device/activate", s.base()))
-        .body(req)
-        .send()
-        .await
-        .unwrap();
-    assert_error(
-        &(r.status().as_u16(), r.json().await.unwrap()),
-        429,
-        "rate_limited",
-    );
+    let got = post_activation(&s, &creds2).await;
+    assert_error(&got, 429, "rate_limited");
 
     // A device wiped locally deregisters with a reason; its pending challenge ends.
     let started = rp
