@@ -54,6 +54,18 @@ fn stored_files(dir: &Path) -> Vec<String> {
 }
 
 /// A push reaches nobody: the user has no active device.
+/// Activates from `uri` while every confirmation fails to reach the server
+/// (the network goes down right after the activation result): `Network`.
+async fn activate_without_confirmation(dev: &Device, uri: &str) {
+    dev.wire.set_faults(Some(Box::new(|req| {
+        req.url.contains(CONFIRM).then_some(Fault::Unreachable)
+    })));
+    assert_eq!(
+        dev.auth.activate_uri(uri, with_pin("123456")).await.err(),
+        Some(Error::Network)
+    );
+}
+
 async fn assert_no_push_target(rp: &RpClient, user: &str) {
     let (st, body) = rp.push(json!({ "user": user })).await;
     assert_eq!(
@@ -139,16 +151,7 @@ async fn an_unconfirmed_device_gets_no_push_until_its_confirmation_arrives() {
     let dev = open_device(dir.path(), |_| {});
     let offer = rp.enroll("alice").await;
     // The network fails right after the activation result.
-    dev.wire.set_faults(Some(Box::new(|req| {
-        req.url.contains(CONFIRM).then_some(Fault::Unreachable)
-    })));
-    assert_eq!(
-        dev.auth
-            .activate_uri(&offer.uri, with_pin("123456"))
-            .await
-            .err(),
-        Some(Error::Network)
-    );
+    activate_without_confirmation(&dev, &offer.uri).await;
     // Waiting: not listed on the phone, not active on the server.
     assert!(dev.auth.accounts().unwrap().is_empty());
     assert!(devices(&rp, "alice").await.is_empty());
@@ -181,16 +184,7 @@ async fn a_device_that_never_confirms_is_never_active_and_is_dropped_after_expir
     let dir = temp_dir("act-never");
     let dev = open_device(dir.path(), |_| {});
     let offer = rp.enroll("alice").await;
-    dev.wire.set_faults(Some(Box::new(|req| {
-        req.url.contains(CONFIRM).then_some(Fault::Unreachable)
-    })));
-    assert_eq!(
-        dev.auth
-            .activate_uri(&offer.uri, with_pin("123456"))
-            .await
-            .err(),
-        Some(Error::Network)
-    );
+    activate_without_confirmation(&dev, &offer.uri).await;
     assert_no_push_target(&rp, "alice").await;
     // The offer expires and the janitor (every 5 s) deletes the pending device.
     tokio::time::sleep(Duration::from_secs(8)).await;
