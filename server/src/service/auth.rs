@@ -232,12 +232,14 @@ async fn authenticate(
     // window hits it. Stored before the request does anything, and only while
     // the device is active (or pending, for the confirmation).
     let keep_until = i64::try_from(hdrs.timestamp.saturating_add(2 * skew)).unwrap_or(i64::MAX);
-    let fresh = if allow_pending {
-        store::nonces::insert_if_confirmable(&state.db, &hdrs.device_id, &hdrs.nonce, keep_until)
-            .await?
-    } else {
-        store::nonces::insert_if_active(&state.db, &hdrs.device_id, &hdrs.nonce, keep_until).await?
-    };
+    let fresh = store::nonces::insert_if_allowed(
+        &state.db,
+        &hdrs.device_id,
+        &hdrs.nonce,
+        keep_until,
+        allow_pending,
+    )
+    .await?;
     if !fresh {
         // Refused: removed, pending (or deleted) device, or a replayed nonce.
         let status = store::devices::status(&state.db, &hdrs.device_id).await?;

@@ -2,43 +2,27 @@
 
 use super::{Db, StoreResult};
 
-/// Records `nonce` for `device_id` only if the device is active and the nonce
-/// is new; `false` when refused (removed or unknown device, or a replay).
-pub async fn insert_if_active(
+/// Records `nonce` for `device_id` only if the device is active (or, with
+/// `allow_pending`, pending: for the one request a pending device may make, the
+/// confirmation of its activation) and the nonce is new; `false` when refused
+/// (removed, pending or unknown device, or a replay).
+pub async fn insert_if_allowed(
     db: &Db,
     device_id: &str,
     nonce: &str,
     keep_until: i64,
+    allow_pending: bool,
 ) -> StoreResult<bool> {
     let fresh = sqlx::query(
         "INSERT INTO used_nonces (device_id, nonce, expires_at) SELECT $1, $2, $3 \
-         WHERE EXISTS (SELECT 1 FROM devices WHERE id = $1 AND status = 'active') \
+         WHERE EXISTS (SELECT 1 FROM devices WHERE id = $1 \
+           AND (status = 'active' OR ($4 = 1 AND status = 'pending'))) \
          ON CONFLICT (device_id, nonce) DO NOTHING",
     )
     .bind(device_id)
     .bind(nonce)
     .bind(keep_until)
-    .execute(&db.pool)
-    .await?;
-    Ok(fresh.rows_affected() != 0)
-}
-
-/// [`insert_if_active`] that also accepts a `pending` device: for the one
-/// request a pending device may make, the confirmation of its activation.
-pub async fn insert_if_confirmable(
-    db: &Db,
-    device_id: &str,
-    nonce: &str,
-    keep_until: i64,
-) -> StoreResult<bool> {
-    let fresh = sqlx::query(
-        "INSERT INTO used_nonces (device_id, nonce, expires_at) SELECT $1, $2, $3 \
-         WHERE EXISTS (SELECT 1 FROM devices WHERE id = $1 AND status IN ('active', 'pending')) \
-         ON CONFLICT (device_id, nonce) DO NOTHING",
-    )
-    .bind(device_id)
-    .bind(nonce)
-    .bind(keep_until)
+    .bind(i64::from(allow_pending))
     .execute(&db.pool)
     .await?;
     Ok(fresh.rows_affected() != 0)
