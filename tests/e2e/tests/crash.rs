@@ -9,6 +9,12 @@
 //! persisted), at least 500 times; the restarted child delivers the saved
 //! answer, and the server must hold every decision.
 //!
+//! Activations survive SIGKILL: a child activating is killed when the server
+//! has answered the activation, when the account is saved as waiting, and when
+//! the server has processed the confirmation. After the restart (and a second
+//! scan of the same offer when the phone had saved nothing), the phone lists
+//! one account and the server holds exactly that one device, active.
+//!
 //! Also: FileStorage in OS-keyring mode against a private GNOME Keyring (Secret
 //! Service) started under `dbus-run-session`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
@@ -239,6 +245,78 @@ fn sigkill_at_every_answer_step_loses_no_decision() {
     );
     assert!(kills >= 500);
     assert!(lost.is_empty(), "lost decisions: {lost:#?}");
+    rt.block_on(server.stop());
+}
+
+/// Kills per step in the activation test (3 steps).
+const ACTIVATION_KILLS_PER_STEP: usize = 50;
+
+#[test]
+fn sigkill_during_activation_ends_with_one_active_device_on_both_sides() {
+    let dir = temp_dir("crash-activation");
+    let rt = runtime();
+    let server = rt.block_on(start_server(|_| {}));
+    let rp = rt.block_on(server.rp("Example Bank"));
+    let started = Instant::now();
+    let mut kills = 0;
+    for round in 0..3 * ACTIVATION_KILLS_PER_STEP {
+        let step = ["result", "saved", "sent"][round % 3];
+        let user = format!("user{round}");
+        let device_dir = dir.path().join(&user);
+        let path = device_dir.to_str().unwrap().to_owned();
+        let uri = rt.block_on(rp.enroll(&user)).uri;
+        let (_, out, err) = run_child(&[&path, "activate", &uri, step], true);
+        assert_eq!(
+            out.lines().next(),
+            Some(format!("AT {step}").as_str()),
+            "round {round}: the child did not reach {step}: {err}"
+        );
+        kills += 1;
+        let (ok, out, err) = run_child(&[&path, "reactivate", &uri], false);
+        let device_id = out
+            .lines()
+            .find_map(|l| l.strip_prefix("recovered "))
+            .unwrap_or_else(|| panic!("round {round} ({step}): recovery failed: {out}{err}"))
+            .to_owned();
+        assert!(ok, "round {round} ({step}): {err}");
+        rt.block_on(async {
+            // The server holds exactly the phone's device, active.
+            let (st, list) = rp.get(&format!("/v1/rp/users/{user}/devices")).await;
+            assert_eq!(st, 200, "{list}");
+            let devices: Vec<(String, String)> = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| {
+                    (
+                        d["device_id"].as_str().unwrap().to_owned(),
+                        d["status"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                devices,
+                vec![(device_id.clone(), "active".to_owned())],
+                "round {round} ({step})"
+            );
+            // The phone lists that one account, and it works.
+            let dev = open_device(&device_dir, |_| {});
+            let accounts = dev.auth.accounts().unwrap();
+            assert_eq!(accounts.len(), 1, "round {round} ({step})");
+            let v = rp
+                .start_push(json!({ "user": user, "number_matching": "off" }))
+                .await;
+            let tx = v["tx_id"].as_str().unwrap();
+            let got = countersign_e2e::wait_pending(&dev.auth, 1, 10).await;
+            assert_eq!(got[0].tx_id, tx, "round {round} ({step})");
+            dev.auth.approve(&accounts[0].id, tx, None).await.unwrap();
+            assert_eq!(rp.status(tx).await["state"], "approved");
+        });
+    }
+    println!(
+        "{kills} SIGKILLs during activation (result, saved, sent) in {:?}; every phone ended with one active device",
+        started.elapsed()
+    );
     rt.block_on(server.stop());
 }
 

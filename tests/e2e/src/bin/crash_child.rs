@@ -20,6 +20,17 @@
 //! With `recover TX DECISION STEP`: the restarted app. It delivers the outbox;
 //! only when the kill came before the user's decision was saved (`receive`)
 //! does the user decide again. Prints `recovered`.
+//!
+//! With `activate URI STEP` (the activation test): activates from URI and stops
+//! dead at STEP, printing `AT STEP`:
+//! * `result`: the server answered the activation request (it holds a pending
+//!   device), nothing is saved on the phone yet;
+//! * `saved`: the account is saved as waiting, the confirmation not yet sent;
+//! * `sent`: the server processed the confirmation, its response is not yet read.
+//!
+//! With `reactivate URI`: the restarted app. It runs the retry points; if the
+//! phone holds no account (the kill came before anything was saved), the user
+//! scans the same offer again. Prints `recovered DEVICE_ID`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test program
 
 use std::collections::HashMap;
@@ -27,7 +38,7 @@ use std::io::Write;
 use std::path::Path;
 
 use countersign_core::Error;
-use countersign_core::authenticator::{AccountKind, Delivery};
+use countersign_core::authenticator::{AccountKind, ActivationOptions, Delivery};
 use countersign_core::platform::{FileStorage, KeySource, SecureStorage};
 use countersign_core::protocol::DenyReason;
 use countersign_e2e::{Device, open_device};
@@ -47,6 +58,20 @@ fn main() {
                 .expect("runtime");
             let dev = open_device(Path::new(dir), |_| {});
             rt.block_on(approve_all(&dev, &args[3..]));
+            return;
+        }
+        Some(mode @ ("activate" | "reactivate")) => {
+            let [uri, step] = [3, 4].map(|i| args.get(i).cloned().unwrap_or_default());
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let dev = open_device(Path::new(dir), |_| {});
+            if mode == "activate" {
+                rt.block_on(activate_mode(&dev, &uri, &step));
+            } else {
+                rt.block_on(reactivate_mode(&dev, &uri));
+            }
             return;
         }
         Some(mode @ ("answer" | "recover")) => {
@@ -204,6 +229,53 @@ async fn recover_mode(dev: &Device, tx: &str, decision: &str, step: &str) {
         }
     }
     println!("recovered");
+}
+
+const ACTIVATE: &str = "/v1/device/activate";
+const CONFIRM: &str = "/v1/device/activate/confirm";
+
+async fn activate_mode(dev: &Device, uri: &str, step: &str) {
+    let before = step.to_owned();
+    dev.wire.set_faults(Some(Box::new(move |req| {
+        if before == "saved" && req.url.ends_with(CONFIRM) {
+            stop_at("saved");
+        }
+        None
+    })));
+    let after = step.to_owned();
+    dev.wire.set_rewrite(Some(Box::new(move |req, resp| {
+        if after == "result" && req.url.ends_with(ACTIVATE) {
+            stop_at("result");
+        }
+        if after == "sent" && req.url.ends_with(CONFIRM) {
+            stop_at("sent");
+        }
+        resp
+    })));
+    let outcome = dev
+        .auth
+        .activate_uri(uri, ActivationOptions::default())
+        .await;
+    eprintln!("step {step} was never reached: {outcome:?}");
+    std::process::exit(7);
+}
+
+async fn reactivate_mode(dev: &Device, uri: &str) {
+    // What the app does when it starts.
+    if let Err(e) = dev.auth.deliver_outbox().await {
+        eprintln!("deliver_outbox failed: {e:?}");
+        std::process::exit(8);
+    }
+    if dev.auth.accounts().expect("accounts").is_empty()
+        && let Err(e) = dev
+            .auth
+            .activate_uri(uri, ActivationOptions::default())
+            .await
+    {
+        eprintln!("activation again failed: {e:?}");
+        std::process::exit(9);
+    }
+    println!("recovered {}", device_id(dev));
 }
 
 fn device_id(dev: &Device) -> String {
