@@ -267,8 +267,16 @@ impl TestServer {
         let url = format!("http://127.0.0.1:{port}");
         let db = format!("sqlite://{}?mode=rwc", dir.join("countersign.db").display());
         let master = random_hex(32)?;
+        // No growing wait between pushes after denials: the binding tests deny
+        // several pushes of one user in a row (the wait itself is tested in
+        // server/tests/attacker.rs).
+        let config = dir.join("server.toml");
+        fs::write(&config, "[policy]\npush_backoff_secs = 0\n")
+            .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
         let base = |cmd: &mut Command| {
-            cmd.arg("--database-url")
+            cmd.arg("--config")
+                .arg(&config)
+                .arg("--database-url")
                 .arg(&db)
                 .arg("--listen")
                 .arg(format!("127.0.0.1:{port}"))

@@ -65,6 +65,24 @@ final class CountersignTests: XCTestCase {
         XCTAssertEqual(device.presenter.askedCount, 0)
     }
 
+    /// Three denied pushes pause pushes for the user; "it was me" on the phone resumes them.
+    func testItWasMeResumesSuppressedPushes() async throws {
+        let device = try Device()
+        let (user, accountId) = try await device.activate("resume")
+        for _ in 0..<3 {
+            let (tx, _) = try await Rp.push(user, #","number_matching":"off""#)
+            try await receiveAll(device.authenticator, [tx])
+            _ = try await device.authenticator.deny(accountId: accountId, txId: tx, reason: .mistake)
+        }
+        let (refused, body) = try await Rp.call("POST", "/v1/rp/push", #"{"user":"\#(user)"}"#)
+        XCTAssertEqual(refused, 429, body)
+        XCTAssertEqual(jsonString(body, "code"), "suppressed", body)
+        try await device.authenticator.resumePushes(accountId: accountId)
+        let (tx, _) = try await Rp.push(user, #","number_matching":"off""#)
+        try await receiveAll(device.authenticator, [tx])
+        XCTAssertEqual(try device.authenticator.pendingRequests().map { $0.txId }, [tx])
+    }
+
     func testPinStepUpThroughSwiftVerifier() async throws {
         let device = try Device()
         let (user, accountId) = try await device.activate("pin", pin: "975310")

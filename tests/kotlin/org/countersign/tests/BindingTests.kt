@@ -108,6 +108,25 @@ class BindingTests {
         assertTrue(device.ui.asked.isEmpty(), "deny needs no verification")
     }
 
+    /** Three denied pushes pause pushes for the user; "it was me" on the phone resumes them. */
+    @Test
+    fun itWasMeResumesSuppressedPushes() = runBlocking {
+        val device = Device()
+        val (user, accountId) = activate(device, "resume")
+        repeat(3) {
+            val (tx, _) = Rp.push(user, ""","number_matching":"off""")
+            receiveAll(device.authenticator, listOf(tx))
+            device.authenticator.deny(accountId, tx, DenyReason.MISTAKE)
+        }
+        val (refused, body) = Rp.call("POST", "/v1/rp/push", """{"user":"$user"}""")
+        assertEquals(429, refused, body)
+        assertEquals("suppressed", jsonString(body, "code"), body)
+        device.authenticator.resumePushes(accountId)
+        val (tx, _) = Rp.push(user, ""","number_matching":"off""")
+        receiveAll(device.authenticator, listOf(tx))
+        assertEquals(listOf(tx), device.authenticator.pendingRequests().map { it.txId })
+    }
+
     @Test
     fun pinStepUpThroughKotlinVerifier() = runBlocking {
         val device = Device()
