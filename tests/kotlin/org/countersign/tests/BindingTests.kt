@@ -114,7 +114,7 @@ class BindingTests {
         val device = Device()
         val (user, accountId) = activate(device, "resume")
         repeat(3) {
-            val (tx, _) = Rp.push(user, ""","number_matching":"off""")
+            val (tx, _) = Rp.push(user, ""","number_matching":"off"""")
             receiveAll(device.authenticator, listOf(tx))
             device.authenticator.deny(accountId, tx, DenyReason.MISTAKE)
         }
@@ -122,7 +122,7 @@ class BindingTests {
         assertEquals(429, refused, body)
         assertEquals("suppressed", jsonString(body, "code"), body)
         device.authenticator.resumePushes(accountId)
-        val (tx, _) = Rp.push(user, ""","number_matching":"off""")
+        val (tx, _) = Rp.push(user, ""","number_matching":"off"""")
         receiveAll(device.authenticator, listOf(tx))
         assertEquals(listOf(tx), device.authenticator.pendingRequests().map { it.txId })
     }
