@@ -76,7 +76,7 @@ final class CountersignTests: XCTestCase {
         }
         let (refused, body) = try await Rp.call("POST", "/v1/rp/push", #"{"user":"\#(user)"}"#)
         XCTAssertEqual(refused, 429, body)
-        XCTAssertEqual(jsonString(body, "code"), "suppressed", body)
+        XCTAssertEqual(errorCode(body), "suppressed", body)
         try await device.authenticator.resumePushes(accountId: accountId)
         let (tx, _) = try await Rp.push(user, #","number_matching":"off""#)
         try await receiveAll(device.authenticator, [tx])

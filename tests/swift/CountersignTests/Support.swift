@@ -87,6 +87,15 @@ func jsonString(_ json: String, _ field: String) -> String? {
     return object[field] as? String
 }
 
+/// The `error.code` of an error body `{"error":{"code":…}}`, if any.
+func errorCode(_ json: String) -> String? {
+    guard let data = json.data(using: .utf8),
+        let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+        let error = object["error"] as? [String: Any]
+    else { return nil }
+    return error["code"] as? String
+}
+
 /// Answers prompts from queues; records what was asked.
 final class ScriptedPresenter: PromptPresenter, @unchecked Sendable {
     private let lock = NSLock()
