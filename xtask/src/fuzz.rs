@@ -85,6 +85,8 @@ pub fn command(args: &[String]) -> Result {
 /// committed corpus (about a minute, plus the build).
 pub fn short_pass() -> Result {
     let started = Instant::now();
+    // libfuzzer-sys compiles libFuzzer with the system C++ compiler.
+    crate::ensure_debian_packages(&["g++"], &["c++"])?;
     let bin_dir = build()?;
     let targets: Vec<String> = TARGETS.iter().map(|t| (*t).to_owned()).collect();
     let outcome = fuzz_all(&bin_dir, &targets, SHORT_PASS_SECS, false);
