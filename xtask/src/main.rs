@@ -3,6 +3,8 @@
 //! * `cargo xtask test`: installs what the tests need (idempotently), then runs
 //!   formatting, clippy and every test suite, printing each suite's counts.
 //! * `cargo xtask demo`: the end-to-end demo (the README's main command).
+//! * `cargo xtask fuzz [--secs N] [--merge] [target ...]`: coverage-guided fuzzing
+//!   of every parser an attacker can reach (fuzz/README.md).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use std::time::Instant;
 mod api;
 mod bindings;
 mod browser;
+mod fuzz;
 mod mobile;
 mod toolchain;
 
@@ -24,10 +27,11 @@ fn main() -> ExitCode {
         Some("demo") => demo(&args[1..]),
         Some("bindings") => bindings::command(&args[1..]),
         Some("api-test") => api::test(),
+        Some("fuzz") => fuzz::command(&args[1..]),
         Some("android") => mobile::android(&args[1..]),
         Some("apple") => mobile::apple(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|demo|bindings|api-test|android|apple>");
+            eprintln!("usage: cargo xtask <test|demo|bindings|api-test|fuzz|android|apple>");
             return ExitCode::from(2);
         }
     };
@@ -193,6 +197,8 @@ fn test() -> Result {
         "cargo test (all crates)",
         cargo().args(["test", "--workspace", "--", "--nocapture"]),
     )?;
+    // Every fuzz target for a few seconds on its committed corpus (fuzz/README.md).
+    fuzz::short_pass()?;
     // The demo pages in headless Chromium, the CLI as the phone (issue 7).
     browser::test()?;
     // Requests generated from /openapi.json against a live server (issue 12).

@@ -180,17 +180,23 @@ impl ActivationOffer {
         Ok(offer)
     }
 
-    /// Checks the display fields (length, no control or bidi characters) and
-    /// the PIN length's range.
+    /// Checks the display fields (length, no control or bidi characters), the
+    /// PIN length's range, and that the canonical URI ([`Self::to_uri`]) fits
+    /// [`MAX_OFFER_URI_LEN`], so every valid offer parses back from its URI.
     pub fn validate(&self) -> Result<()> {
         check_opt_text("issuer", self.issuer.as_deref(), MAX_LABEL_LEN, false)?;
         check_opt_text("label", self.label.as_deref(), MAX_LABEL_LEN, false)?;
-        match self.pin_min_length {
-            Some(n) if !PIN_MIN_LENGTH_RANGE.contains(&n) => {
-                Err(ProtocolError::InvalidUri { reason: "bad pin" })
-            }
-            _ => Ok(()),
+        if let Some(n) = self.pin_min_length
+            && !PIN_MIN_LENGTH_RANGE.contains(&n)
+        {
+            return Err(ProtocolError::InvalidUri { reason: "bad pin" });
         }
+        // Escaping can triple a value's length: an input URI within the limit
+        // may still have a canonical form beyond it.
+        if self.to_uri().len() > MAX_OFFER_URI_LEN {
+            return Err(ProtocolError::InvalidUri { reason: "too long" });
+        }
+        Ok(())
     }
 }
 
@@ -236,6 +242,32 @@ mod tests {
         for bad in ["", "3", "17", "06", "+6", "-6", "6a", "100", "255"] {
             assert!(parse_pin_min_length(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// Fuzzing finding: literal `!`, `:` and `/` are one byte in an input URI but
+    /// three once re-encoded, so an offer could parse while its canonical URI was
+    /// longer than [`MAX_OFFER_URI_LEN`] (and so not parse back).
+    #[test]
+    fn offer_uri_canonical_form_fits_the_limit() {
+        let base = "countersign://activate?v=1&url=https://a.example/&id=04HMASW9\
+                    &secret=MND0ZW0H48SM8NB6&fp=oSbXNGtzfMJY1P3flGnzFgKA8dPrGV418yxIHpRqJ90";
+        let fits = format!("{base}&label={}", "!".repeat(100));
+        let offer = ActivationOffer::parse_uri(&fits).unwrap();
+        assert!(offer.to_uri().len() <= MAX_OFFER_URI_LEN);
+        assert_eq!(ActivationOffer::parse_uri(&offer.to_uri()), Ok(offer));
+
+        // Short enough as typed, too long once canonical.
+        let uri = format!(
+            "{}&issuer={}&label={}",
+            base.replace("a.example/", &format!("a.example/{}", "a/".repeat(100))),
+            "!".repeat(128),
+            "/".repeat(128)
+        );
+        assert!(uri.len() <= MAX_OFFER_URI_LEN);
+        assert_eq!(
+            ActivationOffer::parse_uri(&uri),
+            Err(ProtocolError::InvalidUri { reason: "too long" })
+        );
     }
 
     #[test]
