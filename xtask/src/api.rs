@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::toolchain::cache_dir;
+use crate::toolchain::{cache_dir, target_dir};
 use crate::{Result, ensure_debian_packages, root, run};
 
 /// Pinned for repeatable runs.
@@ -26,7 +26,7 @@ pub fn test() -> Result {
         Command::new(venv_python(&venv_dir()))
             .arg(root.join("tests/api/run.py"))
             .current_dir(&root)
-            .env("COUNTERSIGN_BIN", root.join("target/debug/countersign"))
+            .env("COUNTERSIGN_BIN", target_dir().join("debug/countersign"))
             .env("SCHEMATHESIS", &cli)
             .env("ARTIFACTS", root.join("tests/artifacts/api")),
     )

@@ -11,6 +11,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::toolchain::target_dir;
 use crate::{Result, ensure_debian_packages, root, run};
 
 /// playwright-core drives the system Chromium over CDP; pinned for repeatable runs.
@@ -24,10 +25,10 @@ pub fn test() -> Result {
     )?;
     ensure_debian_packages(&["nodejs", "npm"], &["node", "npm"])?;
     let root = root();
-    let deps = root.join("target/browser-test");
+    let deps = target_dir().join("browser-test");
     ensure_playwright(&deps)?;
     crate::build_host_binaries()?;
-    let bin = root.join("target/debug/countersign");
+    let bin = target_dir().join("debug/countersign");
     let artifacts = root.join("tests/artifacts/browser");
     std::fs::create_dir_all(&artifacts)
         .map_err(|e| format!("cannot create {}: {e}", artifacts.display()))?;
