@@ -918,7 +918,110 @@ async fn openapi_matches_the_router(db: Db) {
     s.stop().await;
 }
 
+/// The ids of a poll's answer.
+fn listed(pending: &serde_json::Value) -> Vec<String> {
+    pending["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["tx"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `known` (docs/PROTOCOL.md §12.4): a device that names what it holds waits
+/// while nothing changes, and wakes when a known challenge is answered or a new
+/// one arrives; without `known` it answers at once as before.
+async fn long_poll_waits_for_a_change(db: Db) {
+    use std::time::{Duration, Instant};
+    let (s, rp, mut dev) = setup(db).await;
+    let (st, started) = rp.push(json!({"user": "alice"})).await;
+    assert_eq!(st, 200, "{started}");
+    let tx = started["tx_id"].as_str().unwrap().to_string();
+    let number = started["number"].as_str().unwrap().to_string();
+
+    // Without `known`: at once, as before.
+    let t0 = Instant::now();
+    let (st, pending) = dev.poll(2).await;
+    assert_eq!(st, 200, "{pending}");
+    assert_eq!(listed(&pending), [tx.clone()]);
+    let at_once = t0.elapsed();
+    assert!(at_once < Duration::from_millis(1000), "{at_once:?}");
+
+    // With it known: the whole wait, then the unchanged list.
+    let t0 = Instant::now();
+    let (st, pending) = dev.poll_known(2, &[&tx]).await;
+    assert_eq!(st, 200, "{pending}");
+    assert_eq!(listed(&pending), [tx.clone()]);
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_millis(4000),
+        "{waited:?}"
+    );
+    // Knowing something that is not pending (or not knowing what is): at once.
+    let t0 = Instant::now();
+    let (_, pending) = dev.poll_known(5, &[&tx, "tx_gone"]).await;
+    assert_eq!(listed(&pending), [tx.clone()]);
+    assert!(t0.elapsed() < Duration::from_millis(1000));
+
+    // A new push wakes it early with both.
+    let t0 = Instant::now();
+    let (polled, pushed) = tokio::join!(dev.poll_known(10, &[&tx]), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rp.push(json!({"user": "alice"})).await
+    });
+    assert_eq!(pushed.0, 200, "{}", pushed.1);
+    let tx2 = pushed.1["tx_id"].as_str().unwrap().to_string();
+    let woke = t0.elapsed();
+    assert_eq!(polled.0, 200, "{}", polled.1);
+    assert_eq!(listed(&polled.1), [tx.clone(), tx2.clone()]);
+    assert!(woke < Duration::from_millis(3000), "{woke:?}");
+    println!("new push woke the poll after {woke:?}");
+
+    // Answering a known one (from another task) wakes it early without it.
+    let opened = dev.fetch(&tx).await;
+    let answer = dev.approval(&opened, Some(&number));
+    let t0 = Instant::now();
+    let (polled, answered) = tokio::join!(dev.poll_known(10, &[&tx, &tx2]), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        dev.post_answer(&answer).await
+    });
+    assert_eq!(answered.0, 200, "{}", answered.1);
+    let woke = t0.elapsed();
+    assert_eq!(polled.0, 200, "{}", polled.1);
+    assert_eq!(listed(&polled.1), [tx2.clone()]);
+    assert!(woke < Duration::from_millis(3000), "{woke:?}");
+
+    // The last one answered: the poll wakes with an empty list.
+    let opened2 = dev.fetch(&tx2).await;
+    let number2 = pushed.1["number"].as_str().unwrap().to_string();
+    let answer2 = dev.approval(&opened2, Some(&number2));
+    let t0 = Instant::now();
+    let (polled, answered) = tokio::join!(dev.poll_known(10, &[&tx2]), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        dev.post_answer(&answer2).await
+    });
+    assert_eq!(answered.0, 200, "{}", answered.1);
+    let woke = t0.elapsed();
+    assert_eq!(polled.0, 200, "{}", polled.1);
+    assert!(listed(&polled.1).is_empty(), "{}", polled.1);
+    assert!(woke < Duration::from_millis(3000), "{woke:?}");
+    println!(
+        "answer woke the poll after {woke:?}; wait=2 with it known took {waited:?}, without known {at_once:?}"
+    );
+
+    // `known` is validated like other parameters.
+    let long = "a".repeat(65);
+    assert_error(&dev.poll_known(0, &[&long]).await, 400, "bad_request");
+    assert_error(&dev.poll_known(0, &["a", ""]).await, 400, "bad_request");
+    let many: Vec<String> = (0..65).map(|i| format!("tx{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert_error(&dev.poll_known(0, &many).await, 400, "bad_request");
+    assert_eq!(dev.poll_known(0, &[]).await.0, 200, "empty means none");
+    s.stop().await;
+}
+
 both_databases!(
+    long_poll_waits_for_a_change,
     enrollment_and_activation,
     push_approve_with_number_and_push_otp,
     pick_and_nist_number_matching,

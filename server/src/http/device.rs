@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 
 use super::auth::{ConfirmingDevice, SignedDevice};
 use super::extract::{Json, Path, Query, RawBody};
-use super::rp::WaitQuery;
 use super::signed_json;
 use crate::AppState;
 use crate::error::ApiResult;
@@ -36,14 +35,26 @@ pub async fn confirm_activation(
     Ok(Json(devices::confirm(&state, &signed.device).await?))
 }
 
-/// `GET /v1/device/challenges?wait=N`: long-polls until a challenge is pending
-/// (or N seconds pass).
+/// `?wait=N&known=tx1,tx2` for the device's long-poll.
+#[derive(Debug, serde::Deserialize)]
+pub struct PollQuery {
+    /// Seconds to wait for a change (0: answer now).
+    pub wait: Option<u32>,
+    /// The pending challenges the device already holds, comma-separated.
+    pub known: Option<String>,
+}
+
+/// `GET /v1/device/challenges?wait=N&known=…`: long-polls until the pending
+/// set differs from the `known` one (or N seconds pass).
 pub async fn poll(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<WaitQuery>,
+    Query(q): Query<PollQuery>,
     signed: SignedDevice,
 ) -> ApiResult<Json<PendingList>> {
-    Ok(Json(challenge::poll(&state, &signed.device, q.wait).await?))
+    let known = challenge::parse_known(q.known.as_deref())?;
+    Ok(Json(
+        challenge::poll(&state, &signed.device, q.wait, &known).await?,
+    ))
 }
 
 /// `GET /v1/device/challenges/{tx}`: the challenge sealed for this device, signed by S.

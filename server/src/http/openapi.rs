@@ -416,12 +416,18 @@ pub fn document() -> Value {
         "/v1/device/challenges",
         "get",
         device(
-            "Pending challenges (long-poll with ?wait=N)",
-            "Oldest first; answers at once when one is pending. 410 `device_removed` after removal.",
+            "Pending challenges (long-poll with ?wait=N&known=…)",
+            "Oldest first; answers as soon as the pending set differs from `known` (at once when it already does; without `known`, at once when one is pending). 410 `device_removed` after removal.",
             None,
             "PendingList",
             &[401, 409, 410],
-            vec![wait_param("nothing is pending")],
+            vec![
+                wait_param("the pending set equals `known`"),
+                json!({"name": "known", "in": "query", "required": false,
+                    "description": "the pending challenge ids the device already holds, comma-separated (at most 64 ids of 1–64 base64url characters; absent or empty: none)",
+                    "schema": {"type": "string", "maxLength": 4159,
+                        "pattern": "^([A-Za-z0-9_-]{1,64}(,[A-Za-z0-9_-]{1,64}){0,63})?$"}}),
+            ],
         ),
     );
     add(

@@ -5,6 +5,7 @@
 //! One file on purpose (~800 lines): the challenge's life from creation to answer
 //! shares its row types and invariants (one decision per tx, idempotent repeats).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use super::{check_user_name, protocol_error, webhook};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::push::{PushError, WakeUp};
-use crate::store::notify::{Event, wait_for};
+use crate::store::notify::{Event, wait_for, wait_for_any};
 use crate::store::{self, audit::AuditRecord};
 use crate::util::{b64, now, now_u64, random_below, random_digits, random_id, unb64};
 
@@ -585,15 +586,55 @@ async fn pending_for(state: &AppState, device_id: &str) -> ApiResult<Option<Pend
     Ok(active.then_some(PendingList { challenges }))
 }
 
-/// Long-polls until a challenge is pending for the device (or `wait` seconds,
-/// capped by the policy, pass). Holds no database connection while waiting.
-pub async fn poll(state: &AppState, device: &Device, wait: Option<u32>) -> ApiResult<PendingList> {
+/// At most this many ids in a poll's `known` list.
+pub const MAX_KNOWN: usize = 64;
+
+/// The `known` query parameter of a device poll: comma-separated challenge ids
+/// (absent or empty: none). Refused with 400 `bad_request` beyond [`MAX_KNOWN`]
+/// ids or with an id that is empty, over 64 characters or not base64url.
+pub fn parse_known(known: Option<&str>) -> ApiResult<BTreeSet<String>> {
+    let Some(known) = known.filter(|k| !k.is_empty()) else {
+        return Ok(BTreeSet::new());
+    };
+    let mut out = BTreeSet::new();
+    for (n, id) in known.split(',').enumerate() {
+        let valid = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if n >= MAX_KNOWN || !valid {
+            return Err(ApiError::bad_request(format!(
+                "known must be at most {MAX_KNOWN} comma-separated challenge ids"
+            )));
+        }
+        out.insert(id.to_owned());
+    }
+    Ok(out)
+}
+
+/// Long-polls until the device's pending challenges differ from `known` (a new
+/// one, or a known one answered, expired or withdrawn), or `wait` seconds
+/// (capped by the policy) pass. With `known` empty that is "until one is
+/// pending". Holds no database connection while waiting.
+pub async fn poll(
+    state: &AppState,
+    device: &Device,
+    wait: Option<u32>,
+    known: &BTreeSet<String>,
+) -> ApiResult<PendingList> {
     store::devices::touch(&state.db, &device.id, now()).await?;
     let wait = wait
         .unwrap_or(0)
         .min(state.config.policy.long_poll_max_secs);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(wait));
-    let wanted = Event::Device(device.id.clone());
+    let mine = Event::Device(device.id.clone());
+    // A new challenge for this device, or a change to one it knows (an answer
+    // from any device, a wrong-number end, expiry, removal).
+    let wanted = |ev: &Event| match ev {
+        Event::Device(_) => ev == &mine,
+        Event::Challenge(tx) => known.contains(tx),
+    };
     let mut stop = state.shutting_down.clone();
     loop {
         let mut rx = state.notifier.subscribe();
@@ -601,11 +642,21 @@ pub async fn poll(state: &AppState, device: &Device, wait: Option<u32>) -> ApiRe
             .await?
             .ok_or_else(device_removed)?;
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if !list.challenges.is_empty() || remaining.is_zero() || *stop.borrow() {
+        let changed = list.challenges.len() != known.len()
+            || list.challenges.iter().any(|c| !known.contains(&c.tx));
+        if changed || remaining.is_zero() || *stop.borrow() {
             return Ok(list);
         }
+        // Wake when the first one expires (the janitor may run later), and
+        // re-check at least every 5 s in case a cross-instance notification
+        // was lost.
+        let first_exp = list.challenges.iter().map(|c| c.exp).min();
+        let until_expiry = first_exp.map_or(Duration::MAX, |exp| {
+            Duration::from_secs(u64::try_from(exp - now() + 1).unwrap_or(0))
+        });
+        let slice = remaining.min(until_expiry).min(Duration::from_secs(5));
         tokio::select! {
-            _ = wait_for(&mut rx, &wanted, remaining.min(Duration::from_secs(5))) => {}
+            _ = wait_for_any(&mut rx, wanted, slice) => {}
             _ = stop.changed() => {}
         }
     }

@@ -104,11 +104,22 @@ impl Notifier {
 /// Waits until `rx` yields `wanted` (or lags, or `max` passes). Returns `true` when
 /// the caller should re-check the database, `false` on timeout.
 pub async fn wait_for(rx: &mut broadcast::Receiver<Event>, wanted: &Event, max: Duration) -> bool {
+    wait_for_any(rx, |ev| ev == wanted, max).await
+}
+
+/// Waits until `rx` yields an event `wanted` accepts (or lags, or `max`
+/// passes). Returns `true` when the caller should re-check the database,
+/// `false` on timeout.
+pub async fn wait_for_any(
+    rx: &mut broadcast::Receiver<Event>,
+    wanted: impl Fn(&Event) -> bool,
+    max: Duration,
+) -> bool {
     let deadline = tokio::time::Instant::now() + max;
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Err(_) => return false,
-            Ok(Ok(ev)) if &ev == wanted => return true,
+            Ok(Ok(ev)) if wanted(&ev) => return true,
             Ok(Ok(_)) => {}
             Ok(Err(broadcast::error::RecvError::Lagged(_))) => return true,
             Ok(Err(broadcast::error::RecvError::Closed)) => return false,

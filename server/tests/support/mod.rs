@@ -160,6 +160,19 @@ impl TestDevice {
             .await
     }
 
+    /// Long-polls naming the challenges the device already holds (`known`).
+    pub fn poll_known(
+        &self,
+        wait: u32,
+        known: &[&str],
+    ) -> impl std::future::Future<Output = (u16, Value)> + '_ {
+        let path = format!(
+            "/v1/device/challenges?wait={wait}&known={}",
+            known.join(",")
+        );
+        async move { self.json("GET", &path, vec![]).await }
+    }
+
     /// Fetches, verifies (S) and opens one challenge.
     pub async fn fetch(&self, tx: &str) -> OpenedChallenge {
         let r = self
