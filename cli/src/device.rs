@@ -97,9 +97,10 @@ pub enum DeviceCommand {
         #[arg(long, default_value_t = 25)]
         wait: u32,
     },
-    /// Print pending requests (scripting), long-polling up to `--wait` seconds.
+    /// Print pending requests (scripting), long-polling up to `--wait` seconds
+    /// for a change (a new request, or a held one answered or ended).
     Pending {
-        /// Seconds to wait for a request.
+        /// Seconds to wait for a change.
         #[arg(long, default_value_t = 0)]
         wait: u32,
     },
@@ -890,7 +891,18 @@ async fn listen(auth: &Authenticator, json: bool, once: bool, wait: u32) -> Resu
     say("Listening for sign-in requests (Ctrl-C to stop)…");
     let mut skipped: HashSet<String> = HashSet::new();
     loop {
-        let list = match auth.pending(wait, &cancel).await {
+        // A held request not handled yet (one whose approval met a wrong
+        // number) is shown again at once: the poll would wait while the held
+        // requests stay the same.
+        let unhandled = auth
+            .pending_requests()
+            .map_err(|e| explain(&e))?
+            .iter()
+            .any(|r| !skipped.contains(&r.tx_id));
+        let polled = auth
+            .pending(if unhandled { 0 } else { wait }, &cancel)
+            .await;
+        let list = match polled {
             Ok(l) => l,
             Err(Error::Cancelled) => return Ok(()),
             // A server or one challenge failed: show what did open, retry the rest.
@@ -926,7 +938,8 @@ async fn listen(auth: &Authenticator, json: bool, once: bool, wait: u32) -> Resu
             .filter(|r| !skipped.contains(&r.tx_id))
             .collect();
         if fresh.is_empty() {
-            // Only skipped requests are pending: the server answers long-polls at once.
+            // Only skipped requests are pending: an older server answers
+            // long-polls at once then.
             tokio::time::sleep(Duration::from_secs(2)).await;
             continue;
         }

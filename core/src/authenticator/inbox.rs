@@ -17,6 +17,11 @@ use crate::platform::LogLevel;
 use crate::protocol::encoding::b64url;
 use crate::protocol::{DeviceBinding, OpenedChallenge, SealedChallenge, SignedMessage};
 
+/// Whether a server's list differs from the ids held (`known`) as a set.
+fn differs(list: &[PendingEntry], known: &[String]) -> bool {
+    list.len() != known.len() || list.iter().any(|e| !known.contains(&e.tx))
+}
+
 impl Authenticator {
     /// Handles a push notification's data (`device_id` and `tx_id`, as the server
     /// sends them): fetches, verifies and opens the challenge, records it, and
@@ -196,9 +201,14 @@ impl Authenticator {
     }
 
     /// Lists pending requests of every push account, asking each server; with
-    /// `wait_secs > 0` it long-polls until one has something (or the time passes),
-    /// then asks the other servers once more without waiting, so one call returns
-    /// the requests of every account on every server.
+    /// `wait_secs > 0` it long-polls until one server's list differs from the
+    /// requests already held for that account (a new request, or a held one
+    /// answered on another device, ended or expired), or the time passes; then
+    /// it asks the other servers once more without waiting, so one call returns
+    /// the requests of every account on every server. So while a request waits
+    /// for the user the call waits too, instead of returning at once. Held
+    /// requests the server no longer lists leave the list (the result can be
+    /// empty after an answer).
     /// `cancel` stops the wait ([`Error::Cancelled`]). A server that reports this
     /// device removed wipes its account (and the call goes on with the others).
     ///
@@ -225,13 +235,21 @@ impl Authenticator {
         if targets.is_empty() {
             return Err(Error::NotActivated);
         }
+        // What each account already holds: its server answers when that changes.
+        let mut known = Vec::new();
+        for (id, _) in &targets {
+            known.push(self.held_tx_ids(id)?);
+        }
+        let known_of = |i: usize| known.get(i).map(Vec::as_slice).unwrap_or_default();
         let polls: Vec<_> = targets
             .iter()
             .enumerate()
-            .map(|(i, (_, session))| self.poll_server(i, session, wait_secs))
+            .map(|(i, (_, session))| self.poll_server(i, session, wait_secs, known_of(i)))
             .collect();
-        let mut results = first_decisive(polls, |(_, r)| {
-            r.as_ref().map(|l| !l.is_empty()).unwrap_or(false)
+        let mut results = first_decisive(polls, |(i, r)| {
+            r.as_ref()
+                .map(|l| differs(l, known_of(*i)))
+                .unwrap_or(false)
         })
         .await;
         // The long-polls cut short when one server answered: ask those servers
@@ -240,7 +258,7 @@ impl Authenticator {
             .iter()
             .enumerate()
             .filter(|(i, _)| !results.iter().any(|(done, _)| done == i))
-            .map(|(i, (_, session))| self.poll_server(i, session, 0))
+            .map(|(i, (_, session))| self.poll_server(i, session, 0, known_of(i)))
             .collect();
         if !cut_short.is_empty() {
             results.extend(first_decisive(cut_short, |_| false).await);
@@ -255,6 +273,12 @@ impl Authenticator {
             match result {
                 Ok(list) => {
                     any_ok = true;
+                    let gone: Vec<&str> = known_of(i)
+                        .iter()
+                        .filter(|t| !list.iter().any(|e| &e.tx == *t))
+                        .map(String::as_str)
+                        .collect();
+                    self.forget_ended(id, &gone);
                     for entry in list {
                         match self.fetch_and_open(id, &entry.tx).await {
                             // Answered, expired or withdrawn since it was listed.
@@ -296,18 +320,58 @@ impl Authenticator {
         self.pending_requests()
     }
 
-    /// One server's list of pending challenges for one account (`i` tags the result).
+    /// One server's list of pending challenges for one account (`i` tags the
+    /// result), waiting while it equals `known`.
     async fn poll_server(
         &self,
         i: usize,
         session: &Session,
         wait_secs: u32,
+        known: &[String],
     ) -> (usize, Result<Vec<PendingEntry>>) {
         let call = match self.connect(session) {
             Ok(call) => call,
             Err(e) => return (i, Err(e)),
         };
-        (i, call.client.pending(&call.who, wait_secs).await)
+        (i, call.client.pending(&call.who, wait_secs, known).await)
+    }
+
+    /// The tx ids of account `id`'s requests held for the user (received, not
+    /// answered): what its polls name as `known`. Also those past their expiry
+    /// by this device's estimate, while the server may still list them.
+    fn held_tx_ids(&self, id: &str) -> Result<Vec<String>> {
+        self.read(id, |r| {
+            Ok(r.push()?
+                .seen
+                .iter()
+                .filter(|s| s.shown.is_some() && !s.done && s.answer.is_none())
+                .map(|s| s.tx.clone())
+                .collect())
+        })
+    }
+
+    /// Forgets the contents of account `id`'s held requests in `gone`: held when
+    /// the poll started and no longer pending on the server (answered on another
+    /// device, ended, expired, withdrawn). They leave [`Self::pending_requests`];
+    /// answering one anyway fetches it again and gets the server's verdict.
+    fn forget_ended(&self, id: &str, gone: &[&str]) {
+        if gone.is_empty() {
+            return;
+        }
+        let forgotten = self.update(id, |r| {
+            for s in &mut r.push_mut()?.seen {
+                if gone.contains(&s.tx.as_str()) && !s.done && s.answer.is_none() {
+                    s.shown = None;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = forgotten {
+            self.log(
+                LogLevel::Warn,
+                &format!("ended requests of account {id} could not be forgotten: {e}"),
+            );
+        }
     }
 
     /// The requests already received and not yet answered or expired, from

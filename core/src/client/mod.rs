@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | [`DeviceClient::activate`] | `POST /v1/device/activate` | signed activation request → signed result (unsigned HTTP: the body is signed) |
 //! | [`DeviceClient::confirm_activation`] | `POST /v1/device/activate/confirm` | `{}` → `{"device_id","status"}` |
-//! | [`DeviceClient::pending`] | `GET /v1/device/challenges?wait=N` | → `{"challenges":[{"tx","exp"}]}` |
+//! | [`DeviceClient::pending`] | `GET /v1/device/challenges?wait=N&known=T1,T2` | → `{"challenges":[{"tx","exp"}]}` |
 //! | [`DeviceClient::fetch_challenge`] | `GET /v1/device/challenges/{tx}` | → challenge envelope signed by S |
 //! | [`DeviceClient::answer`] | `POST /v1/device/challenges/{tx}/answer` | signed answer → `{"state","kem_kid"}` |
 //! | [`DeviceClient::update_push`] | `PUT /v1/device/push` | push registration JSON |
@@ -28,6 +28,10 @@ use crate::protocol::{MessageSigner, PushRegistration, SignedMessage, sign_reque
 
 /// Longest long-poll the client asks for, in seconds.
 pub const MAX_WAIT_SECS: u32 = 60;
+
+/// Most challenge ids a poll names as `known` (the server's bound); with more
+/// held, the poll names none and the server answers at once, as before.
+pub const MAX_KNOWN: usize = 64;
 /// Largest response body the client reads.
 pub const MAX_RESPONSE_LEN: usize = MAX_SIGNED_MESSAGE_LEN;
 
@@ -72,6 +76,24 @@ pub fn join_url(base: &str, path: &str) -> Result<Url> {
     }
     url.join(path.trim_start_matches('/'))
         .map_err(|_| Error::InvalidInput { what: "server URL" })
+}
+
+/// The poll's path and query: `wait` capped at [`MAX_WAIT_SECS`], `known`
+/// comma-separated (each id percent-encoded; none when there are too many or
+/// one is not a valid id).
+fn pending_path(wait_secs: u32, known: &[String]) -> String {
+    let wait = wait_secs.min(MAX_WAIT_SECS);
+    let mut path = format!("/v1/device/challenges?wait={wait}");
+    let usable = known.len() <= MAX_KNOWN && known.iter().all(|t| check_path_segment(t).is_ok());
+    if usable && !known.is_empty() {
+        let ids: Vec<String> = known
+            .iter()
+            .map(|t| url::form_urlencoded::byte_serialize(t.as_bytes()).collect())
+            .collect();
+        path.push_str("&known=");
+        path.push_str(&ids.join(","));
+    }
+    path
 }
 
 /// Checks an id that goes into a URL path (tx ids are base64url).
@@ -181,14 +203,19 @@ impl<'a> DeviceClient<'a> {
     }
 
     /// Lists pending challenges, waiting up to `wait_secs` (capped at
-    /// [`MAX_WAIT_SECS`]) for one to appear.
+    /// [`MAX_WAIT_SECS`]) for the list to differ from `known`, the challenge
+    /// ids the device already holds (docs/PROTOCOL.md §12.4): a new one, or a
+    /// known one answered or ended. With `known` empty (or over [`MAX_KNOWN`]
+    /// ids) it waits for one to appear. An older server ignores `known` and
+    /// answers at once while anything is pending.
     pub async fn pending(
         &self,
         who: &DeviceIdentity<'_>,
         wait_secs: u32,
+        known: &[String],
     ) -> Result<Vec<PendingEntry>> {
+        let path = pending_path(wait_secs, known);
         let wait = wait_secs.min(MAX_WAIT_SECS);
-        let path = format!("/v1/device/challenges?wait={wait}");
         let timeout = CALL_TIMEOUT + Duration::from_secs(u64::from(wait));
         let response = self
             .signed(who, HttpMethod::Get, &path, Vec::new(), timeout)
@@ -359,6 +386,26 @@ fn error_from_response(response: &HttpResponse) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn poll_path_names_the_known_ids() {
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(pending_path(25, &[]), "/v1/device/challenges?wait=25");
+        assert_eq!(pending_path(99, &[]), "/v1/device/challenges?wait=60");
+        assert_eq!(
+            pending_path(5, &ids(&["tx_a", "tx-B1"])),
+            "/v1/device/challenges?wait=5&known=tx_a,tx-B1"
+        );
+        // Not an id, or too many: none named (the server answers at once).
+        assert_eq!(
+            pending_path(5, &ids(&["a,b"])),
+            "/v1/device/challenges?wait=5"
+        );
+        let many: Vec<String> = (0..=MAX_KNOWN).map(|i| format!("t{i}")).collect();
+        assert_eq!(pending_path(5, &many), "/v1/device/challenges?wait=5");
+        assert!(pending_path(5, &many[..MAX_KNOWN]).contains("known=t0,t1,"));
+        assert!(join_url("https://a.example/cs", &pending_path(5, &ids(&["x", "y"]))).is_ok());
+    }
 
     #[test]
     fn urls_and_paths() {
