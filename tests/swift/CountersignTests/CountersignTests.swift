@@ -239,6 +239,32 @@ final class CountersignTests: XCTestCase {
         XCTAssertEqual(delivery, .delivered)
     }
 
+    /// Issue 13: a request list goes empty after an answer.
+    func testARequestListGoesEmptyAfterAnAnswer() async throws {
+        let device = try Device()
+        let (user, accountId) = try await device.activate("flow")
+        let lists = ListLog()
+        let collector = Task {
+            for try await requests in device.authenticator.pendingRequestUpdates(waitSecs: 25) {
+                lists.add(requests.map { $0.txId })
+            }
+        }
+        defer { collector.cancel() }
+        var got = try await lists.waitFor(count: 1, seconds: 5)
+        XCTAssertEqual(got, [[]], "the stored list first")
+        let (tx, _) = try await Rp.push(user, #","number_matching":"off""#)
+        got = try await lists.waitFor(count: 2, seconds: 10)
+        XCTAssertEqual(got, [[], [tx]])
+        let started = Date()
+        _ = try await device.authenticator.approve(accountId: accountId, txId: tx, number: nil)
+        got = try await lists.waitFor(count: 3, seconds: 10)
+        XCTAssertEqual(got, [[], [tx], []], "the answered request leaves the list")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 10)
+        // An unchanged list is not yielded again.
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        XCTAssertEqual(lists.all.count, 3)
+    }
+
     func testLongPollCancelledWithTheTask() async throws {
         let device = try Device()
         _ = try await device.activate("cancel")
@@ -276,5 +302,32 @@ final class CountersignTests: XCTestCase {
         let der = try P256Signature.rawToDer(r + s)
         XCTAssertEqual(try P256Signature.derToRaw(der), r + s)
         XCTAssertThrowsError(try P256Signature.derToRaw(der + Data([0])))
+    }
+}
+
+/// The lists a pending-request sequence yielded (tx ids), in order.
+final class ListLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [[String]] = []
+
+    func add(_ list: [String]) {
+        lock.lock()
+        items.append(list)
+        lock.unlock()
+    }
+
+    var all: [[String]] {
+        lock.lock()
+        defer { lock.unlock() }
+        return items
+    }
+
+    /// The lists so far, once there are `count` (or `seconds` passed).
+    func waitFor(count: Int, seconds: Double) async throws -> [[String]] {
+        let deadline = Date().addingTimeInterval(seconds)
+        while all.count < count && Date() < deadline {
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        return all
     }
 }

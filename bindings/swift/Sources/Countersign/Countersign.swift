@@ -47,17 +47,39 @@ extension Authenticator {
         }
     }
 
-    /// Pending requests as they arrive, long-polling while iterated; network
-    /// errors are retried after `retryDelay` seconds.
+    /// The pending requests of every account while iterated, for a list UI to
+    /// show as it is. First the stored list (`pendingRequests()`, no network),
+    /// then, after each long-poll (up to `waitSecs`), the new list whenever its
+    /// requests (account and tx ids) differ from the last one yielded —
+    /// INCLUDING the empty list, so a request answered here, on another device
+    /// or in another process, or one that expired, leaves the UI. An unchanged
+    /// list is not yielded again. While requests wait for the user each poll
+    /// waits on the server too (it names the requests it holds), so the loop
+    /// does not spin. Network errors are retried after `retryDelay` seconds;
+    /// other errors end the sequence. Stops when the iterating task is
+    /// cancelled.
     public func pendingRequestUpdates(waitSecs: UInt32 = 30, retryDelay: UInt64 = 5)
         -> AsyncThrowingStream<[PendingRequest], Error>
     {
         AsyncThrowingStream { continuation in
             let task = Task {
-                while !Task.isCancelled {
+                var requests: [PendingRequest]
+                do {
+                    requests = try self.pendingRequests()
+                } catch {
+                    continuation.finish(throwing: error)
+                    return
+                }
+                var last: Set<String>? = nil
+                while true {
+                    let ids = Set(requests.map { "\($0.accountId) \($0.txId)" })
+                    if ids != last {
+                        last = ids
+                        continuation.yield(requests)
+                    }
+                    if Task.isCancelled { break }
                     do {
-                        let requests = try await self.awaitPending(waitSecs: waitSecs)
-                        if !requests.isEmpty { continuation.yield(requests) }
+                        requests = try await self.awaitPending(waitSecs: waitSecs)
                     } catch CountersignError.Network {
                         try? await Task.sleep(nanoseconds: retryDelay * 1_000_000_000)
                     } catch is CancellationError {

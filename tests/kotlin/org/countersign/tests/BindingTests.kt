@@ -5,7 +5,12 @@ package org.countersign.tests
 import java.security.Signature
 import javax.crypto.Mac
 import javax.crypto.spec.SecretKeySpec
+import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
 import kotlinx.coroutines.withTimeoutOrNull
 import org.countersign.AccountKind
 import org.countersign.ActivationOptions
@@ -22,6 +27,7 @@ import org.countersign.StorageException
 import org.countersign.Verification
 import org.countersign.awaitPending
 import org.countersign.needsNumber
+import org.countersign.pendingRequestsFlow
 import org.countersign.sample.ActionResult
 import org.countersign.sample.ActivationController
 import org.countersign.sample.BiometricResult
@@ -359,6 +365,43 @@ class BindingTests {
         // The real request is still answerable.
         device.authenticator.deny(accountId, tx, DenyReason.MISTAKE)
         assertEquals("denied", jsonString(Rp.status(tx, wait = 5), "state"))
+    }
+
+    /** The app's own HTTP stack, counting the long-poll requests. */
+    class CountingHttpClient(private val inner: HttpClient) : HttpClient {
+        val polls = java.util.concurrent.atomic.AtomicInteger()
+
+        override suspend fun send(request: HttpRequest): HttpResponse {
+            if (request.url.contains("/v1/device/challenges?")) polls.incrementAndGet()
+            return inner.send(request)
+        }
+    }
+
+    /** Issue 13: a request list goes empty after an answer (and the flow does not spin meanwhile). */
+    @Test
+    fun aRequestListGoesEmptyAfterAnAnswer() = runBlocking {
+        val http = CountingHttpClient(UrlConnectionHttpClient())
+        val device = Device(http = http)
+        val (user, accountId) = activate(device, "flow")
+        val seen = Channel<List<String>>(Channel.UNLIMITED)
+        val collector = launch {
+            device.authenticator.pendingRequestsFlow(waitSecs = 25u).collect { list -> seen.send(list.map { it.txId }) }
+        }
+        assertEquals(emptyList<String>(), withTimeout(5_000) { seen.receive() }, "the stored list first")
+        val (tx, _) = Rp.push(user, ""","number_matching":"off"""")
+        assertEquals(listOf(tx), withTimeout(10_000) { seen.receive() })
+        // Held and unchanged: the flow waits on the server instead of spinning.
+        val before = http.polls.get()
+        delay(2_000)
+        val polled = http.polls.get() - before
+        assertTrue(polled <= 1, "$polled poll requests in 2 s while the request waits")
+        val started = System.nanoTime()
+        device.authenticator.approve(accountId, tx)
+        assertEquals(emptyList<String>(), withTimeout(10_000) { seen.receive() }, "the answered request leaves the list")
+        val seconds = (System.nanoTime() - started) / 1e9
+        assertTrue(seconds < 10, "emptied after ${seconds}s")
+        assertNull(withTimeoutOrNull(1_000) { seen.receive() }, "an unchanged list is not emitted again")
+        collector.cancelAndJoin()
     }
 
     @Test

@@ -63,18 +63,33 @@ suspend fun Authenticator.awaitPending(waitSecs: UInt = 30u): List<PendingReques
 }
 
 /**
- * Pending requests as they arrive: long-polls in a loop while collected; network
- * errors are retried after [retryDelayMs]. Stops when the collector is cancelled.
+ * The pending requests of every account while collected, for a list UI to show
+ * as it is. First the stored list ([Authenticator.pendingRequests], no network),
+ * then, after each long-poll (up to [waitSecs]), the new list whenever its
+ * requests (account and tx ids) differ from the last one emitted — INCLUDING the
+ * empty list, so a request answered here, on another device or in another
+ * process, or one that expired, leaves the UI. An unchanged list is not emitted
+ * again. While requests wait for the user each poll waits on the server too
+ * (it names the requests it holds), so the loop does not spin. Network errors
+ * are retried after [retryDelayMs]; other errors end the flow. Stops when the
+ * collector is cancelled.
  */
 fun Authenticator.pendingRequestsFlow(waitSecs: UInt = 30u, retryDelayMs: Long = 5_000): Flow<List<PendingRequest>> = flow {
-    while (currentCoroutineContext().isActive) {
-        val requests = try {
+    var requests = pendingRequests()
+    var last: Set<Pair<String, String>>? = null
+    while (true) {
+        val ids = requests.map { it.accountId to it.txId }.toSet()
+        if (ids != last) {
+            last = ids
+            emit(requests)
+        }
+        if (!currentCoroutineContext().isActive) break
+        requests = try {
             awaitPending(waitSecs)
         } catch (e: CountersignException.Network) {
             kotlinx.coroutines.delay(retryDelayMs)
             continue
         }
-        if (requests.isNotEmpty()) emit(requests)
     }
 }
 
