@@ -943,7 +943,7 @@ async fn long_poll_waits_for_a_change(db: Db) {
     let t0 = Instant::now();
     let (st, pending) = dev.poll(2).await;
     assert_eq!(st, 200, "{pending}");
-    assert_eq!(listed(&pending), [tx.clone()]);
+    assert_eq!(listed(&pending), [tx.as_str()]);
     let at_once = t0.elapsed();
     assert!(at_once < Duration::from_millis(1000), "{at_once:?}");
 
@@ -951,7 +951,7 @@ async fn long_poll_waits_for_a_change(db: Db) {
     let t0 = Instant::now();
     let (st, pending) = dev.poll_known(2, &[&tx]).await;
     assert_eq!(st, 200, "{pending}");
-    assert_eq!(listed(&pending), [tx.clone()]);
+    assert_eq!(listed(&pending), [tx.as_str()]);
     let waited = t0.elapsed();
     assert!(
         waited >= Duration::from_millis(1900) && waited < Duration::from_millis(4000),
@@ -960,7 +960,7 @@ async fn long_poll_waits_for_a_change(db: Db) {
     // Knowing something that is not pending (or not knowing what is): at once.
     let t0 = Instant::now();
     let (_, pending) = dev.poll_known(5, &[&tx, "tx_gone"]).await;
-    assert_eq!(listed(&pending), [tx.clone()]);
+    assert_eq!(listed(&pending), [tx.as_str()]);
     assert!(t0.elapsed() < Duration::from_millis(1000));
 
     // A new push wakes it early with both.
@@ -973,7 +973,7 @@ async fn long_poll_waits_for_a_change(db: Db) {
     let tx2 = pushed.1["tx_id"].as_str().unwrap().to_string();
     let woke = t0.elapsed();
     assert_eq!(polled.0, 200, "{}", polled.1);
-    assert_eq!(listed(&polled.1), [tx.clone(), tx2.clone()]);
+    assert_eq!(listed(&polled.1), [tx.as_str(), tx2.as_str()]);
     assert!(woke < Duration::from_millis(3000), "{woke:?}");
     println!("new push woke the poll after {woke:?}");
 
@@ -988,7 +988,7 @@ async fn long_poll_waits_for_a_change(db: Db) {
     assert_eq!(answered.0, 200, "{}", answered.1);
     let woke = t0.elapsed();
     assert_eq!(polled.0, 200, "{}", polled.1);
-    assert_eq!(listed(&polled.1), [tx2.clone()]);
+    assert_eq!(listed(&polled.1), [tx2.as_str()]);
     assert!(woke < Duration::from_millis(3000), "{woke:?}");
 
     // The last one answered: the poll wakes with an empty list.

@@ -46,7 +46,7 @@ async fn a_held_request_makes_the_poll_wait_and_an_answer_elsewhere_ends_it() {
         .start_push(json!({ "user": "alice", "number_matching": "off" }))
         .await;
     let tx = v["tx_id"].as_str().unwrap().to_owned();
-    assert_eq!(ids(&wait_pending(&dev.auth, 1, 10).await), [tx.clone()]);
+    assert_eq!(ids(&wait_pending(&dev.auth, 1, 10).await), [tx.as_str()]);
 
     // Held and unchanged: the whole wait, in one poll request.
     let before = polls(&dev);
@@ -55,7 +55,7 @@ async fn a_held_request_makes_the_poll_wait_and_an_answer_elsewhere_ends_it() {
     let took = t0.elapsed();
     let sent = polls(&dev) - before;
     println!("pending(2) with a request held: {took:?}, {sent} poll request(s)");
-    assert_eq!(ids(&got), [tx.clone()]);
+    assert_eq!(ids(&got), [tx.as_str()]);
     assert!(
         took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
         "{took:?}"
@@ -88,8 +88,11 @@ async fn a_held_request_makes_the_poll_wait_and_an_answer_elsewhere_ends_it() {
         .start_push(json!({ "user": "alice", "number_matching": "off" }))
         .await;
     let tx2 = v["tx_id"].as_str().unwrap().to_owned();
-    assert_eq!(ids(&wait_pending(&dev.auth, 1, 10).await), [tx2.clone()]);
-    assert_eq!(ids(&wait_pending(&phone2.auth, 1, 10).await), [tx2.clone()]);
+    assert_eq!(ids(&wait_pending(&dev.auth, 1, 10).await), [tx2.as_str()]);
+    assert_eq!(
+        ids(&wait_pending(&phone2.auth, 1, 10).await),
+        [tx2.as_str()]
+    );
     let before = polls(&dev);
     let t0 = Instant::now();
     let (got, ()) = tokio::join!(dev.auth.pending(20, &cancel), async {
