@@ -12,6 +12,10 @@ use countersign_protocol::answer::push_otp;
 use countersign_protocol::crypto::{AgreementKey, PublicKey, SigningKey, sha256};
 use countersign_protocol::offline::{OFFLINE_KIND, OFFLINE_SUITE, OfflineChallenge};
 use countersign_protocol::{
+    ActivationGrant, ActivationRequest, ActivationResult, DeviceInfo, OtpAlgorithm, OtpParams,
+    Platform, PushRegistration, VerificationPolicy,
+};
+use countersign_protocol::{
     ActivationOffer, Answer, Approval, Challenge, ChallengeContext, ChallengeKind, DenyReason,
     DeterministicSigner, DeviceBinding, Ephemeral, NumberMatching, OfferCredentials, OfferId,
     OfferSecret, OpenedChallenge, Purpose, SealedChallenge, ServerUrl, SignedMessage,
@@ -73,6 +77,11 @@ pub struct Fixture {
     pub offline: Vec<SignedMessage>,
     /// Offer URIs (unsigned).
     pub offers: Vec<String>,
+    /// The credentials of the first offer (what the server checks a request's proof with).
+    pub offer_credentials: OfferCredentials,
+    /// An activation request signed by Dp (with Du's proof), then the server's
+    /// activation result signed by S, with [`SEED`] sealed to K.
+    pub activations: Vec<SignedMessage>,
     /// Every `(purpose, key id, payload)` the fixture signed.
     pub signed: Vec<(Purpose, String, Vec<u8>)>,
 }
@@ -289,6 +298,57 @@ fn build() -> Fixture {
     plain.pin_min_length = None;
     let offers = vec![offer.to_uri().to_string(), plain.to_uri().to_string()];
 
+    let offer_credentials = offer.credentials.clone();
+    let request = ActivationRequest::new(
+        &offer_credentials,
+        dp.public_key(),
+        &det_du,
+        k.public_key(),
+        DeviceInfo {
+            platform: Platform::Android,
+            device_name: Some("Pixel 9".into()),
+            push: PushRegistration::Fcm {
+                token: "fcm-token-1".into(),
+            },
+        },
+        T0,
+    )
+    .expect("fixture activation request");
+    let request = request.sign(&det_dp).expect("activation request signs");
+    record(Purpose::ActivationRequest, &dp, &request);
+    let grant = ActivationGrant {
+        offer_id: offer_credentials.id,
+        account_id: "acct1".into(),
+        device_id: "dev1".into(),
+        user_label: "alice@example.com".into(),
+        issuer: Some("Example Corp".into()),
+        policy: VerificationPolicy {
+            default: Verification::Pin,
+            pin_min_length: 6,
+            pin_max_attempts: 10,
+            biometric_allowed: true,
+        },
+        otp: OtpParams {
+            algorithm: OtpAlgorithm::Sha256,
+            digits: OTP_DIGITS,
+            period: 30,
+        },
+        server_time: T0,
+    };
+    let ephemeral = agreement_key("fuzz/activation-ephemeral");
+    let result = ActivationResult::seal(
+        grant,
+        s.public_key(),
+        SEED,
+        &k.public_key(),
+        Ephemeral::Fixed(&ephemeral),
+    )
+    .expect("fixture activation result")
+    .sign(&det_s)
+    .expect("activation result signs");
+    record(Purpose::ActivationResult, &s, &result);
+    let activations = vec![request, result];
+
     Fixture {
         s,
         dp,
@@ -302,6 +362,8 @@ fn build() -> Fixture {
         requests,
         offline,
         offers,
+        offer_credentials,
+        activations,
         signed,
     }
 }
@@ -414,6 +476,11 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 )
             })
             .collect(),
+        "activation" => {
+            let mut out: Vec<Vec<u8>> = f.activations.iter().map(json).collect();
+            out.extend(f.activations.iter().map(|m| m.payload_unverified().to_vec()));
+            out
+        }
         "offline_qr" => {
             let mut out: Vec<Vec<u8>> = f.offline.iter().map(json).collect();
             out.extend(f.offline.iter().map(|m| m.payload_unverified().to_vec()));

@@ -19,7 +19,7 @@ use super::limits::{
 use super::sealed::{Ephemeral, SealedBox, TAG_LEN};
 use super::signed::{MessageSigner, Purpose, SignedMessage};
 use super::{VERSION, Verification};
-use crate::crypto::{AgreementKey, PublicKey, random_array, sha256};
+use crate::crypto::{KeyAgreement, PublicKey, random_array, sha256};
 
 /// HPKE `info` for challenges.
 pub const CHALLENGE_HPKE_INFO: &str = "countersign/v1/challenge";
@@ -562,9 +562,12 @@ impl SealedChallenge {
     /// Device side: checks the header is for this device and not expired (with
     /// `max_skew` seconds of clock tolerance), decrypts with the KEM key the header
     /// names, parses the challenge and checks it agrees with the header.
+    ///
+    /// `kem` is the device's KEM key K as a [`KeyAgreement`]: its public key and
+    /// ECDH are all the decryption needs, so K may stay in a platform keystore.
     pub fn open(
         &self,
-        kem: &AgreementKey,
+        kem: &dyn KeyAgreement,
         device: &DeviceBinding,
         now: u64,
         max_skew: u64,

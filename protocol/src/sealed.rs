@@ -5,7 +5,7 @@ use zeroize::Zeroizing;
 
 use super::encoding::{b64url, b64url_array, b64url_bounded};
 use super::error::{ProtocolError, Result};
-use crate::crypto::{AgreementKey, CryptoError, PublicKey, hpke};
+use crate::crypto::{AgreementKey, CryptoError, KeyAgreement, PublicKey, hpke};
 
 /// HPKE AEAD tag length (AES-128-GCM).
 pub const TAG_LEN: usize = 16;
@@ -49,11 +49,13 @@ impl SealedBox {
         })
     }
 
-    /// Opens the box with the recipient's private key. Any failure (wrong key,
-    /// wrong `aad`, tampering, invalid `enc`) is reported as [`ProtocolError::Decrypt`].
+    /// Opens the box with the recipient's private key, used only through ECDH
+    /// (a software [`AgreementKey`] or a platform keystore key). Any failure
+    /// (wrong key, wrong `aad`, tampering, invalid `enc`, a failing ECDH) is
+    /// reported as [`ProtocolError::Decrypt`].
     pub fn open(
         &self,
-        recipient: &AgreementKey,
+        recipient: &dyn KeyAgreement,
         info: &[u8],
         aad: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {

@@ -18,7 +18,7 @@ use std::time::{Instant, SystemTime};
 use crate::{Result, root, run};
 
 /// Every fuzz target (one `[[bin]]` each in fuzz/Cargo.toml).
-pub const TARGETS: [&str; 8] = [
+pub const TARGETS: [&str; 9] = [
     "activation_uri",
     "activation_code",
     "otpauth",
@@ -26,6 +26,7 @@ pub const TARGETS: [&str; 8] = [
     "sealed_challenge",
     "answer",
     "device_request",
+    "activation",
     "offline_qr",
 ];
 

@@ -1,5 +1,6 @@
 //! Activation: redeeming an offer (URI or typed code) for a new push account.
-//! Dp is created in the vault first and deleted again if anything fails.
+//! Dp and the first KEM key K are created in the vault first and deleted again
+//! if anything fails.
 //!
 //! Two phases (docs/PROTOCOL.md §4): the activation request gets the signed
 //! result while the server holds the device as *pending*; the core checks the
@@ -10,15 +11,16 @@
 //! its attempts run out. See `server_sync` for a confirmation that cannot be
 //! delivered at once.
 
+use super::kem::NewKem;
 use super::record::{
-    AccountRecord, KemKey, PushAccount, RECORD_VERSION, RecordKind, Secret, UserKeyRecord,
+    AccountRecord, PushAccount, RECORD_VERSION, RecordKind, Secret, UserKeyRecord,
 };
 use super::server_sync::Confirmation;
 use super::store::new_local_id;
 use super::types::{AccountInfo, ActivationOptions, AuthenticatorConfig};
 use super::{Authenticator, userkey};
 use crate::client::DeviceClient;
-use crate::crypto::{AgreementKey, PublicKey, SigningKey};
+use crate::crypto::{PublicKey, SigningKey};
 use crate::error::{Error, Result, from_input, from_server, internal};
 use crate::platform::{KeyPurpose, KeySpec, LogLevel};
 use crate::protocol::api::ErrorCode;
@@ -121,14 +123,23 @@ impl Authenticator {
                 user_verification: false,
             },
         )?;
+        // K, the first KEM key: in the vault too, before any record names it.
+        let kem = match self.create_kem_key(&id) {
+            Ok(kem) => kem,
+            Err(e) => {
+                let _ = self.hooks.vault.delete_key(&dp_alias);
+                return Err(e);
+            }
+        };
         let result = self
             .activate_with_keys(
-                &id, &dp_alias, dp_public, server_url, creds, pin, options, &config,
+                &id, &dp_alias, dp_public, &kem, server_url, creds, pin, options, &config,
             )
             .await;
         if let Err(e) = result {
             self.discard_confirming(&id);
             let _ = self.hooks.vault.delete_key(&dp_alias);
+            let _ = self.hooks.vault.delete_key(&kem.alias);
             let _ = self.hooks.vault.delete_key(&format!("cs.{id}.bio"));
             return Err(e);
         }
@@ -145,6 +156,7 @@ impl Authenticator {
         id: &str,
         dp_alias: &str,
         dp_public: PublicKey,
+        kem: &NewKem,
         server_url: ServerUrl,
         creds: OfferCredentials,
         pin: ServerKeyPin,
@@ -152,14 +164,13 @@ impl Authenticator {
         config: &AuthenticatorConfig,
     ) -> Result<()> {
         let du = SigningKey::generate()?;
-        let kem = AgreementKey::generate()?;
         let dp = self.vault_signer(dp_alias, dp_public.clone());
         let local_now = self.hooks.clock.now()?;
         let request = ActivationRequest::new(
             &creds,
             dp_public.clone(),
             &du,
-            kem.public_key(),
+            kem.public.clone(),
             DeviceInfo {
                 platform: config.platform,
                 device_name: config.device_name.clone(),
@@ -174,7 +185,11 @@ impl Authenticator {
             .await
             .map_err(activation_error)?;
         let result = ActivationResult::verify(&answer, pin, &creds.id).map_err(from_server)?;
-        let seed = result.open_seed(&kem).map_err(from_server)?;
+        // The seed opens through the vault's ECDH: K never leaves the vault.
+        let opener = self.new_kem_opener(kem);
+        let seed = result
+            .open_seed(opener.agreement())
+            .map_err(|e| opener.error(e))?;
         let grant = &result.grant;
         let offset = clock_offset(grant.server_time, local_now);
 
@@ -205,7 +220,8 @@ impl Authenticator {
         if user_key.pin.is_none() && user_key.bio.is_none() {
             user_key.plain = Some(Secret::new(du_scalar.as_slice()));
         }
-        let kem_kid = kem.public_key().key_id();
+        let kem_key = kem.record();
+        let kem_kid = kem_key.kid.clone();
         let rec = AccountRecord {
             v: RECORD_VERSION,
             id: id.to_owned(),
@@ -224,10 +240,7 @@ impl Authenticator {
                 dp_public: b64url(&dp_public.to_sec1()),
                 user_key,
                 clock_offset: offset,
-                kem_keys: vec![KemKey::new(
-                    kem_kid.clone(),
-                    Secret::new(kem.to_bytes().as_slice()),
-                )],
+                kem_keys: vec![kem_key],
                 server_kem_kid: kem_kid,
                 seen: Vec::new(),
                 pin_failures: 0,

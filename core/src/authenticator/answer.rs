@@ -1,20 +1,22 @@
 //! Answering a pending request: approve (after user verification when needed)
 //! or deny, and the outbox that delivers the answers.
 //!
-//! The signed answer and the next KEM key are persisted before they are sent,
+//! The signed answer and the next KEM key (a new key in the vault, named by its
+//! alias in the record) are persisted before they are sent,
 //! so a retry resends the same answer (the server answers a repeated answer
 //! with the same acceptance). An answer stays in the outbox until the server
 //! acknowledges it or refuses it for good. KEM keys are only dropped once the
-//! server has confirmed which one it seals to (`kem_kid`), never on a refusal.
+//! server has confirmed which one it seals to (`kem_kid`), never on a refusal;
+//! a dropped key is deleted from the vault once the record without it is stored.
 
 use zeroize::Zeroizing;
 
 use super::Authenticator;
+use super::kem::NewKem;
 use super::record::SEEN_GRACE;
-use super::record::{KemKey, Secret, SeenTx};
+use super::record::{Secret, SeenTx};
 use super::session::Session;
 use super::types::{ApprovalOutcome, Delivery, OutboxEntry, OutboxState};
-use crate::crypto::AgreementKey;
 use crate::error::{Error, Result, internal};
 use crate::platform::LogLevel;
 use crate::protocol::encoding::b64url;
@@ -140,29 +142,40 @@ impl Authenticator {
         };
         self.check_not_expired(account_id, opened)?;
         let otp = crate::protocol::answer::push_otp(opened, &seed.0, digits).map_err(internal)?;
-        let next = AgreementKey::generate()?;
         let session = self.session(account_id)?;
         let time = self.server_now(session.clock_offset)?;
-        let answer = Answer::approve(
+        // The next KEM key, created in the vault before the record names it.
+        let next = self.create_kem_key(account_id)?;
+        let signed = Answer::approve(
             opened,
             Approval {
                 number: number.map(str::to_owned),
                 otp: Some(otp.to_string()),
                 verification,
             },
-            next.public_key(),
+            next.public.clone(),
             time,
         )
-        .map_err(internal)?;
-        let signed = match &du {
-            Some(k) => answer.sign(k),
-            None => answer.sign(&session.dp),
-        }
-        .map_err(|_| Error::Storage)?;
+        .map_err(internal)
+        .and_then(|answer| {
+            match &du {
+                Some(k) => answer.sign(k),
+                None => answer.sign(&session.dp),
+            }
+            .map_err(|_| Error::Storage)
+        });
         drop(du);
-        let delivery = self
-            .save_and_send(account_id, opened, signed, Decision::Approve, next)
-            .await?;
+        let delivery = match signed {
+            Ok(signed) => {
+                self.save_and_send(account_id, opened, signed, Decision::Approve, &next)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if delivery.is_err() {
+            self.discard_kem_key_unless_named(account_id, &next.alias);
+        }
+        let delivery = delivery?;
         self.log(LogLevel::Info, "request approved");
         Ok(ApprovalOutcome {
             push_otp: otp,
@@ -202,14 +215,23 @@ impl Authenticator {
         }
         let opened = self.request_to_answer(account_id, tx_id).await?;
         self.check_not_expired(account_id, &opened)?;
-        let next = AgreementKey::generate()?;
         let session = self.session(account_id)?;
         let time = self.server_now(session.clock_offset)?;
-        let answer = Answer::deny(&opened, reason, next.public_key(), time).map_err(internal)?;
-        let signed = answer.sign(&session.dp).map_err(|_| Error::Storage)?;
-        let delivery = self
-            .save_and_send(account_id, &opened, signed, Decision::Deny, next)
-            .await?;
+        let next = self.create_kem_key(account_id)?;
+        let signed = Answer::deny(&opened, reason, next.public.clone(), time)
+            .map_err(internal)
+            .and_then(|answer| answer.sign(&session.dp).map_err(|_| Error::Storage));
+        let delivery = match signed {
+            Ok(signed) => {
+                self.save_and_send(account_id, &opened, signed, Decision::Deny, &next)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if delivery.is_err() {
+            self.discard_kem_key_unless_named(account_id, &next.alias);
+        }
+        let delivery = delivery?;
         self.log(LogLevel::Info, "request denied");
         Ok(delivery)
     }
@@ -231,24 +253,22 @@ impl Authenticator {
         .transpose()
     }
 
-    /// Persists the answer and the next KEM key (the outbox), then delivers it.
+    /// Persists the answer and the next KEM key's handle (the outbox), then
+    /// delivers it. The key is already in the vault; on an error the caller
+    /// deletes it unless the record names it.
     async fn save_and_send(
         &self,
         id: &str,
         opened: &OpenedChallenge,
         signed: SignedMessage,
         decision: Decision,
-        next: AgreementKey,
+        next: &NewKem,
     ) -> Result<Delivery> {
         let tx = opened.challenge.tx_id.clone();
         let hash = b64url(&opened.hash);
         let answer_json =
             String::from_utf8(signed.to_json().map_err(internal)?).map_err(|_| Error::Internal)?;
-        let next_key = KemKey::new(
-            next.public_key().key_id(),
-            Secret::new(next.to_bytes().as_slice()),
-        );
-        drop(next);
+        let next_key = next.record();
         self.update(id, |r| {
             let p = r.push_mut()?;
             let entry = match p.seen.iter_mut().position(|s| s.tx == tx) {
@@ -305,7 +325,7 @@ impl Authenticator {
         let now = self.server_now(session.clock_offset)?;
         match sent {
             Ok(accepted) => {
-                let confirmed = self.update(id, |r| {
+                let (confirmed, retired) = self.update(id, |r| {
                     let p = r.push_mut()?;
                     let kid = p.seen.iter_mut().find(|s| s.tx == tx).and_then(|e| {
                         e.done = true;
@@ -318,9 +338,10 @@ impl Authenticator {
                         Some(k) => p.confirm_kem_key(k, now),
                         None => false,
                     };
-                    p.trim_kem_keys(now);
-                    Ok(confirmed)
+                    Ok((confirmed, p.trim_kem_keys(now)))
                 })?;
+                // Stored without them: the retired keys can go.
+                self.delete_kem_keys(&retired);
                 if !confirmed {
                     self.log(
                         LogLevel::Warn,
@@ -362,7 +383,7 @@ impl Authenticator {
             LogLevel::Warn,
             &format!("answer to {tx} of account {id} refused: {e}"),
         );
-        self.update(id, |r| {
+        let retired = self.update(id, |r| {
             let p = r.push_mut()?;
             if let Some(entry) = p.seen.iter_mut().find(|s| s.tx == tx) {
                 entry.answer = None;
@@ -377,9 +398,10 @@ impl Authenticator {
                     entry.decision = None;
                 }
             }
-            p.trim_kem_keys(now);
-            Ok(())
-        })
+            Ok(p.trim_kem_keys(now))
+        })?;
+        self.delete_kem_keys(&retired);
+        Ok(())
     }
 
     /// Sends every answer waiting in the outbox (saved before a crash, a lost
@@ -467,10 +489,11 @@ impl Authenticator {
     /// accepted answer, challenge or resync settles it.
     pub(super) async fn resync_kem_key(&self, id: &str, session: &Session) {
         let newest = self.read(id, |r| {
-            let key = r.push()?.kem_keys.last().ok_or(Error::Storage)?;
-            AgreementKey::from_bytes(&key.scalar.0)
-                .map(|k| k.public_key())
-                .map_err(|_| Error::Storage)
+            r.push()?
+                .kem_keys
+                .last()
+                .ok_or(Error::Storage)?
+                .public_key()
         });
         let Ok(public) = newest else {
             self.log(LogLevel::Error, "no KEM key to resynchronise");
@@ -486,9 +509,9 @@ impl Authenticator {
                     self.update(id, |r| {
                         let p = r.push_mut()?;
                         p.confirm_kem_key(&kid, now);
-                        p.trim_kem_keys(now);
-                        Ok(())
+                        Ok(p.trim_kem_keys(now))
                     })
+                    .map(|retired| self.delete_kem_keys(&retired))
                 })
             }
             Ok(_) => Err(Error::Tampered),

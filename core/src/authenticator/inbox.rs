@@ -11,7 +11,6 @@ use super::store::public_from_text;
 use super::types::PendingRequest;
 use super::util::{CancelHandle, first_decisive, with_cancel};
 use crate::client::PendingEntry;
-use crate::crypto::AgreementKey;
 use crate::error::{Error, Result, from_server};
 use crate::platform::LogLevel;
 use crate::protocol::encoding::b64url;
@@ -99,7 +98,8 @@ impl Authenticator {
 
     fn receive_envelope(&self, id: &str, envelope: &SignedMessage) -> Result<PendingRequest> {
         let skew = self.config().clock_skew_secs;
-        // Copy what is needed out of the record (KEM scalars stay zeroizing).
+        // Copy what is needed out of the record (KEM keys are vault handles;
+        // a legacy inline scalar stays zeroizing).
         let (server_key, binding, kem_keys, offset) = self.read(id, |r| {
             let p = r.push()?;
             Ok((
@@ -131,15 +131,18 @@ impl Authenticator {
                 );
                 Error::Tampered
             })
-            .and_then(|k| AgreementKey::from_bytes(&k.scalar.0).map_err(|_| Error::Storage))?;
+            .and_then(|k| self.kem_opener(k))?;
         let sealed_to = header.kem_kid.clone();
         // 4. Binding, expiry by the server clock, decryption, strict parse.
         let local_now = self.hooks.clock.now()?;
         let server_now = shifted_clock(local_now, offset);
-        let opened = sealed.open(&kem, &binding, server_now, skew).map_err(|e| {
-            self.log(LogLevel::Warn, "challenge rejected");
-            from_server(e)
-        })?;
+        // HPKE opens through the vault's ECDH: K never leaves the vault.
+        let opened = sealed
+            .open(kem.agreement(), &binding, server_now, skew)
+            .map_err(|e| {
+                self.log(LogLevel::Warn, "challenge rejected");
+                kem.error(e)
+            })?;
         // 5. Record it, the clock evidence and the request itself before showing it.
         let hash = b64url(&opened.hash);
         let tx = opened.challenge.tx_id.clone();

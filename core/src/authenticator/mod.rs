@@ -10,11 +10,17 @@
 //! * Du (user verification): a software key stored only wrapped under a PIN-derived
 //!   key and/or a user-verification-bound vault key (see [`userkey`]); signs
 //!   approvals that needed a PIN or biometrics.
-//! * K (KEM): software P-256 keys in the account record. HPKE decapsulation in
-//!   `protocol` takes an [`AgreementKey`](crate::crypto::AgreementKey), so K cannot
-//!   live in a platform vault yet; it rotates on every answer. A key the server
-//!   has moved away from is kept for [`KEM_KEY_GRACE`] seconds (challenges sealed
-//!   to it may still be pending), then deleted.
+//! * K (KEM): key-agreement keys in the platform [`KeyVault`]
+//!   (`cs.<id>.kem.<random>`); the record holds only their aliases and public
+//!   keys. HPKE decapsulation in `protocol` takes any
+//!   [`KeyAgreement`](crate::crypto::KeyAgreement) (a public key and ECDH), so
+//!   challenges and the activation seed open through [`KeyVault::ecdh`]. K
+//!   rotates on every answer: the new key is created in the vault before the
+//!   record names it. A key the server has moved away from is kept for
+//!   [`KEM_KEY_GRACE`] seconds (challenges sealed to it may still be pending),
+//!   then dropped from the record and, once that is stored, from the vault.
+//!   Records of earlier versions hold K's scalar inline; those keys still open
+//!   challenges until they rotate out (see `kem`).
 //!
 //! # Challenge handling
 //!
@@ -61,6 +67,7 @@
 //! * `server_sync`: what the servers must still hear: activations to confirm and
 //!   devices wiped after too many wrong PINs, to deregister.
 //! * `inbox`: push notifications, fetching and opening challenges, pending requests.
+//! * `kem`: the KEM keys K in the vault (aliases, creation, ECDH adapter, deletion).
 //! * `answer`: approving and denying.
 //! * `verification`: PIN and biometrics.
 //! * `otp`: codes, `otpauth://` import/export, offline QR answers.
@@ -74,6 +81,7 @@
 mod activation;
 mod answer;
 mod inbox;
+mod kem;
 mod otp;
 mod record;
 mod server_sync;

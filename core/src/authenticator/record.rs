@@ -6,8 +6,9 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
+use crate::crypto::{AgreementKey, PublicKey};
 use crate::error::{Error, Result};
-use crate::protocol::encoding::{b64url, b64url_decode};
+use crate::protocol::encoding::{b64url, b64url_array, b64url_decode};
 use crate::protocol::{OtpParams, Verification, VerificationPolicy};
 
 use super::types::{KEM_KEY_GRACE, MAX_KEM_KEYS};
@@ -54,14 +55,30 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
-/// One KEM private key K.
+/// One KEM key K the device holds.
+///
+/// Current form: the key lives in the platform [`KeyVault`](crate::platform::KeyVault)
+/// and the record holds only its handle: `alias` and `public` (the record never
+/// holds private key bytes from a vault). Legacy form, written by versions before
+/// K moved to the vault: `scalar` inline, no `alias`/`public`. Both parse (the
+/// fields are optional, so a legacy record loads unchanged, at the same record
+/// version); exactly one form per key, else the record is damaged. New keys are
+/// always vault keys; a legacy key is used until it rotates out.
+/// (A version before this one cannot read the current form: no downgrade.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct KemKey {
     /// Key id of the public key (what challenge headers name).
     pub kid: String,
-    /// The private scalar.
-    pub scalar: Secret,
+    /// Vault alias of the key-agreement key (current form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// Base64url SEC1 public key of the vault key (current form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<String>,
+    /// The private scalar (legacy form only; never written for a new key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scalar: Option<Secret>,
     /// Server time when the server moved to another key. Challenges sealed to
     /// this one may still arrive for [`KEM_KEY_GRACE`] seconds after that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,12 +86,28 @@ pub(crate) struct KemKey {
 }
 
 impl KemKey {
-    /// A key the server has not moved away from (yet).
-    pub(crate) fn new(kid: String, scalar: Secret) -> Self {
+    /// A vault key the server has not moved away from (yet).
+    pub(crate) fn in_vault(kid: String, alias: String, public: &PublicKey) -> Self {
         Self {
             kid,
-            scalar,
+            alias: Some(alias),
+            public: Some(b64url(&public.to_sec1())),
+            scalar: None,
             superseded_at: None,
+        }
+    }
+
+    /// The public key: stored with a vault key, derived from a legacy scalar.
+    pub(crate) fn public_key(&self) -> Result<PublicKey> {
+        match (&self.public, &self.scalar) {
+            (Some(text), None) => {
+                let sec1 = b64url_array::<65>("key", text).map_err(|_| Error::Storage)?;
+                PublicKey::from_sec1(&sec1).map_err(|_| Error::Storage)
+            }
+            (None, Some(scalar)) => AgreementKey::from_bytes(&scalar.0)
+                .map(|k| k.public_key())
+                .map_err(|_| Error::Storage),
+            _ => Err(Error::Storage),
         }
     }
 }
@@ -194,7 +227,7 @@ pub(crate) struct PushAccount {
     pub user_key: UserKeyRecord,
     /// Estimated `server time - device time`, seconds (from signed timestamps).
     pub clock_offset: i64,
-    /// KEM private keys still in flight, oldest first.
+    /// KEM keys still in flight, oldest first (vault handles; see [`KemKey`]).
     pub kem_keys: Vec<KemKey>,
     /// The KEM key id the server last confirmed sealing to (an answer's
     /// `kem_kid`, a challenge sealed to it, or a resync); never deleted.
@@ -322,7 +355,12 @@ impl PushAccount {
     /// answer waiting to be resent (the server may take it): the server may
     /// seal to any of them. Beyond [`MAX_KEM_KEYS`], the oldest unprotected ones
     /// go first (a bound on storage, reached only by an abusive server).
-    pub(crate) fn trim_kem_keys(&mut self, now: u64) {
+    ///
+    /// Returns the vault aliases of the keys dropped: the caller deletes them
+    /// from the vault once this record is stored (never before).
+    #[must_use = "the dropped keys must be deleted from the vault once the record is stored"]
+    pub(crate) fn trim_kem_keys(&mut self, now: u64) -> Vec<String> {
+        let before: Vec<Option<String>> = self.kem_keys.iter().map(|k| k.alias.clone()).collect();
         let waiting: Vec<String> = self
             .seen
             .iter()
@@ -342,6 +380,11 @@ impl PushAccount {
             };
             self.kem_keys.remove(pos);
         }
+        before
+            .into_iter()
+            .flatten()
+            .filter(|a| !self.kem_keys.iter().any(|k| k.alias.as_ref() == Some(a)))
+            .collect()
     }
 
     /// Forgets the contents of expired requests, drops replay entries long past
@@ -498,7 +541,12 @@ mod tests {
     }
 
     fn kem(kid: &str) -> KemKey {
-        KemKey::new(kid.into(), Secret::new(&[1; 32]))
+        let public = AgreementKey::from_bytes(&[1; 32]).unwrap().public_key();
+        KemKey::in_vault(kid.into(), format!("alias-{kid}"), &public)
+    }
+
+    fn aliases(kids: &[&str]) -> Vec<String> {
+        kids.iter().map(|k| format!("alias-{k}")).collect()
     }
 
     fn kids(p: &PushAccount) -> Vec<&str> {
@@ -518,13 +566,17 @@ mod tests {
         // Many answers in a row (many logins pending): the server moves on, and
         // every older key is kept while challenges sealed to it may be pending.
         assert!(p.confirm_kem_key("k5", T));
-        p.trim_kem_keys(T + KEM_KEY_GRACE);
+        assert!(p.trim_kem_keys(T + KEM_KEY_GRACE).is_empty());
         assert_eq!(kids(&p), ["k0", "k1", "k2", "k3", "k4", "k5"]);
-        // Once no such challenge can exist, only the server's key is left.
-        p.trim_kem_keys(T + KEM_KEY_GRACE + 1);
+        // Once no such challenge can exist, only the server's key is left; the
+        // others' vault aliases are returned, to be deleted.
+        assert_eq!(
+            p.trim_kem_keys(T + KEM_KEY_GRACE + 1),
+            aliases(&["k0", "k1", "k2", "k3", "k4"])
+        );
         assert_eq!(kids(&p), ["k5"]);
         // Nothing else to drop: the server's key alone is never removed.
-        p.trim_kem_keys(u64::MAX);
+        assert!(p.trim_kem_keys(u64::MAX).is_empty());
         assert_eq!(kids(&p), ["k5"]);
     }
 
@@ -535,7 +587,7 @@ mod tests {
             .map(|i| kem(&format!("k{i}")))
             .collect();
         p.server_kem_kid = "k1".into();
-        p.trim_kem_keys(T);
+        assert_eq!(p.trim_kem_keys(T), aliases(&["k0", "k2", "k3"]));
         assert_eq!(p.kem_keys.len(), MAX_KEM_KEYS);
         // The oldest unprotected keys went first; the server's key stayed.
         assert_eq!(kids(&p)[..2], ["k1", "k4"]);
@@ -553,7 +605,7 @@ mod tests {
         let mut done = seen("u", 100, None, true);
         done.next_kid = Some("k1".into());
         p.seen = vec![waiting, done];
-        p.trim_kem_keys(T + KEM_KEY_GRACE + 1);
+        assert_eq!(p.trim_kem_keys(T + KEM_KEY_GRACE + 1), aliases(&["k1"]));
         assert_eq!(kids(&p), ["k0", "k2"]);
     }
 
@@ -594,6 +646,45 @@ mod tests {
         p.server_kem_kid = "gone".into();
         p.saw_kem_key_used("k1", T + 9);
         assert_eq!(p.server_kem_kid, "k1");
+    }
+
+    #[test]
+    fn legacy_inline_kem_keys_still_load_and_are_never_returned_for_deletion() {
+        // The shape versions before vault KEM keys wrote: the scalar inline.
+        let legacy = AgreementKey::from_bytes(&[2; 32]).unwrap();
+        let json = serde_json::json!({
+            "kid": legacy.public_key().key_id(),
+            "scalar": b64url(legacy.to_bytes().as_slice()),
+            "superseded_at": 5,
+        });
+        let old: KemKey = serde_json::from_value(json.clone()).unwrap();
+        assert!(old.alias.is_none() && old.public.is_none());
+        assert_eq!(old.public_key().unwrap(), legacy.public_key());
+        // Written back unchanged.
+        assert_eq!(serde_json::to_value(&old).unwrap(), json);
+
+        // The current form holds no private bytes.
+        let new = kem("k1");
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(!text.contains("scalar"), "{text}");
+        assert_eq!(
+            new.public_key().unwrap(),
+            AgreementKey::from_bytes(&[1; 32]).unwrap().public_key()
+        );
+        // Neither form, or both: a damaged record.
+        let both = KemKey {
+            scalar: old.scalar.clone(),
+            ..new.clone()
+        };
+        assert_eq!(both.public_key().err(), Some(Error::Storage));
+
+        // A legacy key is dropped from the record like any other, with no vault
+        // key to delete.
+        let mut p = test_push_account();
+        p.kem_keys = vec![old, kem("k1")];
+        p.server_kem_kid = "k1".into();
+        assert!(p.trim_kem_keys(u64::MAX).is_empty());
+        assert_eq!(kids(&p), ["k1"]);
     }
 
     #[test]

@@ -30,8 +30,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::Authenticator;
-use super::record::{AccountRecord, PushAccount};
-use super::store::account_info;
+use super::record::AccountRecord;
+use super::store::{account_info, vault_aliases};
 use super::types::AccountInfo;
 use crate::client::DeregisterReason;
 use crate::error::{Error, Result};
@@ -169,7 +169,7 @@ impl Authenticator {
                     LogLevel::Warn,
                     &format!("activation refused by the server: {e}; dropping the account"),
                 );
-                self.drop_confirming(&rec, p);
+                self.drop_confirming(&rec);
                 Err(e)
             }
             Err(e) => {
@@ -197,16 +197,12 @@ impl Authenticator {
     }
 
     /// Deletes a waiting account the server refused: record, then vault keys.
-    fn drop_confirming(&self, rec: &AccountRecord, p: &PushAccount) {
+    fn drop_confirming(&self, rec: &AccountRecord) {
         if self.hooks.storage.delete(&confirming_key(&rec.id)).is_err() {
             self.log(LogLevel::Error, "could not delete a refused activation");
             return;
         }
-        let mut aliases = vec![p.dp_alias.clone()];
-        if let Some(b) = &p.user_key.bio {
-            aliases.push(b.alias.clone());
-        }
-        for alias in aliases {
+        for alias in vault_aliases(rec) {
             if self.hooks.vault.delete_key(&alias).is_err() {
                 self.log(
                     LogLevel::Warn,
@@ -220,9 +216,9 @@ impl Authenticator {
     /// activation itself failed before the confirmation could be sent).
     pub(super) fn discard_confirming(&self, id: &str) {
         if let Ok(Some(rec)) = self.confirming_record(id)
-            && let Ok(p) = rec.push()
+            && rec.push().is_ok()
         {
-            self.drop_confirming(&rec, p);
+            self.drop_confirming(&rec);
         }
     }
 

@@ -259,14 +259,16 @@ impl Authenticator {
     }
 }
 
-/// The vault keys an account owns: Dp and the biometric key of a push account.
-fn vault_aliases(rec: &AccountRecord) -> Vec<String> {
+/// The vault keys an account owns: Dp, the biometric key and the KEM keys of a
+/// push account (a legacy inline KEM key has none).
+pub(super) fn vault_aliases(rec: &AccountRecord) -> Vec<String> {
     match &rec.kind {
         RecordKind::Push(p) => {
             let mut a = vec![p.dp_alias.clone()];
             if let Some(b) = &p.user_key.bio {
                 a.push(b.alias.clone());
             }
+            a.extend(p.kem_keys.iter().filter_map(|k| k.alias.clone()));
             a
         }
         RecordKind::Otpauth(_) => vec![],

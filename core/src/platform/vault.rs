@@ -52,6 +52,18 @@ pub enum KeyVaultError {
 /// P-256 keys in the platform keystore (StrongBox / Secure Enclave), addressed by
 /// alias; private keys never leave it.
 ///
+/// Every private key of a push account lives here: Dp (`cs.<id>.dp`, signing),
+/// the biometric key-wrapping key (`cs.<id>.bio`, key agreement, UV-bound) and
+/// the KEM keys K (`cs.<id>.kem.<16 hex digits>`, key agreement, one per
+/// rotation). HPKE opens challenges with K through [`Self::ecdh`], so the core
+/// never holds private key bytes from a vault: its records hold aliases
+/// (handles) and public keys. The trait only ever hands the core public keys,
+/// signatures and ECDH shared secrets; there is no export.
+///
+/// The core creates a key before any record names it and deletes it only after
+/// the record no longer does, so a crash may leave an unnamed key behind (the
+/// trait has no listing to collect it) but never a record naming a missing key.
+///
 /// Signatures are ECDSA P-256 with SHA-256 over `message`, returned raw (r||s);
 /// platform glue converts from DER. ECDH returns the 32-byte x-coordinate.
 ///

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::{OfferId, SEED_HPKE_INFO, ServerKeyPin};
-use crate::crypto::{AgreementKey, HmacAlgorithm, PublicKey, ct_eq};
+use crate::crypto::{HmacAlgorithm, KeyAgreement, PublicKey, ct_eq};
 use crate::encoding::{
     b64url, b64url_array, check_id, check_opt_text, check_text, check_version, parse_json, push_lp,
     to_json,
@@ -286,8 +286,9 @@ impl ActivationResult {
         Ok(res)
     }
 
-    /// Device side: opens the OTP seed with the KEM private key sent in the request.
-    pub fn open_seed(&self, kem: &AgreementKey) -> Result<Zeroizing<Vec<u8>>> {
+    /// Device side: opens the OTP seed with the KEM key whose public key was sent
+    /// in the request (used only through ECDH: it may be a platform keystore key).
+    pub fn open_seed(&self, kem: &dyn KeyAgreement) -> Result<Zeroizing<Vec<u8>>> {
         let aad = self.grant.seed_aad()?;
         let seed = self
             .sealed_seed

@@ -71,6 +71,33 @@ impl AgreementKey {
     }
 }
 
+/// An ECDH P-256 private key seen only through what it can do: its public key
+/// and Diffie-Hellman with a peer. The HPKE receiver ([`super::hpke::open`],
+/// [`super::hpke::setup_base_receiver`]) and everything built on it take this,
+/// so the private key may live where its bytes cannot be read: a platform
+/// keystore (StrongBox, the Secure Enclave) that only performs the agreement.
+///
+/// [`AgreementKey`] implements it with a software scalar.
+pub trait KeyAgreement {
+    /// The matching public key (HPKE's `pkR`, which DHKEM binds into the
+    /// shared secret: it must be the key [`Self::diffie_hellman`] uses).
+    fn public_key(&self) -> PublicKey;
+
+    /// ECDH: the x-coordinate of `self * peer` (32 bytes, zeroized on drop).
+    /// `peer` is a validated point on P-256.
+    fn diffie_hellman(&self, peer: &PublicKey) -> Result<Zeroizing<[u8; 32]>, CryptoError>;
+}
+
+impl KeyAgreement for AgreementKey {
+    fn public_key(&self) -> PublicKey {
+        AgreementKey::public_key(self)
+    }
+
+    fn diffie_hellman(&self, peer: &PublicKey) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        AgreementKey::diffie_hellman(self, peer)
+    }
+}
+
 impl fmt::Debug for AgreementKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AgreementKey")

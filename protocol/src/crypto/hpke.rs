@@ -14,7 +14,7 @@ use ring::rand::SystemRandom;
 use zeroize::Zeroizing;
 
 use super::hash::{HKDF_MAX_OUTPUT, hkdf_expand_parts};
-use super::{AgreementKey, CryptoError, PublicKey, aes_gcm_open, aes_gcm_seal};
+use super::{AgreementKey, CryptoError, KeyAgreement, PublicKey, aes_gcm_open, aes_gcm_seal};
 
 /// KEM identifier: DHKEM(P-256, HKDF-SHA256).
 pub const KEM_ID: u16 = 0x0010;
@@ -142,8 +142,9 @@ fn encap_random(recipient: &PublicKey) -> Result<([u8; N_ENC], Zeroizing<[u8; 32
     Ok((enc, shared_secret))
 }
 
-/// DHKEM `Decap`.
-fn decap(recipient: &AgreementKey, enc: &[u8]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+/// DHKEM `Decap`. The recipient's private key is used only through ECDH, and
+/// `pkRm` in the KEM context is the public key it reports.
+fn decap(recipient: &dyn KeyAgreement, enc: &[u8]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
     let pk_e = PublicKey::from_sec1(enc)?;
     let dh = recipient.diffie_hellman(&pk_e)?;
     extract_and_expand(
@@ -400,8 +401,11 @@ pub fn setup_base_sender_with_ephemeral(
 }
 
 /// `SetupBaseR(enc, skR, info)`. A malformed `enc` gives [`CryptoError::InvalidKey`].
+///
+/// `recipient` is any [`KeyAgreement`]: an [`AgreementKey`], or a key in a
+/// platform keystore that only performs the ECDH (an error from it is passed on).
 pub fn setup_base_receiver(
-    recipient: &AgreementKey,
+    recipient: &dyn KeyAgreement,
     enc: &[u8],
     info: &[u8],
 ) -> Result<ReceiverContext, CryptoError> {
@@ -447,9 +451,10 @@ pub fn seal_with_ephemeral(
 
 /// Single-shot `OpenBase`. Fails with [`CryptoError::InvalidKey`] for a
 /// malformed `enc` and [`CryptoError::Decrypt`] for anything that does not
-/// authenticate (wrong key, info or aad, tampering).
+/// authenticate (wrong key, info or aad, tampering). An error of the
+/// recipient's [`KeyAgreement::diffie_hellman`] is passed on unchanged.
 pub fn open(
-    recipient: &AgreementKey,
+    recipient: &dyn KeyAgreement,
     enc: &[u8],
     info: &[u8],
     aad: &[u8],
@@ -579,6 +584,65 @@ mod tests {
         let mut pt = vec![0u8; len];
         crate::crypto::random_bytes(&mut pt).unwrap();
         pt
+    }
+
+    /// A recipient that is only a public key and an ECDH function (as a key in a
+    /// platform keystore is), counting its agreements.
+    struct EcdhOnly {
+        key: AgreementKey,
+        reported: PublicKey,
+        calls: std::cell::Cell<usize>,
+        fail: bool,
+    }
+
+    impl KeyAgreement for EcdhOnly {
+        fn public_key(&self) -> PublicKey {
+            self.reported.clone()
+        }
+
+        fn diffie_hellman(&self, peer: &PublicKey) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+            self.calls.set(self.calls.get() + 1);
+            if self.fail {
+                return Err(CryptoError::Unsupported);
+            }
+            self.key.diffie_hellman(peer)
+        }
+    }
+
+    #[test]
+    fn receiver_needs_only_a_public_key_and_ecdh() {
+        let key = AgreementKey::generate().unwrap();
+        let public = key.public_key();
+        let sealed = seal(&public, b"info", b"aad", b"challenge").unwrap();
+        let recipient = EcdhOnly {
+            key,
+            reported: public.clone(),
+            calls: std::cell::Cell::new(0),
+            fail: false,
+        };
+        let pt = open(&recipient, &sealed.enc, b"info", b"aad", &sealed.ciphertext).unwrap();
+        assert_eq!(pt.as_slice(), b"challenge");
+        assert_eq!(recipient.calls.get(), 1);
+
+        // pkRm in the KEM context is the reported public key: a wrong one fails.
+        let lying = EcdhOnly {
+            reported: AgreementKey::generate().unwrap().public_key(),
+            ..recipient
+        };
+        assert_eq!(
+            open(&lying, &sealed.enc, b"info", b"aad", &sealed.ciphertext),
+            Err(CryptoError::Decrypt)
+        );
+        // An ECDH failure is passed on as it is.
+        let failing = EcdhOnly {
+            reported: public,
+            fail: true,
+            ..lying
+        };
+        assert_eq!(
+            open(&failing, &sealed.enc, b"info", b"aad", &sealed.ciphertext),
+            Err(CryptoError::Unsupported)
+        );
     }
 
     #[test]

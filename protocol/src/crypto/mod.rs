@@ -16,7 +16,7 @@ mod keys;
 mod random;
 
 pub use aead::{AES_GCM_NONCE_LEN, AES_GCM_TAG_LEN, aes_gcm_open, aes_gcm_seal};
-pub use ecdh::AgreementKey;
+pub use ecdh::{AgreementKey, KeyAgreement};
 pub use ecdsa::SigningKey;
 pub use error::CryptoError;
 pub use hash::{

@@ -18,8 +18,8 @@ use std::time::Duration;
 use countersign_core::authenticator::{ActivationOptions, CancelHandle, PendingRequest};
 use countersign_core::platform::{
     Clock, FileStorage, HookError, HttpClient, HttpError, HttpRequest, HttpResponse, KeySource,
-    NoopLogger, ReqwestClient, SoftwareKeyVault, UserVerifier, VerificationKind,
-    VerificationOutcome, VerificationPrompt,
+    KeyVault, NoopLogger, ReqwestClient, SecureStorage, SoftwareKeyVault, UserVerifier,
+    VerificationKind, VerificationOutcome, VerificationPrompt,
 };
 use countersign_core::protocol::Platform;
 use countersign_core::{Authenticator, AuthenticatorConfig, PlatformHooks};
@@ -244,13 +244,27 @@ pub struct Device {
 
 /// Opens a device on `dir` (key-file mode), with `tweak` applied to the config.
 pub fn open_device(dir: &Path, tweak: impl FnOnce(&mut AuthenticatorConfig)) -> Device {
-    let storage = Arc::new(
+    open_device_with(dir, tweak, |storage| {
+        (storage.clone(), Arc::new(SoftwareKeyVault::new(storage)))
+    })
+}
+
+/// [`open_device`] with the storage and vault the device uses chosen by
+/// `hooks` from its FileStorage (e.g. recording wrappers; a [`SoftwareKeyVault`]
+/// on that storage by default).
+pub fn open_device_with(
+    dir: &Path,
+    tweak: impl FnOnce(&mut AuthenticatorConfig),
+    hooks: impl FnOnce(Arc<dyn SecureStorage>) -> (Arc<dyn SecureStorage>, Arc<dyn KeyVault>),
+) -> Device {
+    let file: Arc<dyn SecureStorage> = Arc::new(
         FileStorage::open(
             dir.join("data"),
             &KeySource::KeyFile(dir.join("storage.key")),
         )
         .expect("storage"),
     );
+    let (storage, vault) = hooks(file);
     let user = Arc::new(ScriptedUser::default());
     let clock = Arc::new(ShiftedClock::default());
     let wire = Arc::new(Wire {
@@ -261,8 +275,8 @@ pub fn open_device(dir: &Path, tweak: impl FnOnce(&mut AuthenticatorConfig)) -> 
         exchanges: Mutex::new(Vec::new()),
     });
     let hooks = PlatformHooks {
-        storage: storage.clone(),
-        vault: Arc::new(SoftwareKeyVault::new(storage)),
+        storage,
+        vault,
         verifier: user.clone(),
         http: wire.clone(),
         clock: clock.clone(),
