@@ -194,12 +194,11 @@ mod tests {
     use crate::authenticator::record::{
         AccountRecord, RECORD_VERSION, RecordKind, test_push_account,
     };
+    use crate::authenticator::tests::{NoNetwork, NoUser};
     use crate::authenticator::{AuthenticatorConfig, PlatformHooks};
     use crate::crypto::{Signature, SigningKey};
     use crate::platform::{
-        Clock, HookError, HttpClient, HttpError, HttpRequest, HttpResponse, MemoryStorage,
-        NoopLogger, SecureStorage, SoftwareKeyVault, UserVerifier, VerificationOutcome,
-        VerificationPrompt,
+        Clock, HookError, MemoryStorage, NoopLogger, SecureStorage, SoftwareKeyVault,
     };
     use crate::protocol::encoding::b64url;
     use crate::protocol::{
@@ -286,27 +285,6 @@ mod tests {
         }
     }
 
-    struct Offline;
-
-    #[async_trait::async_trait]
-    impl HttpClient for Offline {
-        async fn send(&self, _: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
-            Err(HttpError::Connect("offline".into()))
-        }
-    }
-
-    struct NoUser;
-
-    #[async_trait::async_trait]
-    impl UserVerifier for NoUser {
-        async fn verify(
-            &self,
-            _: VerificationPrompt,
-        ) -> std::result::Result<VerificationOutcome, HookError> {
-            Ok(VerificationOutcome::Cancelled)
-        }
-    }
-
     struct At59;
 
     impl Clock for At59 {
@@ -347,7 +325,7 @@ mod tests {
             storage: storage.clone(),
             vault: vault.clone(),
             verifier: Arc::new(NoUser),
-            http: Arc::new(Offline),
+            http: Arc::new(NoNetwork),
             clock: Arc::new(At59),
             logger: Arc::new(NoopLogger),
         };

@@ -13,7 +13,8 @@ use crate::platform::{
 };
 use crate::protocol::{DenyReason, Platform, PushRegistration};
 
-struct NoNetwork;
+/// An HTTP hook with no network (shared with other modules' unit tests).
+pub(super) struct NoNetwork;
 
 #[async_trait::async_trait]
 impl HttpClient for NoNetwork {
@@ -22,7 +23,8 @@ impl HttpClient for NoNetwork {
     }
 }
 
-struct NoUser;
+/// A user who cancels every prompt (shared with other modules' unit tests).
+pub(super) struct NoUser;
 
 #[async_trait::async_trait]
 impl UserVerifier for NoUser {
