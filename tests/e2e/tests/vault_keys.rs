@@ -408,11 +408,18 @@ async fn receive_through_the_vault(r: &Recorded, acct: &AccountInfo, tx: &str) {
     assert_eq!(created[alias].0.key_id(), kid, "the key it was sealed to");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kem_keys_live_in_the_vault_and_retired_ones_are_deleted() {
+/// A server, and a recorded device (storage `name`) with alice's account activated.
+async fn activated_recorded_device(
+    name: &str,
+) -> (
+    countersign_test_support::TestServer,
+    RpClient,
+    Recorded,
+    AccountInfo,
+) {
     let s = start_server(|_| {}).await;
     let rp = s.rp("Example Bank").await;
-    let r = recorded_device("vault-kem");
+    let r = recorded_device(name);
     let uri = rp.enroll("alice").await.uri;
     let acct = r
         .dev
@@ -420,6 +427,12 @@ async fn kem_keys_live_in_the_vault_and_retired_ones_are_deleted() {
         .activate_uri(&uri, ActivationOptions::default())
         .await
         .unwrap();
+    (s, rp, r, acct)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kem_keys_live_in_the_vault_and_retired_ones_are_deleted() {
+    let (s, rp, r, acct) = activated_recorded_device("vault-kem").await;
 
     // Activation: K was created in the vault (key agreement, no UV) under the
     // account's alias, and the seed opened through it.
@@ -502,16 +515,7 @@ async fn kem_keys_live_in_the_vault_and_retired_ones_are_deleted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_with_an_inline_kem_scalar_still_opens_challenges() {
-    let s = start_server(|_| {}).await;
-    let rp = s.rp("Example Bank").await;
-    let r = recorded_device("vault-legacy");
-    let uri = rp.enroll("alice").await.uri;
-    let acct = r
-        .dev
-        .auth
-        .activate_uri(&uri, ActivationOptions::default())
-        .await
-        .unwrap();
+    let (s, rp, r, acct) = activated_recorded_device("vault-legacy").await;
 
     // Turn the record into what the previous version wrote: each KEM key as
     // `{kid, scalar}` (base64url scalar inline), and no vault key for it.
