@@ -12,7 +12,7 @@ use axum::http::{StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use countersign_server::push::apns::{ALERT_LOC_KEY, ApnsSender};
+use countersign_server::push::apns::{ALERT_LOC_KEY, ApnsSender, CATEGORY};
 use countersign_server::push::fcm::{FCM_SCOPE, FcmSender, ServiceAccount};
 use countersign_server::push::{PushError, PushSender, WakeUp};
 use ring::signature::{self, KeyPair};
@@ -345,7 +345,7 @@ async fn apns_sends_es256_token_over_http2() {
     assert_eq!(
         body,
         serde_json::json!({
-            "aps": {"alert": {"loc-key": ALERT_LOC_KEY}, "mutable-content": 1, "sound": "default"},
+            "aps": {"alert": {"loc-key": ALERT_LOC_KEY}, "category": CATEGORY, "mutable-content": 1, "sound": "default"},
             "device_id": "dev-123",
             "tx_id": "tx-456"
         })

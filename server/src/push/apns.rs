@@ -5,7 +5,8 @@
 //! `{base}/3/device/{token}`.
 //!
 //! Payload choice: an `alert` push with `mutable-content: 1` and a generic,
-//! localisable alert (`loc-key` `COUNTERSIGN_SIGN_IN_REQUEST`). The app's
+//! localisable alert (`loc-key` `COUNTERSIGN_SIGN_IN_REQUEST`) in the category
+//! `COUNTERSIGN_REQUEST`, whose Approve and Deny actions the app registers. The app's
 //! Notification Service Extension fetches and decrypts the sealed challenge and
 //! rewrites the alert with the real context. Background (`content-available`)
 //! pushes are not used: iOS throttles and may drop them, and a login request must
@@ -28,6 +29,11 @@ pub const TOKEN_REUSE: Duration = Duration::from_secs(50 * 60);
 
 /// The generic alert key the app localises ("Sign-in request").
 pub const ALERT_LOC_KEY: &str = "COUNTERSIGN_SIGN_IN_REQUEST";
+
+/// The notification category the app registers with Approve and Deny actions
+/// (`UNNotificationCategory`). Deny may run from the lock screen; Approve asks
+/// for Face ID / Touch ID (`.authenticationRequired`) and opens nothing.
+pub const CATEGORY: &str = "COUNTERSIGN_REQUEST";
 
 #[derive(Serialize)]
 struct Header<'a> {
@@ -131,6 +137,7 @@ impl ApnsSender {
         serde_json::json!({
             "aps": {
                 "alert": { "loc-key": ALERT_LOC_KEY },
+                "category": CATEGORY,
                 "mutable-content": 1,
                 "sound": "default"
             },
