@@ -2,7 +2,8 @@
 // The Countersign Swift package.
 //
 // Apple platforms: the Rust library comes as an XCFramework binary target, built on a
-// Mac with `cargo xtask apple` (bindings/swift/countersignFFI.xcframework).
+// Mac with `cargo xtask apple` (bindings/swift/countersignFFI.xcframework, plus the
+// zip and checksum a release publishes), or downloaded from the release URL below.
 // Linux (the binding tests): the C module is a system library linked against the host
 // build of countersign-ffi; `cargo xtask bindings` writes the generated files and
 // `cargo xtask test` runs `swift test` against a live server. Set COUNTERSIGN_LIB_DIR
@@ -10,6 +11,7 @@
 //
 // The generated Swift (`countersign.swift`) is compiled into the `Countersign` module
 // together with the async facade, so apps `import Countersign` only.
+import Foundation
 import PackageDescription
 
 #if os(Linux)
@@ -17,7 +19,16 @@ let libDir = Context.environment["COUNTERSIGN_LIB_DIR"] ?? (Context.packageDirec
 let ffiTarget: Target = .systemLibrary(name: "countersignFFI", path: "bindings/swift/Sources/countersignFFI")
 let linkerSettings: [LinkerSetting] = [.unsafeFlags(["-L", libDir])]
 #else
-let ffiTarget: Target = .binaryTarget(name: "countersignFFI", path: "bindings/swift/countersignFFI.xcframework")
+// Apple platforms: a local XCFramework (`cargo xtask apple`) wins; without one, the
+// released zip is downloaded and checked against its checksum, which is what an app
+// gets when it adds this package by its git URL in Xcode. `cargo xtask apple
+// --release-url <url of the zip>` rewrites the two lines below for a release.
+let localXCFramework = "bindings/swift/countersignFFI.xcframework"
+let releaseURL = "https://downloads.countersign.invalid/v0.1.0/countersignFFI.xcframework.zip"
+let releaseChecksum = "0000000000000000000000000000000000000000000000000000000000000000"
+let ffiTarget: Target = FileManager.default.fileExists(atPath: Context.packageDirectory + "/" + localXCFramework)
+    ? .binaryTarget(name: "countersignFFI", path: localXCFramework)
+    : .binaryTarget(name: "countersignFFI", url: releaseURL, checksum: releaseChecksum)
 let linkerSettings: [LinkerSetting] = []
 #endif
 
@@ -42,9 +53,21 @@ let package = Package(
             dependencies: ["Countersign"],
             path: "ios-sample/Shared"
         ),
+        // Test support shared by the tests and the second-process harness.
+        .target(
+            name: "CountersignTestKit",
+            dependencies: ["CountersignSampleKit"],
+            path: "tests/swift/CountersignTestKit"
+        ),
+        // Stands in for the Notification Service Extension as a second process.
+        .executableTarget(
+            name: "NotificationExtensionHarness",
+            dependencies: ["Countersign", "CountersignSampleKit", "CountersignTestKit"],
+            path: "tests/swift/NotificationExtensionHarness"
+        ),
         .testTarget(
             name: "CountersignTests",
-            dependencies: ["Countersign", "CountersignSampleKit"],
+            dependencies: ["Countersign", "CountersignSampleKit", "CountersignTestKit"],
             path: "tests/swift/CountersignTests"
         ),
     ]

@@ -7,18 +7,6 @@ import CountersignSampleKit
 import SwiftUI
 import UserNotifications
 
-/// Opens an Authenticator on the app's storage. Every process (the app, a
-/// Notification Service Extension) opens its own over the same Keychain items:
-/// the core keeps nothing in memory, and the lock file in the app group (when
-/// the entitlement is there) makes compare-and-put atomic across them.
-func openAuthenticator(verifier: UserVerifier, vault: KeyVault) throws -> Authenticator {
-    let group = FileManager.default.containerURL(forSecurityApplicationGroupIdentifier: "group.org.countersign.sample")
-    return try Countersign.open(
-        platform: .ios,
-        storage: BackendStorage(KeychainBackend(), lockFile: group?.appendingPathComponent("countersign.lock")),
-        verifier: verifier, keyVault: vault, http: URLSessionHttpClient(), deviceName: UIDevice.current.name)
-}
-
 /// The app's state: the authenticator, controllers, cards on screen and a status line.
 @MainActor
 final class Model: ObservableObject {

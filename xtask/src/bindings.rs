@@ -480,7 +480,8 @@ fn run_swift(swift: &SwiftRoot, generated: &Generated, server: &TestServer) -> R
     let script = format!(
         "cd /project && export COUNTERSIGN_LIB_DIR={lib_dir} LD_LIBRARY_PATH={lib_dir} \
          COUNTERSIGN_SERVER_URL={url} COUNTERSIGN_RP_API_KEY={key}; \
-         swift test --disable-swift-testing --scratch-path /scratch/build >/scratch/swift-test.log 2>&1; \
+         {{ swift build --product NotificationExtensionHarness --scratch-path /scratch/build && \
+         swift test --disable-swift-testing --scratch-path /scratch/build; }} >/scratch/swift-test.log 2>&1; \
          status=$?; cat /scratch/swift-test.log; exit $status",
         url = server.url,
         key = server.api_key,

@@ -2,6 +2,7 @@
 // on loopback: Swift storage and verifier, the core's software vault.
 import Countersign
 import CountersignSampleKit
+import CountersignTestKit
 import Foundation
 import XCTest
 

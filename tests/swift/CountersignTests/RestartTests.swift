@@ -2,6 +2,7 @@
 // answer queued while offline, and two OS processes answering on one storage.
 import Countersign
 import CountersignSampleKit
+import CountersignTestKit
 import Foundation
 import XCTest
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 // Test support: the RP API of the test server, a scripted presenter, a fixed clock.
 import Countersign
 import CountersignSampleKit
+import CountersignTestKit
 import Foundation
 import XCTest
 #if canImport(Glibc)
@@ -130,58 +131,6 @@ final class FixedClock: Clock, @unchecked Sendable {
     func now() -> UInt64 { lock.withLock { value } }
 }
 
-/// Blobs as files in a directory (`<hex key>.blob`, written to a temporary file
-/// and renamed): a backend several processes can share. Plain files: tests only
-/// (the app keeps its blobs in the Keychain).
-final class DirectoryBackend: KeyValueBackend, @unchecked Sendable {
-    let directory: URL
-
-    init(_ directory: URL) throws {
-        self.directory = directory
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    }
-
-    private func file(_ key: String) -> URL {
-        directory.appendingPathComponent(Data(key.utf8).map { String(format: "%02x", $0) }.joined() + ".blob")
-    }
-
-    func read(_ key: String) throws -> Data? {
-        let url = file(key)
-        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        do {
-            return try Data(contentsOf: url)
-        } catch {
-            if !FileManager.default.fileExists(atPath: url.path) { return nil }  // deleted meanwhile
-            throw BackendError("read: \(error)")
-        }
-    }
-
-    func write(_ key: String, _ value: Data) throws {
-        let url = file(key)
-        let tmp = url.appendingPathExtension("\(getpid()).tmp")
-        try value.write(to: tmp)
-        guard rename(tmp.path, url.path) == 0 else { throw BackendError("rename: errno \(errno)") }
-    }
-
-    func remove(_ key: String) throws {
-        guard unlink(file(key).path) == 0 || errno == ENOENT else { throw BackendError("unlink: errno \(errno)") }
-    }
-
-    func allKeys() throws -> [String] {
-        try FileManager.default.contentsOfDirectory(atPath: directory.path).compactMap { name in
-            guard name.hasSuffix(".blob") else { return nil }
-            let hex = Array(name.dropLast(5).utf8)
-            guard hex.count % 2 == 0 else { return nil }
-            var bytes: [UInt8] = []
-            for i in stride(from: 0, to: hex.count, by: 2) {
-                guard let b = UInt8(String(decoding: hex[i..<(i + 2)], as: UTF8.self), radix: 16) else { return nil }
-                bytes.append(b)
-            }
-            return String(bytes: bytes, encoding: .ascii)
-        }
-    }
-}
-
 /// A fresh temporary directory.
 func temporaryDirectory(_ prefix: String) throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
@@ -189,11 +138,6 @@ func temporaryDirectory(_ prefix: String) throws -> URL {
     return url
 }
 
-/// Storage over the files in `directory`, locked by its `lock` file: what each
-/// process sharing the directory opens.
-func directoryStorage(_ directory: URL) throws -> BackendStorage {
-    BackendStorage(try DirectoryBackend(directory), lockFile: directory.appendingPathComponent("lock"))
-}
 
 /// A device: Swift storage, Swift verifier, the core's software vault.
 final class Device: @unchecked Sendable {
