@@ -4,6 +4,8 @@
 //   src/main/jniLibs/<abi>/libcountersign_ffi.so   arm64-v8a, armeabi-v7a, x86_64, x86
 //   src/main/generated/org/countersign/countersign.kt
 // Build: gradle -p bindings/kotlin assembleRelease  ->  build/outputs/aar/countersign-release.aar
+// Publish: `cargo xtask android` runs publishReleasePublicationToLocalRepository, which
+// writes the AAR and its POM into the Maven repository target/maven/.
 plugins {
     id("com.android.library") version "8.7.3"
     id("org.jetbrains.kotlin.android") version "2.1.0"
@@ -11,6 +13,7 @@ plugins {
 }
 
 group = "org.countersign"
+// Keep in step with ANDROID_VERSION in xtask/src/mobile.rs.
 version = "0.1.0"
 
 android {
@@ -53,10 +56,23 @@ dependencies {
 }
 
 publishing {
+    repositories {
+        // The local Maven repository `cargo xtask android` fills (an app adds it with
+        // `maven(url = ...)`); -PcountersignMavenRepo overrides the folder.
+        maven {
+            name = "local"
+            url = uri(providers.gradleProperty("countersignMavenRepo").getOrElse("../../target/maven"))
+        }
+    }
     publications {
         register<MavenPublication>("release") {
             artifactId = "countersign"
             afterEvaluate { from(components["release"]) }
+            pom {
+                name.set("Countersign")
+                description.set("Countersign authenticator core for Android: push approvals, OTP, keys in the Keystore.")
+                licenses { license { name.set("Apache-2.0") } }
+            }
         }
     }
 }
