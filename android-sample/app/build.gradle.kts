@@ -14,7 +14,10 @@ android {
 
     defaultConfig {
         applicationId = "org.countersign.sample"
-        minSdk = 28 // BiometricPrompt, StrongBox, Keystore ECDH (KeyAgreement needs 31: see KeystoreP256Store)
+        // Android 12: the vault does ECDH in the Keystore (PURPOSE_AGREE_KEY, API 31), so
+        // every private key, the KEM keys included, stays in StrongBox / the TEE. The
+        // library itself runs from API 24 with another KeyVault (or the software one).
+        minSdk = 31
         targetSdk = 35
         versionCode = 1
         versionName = "0.1.0"

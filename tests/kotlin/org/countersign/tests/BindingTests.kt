@@ -34,7 +34,7 @@ import org.countersign.sample.BiometricResult
 import org.countersign.sample.InMemoryP256KeyStore
 import org.countersign.sample.JcaKeyVault
 import org.countersign.sample.PushController
-import org.countersign.sample.UrlConnectionHttpClient
+import org.countersign.UrlConnectionHttpClient
 import org.junit.jupiter.api.Assertions.assertArrayEquals
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse

@@ -22,7 +22,7 @@ import org.countersign.VerificationPrompt
 import org.countersign.sample.ActionResult
 import org.countersign.sample.OutboxNotice
 import org.countersign.sample.PushController
-import org.countersign.sample.UrlConnectionHttpClient
+import org.countersign.UrlConnectionHttpClient
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertThrows
 import org.junit.jupiter.api.Assertions.assertTrue

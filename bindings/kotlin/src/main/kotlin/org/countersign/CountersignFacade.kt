@@ -26,14 +26,17 @@ import kotlinx.coroutines.job
 object Countersign {
     /**
      * Opens the authenticator. [keyVault] null uses the core's software vault inside
-     * [storage]; [http] null uses the built-in client (when the library has one).
+     * [storage]. [http] defaults to [UrlConnectionHttpClient], the platform's network
+     * stack (the only choice on Android, whose native library has no client of its
+     * own); null uses the library's built-in reqwest client where it has one
+     * (desktop JVM builds).
      */
     fun open(
         platform: Platform,
         storage: SecureStorage,
         verifier: UserVerifier,
         keyVault: KeyVault? = null,
-        http: HttpClient? = null,
+        http: HttpClient? = UrlConnectionHttpClient(),
         clock: Clock? = null,
         logger: Logger? = null,
         deviceName: String? = null,

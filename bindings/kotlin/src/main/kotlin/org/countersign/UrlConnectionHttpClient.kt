@@ -1,7 +1,10 @@
-// HttpClient on HttpURLConnection (Android and the JVM both have it): lets the app's
-// network stack (proxy settings, network security config, certificate pinning)
-// carry the core's requests. No redirects; TLS checked by the platform.
-package org.countersign.sample
+// The library's default HttpClient on Android: HttpURLConnection (Android and the JVM
+// both have it), so the app's network stack (proxy settings, network security
+// config, certificate pinning) carries the core's requests and TLS is checked by the
+// platform. Chosen over the core's reqwest client, whose certificate check through
+// rustls-platform-verifier needs a JNI initialisation on Android, and which adds
+// about 2.5 MB per ABI. No redirects.
+package org.countersign
 
 import java.io.IOException
 import java.net.HttpURLConnection
@@ -9,12 +12,6 @@ import java.net.SocketTimeoutException
 import java.net.URL
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.withContext
-import org.countersign.HttpClient
-import org.countersign.HttpException
-import org.countersign.HttpHeader
-import org.countersign.HttpMethod
-import org.countersign.HttpRequest
-import org.countersign.HttpResponse
 
 /** [HttpClient] on [HttpURLConnection], off the caller's thread (Dispatchers.IO). */
 class UrlConnectionHttpClient : HttpClient {

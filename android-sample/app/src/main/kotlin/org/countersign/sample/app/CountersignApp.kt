@@ -20,7 +20,6 @@ import org.countersign.sample.JcaKeyVault
 import org.countersign.sample.OtpListModel
 import org.countersign.sample.PromptVerifier
 import org.countersign.sample.PushController
-import org.countersign.sample.UrlConnectionHttpClient
 
 /** The notification channel of requests and notices. */
 const val CHANNEL_REQUESTS = "requests"
@@ -42,9 +41,8 @@ class CountersignApp : Application() {
             storage = EncryptedFileStorage(File(noBackupFilesDir, "countersign"), KeystoreStorageKey()),
             verifier = PromptVerifier(BiometricPromptUi { foreground.get() }),
             keyVault = JcaKeyVault(KeystoreP256Store(this)),
-            // The app's network stack (network security config applies); the
-            // library's own reqwest client would need rustls-platform-verifier's JNI setup.
-            http = UrlConnectionHttpClient(),
+            // http: the library's default, UrlConnectionHttpClient on the app's
+            // network stack (the network security config applies).
             deviceName = android.os.Build.MODEL,
         )
     }
