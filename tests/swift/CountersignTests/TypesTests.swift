@@ -66,7 +66,8 @@ final class TypesTests: XCTestCase {
         XCTAssertEqual(try device.authenticator.pendingRequests().map(\.txId), [tx])
         _ = try await device.authenticator.deny(accountId: accountId, txId: tx, reason: .mistake)
         XCTAssertEqual(try device.authenticator.pendingRequests().map(\.txId), [])
-        XCTAssertEqual(try await device.authenticator.awaitPending(wait: .zero).map(\.txId), [])
+        let polled = try await device.authenticator.awaitPending(wait: .zero)
+        XCTAssertEqual(polled.map(\.txId), [])
     }
 
     func testUnknownRequestIsATypedErrorWithACode() async throws {
