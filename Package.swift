@@ -34,7 +34,7 @@ let linkerSettings: [LinkerSetting] = []
 
 let package = Package(
     name: "Countersign",
-    platforms: [.iOS(.v15), .macOS(.v12)],
+    platforms: [.iOS(.v16), .macOS(.v13)],  // Swift Duration (the bindings' time spans)
     products: [
         .library(name: "Countersign", targets: ["Countersign"]),
         // The iOS sample's platform-independent logic (used by ios-sample/ and the tests).

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use countersign_core::authenticator::CancelHandle as CoreCancel;
 use countersign_core::platform as core;
 
-use crate::error::{CountersignError, Result};
+use crate::error::{CountersignError, InputField, Result};
 use crate::platform::{
     Clock, ClockBridge, HttpBridge, HttpClient, KeyVault, KeyVaultBridge, Logger, LoggerBridge,
     SecureStorage, StorageBridge, UserVerifier, VerifierBridge,
 };
 use crate::types::{
     AccountInfo, ActivationOptions, ApprovalOutcome, AuthenticatorConfig, Delivery, DenyReason,
-    OfflineCode, OtpCode, OutboxEntry, PendingRequest, PushRegistration, SecretString,
+    OfflineCode, OtpCode, OutboxEntry, PendingRequest, PushRegistration, SecretString, TimeSpan,
     Verification,
 };
 
@@ -53,8 +53,9 @@ fn default_http() -> Result<Arc<dyn core::HttpClient>> {
 /// Without reqwest the app must bring its own client.
 #[cfg(not(feature = "reqwest-client"))]
 fn default_http() -> Result<Arc<dyn core::HttpClient>> {
+    // This build has no HTTP client of its own: the app must pass an HttpClient.
     Err(CountersignError::InvalidInput {
-        what: "http (this build has no HTTP client of its own: pass an HttpClient)".into(),
+        field: InputField::HttpClient,
     })
 }
 
@@ -167,7 +168,7 @@ impl Authenticator {
             None => None,
             Some(bytes) => Some(<[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
                 CountersignError::InvalidInput {
-                    what: "server key fingerprint".into(),
+                    field: InputField::ServerKeyFingerprint,
                 }
             })?),
         };
@@ -196,15 +197,17 @@ impl Authenticator {
             .into())
     }
 
-    /// Asks every server for pending requests; with `wait_secs > 0` long-polls
-    /// until one has something. `cancel` stops the wait (`Cancelled`).
+    /// Asks every server for pending requests; with a non-zero `wait` long-polls
+    /// up to that long (whole seconds, a started one counts) until one has
+    /// something. `cancel` stops the wait (`Cancelled`).
     #[uniffi::method(default(cancel = None))]
     pub async fn pending(
         &self,
-        wait_secs: u32,
+        wait: TimeSpan,
         cancel: Option<Arc<CancelHandle>>,
     ) -> Result<Vec<PendingRequest>> {
         let cancel = cancel.map(|c| c.inner.clone()).unwrap_or_default();
+        let wait_secs = u32::try_from(wait.ceil_secs()).unwrap_or(u32::MAX);
         let requests = self.inner.pending(wait_secs, &cancel).await?;
         Ok(requests.into_iter().map(Into::into).collect())
     }
@@ -256,12 +259,13 @@ impl Authenticator {
     /// confirms activations still owed and deregisters devices wiped after too
     /// many wrong PINs.
     pub async fn deliver_outbox(&self) -> Result<Vec<OutboxEntry>> {
-        Ok(self.inner.deliver_outbox().await?)
+        let entries = self.inner.deliver_outbox().await?;
+        Ok(entries.into_iter().map(Into::into).collect())
     }
 
     /// The outbox without sending (no network).
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>> {
-        Ok(self.inner.outbox()?)
+        Ok(self.inner.outbox()?.into_iter().map(Into::into).collect())
     }
 
     /// Removes a refused answer's report once the user has been told.
@@ -310,9 +314,9 @@ impl Authenticator {
         Ok(self.inner.resume_pushes(&account_id).await?)
     }
 
-    /// The current OTP of an account and the seconds it has left.
+    /// The current OTP of an account and the time it has left.
     pub fn otp(&self, account_id: String) -> Result<OtpCode> {
-        Ok(self.inner.otp(&account_id)?)
+        Ok(self.inner.otp(&account_id)?.into())
     }
 
     /// Imports an `otpauth://` TOTP or HOTP account.

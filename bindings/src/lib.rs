@@ -3,8 +3,10 @@
 //! * [`authenticator::Authenticator`]: the root object the app holds.
 //! * [`platform`]: the app's hooks as foreign traits (`SecureStorage`, `KeyVault`,
 //!   `UserVerifier`, `HttpClient`, `Clock`, `Logger`) and their bridges to the core.
-//! * [`types`]: the core's records and enums as uniffi remote types, and two views.
-//! * [`error::CountersignError`]: the one error, mapped from the core's in one place.
+//! * [`types`]: the core's records and enums as uniffi remote types, the views
+//!   whose shape differs, and typed times ([`types::TimeSpan`], `SystemTime`).
+//! * [`error::CountersignError`]: the one error, mapped from the core's in one
+//!   place, with a stable code per variant and typed data ([`error::InputField`]).
 //!
 //! No `unwrap`/`expect`/panics on these paths; uniffi also catches panics at the
 //! boundary (the release profile keeps `panic = "unwind"` for that).
@@ -18,4 +20,5 @@ pub mod platform;
 pub mod types;
 
 pub use authenticator::{Authenticator, CancelHandle};
-pub use error::CountersignError;
+pub use error::{CountersignError, InputField};
+pub use types::TimeSpan;

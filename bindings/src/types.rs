@@ -11,6 +11,12 @@
 //! Codes, PINs and exported secrets are [`SecretString`]s: plain strings on the
 //! foreign side (which cannot hold `Zeroizing`), `Zeroizing<String>` here.
 //!
+//! Times are typed: instants are [`SystemTime`]s (`java.time.Instant` in
+//! Kotlin, `Date` in Swift, both built into uniffi) and spans are [`TimeSpan`]s
+//! (`kotlin.time.Duration`, Swift `Duration`: a custom type configured in
+//! `uniffi.toml`). The core keeps unix seconds; [`unix_time`] and
+//! [`TimeSpan::from_secs`] convert at this boundary.
+//!
 //! Hand-written on purpose (these notes stay out of the foreign docs):
 //! * [`PendingRequest`]: a flat view of the core's `PendingRequest` and the
 //!   `Challenge` inside it, without the challenge's wire-only fields (nonce, the
@@ -18,13 +24,17 @@
 //! * [`AuthenticatorConfig`]: its tuning fields are optional and fall back to the
 //!   core's defaults (`AuthenticatorConfig::new`), which a remote record could
 //!   only repeat as literals; the PIN key-derivation cost stays internal.
+//! * [`OtpCode`] and [`OutboxEntry`]: the core's records with typed times
+//!   instead of its unix seconds.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use countersign_core::authenticator as core_auth;
 use zeroize::Zeroizing;
 
 pub use countersign_core::authenticator::{
-    AccountInfo, AccountKind, ActivationOptions, ApprovalOutcome, Delivery, OfflineCode, OtpCode,
-    OutboxEntry, OutboxState,
+    AccountInfo, AccountKind, ActivationOptions, ApprovalOutcome, Delivery, OfflineCode,
+    OutboxState,
 };
 pub use countersign_core::protocol::{
     ChallengeKind, Decision, DenyReason, NumberMatching, Platform, PushRegistration,
@@ -40,6 +50,47 @@ uniffi::custom_type!(SecretString, String, {
     lower: |secret| secret.as_str().to_owned(),
     try_lift: |plain| Ok(Zeroizing::new(plain)),
 });
+
+/// A span of time (time left, a wait, a tolerance). Kotlin sees
+/// `kotlin.time.Duration`, Swift `Duration` (both through `uniffi.toml`); a
+/// negative span from the app counts as zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimeSpan(pub Duration);
+
+impl TimeSpan {
+    /// A span of whole seconds (the core's unit).
+    pub fn from_secs(secs: u64) -> Self {
+        Self(Duration::from_secs(secs))
+    }
+
+    /// Whole seconds, a started second counted as one (waits and tolerances
+    /// never shrink to zero by rounding).
+    pub fn ceil_secs(self) -> u64 {
+        let secs = self.0.as_secs();
+        if self.0.subsec_nanos() > 0 {
+            secs.saturating_add(1)
+        } else {
+            secs
+        }
+    }
+}
+
+uniffi::custom_type!(TimeSpan, Duration, {
+    lower: |span| span.0,
+    try_lift: |duration| Ok(TimeSpan(duration)),
+});
+
+/// The latest instant exported: 9999-12-31T23:59:59Z (every platform's date
+/// type holds it).
+const MAX_UNIX_SECS: u64 = 253_402_300_799;
+
+/// The instant of a unix time in seconds (the core's unit), capped at the year
+/// 9999 so that no server value can overflow a platform's date type.
+pub fn unix_time(secs: u64) -> SystemTime {
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(secs.min(MAX_UNIX_SECS)))
+        .unwrap_or(UNIX_EPOCH)
+}
 
 /// User verification before an approval is signed.
 #[uniffi::remote(Enum)]
@@ -168,12 +219,13 @@ pub struct PendingRequest {
     pub verification: Verification,
     /// Number matching.
     pub number_matching: NumberMatching,
-    /// Issued at, unix seconds (server clock).
-    pub issued_at: u64,
-    /// Expiry, unix seconds (server clock).
-    pub expires_at: u64,
-    /// Seconds left when this was produced (estimated server clock).
-    pub seconds_left: u64,
+    /// When the server issued it (server clock).
+    pub issued_at: SystemTime,
+    /// When it expires (server clock).
+    pub expires_at: SystemTime,
+    /// Time left when this was produced (estimated server clock): count down
+    /// from this rather than comparing `expires_at` with the phone's clock.
+    pub time_left: TimeSpan,
 }
 
 impl From<core_auth::PendingRequest> for PendingRequest {
@@ -191,9 +243,9 @@ impl From<core_auth::PendingRequest> for PendingRequest {
             transaction: c.transaction,
             verification: c.verification,
             number_matching: c.number_matching,
-            issued_at: c.issued_at,
-            expires_at: p.expires_at,
-            seconds_left: p.seconds_left,
+            issued_at: unix_time(c.issued_at),
+            expires_at: unix_time(p.expires_at),
+            time_left: TimeSpan::from_secs(p.seconds_left),
         }
     }
 }
@@ -257,9 +309,10 @@ pub struct AuthenticatorConfig {
     /// Consecutive wrong PINs before an account is wiped; null/nil for the default.
     #[uniffi(default = None)]
     pub pin_max_attempts: Option<u32>,
-    /// Clock tolerance for expiry checks, seconds; null/nil for the default.
+    /// Clock tolerance for expiry checks (whole seconds, a started one counts);
+    /// null/nil for the default.
     #[uniffi(default = None)]
-    pub clock_skew_secs: Option<u64>,
+    pub clock_skew: Option<TimeSpan>,
 }
 
 impl From<AuthenticatorConfig> for countersign_core::AuthenticatorConfig {
@@ -270,8 +323,8 @@ impl From<AuthenticatorConfig> for countersign_core::AuthenticatorConfig {
         if let Some(n) = c.pin_max_attempts {
             config.pin_max_attempts = n;
         }
-        if let Some(s) = c.clock_skew_secs {
-            config.clock_skew_secs = s;
+        if let Some(skew) = c.clock_skew {
+            config.clock_skew_secs = skew.ceil_secs();
         }
         config
     }
@@ -289,12 +342,30 @@ pub struct ActivationOptions {
 }
 
 /// A one-time password.
-#[uniffi::remote(Record)]
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct OtpCode {
     /// The code.
     pub code: SecretString,
-    /// Seconds before it changes (TOTP); null/nil for HOTP.
-    pub seconds_left: Option<u32>,
+    /// Time before it changes (TOTP); null/nil for HOTP.
+    pub time_left: Option<TimeSpan>,
+}
+
+impl std::fmt::Debug for OtpCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtpCode")
+            .field("code", &"<redacted>")
+            .field("time_left", &self.time_left)
+            .finish()
+    }
+}
+
+impl From<core_auth::OtpCode> for OtpCode {
+    fn from(otp: core_auth::OtpCode) -> Self {
+        Self {
+            code: otp.code,
+            time_left: otp.seconds_left.map(|s| TimeSpan::from_secs(u64::from(s))),
+        }
+    }
 }
 
 /// The answer to an offline QR challenge.
@@ -353,7 +424,7 @@ pub enum OutboxState {
 }
 
 /// A decision not yet acknowledged by the server, or finally refused.
-#[uniffi::remote(Record)]
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct OutboxEntry {
     /// Local account id.
     pub account_id: String,
@@ -361,10 +432,22 @@ pub struct OutboxEntry {
     pub tx_id: String,
     /// What the user decided.
     pub decision: Decision,
-    /// Expiry of the challenge (server clock, unix seconds).
-    pub expires_at: u64,
+    /// When the challenge expires (server clock).
+    pub expires_at: SystemTime,
     /// Waiting or refused.
     pub state: OutboxState,
+}
+
+impl From<core_auth::OutboxEntry> for OutboxEntry {
+    fn from(e: core_auth::OutboxEntry) -> Self {
+        Self {
+            account_id: e.account_id,
+            tx_id: e.tx_id,
+            decision: e.decision,
+            expires_at: unix_time(e.expires_at),
+            state: e.state,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -446,12 +529,53 @@ mod tests {
             account_id: "a".into(),
             tx_id: "t".into(),
             decision: Decision::Deny,
-            expires_at: 7,
+            expires_at: unix_time(7),
             state: OutboxState::Refused {
                 code: "already_answered".into(),
             },
         };
         assert_eq!(round_trip(entry.clone()), entry);
         assert_eq!(outcome.push_otp.as_str(), "123456");
+    }
+
+    #[test]
+    fn times_cross_typed() {
+        // A span crosses as uniffi's duration (u64 seconds, u32 nanoseconds).
+        let mut span = Vec::new();
+        <TimeSpan as Lower<UniFfiTag>>::write(TimeSpan(Duration::new(30, 5)), &mut span);
+        let mut plain = Vec::new();
+        <Duration as Lower<UniFfiTag>>::write(Duration::new(30, 5), &mut plain);
+        assert_eq!(span, plain);
+        assert_eq!(round_trip(TimeSpan::from_secs(7)), TimeSpan::from_secs(7));
+        // Waits and tolerances round a started second up.
+        assert_eq!(TimeSpan(Duration::from_millis(1)).ceil_secs(), 1);
+        assert_eq!(TimeSpan(Duration::from_millis(2_000)).ceil_secs(), 2);
+        assert_eq!(TimeSpan::default().ceil_secs(), 0);
+        // Server times become instants, capped at the year 9999.
+        assert_eq!(
+            unix_time(1_700_000_000).duration_since(UNIX_EPOCH).ok(),
+            Some(Duration::from_secs(1_700_000_000))
+        );
+        assert_eq!(unix_time(u64::MAX), unix_time(MAX_UNIX_SECS));
+        let config: countersign_core::AuthenticatorConfig = AuthenticatorConfig {
+            platform: Platform::Desktop,
+            device_name: None,
+            push: PushRegistration::None {},
+            pin_max_attempts: None,
+            clock_skew: Some(TimeSpan(Duration::from_millis(1_500))),
+        }
+        .into();
+        assert_eq!(config.clock_skew_secs, 2);
+        let otp = OtpCode::from(core_auth::OtpCode {
+            code: Zeroizing::new("123456".into()),
+            seconds_left: Some(12),
+        });
+        assert_eq!(otp.time_left, Some(TimeSpan::from_secs(12)));
+        assert!(
+            !format!("{otp:?}").contains("123456"),
+            "the code stays out of logs"
+        );
+        let back = round_trip(otp.clone());
+        assert_eq!(back, otp);
     }
 }

@@ -12,13 +12,13 @@ extension Model {
             let account = try await activation.add(text, pin: pin)
             status = "Added \(account.label)"
         } catch {
-            status = "Activation failed: \(error)"
+            status = actionResult(error).message
         }
     }
 
     /// Fetches pending requests once.
     func refreshPending() async {
-        if let requests = try? await authenticator.awaitPending(waitSecs: 0) {
+        if let requests = try? await authenticator.awaitPending(wait: .zero) {
             cards = requests.map(push.card)
         }
     }
@@ -42,9 +42,9 @@ struct ContentView: View {
                         VStack(alignment: .leading) {
                             Text(row.title).font(.caption)
                             Text(row.code).font(.title.monospacedDigit())
-                            Text(row.secondsLeft.map { "\($0) s" } ?? "tap for next").font(.caption2)
+                            Text(row.timeLeft.map { "\($0.components.seconds) s" } ?? "tap for next").font(.caption2)
                         }
-                        .onTapGesture { if row.secondsLeft == nil { _ = model.otp.next(row.accountId) } }
+                        .onTapGesture { if row.timeLeft == nil { _ = model.otp.next(row.accountId) } }
                     }
                 }
                 if !model.status.isEmpty { Text(model.status) }

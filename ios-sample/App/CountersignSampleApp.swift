@@ -68,7 +68,12 @@ final class AppDelegate: NSObject, UIApplicationDelegate, UNUserNotificationCent
     /// A silent / background push: fetch and open the challenge, show a local notification.
     func application(_ app: UIApplication, didReceiveRemoteNotification userInfo: [AnyHashable: Any]) async -> UIBackgroundFetchResult {
         guard let model else { return .noData }
-        guard case .success(let card) = await model.push.onPush(userInfo: userInfo) else { return .failed }
+        let card: RequestCard
+        do {
+            card = try await model.push.onPush(userInfo: userInfo)
+        } catch {
+            return .failed  // nothing to show: tampered, expired, answered elsewhere, offline
+        }
         let content = UNMutableNotificationContent()
         content.title = card.title
         content.body = card.body

@@ -21,14 +21,17 @@ public func classify(_ text: String) -> Scanned {
     return .unknown(t)
 }
 
-/// Adds accounts from scanned codes.
-public final class ActivationController: @unchecked Sendable {
+/// Adds accounts from scanned codes. Sendable: its one property is the
+/// (thread-safe) authenticator.
+public final class ActivationController: Sendable {
     private let authenticator: Authenticator
 
     /// Uses `authenticator`.
     public init(_ authenticator: Authenticator) { self.authenticator = authenticator }
 
-    /// Activates or imports `text`; `pin` / `biometric` protect approvals.
+    /// Activates or imports `text`; `pin` / `biometric` protect approvals. Throws
+    /// a `CountersignError`: `InvalidInput(field: .qrCode)` for a text that is
+    /// neither an activation offer nor an `otpauth://` URI.
     public func add(_ text: String, pin: String? = nil, biometric: Bool = false) async throws -> AccountInfo {
         switch classify(text) {
         case .activation(let uri):
@@ -37,7 +40,7 @@ public final class ActivationController: @unchecked Sendable {
         case .otpauth(let uri):
             return try authenticator.importOtpauth(uri: uri)
         case .unknown:
-            throw CountersignError.InvalidInput(what: "QR code")
+            throw CountersignError.InvalidInput(field: .qrCode)
         }
     }
 }
@@ -50,8 +53,8 @@ public struct OtpRow: Equatable, Sendable {
     public let title: String
     /// The code, grouped for reading.
     public let code: String
-    /// Nil for HOTP.
-    public let secondsLeft: UInt32?
+    /// Time before the code changes; nil for HOTP (tap for the next code).
+    public let timeLeft: Duration?
 }
 
 /// Groups a code for reading: "123456" -> "123 456".
@@ -64,7 +67,8 @@ public func groupCode(_ code: String) -> String {
     }
 }
 
-/// The OTP screen's rows. HOTP codes advance only on `next`.
+/// The OTP screen's rows. HOTP codes advance only on `next`. `@unchecked`:
+/// the HOTP cache is guarded by `lock` (`Mutex` needs iOS 18).
 public final class OtpListModel: @unchecked Sendable {
     private let authenticator: Authenticator
     private var hotp: [String: OtpRow] = [:]
@@ -78,8 +82,8 @@ public final class OtpListModel: @unchecked Sendable {
         let row = OtpRow(
             accountId: account.id,
             title: [account.issuer, account.label].compactMap { $0 }.joined(separator: ": "),
-            code: groupCode(otp.code), secondsLeft: otp.secondsLeft)
-        if otp.secondsLeft == nil { lock.withLock { hotp[account.id] = row } }
+            code: groupCode(otp.code), timeLeft: otp.timeLeft)
+        if otp.timeLeft == nil { lock.withLock { hotp[account.id] = row } }
         return row
     }
 

@@ -45,7 +45,7 @@ actor PromptQueue {
 
 /// `UserVerifier` for the core: words the prompt from the request. If it threw,
 /// the core would fail the call with `CountersignError.HookFailed` and send nothing.
-public final class PromptVerifier: UserVerifier, @unchecked Sendable {
+public final class PromptVerifier: UserVerifier, Sendable {
     private let presenter: PromptPresenter
     private let queue = PromptQueue()
 

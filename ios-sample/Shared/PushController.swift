@@ -1,5 +1,6 @@
 // What the app does with a push: APNs payload -> notification card; the Approve /
-// Deny notification actions; every failure mapped to what the UI shows. Answers
+// Deny notification actions; every failure mapped to what the UI shows (worded
+// from the error's case and data, never from its log description). Answers
 // that could not be sent wait in the core's outbox; deliverOutbox sends them when
 // the app starts.
 import Countersign
@@ -21,8 +22,8 @@ public struct RequestCard: Equatable, Sendable {
     public let typeDigits: Int?
     /// Whether Approve may run straight from the notification (no number, no PIN).
     public let approveFromNotification: Bool
-    /// Expiry, unix seconds.
-    public let expiresAt: UInt64
+    /// When the request expires (server clock).
+    public let expiresAt: Date
 }
 
 /// The end of an action, as the UI shows it.
@@ -54,6 +55,22 @@ public enum ActionResult: Equatable, Sendable {
     }
 }
 
+/// What the UI calls an input the core rejected.
+public func inputName(_ field: InputField) -> String {
+    switch field {
+    case .activationUri, .qrCode: return "scanned code"
+    case .activationCode: return "activation code"
+    case .serverUrl: return "server address"
+    case .serverKeyFingerprint: return "server fingerprint"
+    case .pin: return "PIN"
+    case .pinAlreadySet: return "PIN: one is already set"
+    case .verificationNotSetUp: return "verification settings: set up a PIN or biometrics first"
+    case .number: return "number"
+    case .otpauthUri, .hotpCounter: return "account code"
+    case .pushData, .pushRegistration, .deviceSettings, .httpClient, .other: return "app setup"
+    }
+}
+
 /// Maps the core's typed errors to what the UI does.
 public func actionResult(_ error: Error) -> ActionResult {
     guard let e = error as? CountersignError else { return .failed("Something went wrong") }
@@ -61,7 +78,7 @@ public func actionResult(_ error: Error) -> ActionResult {
     case .VerificationCancelled: return .retry("Verification cancelled")
     case .VerificationFailed: return .retry("Verification failed")
     case .WrongPin(let left): return .retry("Wrong PIN: \(left) attempts left")
-    case .InvalidInput(let what): return .retry("Check the \(what)")
+    case .InvalidInput(let field): return .retry("Check the \(inputName(field))")
     // The prompt failed (a bug, a lost window); nothing was sent.
     case .HookFailed: return .retry("Could not verify: try again")
     case .RequestExpired: return .gone("This request has expired")
@@ -70,17 +87,18 @@ public func actionResult(_ error: Error) -> ActionResult {
     case .Tampered: return .gone("This request failed a security check and was ignored")
     case .PinLocked: return .accountWiped("Too many wrong PINs: the account was removed")
     case .DeviceDeregistered: return .accountWiped("This device was removed by the server")
-    case .ServerRejected(let code):
-        return code == "wrong_number"
+    case .ServerRejected(let serverCode):
+        return serverCode == "wrong_number"
             ? .retry("That number does not match the sign-in page")
-            : .failed("The server refused the answer (\(code))")
+            : .failed("The server refused the answer (\(serverCode))")
     case .Network: return .failed("No connection: try again")
     default: return .failed("Something went wrong")
     }
 }
 
-/// Drives push requests.
-public final class PushController: @unchecked Sendable {
+/// Drives push requests. Sendable: its one property is the (thread-safe)
+/// authenticator.
+public final class PushController: Sendable {
     private let authenticator: Authenticator
 
     /// Uses `authenticator`.
@@ -116,17 +134,15 @@ public final class PushController: @unchecked Sendable {
     /// (no network); none while storage fails.
     public func cards() -> [RequestCard] { ((try? authenticator.pendingRequests()) ?? []).map(card) }
 
-    /// The APNs payload's custom keys (`device_id`, `tx_id`) to a card.
-    public func onPush(userInfo: [AnyHashable: Any]) async -> Result<RequestCard, Error> {
+    /// The APNs payload's custom keys (`device_id`, `tx_id`) to a card. Throws a
+    /// `CountersignError` when there is nothing to show (tampered, expired,
+    /// already answered, network); its `code` says which.
+    public func onPush(userInfo: [AnyHashable: Any]) async throws -> RequestCard {
         var data: [String: String] = [:]
         for (k, v) in userInfo {
             if let k = k as? String, let v = v as? String { data[k] = v }
         }
-        do {
-            return .success(card(try await authenticator.handlePush(data: data)))
-        } catch {
-            return .failure(error)
-        }
+        return card(try await authenticator.handlePush(data: data))
     }
 
     /// Approve (the core asks the verifier first when the request needs it).

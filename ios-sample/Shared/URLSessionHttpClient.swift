@@ -18,7 +18,7 @@ final class NoRedirects: NSObject, URLSessionTaskDelegate {
 }
 
 /// `HttpClient` on URLSession.
-public final class URLSessionHttpClient: HttpClient, @unchecked Sendable {
+public final class URLSessionHttpClient: HttpClient, Sendable {
     private let session: URLSession
 
     /// An ephemeral session (no cookies, no cache).

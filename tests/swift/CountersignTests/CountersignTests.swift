@@ -34,11 +34,11 @@ final class CountersignTests: XCTestCase {
         let (user, accountId) = try await device.activate("approve")
         let (tx, number) = try await Rp.push(user, #","number_matching":"type","digits":3"#)
         let shown = try XCTUnwrap(number)
-        let requests = try await device.authenticator.awaitPending(waitSecs: 10)
+        let requests = try await device.authenticator.awaitPending(wait: .seconds(10))
         let request = try XCTUnwrap(requests.first { $0.txId == tx })
         XCTAssertEqual(request.numberMatching, .type(digits: 3))
         XCTAssertTrue(request.needsNumber)
-        await assertThrows(.InvalidInput(what: "number")) {
+        await assertThrows(.InvalidInput(field: .number)) {
             try await device.authenticator.approve(accountId: accountId, txId: tx, number: "12")
         }
         let outcome = try await device.authenticator.approve(accountId: accountId, txId: tx, number: shown)
@@ -56,7 +56,7 @@ final class CountersignTests: XCTestCase {
         let (tx, _) = try await Rp.push(user, #","number_matching":"off""#)
         let controller = PushController(device.authenticator)
         // As the APNs handler does with the payload's custom keys.
-        let card = try await controller.onPush(userInfo: ["device_id": try device.deviceId(accountId), "tx_id": tx, "aps": [:] as [String: String]]).get()
+        let card = try await controller.onPush(userInfo: ["device_id": try device.deviceId(accountId), "tx_id": tx, "aps": [:] as [String: String]])
         XCTAssertTrue(card.approveFromNotification)
         let denied = await controller.deny(card, notMe: true)
         XCTAssertEqual(denied, .denied(queued: false))
@@ -88,7 +88,7 @@ final class CountersignTests: XCTestCase {
         let device = try Device()
         let (user, accountId) = try await device.activate("pin", pin: "975310")
         let (tx, _) = try await Rp.push(user, #","number_matching":"off","verification":"pin""#)
-        let requests = try await device.authenticator.awaitPending(waitSecs: 10)
+        let requests = try await device.authenticator.awaitPending(wait: .seconds(10))
         let request = try XCTUnwrap(requests.first { $0.txId == tx })
         XCTAssertEqual(request.verification, .pin)
         let controller = PushController(device.authenticator)
@@ -189,12 +189,12 @@ final class CountersignTests: XCTestCase {
     }
 
     func testExpiredChallengeThrows() async throws {
-        let device = try Device(clockSkewSecs: 0)
+        let device = try Device(clockSkew: .zero)
         let (user, accountId) = try await device.activate("expired")
         let (tx, _) = try await Rp.push(user, #","number_matching":"off","timeout_secs":2"#)
-        let requests = try await device.authenticator.awaitPending(waitSecs: 10)
+        let requests = try await device.authenticator.awaitPending(wait: .seconds(10))
         let request = try XCTUnwrap(requests.first { $0.txId == tx })
-        try await Task.sleep(nanoseconds: (request.secondsLeft + 2) * 1_000_000_000)
+        try await Task.sleep(for: request.timeLeft + .seconds(2))
         await assertThrows(.RequestExpired) {
             try await device.authenticator.approve(accountId: accountId, txId: tx, number: nil)
         }
@@ -246,7 +246,7 @@ final class CountersignTests: XCTestCase {
         let (user, accountId) = try await device.activate("flow")
         let lists = ListLog()
         let collector = Task {
-            for try await requests in device.authenticator.pendingRequestUpdates(waitSecs: 25) {
+            for try await requests in device.authenticator.pendingRequestUpdates(wait: .seconds(25)) {
                 lists.add(requests.map { $0.txId })
             }
         }
@@ -270,7 +270,7 @@ final class CountersignTests: XCTestCase {
         let device = try Device()
         _ = try await device.activate("cancel")
         let started = Date()
-        let task = Task { try await device.authenticator.awaitPending(waitSecs: 25) }
+        let task = Task { try await device.authenticator.awaitPending(wait: .seconds(25)) }
         try await Task.sleep(nanoseconds: 500_000_000)
         task.cancel()
         do {

@@ -150,7 +150,7 @@ final class Device: @unchecked Sendable {
     private let http: HttpClient?
 
     /// In memory, or in `directory` (shared with other processes) when given.
-    init(http: HttpClient? = nil, clock: Clock? = nil, clockSkewSecs: UInt64? = nil, directory: URL? = nil) throws {
+    init(http: HttpClient? = nil, clock: Clock? = nil, clockSkew: Duration? = nil, directory: URL? = nil) throws {
         self.directory = directory
         self.http = http
         if let directory {
@@ -161,17 +161,17 @@ final class Device: @unchecked Sendable {
             backend = MemoryBackend()
             storage = BackendStorage(backend)
         }
-        authenticator = try Device.open(storage, presenter, http, clock, clockSkewSecs)
+        authenticator = try Device.open(storage, presenter, http, clock, clockSkew)
     }
 
     static func open(
         _ storage: BackendStorage, _ presenter: ScriptedPresenter, _ http: HttpClient? = nil,
-        _ clock: Clock? = nil, _ skew: UInt64? = nil, verifier: UserVerifier? = nil
+        _ clock: Clock? = nil, _ skew: Duration? = nil, verifier: UserVerifier? = nil
     ) throws -> Authenticator {
         try Authenticator(
             config: AuthenticatorConfig(
                 platform: .desktop, deviceName: "swift-test", push: .none, pinMaxAttempts: nil,
-                clockSkewSecs: skew),
+                clockSkew: skew),
             storage: storage, verifier: verifier ?? PromptVerifier(presenter), keyVault: nil, http: http,
             clock: clock, logger: nil)
     }
@@ -215,7 +215,7 @@ func receiveAll(_ authenticator: Authenticator, _ txs: [String], seconds: Double
             XCTFail("requests not received: \(txs)")
             throw CountersignError.RequestNotFound
         }
-        _ = try await authenticator.awaitPending(waitSecs: 5)
+        _ = try await authenticator.awaitPending(wait: .seconds(5))
     }
 }
 

@@ -3,12 +3,15 @@
 //
 // The generated `Authenticator` already has `async throws` methods for everything
 // that talks to the server. This adds Swift-concurrency cancellation of long-polls,
-// an AsyncSequence of pending requests, and the ECDSA encoding a Secure Enclave
-// KeyVault needs (Apple returns X9.62 DER; the KeyVault trait wants raw r||s).
+// an AsyncSequence of pending requests, the errors' stable codes, and the ECDSA
+// encoding a Secure Enclave KeyVault needs (Apple returns X9.62 DER; the KeyVault
+// trait wants raw r||s). Times are typed: spans are `Duration`, instants `Date`.
+// The generated records and enums are `Sendable` (uniffi emits the conformance
+// under Swift 6), the generated objects `@unchecked Sendable` (Rust guards them).
 import Foundation
 
 /// Entry points with Swift defaults.
-public enum Countersign {
+public enum Countersign: Sendable {
     /// Opens the authenticator. A nil `keyVault` uses the core's software vault
     /// inside `storage`; a nil `http` uses the built-in client.
     public static func open(
@@ -25,20 +28,31 @@ public enum Countersign {
         try Authenticator(
             config: AuthenticatorConfig(
                 platform: platform, deviceName: deviceName, push: push,
-                pinMaxAttempts: nil, clockSkewSecs: nil),
+                pinMaxAttempts: nil, clockSkew: nil),
             storage: storage, verifier: verifier, keyVault: keyVault, http: http,
             clock: clock, logger: logger)
     }
 }
 
+extension CountersignError {
+    /// The stable, machine-readable code of this error, in snake_case
+    /// (`wrong_pin`, `request_not_found`, `invalid_input`, `server_rejected`, …):
+    /// for logs, analytics and `switch`es. The data stays on the case
+    /// (`WrongPin(attemptsLeft:)`, `InvalidInput(field:)`,
+    /// `ServerRejected(serverCode:)`). The description is for logs only: never
+    /// show it to users.
+    public var code: String { errorCode() }
+}
+
 extension Authenticator {
-    /// Long-polls every server for pending requests (up to `waitSecs`). Cancelling
-    /// the calling task cancels the Rust-side wait at once (`CancellationError`).
-    public func awaitPending(waitSecs: UInt32 = 30) async throws -> [PendingRequest] {
+    /// Long-polls every server for pending requests (up to `wait`, whole
+    /// seconds). Cancelling the calling task cancels the Rust-side wait at once
+    /// (`CancellationError`).
+    public func awaitPending(wait: Duration = .seconds(30)) async throws -> [PendingRequest] {
         let handle = CancelHandle()
         return try await withTaskCancellationHandler {
             do {
-                return try await pending(waitSecs: waitSecs, cancel: handle)
+                return try await pending(wait: wait, cancel: handle)
             } catch CountersignError.Cancelled {
                 throw CancellationError()
             }
@@ -49,16 +63,15 @@ extension Authenticator {
 
     /// The pending requests of every account while iterated, for a list UI to
     /// show as it is. First the stored list (`pendingRequests()`, no network),
-    /// then, after each long-poll (up to `waitSecs`), the new list whenever its
+    /// then, after each long-poll (up to `wait`), the new list whenever its
     /// requests (account and tx ids) differ from the last one yielded —
     /// INCLUDING the empty list, so a request answered here, on another device
     /// or in another process, or one that expired, leaves the UI. An unchanged
     /// list is not yielded again. While requests wait for the user each poll
     /// waits on the server too (it names the requests it holds), so the loop
-    /// does not spin. Network errors are retried after `retryDelay` seconds;
-    /// other errors end the sequence. Stops when the iterating task is
-    /// cancelled.
-    public func pendingRequestUpdates(waitSecs: UInt32 = 30, retryDelay: UInt64 = 5)
+    /// does not spin. Network errors are retried after `retryDelay`; other
+    /// errors end the sequence. Stops when the iterating task is cancelled.
+    public func pendingRequestUpdates(wait: Duration = .seconds(30), retryDelay: Duration = .seconds(5))
         -> AsyncThrowingStream<[PendingRequest], Error>
     {
         AsyncThrowingStream { continuation in
@@ -79,9 +92,9 @@ extension Authenticator {
                     }
                     if Task.isCancelled { break }
                     do {
-                        requests = try await self.awaitPending(waitSecs: waitSecs)
+                        requests = try await self.awaitPending(wait: wait)
                     } catch CountersignError.Network {
-                        try? await Task.sleep(nanoseconds: retryDelay * 1_000_000_000)
+                        try? await Task.sleep(for: retryDelay)
                     } catch is CancellationError {
                         break
                     } catch {
@@ -105,9 +118,9 @@ extension PendingRequest {
 }
 
 /// ECDSA P-256 signature encodings.
-public enum P256Signature {
+public enum P256Signature: Sendable {
     /// Errors converting a signature.
-    public enum EncodingError: Error, Equatable {
+    public enum EncodingError: Error, Equatable, Sendable {
         /// Not a well-formed DER `SEQUENCE { INTEGER r, INTEGER s }`.
         case malformedDer
         /// Not 64 bytes.

@@ -5,6 +5,8 @@ package org.countersign.tests
 import java.security.Signature
 import javax.crypto.Mac
 import javax.crypto.spec.SecretKeySpec
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.delay
@@ -73,7 +75,7 @@ class BindingTests {
         val (user, accountId) = activate(device, "approve")
         val (tx, number) = Rp.push(user, ""","number_matching":"type","digits":2,"context":{"ip":"192.0.2.7","location":"Berlin, DE"}""")
         assertNotNull(number)
-        val request = device.authenticator.awaitPending(10u).single { it.txId == tx }
+        val request = device.authenticator.awaitPending(10.seconds).single { it.txId == tx }
         assertEquals(NumberMatching.Type(2u), request.numberMatching)
         assertTrue(request.needsNumber)
         assertEquals("192.0.2.7", request.ip)
@@ -104,7 +106,7 @@ class BindingTests {
         val (tx, _) = Rp.push(user, ""","number_matching":"off"""")
         // As the FCM service does: the push data names the device and the transaction.
         val controller = PushController(device.authenticator)
-        val card = controller.onPush(mapOf("device_id" to deviceId(device, accountId), "tx_id" to tx)).getOrThrow()
+        val card = controller.onPush(mapOf("device_id" to deviceId(device, accountId), "tx_id" to tx))
         assertTrue(card.approveFromNotification)
         assertEquals("Sign in to Binding Tests?", card.title)
         assertEquals(ActionResult.Denied(), controller.deny(card, notMe = true))
@@ -139,7 +141,7 @@ class BindingTests {
         val (user, accountId) = activate(device, "pin", pin = "246810")
         assertTrue(device.authenticator.account(accountId).pinSet)
         val (tx, _) = Rp.push(user, ""","number_matching":"off","verification":"pin"""")
-        val request = device.authenticator.awaitPending(10u).single { it.txId == tx }
+        val request = device.authenticator.awaitPending(10.seconds).single { it.txId == tx }
         assertEquals(Verification.PIN, request.verification)
         val controller = PushController(device.authenticator)
         val card = controller.card(request)
@@ -250,7 +252,7 @@ class BindingTests {
         assertTrue(store.userVerificationBound.isNotEmpty(), "the biometric key is bound to user verification")
 
         val (tx, _) = Rp.push(user, ""","number_matching":"off","verification":"biometric"""")
-        val request = device.authenticator.awaitPending(10u).single { it.txId == tx }
+        val request = device.authenticator.awaitPending(10.seconds).single { it.txId == tx }
         assertEquals(Verification.BIOMETRIC, request.verification)
         val ecdhBefore = vault.ecdhCount
         device.ui.biometrics.add(BiometricResult.FAILED)
@@ -283,7 +285,7 @@ class BindingTests {
         clock.now = now.toULong()
         val otp = a.otp(account.id)
         assertEquals(kotlinTotp("12345678901234567890".toByteArray(), now / 30, 8), otp.code)
-        assertEquals((30 - now % 30).toUInt(), otp.secondsLeft)
+        assertEquals((30 - now % 30).seconds, otp.timeLeft)
 
         // A push account's TOTP (system clock) is accepted by the server.
         val phone = Device()
@@ -307,11 +309,11 @@ class BindingTests {
 
     @Test
     fun expiredChallengeIsATypedException() = runBlocking {
-        val device = Device(clockSkewSecs = 0u)
+        val device = Device(clockSkew = Duration.ZERO)
         val (user, accountId) = activate(device, "expired")
         val (tx, _) = Rp.push(user, ""","number_matching":"off","timeout_secs":2""")
-        val request = device.authenticator.awaitPending(10u).single { it.txId == tx }
-        Thread.sleep((request.secondsLeft.toLong() + 2) * 1000)
+        val request = device.authenticator.awaitPending(10.seconds).single { it.txId == tx }
+        Thread.sleep((request.timeLeft + 2.seconds).inWholeMilliseconds)
         assertThrows(CountersignException.RequestExpired::class.java) {
             runBlocking { device.authenticator.approve(accountId, tx) }
         }
@@ -385,7 +387,7 @@ class BindingTests {
         val (user, accountId) = activate(device, "flow")
         val seen = Channel<List<String>>(Channel.UNLIMITED)
         val collector = launch {
-            device.authenticator.pendingRequestsFlow(waitSecs = 25u).collect { list -> seen.send(list.map { it.txId }) }
+            device.authenticator.pendingRequestsFlow(wait = 25.seconds).collect { list -> seen.send(list.map { it.txId }) }
         }
         assertEquals(emptyList<String>(), withTimeout(5_000) { seen.receive() }, "the stored list first")
         val (tx, _) = Rp.push(user, ""","number_matching":"off"""")
@@ -409,7 +411,7 @@ class BindingTests {
         val device = Device()
         activate(device, "cancel")
         val started = System.nanoTime()
-        val result = withTimeoutOrNull(700) { device.authenticator.awaitPending(25u) }
+        val result = withTimeoutOrNull(700) { device.authenticator.awaitPending(25.seconds) }
         val seconds = (System.nanoTime() - started) / 1e9
         assertNull(result)
         assertTrue(seconds < 5, "the Rust long-poll stopped with the coroutine (${seconds}s)")
@@ -417,7 +419,7 @@ class BindingTests {
         val handle = org.countersign.CancelHandle()
         handle.cancel()
         assertThrows(CountersignException.Cancelled::class.java) {
-            runBlocking { device.authenticator.pending(25u, handle) }
+            runBlocking { device.authenticator.pending(25.seconds, handle) }
         }
         Unit
     }

@@ -1,9 +1,13 @@
 // The Android sample's shared logic, without a server.
 package org.countersign.tests
 
+import java.time.Instant
+import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.runBlocking
 import org.countersign.ChallengeKind
 import org.countersign.CountersignException
+import org.countersign.InputField
+import org.countersign.code
 import org.countersign.NumberMatching
 import org.countersign.PendingRequest
 import org.countersign.P256
@@ -36,9 +40,17 @@ class SampleLogicTests {
     fun unknownQrAndBadOtpauthAreRefused() = runBlocking {
         val device = Device()
         val controller = ActivationController(device.authenticator)
-        assertTrue(controller.add("hello").exceptionOrNull() is CountersignException.InvalidInput)
-        assertTrue(controller.add("otpauth://totp/x?secret=!!!").exceptionOrNull() is CountersignException)
-        assertTrue(controller.add("countersign://activate?nonsense").exceptionOrNull() is CountersignException)
+        val unknown = assertThrows(CountersignException.InvalidInput::class.java) { runBlocking { controller.add("hello") } }
+        assertEquals(InputField.QR_CODE, unknown.field)
+        assertEquals("invalid_input", unknown.code)
+        val otpauth = assertThrows(CountersignException.InvalidInput::class.java) {
+            runBlocking { controller.add("otpauth://totp/x?secret=!!!") }
+        }
+        assertEquals(InputField.OTPAUTH_URI, otpauth.field)
+        val offer = assertThrows(CountersignException.InvalidInput::class.java) {
+            runBlocking { controller.add("countersign://activate?nonsense") }
+        }
+        assertEquals(InputField.ACTIVATION_URI, offer.field)
         assertTrue(device.authenticator.accounts().isEmpty())
     }
 
@@ -52,7 +64,7 @@ class SampleLogicTests {
         val model = OtpListModel(a)
         val rows = model.rows().associateBy { it.title }
         assertEquals("9428 7082", rows.getValue("ACME: alice").code)
-        assertEquals(1, rows.getValue("ACME: alice").secondsLeft)
+        assertEquals(1.seconds, rows.getValue("ACME: alice").timeLeft)
         // RFC 4226: counter 0 -> 755224, then 287082; a refresh does not advance HOTP.
         assertEquals("755 224", rows.getValue("Bank: bob").code)
         assertEquals("755 224", model.rows().single { it.accountId == hotp.id }.code)
@@ -65,9 +77,10 @@ class SampleLogicTests {
         val request = PendingRequest(
             "acct", "tx", ChallengeKind.TRANSACTION, "Bank", "192.0.2.1", "Paris, FR", null, "Rent",
             TransactionDetails("120.50", "EUR", "ACME Ltd"), Verification.PIN, NumberMatching.Pick(listOf("12", "34", "56")),
-            1u, 31u, 30u,
+            Instant.ofEpochSecond(1), Instant.ofEpochSecond(31), 30.seconds,
         )
         val card = PushController(Device().authenticator).card(request)
+        assertEquals(Instant.ofEpochSecond(31), card.expiresAt)
         assertEquals("Confirm payment for Bank?", card.title)
         assertEquals("120.50 EUR to ACME Ltd\nRent\nParis, FR · 192.0.2.1", card.body)
         assertEquals(listOf("12", "34", "56"), card.pickChoices)
@@ -78,6 +91,10 @@ class SampleLogicTests {
         assertEquals(
             ActionResult.Retry("That number does not match the sign-in page"),
             actionResult(CountersignException.ServerRejected("wrong_number")),
+        )
+        assertEquals(
+            ActionResult.Retry("Check the server address"),
+            actionResult(CountersignException.InvalidInput(InputField.SERVER_URL)),
         )
     }
 

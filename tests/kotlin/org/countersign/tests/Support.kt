@@ -12,6 +12,7 @@ import java.time.Duration
 import java.util.concurrent.ConcurrentLinkedQueue
 import java.util.concurrent.atomic.AtomicInteger
 import javax.crypto.KeyGenerator
+import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.runBlocking
 import org.countersign.AccountKind
 import org.countersign.Authenticator
@@ -115,7 +116,7 @@ class Device(
     val vault: KeyVault? = null,
     val http: HttpClient? = null,
     val clock: Clock? = null,
-    val clockSkewSecs: ULong? = null,
+    val clockSkew: kotlin.time.Duration? = null,
     val dir: File = Files.createTempDirectory("countersign-kotlin").toFile(),
     val storageKey: javax.crypto.SecretKey = KeyGenerator.getInstance("AES").apply { init(256) }.generateKey(),
 ) {
@@ -129,7 +130,7 @@ class Device(
      * another process. Its own [EncryptedFileStorage] instance, as a new process has.
      */
     fun open(verifier: UserVerifier = PromptVerifier(ui)): Authenticator = Authenticator(
-        AuthenticatorConfig(Platform.DESKTOP, "kotlin-test", PushRegistration.None, null, clockSkewSecs),
+        AuthenticatorConfig(Platform.DESKTOP, "kotlin-test", PushRegistration.None, null, clockSkew),
         EncryptedFileStorage(dir) { storageKey }, verifier, vault, http, clock, null,
     )
 }
@@ -137,7 +138,7 @@ class Device(
 /** Activates [authenticator] for a new user; returns (user, local account id). */
 fun activate(authenticator: Authenticator, prefix: String, pin: String? = null): Pair<String, String> = runBlocking {
     val user = Rp.newUser(prefix)
-    val account = ActivationController(authenticator).add(Rp.enroll(user), pin = pin).getOrThrow()
+    val account = ActivationController(authenticator).add(Rp.enroll(user), pin = pin)
     user to account.id
 }
 
@@ -157,7 +158,7 @@ fun receiveAll(authenticator: Authenticator, txs: Collection<String>, seconds: L
     val deadline = System.nanoTime() + seconds * 1_000_000_000
     while (!authenticator.pendingRequests().map { it.txId }.containsAll(txs)) {
         check(System.nanoTime() < deadline) { "requests not received: ${txs - authenticator.pendingRequests().map { it.txId }.toSet()}" }
-        authenticator.awaitPending(5u)
+        authenticator.awaitPending(5.seconds)
     }
 }
 

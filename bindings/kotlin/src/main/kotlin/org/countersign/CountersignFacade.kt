@@ -2,8 +2,10 @@
 //
 // The generated `Authenticator` already exposes `suspend` functions for everything that
 // talks to the server. This file adds what Kotlin callers expect on top:
-// structured-concurrency cancellation of long-polls, a Flow of pending requests, and the
-// P-256 encodings a platform KeyVault needs (DER <-> raw r||s, SEC1 public keys).
+// structured-concurrency cancellation of long-polls, a Flow of pending requests, the
+// errors' stable codes, and the P-256 encodings a platform KeyVault needs (DER <-> raw
+// r||s, SEC1 public keys). Times are typed: spans are kotlin.time.Duration, instants
+// java.time.Instant.
 package org.countersign
 
 import java.math.BigInteger
@@ -21,6 +23,8 @@ import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.isActive
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.job
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.seconds
 
 /** Entry points with Kotlin defaults. */
 object Countersign {
@@ -48,15 +52,26 @@ object Countersign {
 }
 
 /**
- * Long-polls every server for pending requests (up to [waitSecs]). Cancelling the
- * calling coroutine cancels the Rust-side wait through a [CancelHandle] at once.
+ * The stable, machine-readable code of this error, in snake_case (`wrong_pin`,
+ * `request_not_found`, `invalid_input`, `server_rejected`, …): for logs, analytics
+ * and `when` branches. The data stays on the subclass ([CountersignException.WrongPin.attemptsLeft],
+ * [CountersignException.InvalidInput.field], [CountersignException.ServerRejected.serverCode]).
+ * The exception's `message` is for logs only: never show it to users.
  */
-suspend fun Authenticator.awaitPending(waitSecs: UInt = 30u): List<PendingRequest> {
+val CountersignException.code: String
+    get() = errorCode()
+
+/**
+ * Long-polls every server for pending requests (up to [wait], whole seconds).
+ * Cancelling the calling coroutine cancels the Rust-side wait through a
+ * [CancelHandle] at once.
+ */
+suspend fun Authenticator.awaitPending(wait: Duration = 30.seconds): List<PendingRequest> {
     val handle = CancelHandle()
     val job: Job = currentCoroutineContext().job
     val registration = job.invokeOnCompletion { cause -> if (cause != null) handle.cancel() }
     try {
-        return pending(waitSecs, handle)
+        return pending(wait, handle)
     } catch (e: CountersignException.Cancelled) {
         throw CancellationException("pending() cancelled").apply { initCause(e) }
     } finally {
@@ -68,16 +83,16 @@ suspend fun Authenticator.awaitPending(waitSecs: UInt = 30u): List<PendingReques
 /**
  * The pending requests of every account while collected, for a list UI to show
  * as it is. First the stored list ([Authenticator.pendingRequests], no network),
- * then, after each long-poll (up to [waitSecs]), the new list whenever its
+ * then, after each long-poll (up to [wait]), the new list whenever its
  * requests (account and tx ids) differ from the last one emitted — INCLUDING the
  * empty list, so a request answered here, on another device or in another
  * process, or one that expired, leaves the UI. An unchanged list is not emitted
  * again. While requests wait for the user each poll waits on the server too
  * (it names the requests it holds), so the loop does not spin. Network errors
- * are retried after [retryDelayMs]; other errors end the flow. Stops when the
+ * are retried after [retryDelay]; other errors end the flow. Stops when the
  * collector is cancelled.
  */
-fun Authenticator.pendingRequestsFlow(waitSecs: UInt = 30u, retryDelayMs: Long = 5_000): Flow<List<PendingRequest>> = flow {
+fun Authenticator.pendingRequestsFlow(wait: Duration = 30.seconds, retryDelay: Duration = 5.seconds): Flow<List<PendingRequest>> = flow {
     var requests = pendingRequests()
     var last: Set<Pair<String, String>>? = null
     while (true) {
@@ -88,9 +103,9 @@ fun Authenticator.pendingRequestsFlow(waitSecs: UInt = 30u, retryDelayMs: Long =
         }
         if (!currentCoroutineContext().isActive) break
         requests = try {
-            awaitPending(waitSecs)
+            awaitPending(wait)
         } catch (e: CountersignException.Network) {
-            kotlinx.coroutines.delay(retryDelayMs)
+            kotlinx.coroutines.delay(retryDelay)
             continue
         }
     }

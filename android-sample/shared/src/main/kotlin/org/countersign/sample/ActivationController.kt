@@ -6,6 +6,7 @@ import org.countersign.AccountInfo
 import org.countersign.ActivationOptions
 import org.countersign.Authenticator
 import org.countersign.CountersignException
+import org.countersign.InputField
 
 /** What a scanned text is. */
 sealed class Scanned {
@@ -29,21 +30,26 @@ fun classify(text: String): Scanned {
 
 /** Activates or imports what was scanned. */
 class ActivationController(private val authenticator: Authenticator) {
-    /** Adds the account; [pin] / [biometric] protect its approvals. */
-    suspend fun add(text: String, pin: String? = null, biometric: Boolean = false): Result<AccountInfo> = try {
+    /**
+     * Adds the account; [pin] / [biometric] protect its approvals.
+     *
+     * @throws CountersignException when it cannot be added: `InvalidInput(QR_CODE)`
+     *   for a text that is neither an activation offer nor an `otpauth://` URI.
+     */
+    @Throws(CountersignException::class)
+    suspend fun add(text: String, pin: String? = null, biometric: Boolean = false): AccountInfo =
         when (val scanned = classify(text)) {
-            is Scanned.Activation -> Result.success(authenticator.activateUri(scanned.uri, ActivationOptions(pin, biometric)))
-            is Scanned.Otpauth -> Result.success(authenticator.importOtpauth(scanned.uri))
-            is Scanned.Unknown -> Result.failure(CountersignException.InvalidInput("QR code"))
+            is Scanned.Activation -> authenticator.activateUri(scanned.uri, ActivationOptions(pin, biometric))
+            is Scanned.Otpauth -> authenticator.importOtpauth(scanned.uri)
+            is Scanned.Unknown -> throw CountersignException.InvalidInput(InputField.QR_CODE)
         }
-    } catch (e: CountersignException) {
-        Result.failure(e)
-    }
 
-    /** Activates from a code typed with the server address. */
-    suspend fun addByCode(serverUrl: String, code: String, pin: String? = null): Result<AccountInfo> = try {
-        Result.success(authenticator.activateCode(serverUrl.trim(), code.filter { !it.isWhitespace() }, null, ActivationOptions(pin, false)))
-    } catch (e: CountersignException) {
-        Result.failure(e)
-    }
+    /**
+     * Activates from a code typed with the server address.
+     *
+     * @throws CountersignException when it cannot be added.
+     */
+    @Throws(CountersignException::class)
+    suspend fun addByCode(serverUrl: String, code: String, pin: String? = null): AccountInfo =
+        authenticator.activateCode(serverUrl.trim(), code.filter { !it.isWhitespace() }, null, ActivationOptions(pin, false))
 }

@@ -5,6 +5,7 @@ package org.countersign.sample
 import org.countersign.AccountKind
 import org.countersign.Authenticator
 import org.countersign.CountersignException
+import kotlin.time.Duration
 
 /** One row of the OTP screen. */
 data class OtpRow(
@@ -14,8 +15,8 @@ data class OtpRow(
     val title: String,
     /** The code, grouped for reading. */
     val code: String,
-    /** Seconds before the code changes; null for HOTP (tap for the next code). */
-    val secondsLeft: Int?,
+    /** Time before the code changes; null for HOTP (tap for the next code). */
+    val timeLeft: Duration?,
     /** Whether it is a push account (its TOTP is the fallback code). */
     val isPush: Boolean,
 )
@@ -41,10 +42,10 @@ class OtpListModel(private val authenticator: Authenticator) {
             accountId = account.id,
             title = listOfNotNull(account.issuer, account.label).joinToString(": "),
             code = groupCode(otp.code),
-            secondsLeft = otp.secondsLeft?.toInt(),
+            timeLeft = otp.timeLeft,
             isPush = account.kind is AccountKind.Push,
         )
-        if (otp.secondsLeft == null) hotpCodes[accountId] = row
+        if (otp.timeLeft == null) hotpCodes[accountId] = row
         return row
     }
 

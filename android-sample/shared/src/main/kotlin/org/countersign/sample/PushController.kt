@@ -1,15 +1,18 @@
 // What the app does with a push: turn the FCM data into a notification model,
-// and carry out the Approve / Deny actions, mapping every failure to a message.
+// and carry out the Approve / Deny actions, mapping every failure to a message
+// (worded here from the error's type and data, never from its log message).
 // Answers that could not be sent wait in the core's outbox; deliverOutbox sends
 // them when the app starts.
 package org.countersign.sample
 
+import java.time.Instant
 import org.countersign.Authenticator
 import org.countersign.ChallengeKind
 import org.countersign.CountersignException
 import org.countersign.Decision
 import org.countersign.Delivery
 import org.countersign.DenyReason
+import org.countersign.InputField
 import org.countersign.NumberMatching
 import org.countersign.OutboxState
 import org.countersign.PendingRequest
@@ -31,8 +34,8 @@ data class RequestCard(
     val typeDigits: Int?,
     /** Whether the Approve action can run from the notification (no number, no PIN). */
     val approveFromNotification: Boolean,
-    /** Expiry, unix seconds. */
-    val expiresAt: ULong,
+    /** When the request expires (server clock). */
+    val expiresAt: Instant,
 )
 
 /** The end of an action, as the UI shows it. */
@@ -66,12 +69,27 @@ val ActionResult.message: String
         is ActionResult.Failed -> message
     }
 
+/** What the UI calls an input the core rejected. */
+fun inputName(field: InputField): String = when (field) {
+    InputField.ACTIVATION_URI, InputField.QR_CODE -> "scanned code"
+    InputField.ACTIVATION_CODE -> "activation code"
+    InputField.SERVER_URL -> "server address"
+    InputField.SERVER_KEY_FINGERPRINT -> "server fingerprint"
+    InputField.PIN -> "PIN"
+    InputField.PIN_ALREADY_SET -> "PIN: one is already set"
+    InputField.VERIFICATION_NOT_SET_UP -> "verification settings: set up a PIN or biometrics first"
+    InputField.NUMBER -> "number"
+    InputField.OTPAUTH_URI, InputField.HOTP_COUNTER -> "account code"
+    InputField.PUSH_DATA, InputField.PUSH_REGISTRATION, InputField.DEVICE_SETTINGS,
+    InputField.HTTP_CLIENT, InputField.OTHER -> "app setup"
+}
+
 /** Maps the core's typed errors to what the UI does. */
 fun actionResult(e: CountersignException): ActionResult = when (e) {
     is CountersignException.VerificationCancelled -> ActionResult.Retry("Verification cancelled")
     is CountersignException.VerificationFailed -> ActionResult.Retry("Verification failed")
     is CountersignException.WrongPin -> ActionResult.Retry("Wrong PIN: ${e.attemptsLeft} attempts left")
-    is CountersignException.InvalidInput -> ActionResult.Retry("Check the ${e.what}")
+    is CountersignException.InvalidInput -> ActionResult.Retry("Check the ${inputName(e.field)}")
     // The prompt failed (a bug or a lost activity); nothing was sent.
     is CountersignException.HookFailed -> ActionResult.Retry("Could not verify: try again")
     is CountersignException.RequestExpired -> ActionResult.Gone("This request has expired")
@@ -80,9 +98,9 @@ fun actionResult(e: CountersignException): ActionResult = when (e) {
     is CountersignException.Tampered -> ActionResult.Gone("This request failed a security check and was ignored")
     is CountersignException.PinLocked -> ActionResult.AccountWiped("Too many wrong PINs: the account was removed")
     is CountersignException.DeviceDeregistered -> ActionResult.AccountWiped("This device was removed by the server")
-    is CountersignException.ServerRejected -> when (e.code) {
+    is CountersignException.ServerRejected -> when (e.serverCode) {
         "wrong_number" -> ActionResult.Retry("That number does not match the sign-in page")
-        else -> ActionResult.Failed("The server refused the answer (${e.code})")
+        else -> ActionResult.Failed("The server refused the answer (${e.serverCode})")
     }
     is CountersignException.Network -> ActionResult.Failed("No connection: try again")
     else -> ActionResult.Failed("Something went wrong")
@@ -125,12 +143,14 @@ class PushController(private val authenticator: Authenticator) {
         )
     }
 
-    /** FCM / APNs data (`device_id`, `tx_id`) to a card; a failure when it must not be shown. */
-    suspend fun onPush(data: Map<String, String>): Result<RequestCard> = try {
-        Result.success(card(authenticator.handlePush(data)))
-    } catch (e: CountersignException) {
-        Result.failure(e)
-    }
+    /**
+     * FCM / APNs data (`device_id`, `tx_id`) to a card.
+     *
+     * @throws CountersignException when there is nothing to show (tampered, expired,
+     *   already answered, network); its `code` says which.
+     */
+    @Throws(CountersignException::class)
+    suspend fun onPush(data: Map<String, String>): RequestCard = card(authenticator.handlePush(data))
 
     /** Cards for every request already received, by any process (no network); none if storage fails. */
     fun cards(): List<RequestCard> = try {

@@ -18,9 +18,11 @@ import java.lang.ref.WeakReference
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.isActive
 import kotlinx.coroutines.launch
+import org.countersign.CountersignException
 import org.countersign.pendingRequestsFlow
 import org.countersign.sample.ActionResult
 import org.countersign.sample.RequestCard
+import org.countersign.sample.actionResult
 import org.countersign.sample.message
 
 /** The one screen: codes, activation and approvals. */
@@ -51,7 +53,7 @@ class MainActivity : AppCompatActivity() {
         lifecycleScope.launch {
             while (isActive) {
                 codes.text = app.otp.rows().joinToString("\n\n") { r ->
-                    "${r.title}\n${r.code}" + (r.secondsLeft?.let { "  ($it s)" } ?: "  (tap for next)")
+                    "${r.title}\n${r.code}" + (r.timeLeft?.let { "  (${it.inWholeSeconds} s)" } ?: "  (tap for next)")
                 }
                 delay(1000)
             }
@@ -90,8 +92,11 @@ class MainActivity : AppCompatActivity() {
             .setView(pin)
             .setPositiveButton("Add") { _, _ ->
                 lifecycleScope.launch {
-                    val result = app.activation.add(text, pin = pin.text.toString().ifEmpty { null })
-                    status.text = result.fold({ "Added ${it.label}" }, { "Activation failed: ${it.javaClass.simpleName}" })
+                    status.text = try {
+                        "Added ${app.activation.add(text, pin = pin.text.toString().ifEmpty { null }).label}"
+                    } catch (e: CountersignException) {
+                        actionResult(e).message
+                    }
                 }
             }
             .setNegativeButton("Cancel", null)

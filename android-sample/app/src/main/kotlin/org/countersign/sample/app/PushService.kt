@@ -12,6 +12,7 @@ import com.google.firebase.messaging.FirebaseMessagingService
 import com.google.firebase.messaging.RemoteMessage
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
+import org.countersign.CountersignException
 import org.countersign.PushRegistration
 import org.countersign.sample.RequestCard
 
@@ -21,7 +22,11 @@ class PushService : FirebaseMessagingService() {
 
     override fun onMessageReceived(message: RemoteMessage) {
         // FCM gives ~10 s here; handle_push fetches and opens the sealed challenge.
-        val card = runBlocking { app.push.onPush(message.data) }.getOrNull() ?: return
+        val card = try {
+            runBlocking { app.push.onPush(message.data) }
+        } catch (e: CountersignException) {
+            return // nothing to show: tampered, expired, answered elsewhere, offline
+        }
         showRequest(this, card)
     }
 
@@ -63,7 +68,7 @@ fun showRequest(context: Context, card: RequestCard) {
         .setStyle(NotificationCompat.BigTextStyle().bigText(card.body))
         .setCategory(NotificationCompat.CATEGORY_CALL)
         .setPriority(NotificationCompat.PRIORITY_HIGH)
-        .setTimeoutAfter(((card.expiresAt.toLong() * 1000) - System.currentTimeMillis()).coerceAtLeast(1000))
+        .setTimeoutAfter(java.time.Duration.between(java.time.Instant.now(), card.expiresAt).toMillis().coerceAtLeast(1000))
         .setContentIntent(approve)
         // Approve opens the app (after unlock): the number and any PIN/biometric are asked there.
         .addAction(0, context.getString(R.string.approve), approve)
