@@ -1,9 +1,10 @@
 // Platform glue: app entry, APNs registration, notification actions. Approve needs
-// the device unlocked (.authenticationRequired) and opens the app when a number or
-// verification is needed; Deny runs in the background without unlocking, even
+// the device unlocked (.authenticationRequired) and Face ID / Touch ID, and leaves
+// number matching to the app; Deny runs in the background without unlocking, even
 // when iOS launched the app just for it (no UI, ids from the notification).
 import Countersign
 import CountersignSampleKit
+import LocalAuthentication
 import SwiftUI
 import UserNotifications
 
@@ -44,17 +45,26 @@ final class NoPrompts: PromptPresenter, @unchecked Sendable {
     func askBiometric(title: String, subtitle: String) async -> BiometricResult { .cancelled }
 }
 
-/// APNs, notification categories and actions.
+/// APNs, notification categories and actions. The alert itself is rewritten by
+/// the Notification Service Extension (NotificationService/); the actions come
+/// here, in the app, which iOS may launch in the background just for them.
 final class AppDelegate: NSObject, UIApplicationDelegate, UNUserNotificationCenterDelegate {
     var model: Model?
 
     func application(_ app: UIApplication, didFinishLaunchingWithOptions options: [UIApplication.LaunchOptionsKey: Any]? = nil) -> Bool {
         let center = UNUserNotificationCenter.current()
         center.delegate = self
-        let approve = UNNotificationAction(identifier: "approve", title: "Approve", options: [.authenticationRequired, .foreground])
-        let deny = UNNotificationAction(identifier: "deny", title: "Deny", options: [.destructive])
-        center.setNotificationCategories([UNNotificationCategory(identifier: "countersign.request", actions: [approve, deny], intentIdentifiers: [])])
-        center.requestAuthorization(options: [.alert, .sound]) { granted, _ in
+        // Approve needs the phone unlocked and then Face ID / Touch ID (asked in
+        // perform); Deny runs from the lock screen without opening the app.
+        let approve = UNNotificationAction(
+            identifier: NotificationIds.approveAction, title: "Approve", options: [.authenticationRequired, .foreground])
+        let deny = UNNotificationAction(identifier: NotificationIds.denyAction, title: "Deny", options: [.destructive])
+        center.setNotificationCategories([
+            UNNotificationCategory(identifier: NotificationIds.requestCategory, actions: [approve, deny], intentIdentifiers: []),
+            // A number to match: the app must open (a tap), so only Deny is offered.
+            UNNotificationCategory(identifier: NotificationIds.reviewCategory, actions: [deny], intentIdentifiers: []),
+        ])
+        center.requestAuthorization(options: [.alert, .sound, .timeSensitive]) { granted, _ in
             if granted { DispatchQueue.main.async { app.registerForRemoteNotifications() } }
         }
         return true
@@ -65,48 +75,50 @@ final class AppDelegate: NSObject, UIApplicationDelegate, UNUserNotificationCent
         Task { try? await model?.authenticator.updatePushToken(push: .apns(token: hex)) }
     }
 
-    /// A silent / background push: fetch and open the challenge, show a local notification.
-    func application(_ app: UIApplication, didReceiveRemoteNotification userInfo: [AnyHashable: Any]) async -> UIBackgroundFetchResult {
-        guard let model else { return .noData }
-        let card: RequestCard
-        do {
-            card = try await model.push.onPush(userInfo: userInfo)
-        } catch {
-            return .failed  // nothing to show: tampered, expired, answered elsewhere, offline
-        }
-        let content = UNMutableNotificationContent()
-        content.title = card.title
-        content.body = card.body
-        content.categoryIdentifier = "countersign.request"
-        content.interruptionLevel = .timeSensitive
-        content.userInfo = ["account_id": card.accountId, "tx_id": card.txId]
-        try? await UNUserNotificationCenter.current().add(UNNotificationRequest(identifier: card.txId, content: content, trigger: nil))
-        await MainActor.run { model.cards.append(card) }
-        return .newData
+    /// A push while the app is in the foreground: the extension already opened
+    /// it; show it on the screen too.
+    func userNotificationCenter(_ center: UNUserNotificationCenter, willPresent notification: UNNotification) async -> UNNotificationPresentationOptions {
+        if let model { await MainActor.run { model.cards = model.push.cards() } }
+        return [.banner, .sound]
     }
 
     func userNotificationCenter(_ center: UNUserNotificationCenter, didReceive response: UNNotificationResponse) async {
         let info = response.notification.request.content.userInfo
-        guard let account = info["account_id"] as? String, let tx = info["tx_id"] as? String else { return }
-        switch response.actionIdentifier {
-        case "deny":
-            // The app may have been launched just for this: no model, no UI. The
-            // core reads the request from storage, or fetches it again.
-            let push: PushController
-            if let model {
-                push = model.push
-            } else {
-                guard let authenticator = try? openAuthenticator(verifier: PromptVerifier(NoPrompts()), vault: SecureEnclaveVault())
-                else { return }
-                push = PushController(authenticator)
-            }
-            let result = await push.deny(accountId: account, txId: tx, notMe: true)
-            if result != .denied(queued: false) { await notify(result.message) }
-            if let model { await MainActor.run { model.cards.removeAll { $0.txId == tx } } }
-        default:
-            // Approve: the app is in the foreground; the approval sheet takes over.
-            if let model { await MainActor.run { model.status = "Review the request" } }
+        // The app may have been launched just for this: no model, no UI. The core
+        // reads the request from the shared storage, or fetches it again.
+        let authenticator: Authenticator
+        if let model {
+            authenticator = model.authenticator
+        } else {
+            guard let opened = try? openAuthenticator(verifier: PromptVerifier(NoPrompts()), vault: SecureEnclaveVault())
+            else { return }
+            authenticator = opened
         }
+        let vault = model?.vault
+        let result = await NotificationHandler(authenticator).perform(action: response.actionIdentifier, userInfo: info) {
+            await Self.confirmWithBiometrics(vault: vault)
+        }
+        if let model { await MainActor.run { model.cards = model.push.cards() } }
+        switch result {
+        case nil:
+            // The notification was tapped: the app shows the request.
+            if let model { await MainActor.run { model.status = "Review the request" } }
+        case .denied(queued: false)?, .approved(_, queued: false)?:
+            break
+        case let other?:
+            await notify(other.message)
+        }
+    }
+
+    /// Face ID / Touch ID before an Approve from a notification (the action's
+    /// `.authenticationRequired` only proves the phone was unlocked).
+    private static func confirmWithBiometrics(vault: SecureEnclaveVault?) async -> Bool {
+        let context = LAContext()
+        guard (try? await context.evaluatePolicy(
+            .deviceOwnerAuthenticationWithBiometrics, localizedReason: "Approve the sign-in")) == true
+        else { return false }
+        vault?.authenticatedContext = context
+        return true
     }
 
     /// A plain local notification (a queued or failed answer).
