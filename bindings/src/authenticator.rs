@@ -1,7 +1,8 @@
 //! The exported root object.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
 
 use countersign_core::authenticator::CancelHandle as CoreCancel;
 use countersign_core::platform as core;
@@ -44,14 +45,19 @@ impl CancelHandle {
 }
 
 /// The default HTTP client when the app brings none.
-#[cfg(feature = "reqwest-client")]
+///
+/// Never on Android: reqwest's certificate check (rustls-platform-verifier) needs
+/// a JNI initialisation there that this library does not perform, and would fail
+/// at the first request. The Kotlin library passes `UrlConnectionHttpClient` by
+/// default instead, and `cargo xtask android` builds without reqwest.
+#[cfg(all(feature = "reqwest-client", not(target_os = "android")))]
 fn default_http() -> Result<Arc<dyn core::HttpClient>> {
     let client = core::ReqwestClient::new().map_err(|_| CountersignError::Internal)?;
     Ok(Arc::new(client))
 }
 
-/// Without reqwest the app must bring its own client.
-#[cfg(not(feature = "reqwest-client"))]
+/// Without reqwest (or on Android) the app must bring its own client.
+#[cfg(any(not(feature = "reqwest-client"), target_os = "android"))]
 fn default_http() -> Result<Arc<dyn core::HttpClient>> {
     // This build has no HTTP client of its own: the app must pass an HttpClient.
     Err(CountersignError::InvalidInput {
@@ -61,9 +67,12 @@ fn default_http() -> Result<Arc<dyn core::HttpClient>> {
 
 /// The authenticator: many accounts on many servers, plus `otpauth://` accounts.
 ///
-/// Thread-safe; every method may be called from any thread. Methods that talk to
-/// the server are `suspend` (Kotlin) / `async` (Swift). Calls into the app's hooks
-/// never happen while the core holds a lock.
+/// Thread-safe; every method may be called from any thread. Every method that
+/// touches storage, the key vault or the network is `suspend` (Kotlin) / `async`
+/// (Swift) and runs on the library's own worker threads, so the app's hooks are
+/// never called on the caller's (main) thread; the caller only awaits. Only the
+/// constructor reads storage on the caller's thread (one listing, to fail early).
+/// Calls into the app's hooks never happen while the core holds a lock.
 ///
 /// Several instances, in one process or several (an iOS Notification Service
 /// Extension, an Android push service process), may share one storage: the core
@@ -71,7 +80,7 @@ fn default_http() -> Result<Arc<dyn core::HttpClient>> {
 /// Call `deliverOutbox` when the app starts.
 #[derive(uniffi::Object)]
 pub struct Authenticator {
-    inner: countersign_core::Authenticator,
+    inner: Arc<countersign_core::Authenticator>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -125,18 +134,18 @@ impl Authenticator {
             clock,
             logger,
         };
-        let inner = countersign_core::Authenticator::new(hooks, config.into())?;
+        let inner = Arc::new(countersign_core::Authenticator::new(hooks, config.into())?);
         Ok(Arc::new(Self { inner }))
     }
 
     /// Every account.
-    pub fn accounts(&self) -> Result<Vec<AccountInfo>> {
-        Ok(self.inner.accounts()?)
+    pub async fn accounts(&self) -> Result<Vec<AccountInfo>> {
+        self.blocking(|a| Ok(a.accounts()?)).await
     }
 
     /// One account.
-    pub fn account(&self, account_id: String) -> Result<AccountInfo> {
-        Ok(self.inner.account(&account_id)?)
+    pub async fn account(&self, account_id: String) -> Result<AccountInfo> {
+        self.blocking(move |a| Ok(a.account(&account_id)?)).await
     }
 
     /// Activates from an offer URI (QR code or deep link); the server key is pinned
@@ -150,7 +159,8 @@ impl Authenticator {
         uri: String,
         options: ActivationOptions,
     ) -> Result<AccountInfo> {
-        Ok(self.inner.activate_uri(&uri, options).await?)
+        self.run(|a| async move { Ok(a.activate_uri(&uri, options).await?) })
+            .await
     }
 
     /// Activates from a typed code and the server URL. `server_key_fingerprint`
@@ -172,29 +182,29 @@ impl Authenticator {
                 }
             })?),
         };
-        Ok(self
-            .inner
-            .activate_code(&server_url, &code, fingerprint, options)
-            .await?)
+        self.run(|a| async move {
+            Ok(a.activate_code(&server_url, &code, fingerprint, options)
+                .await?)
+        })
+        .await
     }
 
     /// Handles a push notification's data payload (FCM `data` / APNs custom keys):
     /// fetches, verifies and opens the challenge and returns it to show.
     pub async fn handle_push(&self, data: HashMap<String, String>) -> Result<PendingRequest> {
-        Ok(self.inner.handle_push(&data).await?.into())
+        self.run(|a| async move { Ok(a.handle_push(&data).await?.into()) })
+            .await
     }
 
     /// Verifies, opens and records a signed challenge envelope that arrived by
     /// another channel (a scanned QR in online mode).
-    pub fn receive_challenge(
+    pub async fn receive_challenge(
         &self,
         account_id: String,
         envelope_json: Vec<u8>,
     ) -> Result<PendingRequest> {
-        Ok(self
-            .inner
-            .receive_challenge(&account_id, &envelope_json)?
-            .into())
+        self.blocking(move |a| Ok(a.receive_challenge(&account_id, &envelope_json)?.into()))
+            .await
     }
 
     /// Asks every server for pending requests; with a non-zero `wait` long-polls
@@ -208,19 +218,18 @@ impl Authenticator {
     ) -> Result<Vec<PendingRequest>> {
         let cancel = cancel.map(|c| c.inner.clone()).unwrap_or_default();
         let wait_secs = u32::try_from(wait.ceil_secs()).unwrap_or(u32::MAX);
-        let requests = self.inner.pending(wait_secs, &cancel).await?;
-        Ok(requests.into_iter().map(Into::into).collect())
+        self.run(|a| async move {
+            let requests = a.pending(wait_secs, &cancel).await?;
+            Ok(requests.into_iter().map(Into::into).collect())
+        })
+        .await
     }
 
     /// Requests already received and not yet answered or expired, by this
     /// process or another on the same storage (no network).
-    pub fn pending_requests(&self) -> Result<Vec<PendingRequest>> {
-        Ok(self
-            .inner
-            .pending_requests()?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+    pub async fn pending_requests(&self) -> Result<Vec<PendingRequest>> {
+        self.blocking(|a| Ok(a.pending_requests()?.into_iter().map(Into::into).collect()))
+            .await
     }
 
     /// Approves a request. `number` is what the user typed or picked when the
@@ -235,10 +244,8 @@ impl Authenticator {
         tx_id: String,
         number: Option<String>,
     ) -> Result<ApprovalOutcome> {
-        Ok(self
-            .inner
-            .approve(&account_id, &tx_id, number.as_deref())
-            .await?)
+        self.run(|a| async move { Ok(a.approve(&account_id, &tx_id, number.as_deref()).await?) })
+            .await
     }
 
     /// Denies a request (`NotMe` reports fraud). Needs no verification, so it
@@ -250,7 +257,8 @@ impl Authenticator {
         tx_id: String,
         reason: DenyReason,
     ) -> Result<Delivery> {
-        Ok(self.inner.deny(&account_id, &tx_id, reason).await?)
+        self.run(|a| async move { Ok(a.deny(&account_id, &tx_id, reason).await?) })
+            .await
     }
 
     /// Sends every answer waiting in the outbox and returns what is still there
@@ -259,23 +267,29 @@ impl Authenticator {
     /// confirms activations still owed and deregisters devices wiped after too
     /// many wrong PINs.
     pub async fn deliver_outbox(&self) -> Result<Vec<OutboxEntry>> {
-        let entries = self.inner.deliver_outbox().await?;
-        Ok(entries.into_iter().map(Into::into).collect())
+        self.run(|a| async move {
+            let entries = a.deliver_outbox().await?;
+            Ok(entries.into_iter().map(Into::into).collect())
+        })
+        .await
     }
 
     /// The outbox without sending (no network).
-    pub fn outbox(&self) -> Result<Vec<OutboxEntry>> {
-        Ok(self.inner.outbox()?.into_iter().map(Into::into).collect())
+    pub async fn outbox(&self) -> Result<Vec<OutboxEntry>> {
+        self.blocking(|a| Ok(a.outbox()?.into_iter().map(Into::into).collect()))
+            .await
     }
 
     /// Removes a refused answer's report once the user has been told.
-    pub fn dismiss_outbox_entry(&self, account_id: String, tx_id: String) -> Result<()> {
-        Ok(self.inner.dismiss_outbox_entry(&account_id, &tx_id)?)
+    pub async fn dismiss_outbox_entry(&self, account_id: String, tx_id: String) -> Result<()> {
+        self.blocking(move |a| Ok(a.dismiss_outbox_entry(&account_id, &tx_id)?))
+            .await
     }
 
     /// Sets the app PIN of an account that has none.
     pub async fn set_pin(&self, account_id: String, new_pin: SecretString) -> Result<()> {
-        Ok(self.inner.set_pin(&account_id, &new_pin).await?)
+        self.run(|a| async move { Ok(a.set_pin(&account_id, &new_pin).await?) })
+            .await
     }
 
     /// Changes the app PIN; a wrong `old_pin` counts as a failed attempt.
@@ -285,69 +299,142 @@ impl Authenticator {
         old_pin: SecretString,
         new_pin: SecretString,
     ) -> Result<()> {
-        Ok(self
-            .inner
-            .change_pin(&account_id, &old_pin, &new_pin)
-            .await?)
+        self.run(|a| async move { Ok(a.change_pin(&account_id, &old_pin, &new_pin).await?) })
+            .await
     }
 
     /// Protects approvals with biometrics (a user-verification-bound vault key).
     pub async fn enable_biometric(&self, account_id: String) -> Result<()> {
-        Ok(self.inner.enable_biometric(&account_id).await?)
+        self.run(|a| async move { Ok(a.enable_biometric(&account_id).await?) })
+            .await
     }
 
     /// The verification the user requires for every approval on this account.
-    pub fn set_min_verification(&self, account_id: String, level: Verification) -> Result<()> {
-        Ok(self.inner.set_min_verification(&account_id, level)?)
+    pub async fn set_min_verification(
+        &self,
+        account_id: String,
+        level: Verification,
+    ) -> Result<()> {
+        self.blocking(move |a| Ok(a.set_min_verification(&account_id, level)?))
+            .await
     }
 
     /// Stores a new push registration (new FCM / APNs token) and sends it to every
     /// server.
     pub async fn update_push_token(&self, push: PushRegistration) -> Result<()> {
-        Ok(self.inner.update_push_token(push).await?)
+        self.run(|a| async move { Ok(a.update_push_token(push).await?) })
+            .await
     }
 
     /// "It was me": lifts the server's push suppression for this account's user
     /// after repeated denials or unanswered requests (a login page cannot).
     /// Not a lock after a "not me" report: that needs its time or an operator.
     pub async fn resume_pushes(&self, account_id: String) -> Result<()> {
-        Ok(self.inner.resume_pushes(&account_id).await?)
+        self.run(|a| async move { Ok(a.resume_pushes(&account_id).await?) })
+            .await
     }
 
     /// The current OTP of an account and the time it has left.
-    pub fn otp(&self, account_id: String) -> Result<OtpCode> {
-        Ok(self.inner.otp(&account_id)?.into())
+    pub async fn otp(&self, account_id: String) -> Result<OtpCode> {
+        self.blocking(move |a| Ok(a.otp(&account_id)?.into())).await
     }
 
     /// Imports an `otpauth://` TOTP or HOTP account.
-    pub fn import_otpauth(&self, uri: SecretString) -> Result<AccountInfo> {
-        Ok(self.inner.import_otpauth(&uri)?)
+    pub async fn import_otpauth(&self, uri: SecretString) -> Result<AccountInfo> {
+        self.blocking(move |a| Ok(a.import_otpauth(&uri)?)).await
     }
 
     /// Exports an imported `otpauth://` account, secret included: show it only
     /// after the user confirmed.
-    pub fn export_otpauth(&self, account_id: String) -> Result<SecretString> {
-        Ok(self.inner.export_otpauth(&account_id)?)
+    pub async fn export_otpauth(&self, account_id: String) -> Result<SecretString> {
+        self.blocking(move |a| Ok(a.export_otpauth(&account_id)?))
+            .await
     }
 
     /// Answers an offline QR challenge with the code the user types.
-    pub fn answer_offline_qr(&self, qr_payload: String) -> Result<OfflineCode> {
-        Ok(self.inner.answer_offline_qr(&qr_payload)?)
+    pub async fn answer_offline_qr(&self, qr_payload: String) -> Result<OfflineCode> {
+        self.blocking(move |a| Ok(a.answer_offline_qr(&qr_payload)?))
+            .await
     }
 
     /// Removes an account: tells the server, then wipes local data.
     pub async fn remove_account(&self, account_id: String) -> Result<()> {
-        Ok(self.inner.remove_account(&account_id).await?)
+        self.run(|a| async move { Ok(a.remove_account(&account_id).await?) })
+            .await
     }
 
     /// Wipes an account locally without telling the server.
-    pub fn forget_account(&self, account_id: String) -> Result<()> {
-        Ok(self.inner.forget_account(&account_id)?)
+    pub async fn forget_account(&self, account_id: String) -> Result<()> {
+        self.blocking(move |a| Ok(a.forget_account(&account_id)?))
+            .await
     }
 
     /// Key ids of the account's KEM keys, oldest first (diagnostics and tests:
     /// they change after every answer).
-    pub fn kem_key_ids(&self, account_id: String) -> Result<Vec<String>> {
-        Ok(self.inner.kem_key_ids(&account_id)?)
+    pub async fn kem_key_ids(&self, account_id: String) -> Result<Vec<String>> {
+        self.blocking(move |a| Ok(a.kem_key_ids(&account_id)?))
+            .await
+    }
+}
+
+impl Authenticator {
+    /// Runs an async core call on the worker threads.
+    async fn run<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: FnOnce(Arc<countersign_core::Authenticator>) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let handle = workers()?.spawn(call(self.inner.clone()));
+        joined(AbortOnDrop(handle)).await
+    }
+
+    /// Runs a blocking core call (storage and vault only) on the worker runtime's
+    /// blocking threads.
+    async fn blocking<T, F>(&self, call: F) -> Result<T>
+    where
+        F: FnOnce(&countersign_core::Authenticator) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let handle = workers()?.spawn_blocking(move || call(&inner));
+        joined(AbortOnDrop(handle)).await
+    }
+}
+
+/// The library's worker threads. Apps call in from their main thread; the hooks
+/// (storage, vault, HTTP) then run here, never on that thread. Two workers: core
+/// calls are short, and long-polls wait without holding a thread.
+fn workers() -> Result<&'static tokio::runtime::Runtime> {
+    static WORKERS: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    WORKERS
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("countersign-worker")
+                .enable_all()
+                .build()
+                .ok()
+        })
+        .as_ref()
+        .ok_or(CountersignError::Internal)
+}
+
+/// Aborts the task when the caller stops waiting (a cancelled coroutine or
+/// Swift task drops the call), as if the work had run in the caller's future.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Waits for a worker task; a task that panicked is an `Internal` error.
+async fn joined<T>(mut task: AbortOnDrop<Result<T>>) -> Result<T> {
+    match (&mut task.0).await {
+        Ok(result) => result,
+        Err(e) if e.is_cancelled() => Err(CountersignError::Cancelled),
+        Err(_) => Err(CountersignError::Internal),
     }
 }

@@ -44,14 +44,14 @@ struct ContentView: View {
                             Text(row.code).font(.title.monospacedDigit())
                             Text(row.timeLeft.map { "\($0.components.seconds) s" } ?? "tap for next").font(.caption2)
                         }
-                        .onTapGesture { if row.timeLeft == nil { _ = model.otp.next(row.accountId) } }
+                        .onTapGesture { if row.timeLeft == nil { Task { _ = await model.otp.next(row.accountId) } } }
                     }
                 }
                 if !model.status.isEmpty { Text(model.status) }
             }
             .navigationTitle("Countersign")
             .toolbar { Button("Scan") { scanning = true } }
-            .onReceive(tick) { _ in rows = model.otp.rows() }
+            .onReceive(tick) { _ in Task { rows = await model.otp.rows() } }
             .task { await model.refreshPending() }
             .sheet(isPresented: $scanning) {
                 QRScanner { text in

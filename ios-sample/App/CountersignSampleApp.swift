@@ -30,9 +30,9 @@ final class Model: ObservableObject {
         push = PushController(authenticator)
         activation = ActivationController(authenticator)
         otp = OtpListModel(authenticator)
-        cards = push.cards()
         // Answers saved while offline go out now; say what still waits or was refused.
         Task { [push] in
+            self.cards = await push.cards()
             let notices = await push.deliverOutbox()
             if !notices.isEmpty { self.status = notices.map(\.message).joined(separator: "\n") }
         }
@@ -78,7 +78,10 @@ final class AppDelegate: NSObject, UIApplicationDelegate, UNUserNotificationCent
     /// A push while the app is in the foreground: the extension already opened
     /// it; show it on the screen too.
     func userNotificationCenter(_ center: UNUserNotificationCenter, willPresent notification: UNNotification) async -> UNNotificationPresentationOptions {
-        if let model { await MainActor.run { model.cards = model.push.cards() } }
+        if let model {
+            let cards = await model.push.cards()
+            await MainActor.run { model.cards = cards }
+        }
         return [.banner, .sound]
     }
 
@@ -98,7 +101,10 @@ final class AppDelegate: NSObject, UIApplicationDelegate, UNUserNotificationCent
         let result = await NotificationHandler(authenticator).perform(action: response.actionIdentifier, userInfo: info) {
             await Self.confirmWithBiometrics(vault: vault)
         }
-        if let model { await MainActor.run { model.cards = model.push.cards() } }
+        if let model {
+            let cards = await model.push.cards()
+            await MainActor.run { model.cards = cards }
+        }
         switch result {
         case nil:
             // The notification was tapped: the app shows the request.

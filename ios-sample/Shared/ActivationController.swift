@@ -38,7 +38,7 @@ public final class ActivationController: Sendable {
             return try await authenticator.activateUri(
                 uri: uri, options: ActivationOptions(pin: pin, biometric: biometric))
         case .otpauth(let uri):
-            return try authenticator.importOtpauth(uri: uri)
+            return try await authenticator.importOtpauth(uri: uri)
         case .unknown:
             throw CountersignError.InvalidInput(field: .qrCode)
         }
@@ -77,8 +77,8 @@ public final class OtpListModel: @unchecked Sendable {
     /// Uses `authenticator`.
     public init(_ authenticator: Authenticator) { self.authenticator = authenticator }
 
-    private func read(_ account: AccountInfo) -> OtpRow? {
-        guard let otp = try? authenticator.otp(accountId: account.id) else { return nil }
+    private func read(_ account: AccountInfo) async -> OtpRow? {
+        guard let otp = try? await authenticator.otp(accountId: account.id) else { return nil }
         let row = OtpRow(
             accountId: account.id,
             title: [account.issuer, account.label].compactMap { $0 }.joined(separator: ": "),
@@ -88,15 +88,23 @@ public final class OtpListModel: @unchecked Sendable {
     }
 
     /// Rows for every account, none while storage fails (refresh each second while visible).
-    public func rows() -> [OtpRow] {
-        let accounts = (try? authenticator.accounts()) ?? []
-        return accounts.compactMap { a in lock.withLock { hotp[a.id] } ?? read(a) }
+    public func rows() async -> [OtpRow] {
+        let accounts = (try? await authenticator.accounts()) ?? []
+        var rows: [OtpRow] = []
+        for account in accounts {
+            if let row = lock.withLock({ hotp[account.id] }) {
+                rows.append(row)
+            } else if let row = await read(account) {
+                rows.append(row)
+            }
+        }
+        return rows
     }
 
     /// The next HOTP code (the user tapped the row).
-    public func next(_ accountId: String) -> OtpRow? {
+    public func next(_ accountId: String) async -> OtpRow? {
         _ = lock.withLock { hotp.removeValue(forKey: accountId) }
-        guard let account = try? authenticator.account(accountId: accountId) else { return nil }
-        return read(account)
+        guard let account = try? await authenticator.account(accountId: accountId) else { return nil }
+        return await read(account)
     }
 }

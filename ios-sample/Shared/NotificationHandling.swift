@@ -122,7 +122,7 @@ public final class NotificationHandler: Sendable {
         case NotificationIds.denyAction:
             return await push.deny(accountId: account, txId: tx, notMe: true)
         case NotificationIds.approveAction:
-            guard let request = try? authenticator.pendingRequests().first(where: { $0.txId == tx }) else {
+            guard let request = try? await authenticator.pendingRequests().first(where: { $0.txId == tx }) else {
                 return .gone("This request is no longer pending")
             }
             let card = push.card(request)

@@ -132,7 +132,7 @@ public final class PushController: Sendable {
 
     /// Cards of the requests already received by any process and still pending
     /// (no network); none while storage fails.
-    public func cards() -> [RequestCard] { ((try? authenticator.pendingRequests()) ?? []).map(card) }
+    public func cards() async -> [RequestCard] { ((try? await authenticator.pendingRequests()) ?? []).map(card) }
 
     /// The APNs payload's custom keys (`device_id`, `tx_id`) to a card. Throws a
     /// `CountersignError` when there is nothing to show (tampered, expired,
@@ -181,20 +181,22 @@ public final class PushController: Sendable {
     public func deliverOutbox() async -> [OutboxNotice] {
         // A storage failure: nothing to report now; the next start retries.
         guard let left = try? await authenticator.deliverOutbox() else { return [] }
-        return left.map { entry in
+        var notices: [OutboxNotice] = []
+        for entry in left {
             let what = entry.decision == .approve ? "approval" : "denial"
             let message: String
             switch entry.state {
             case .waiting:
                 message = "Your \(what) will be sent when the connection is back"
             case .refused(let code):
-                try? authenticator.dismissOutboxEntry(accountId: entry.accountId, txId: entry.txId)
+                try? await authenticator.dismissOutboxEntry(accountId: entry.accountId, txId: entry.txId)
                 message = code == "expired"
                     ? "Your \(what) arrived too late: the request expired"
                     : "The server refused your \(what) (\(code))"
             }
-            return OutboxNotice(accountId: entry.accountId, txId: entry.txId, message: message)
+            notices.append(OutboxNotice(accountId: entry.accountId, txId: entry.txId, message: message))
         }
+        return notices
     }
 }
 

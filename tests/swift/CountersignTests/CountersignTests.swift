@@ -17,10 +17,11 @@ final class CountersignTests: XCTestCase {
         let offer = try await Rp.enroll(user)
         let account = try await ActivationController(device.authenticator).add(offer)
         XCTAssertEqual(account.label, "\(user)@example.com")
-        let deviceId = try device.deviceId(account.id)
+        let deviceId = try await device.deviceId(account.id)
         let devices = try await Rp.get("/v1/rp/users/\(user)/devices")
         XCTAssertTrue(devices.contains(deviceId))
-        XCTAssertEqual(try device.authenticator.accounts(), [account])
+        let accounts = try await device.authenticator.accounts()
+        XCTAssertEqual(accounts, [account])
         // Single use.
         let other = try Device()
         do {
@@ -56,7 +57,7 @@ final class CountersignTests: XCTestCase {
         let (tx, _) = try await Rp.push(user, #","number_matching":"off""#)
         let controller = PushController(device.authenticator)
         // As the APNs handler does with the payload's custom keys.
-        let card = try await controller.onPush(userInfo: ["device_id": try device.deviceId(accountId), "tx_id": tx, "aps": [:] as [String: String]])
+        let card = try await controller.onPush(userInfo: ["device_id": try await device.deviceId(accountId), "tx_id": tx, "aps": [:] as [String: String]])
         XCTAssertTrue(card.approveFromNotification)
         let denied = await controller.deny(card, notMe: true)
         XCTAssertEqual(denied, .denied(queued: false))
@@ -81,7 +82,8 @@ final class CountersignTests: XCTestCase {
         try await device.authenticator.resumePushes(accountId: accountId)
         let (tx, _) = try await Rp.push(user, #","number_matching":"off""#)
         try await receiveAll(device.authenticator, [tx])
-        XCTAssertEqual(try device.authenticator.pendingRequests().map { $0.txId }, [tx])
+        let pendingTxs = try await device.authenticator.pendingRequests().map { $0.txId }
+        XCTAssertEqual(pendingTxs, [tx])
     }
 
     func testPinStepUpThroughSwiftVerifier() async throws {
@@ -94,7 +96,8 @@ final class CountersignTests: XCTestCase {
         let controller = PushController(device.authenticator)
         let card = controller.card(request)
         XCTAssertFalse(card.approveFromNotification)
-        XCTAssertEqual(controller.cards().map(\.txId), [tx])
+        let cards = await controller.cards()
+        XCTAssertEqual(cards.map(\.txId), [tx])
 
         device.presenter.queuePin(nil)
         let cancelled = await controller.approve(card)
@@ -106,10 +109,12 @@ final class CountersignTests: XCTestCase {
         } catch CountersignError.WrongPin(let left) {
             XCTAssertGreaterThan(left, 0)
         }
-        XCTAssertEqual(try device.authenticator.account(accountId: accountId).pinFailures, 1)
+        let pinFailures = try await device.authenticator.account(accountId: accountId).pinFailures
+        XCTAssertEqual(pinFailures, 1)
         device.presenter.queuePin("975310")
         guard case .approved = await controller.approve(card) else { return XCTFail("not approved") }
-        XCTAssertEqual(try device.authenticator.account(accountId: accountId).pinFailures, 0, "a right PIN resets the count")
+        let pinFailures2 = try await device.authenticator.account(accountId: accountId).pinFailures
+        XCTAssertEqual(pinFailures2, 0, "a right PIN resets the count")
         XCTAssertEqual(device.presenter.askedCount, 3)
         let status = try await Rp.status(tx, wait: 5)
         XCTAssertEqual(jsonString(status, "state"), "approved")
@@ -164,26 +169,29 @@ final class CountersignTests: XCTestCase {
         // The core's records and software-vault keys live in it and survive a restart.
         let (_, accountId) = try await device.activate("storage")
         let reopened = try Device.open(device.storage, device.presenter)
-        XCTAssertEqual(try reopened.accounts().map(\.id), [accountId])
+        let accounts = try await reopened.accounts().map(\.id)
+        XCTAssertEqual(accounts, [accountId])
         XCTAssertTrue(try device.backend.allKeys().contains { $0.hasPrefix("vault/") })
-        let code = try reopened.otp(accountId: accountId)
-        XCTAssertEqual(code.code, try device.authenticator.otp(accountId: accountId).code)
+        let reopenedCode = try await reopened.otp(accountId: accountId)
+        let originalCode = try await device.authenticator.otp(accountId: accountId).code
+        XCTAssertEqual(reopenedCode.code, originalCode)
     }
 
     func testTotpEqualsTheCore() async throws {
         let clock = FixedClock(59)
         let device = try Device(clock: clock)
         let a = device.authenticator
-        let account = try a.importOtpauth(uri: "otpauth://totp/RFC:6238?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&digits=8&issuer=RFC")
+        let account = try await a.importOtpauth(uri: "otpauth://totp/RFC:6238?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&digits=8&issuer=RFC")
         let vectors: [(UInt64, String)] = [(59, "94287082"), (1_111_111_109, "07081804"), (1_234_567_890, "89005924"), (20_000_000_000, "65353130")]
         for (time, code) in vectors {
             clock.set(time)
-            XCTAssertEqual(try a.otp(accountId: account.id).code, code, "t=\(time)")
+            let generated = try await a.otp(accountId: account.id).code
+            XCTAssertEqual(generated, code, "t=\(time)")
         }
         // A push account's TOTP is accepted by the server.
         let phone = try Device()
         let (user, accountId) = try await phone.activate("totp")
-        let code = try phone.authenticator.otp(accountId: accountId).code
+        let code = try await phone.authenticator.otp(accountId: accountId).code
         let validated = try await Rp.post("/v1/rp/validate", #"{"user":"\#(user)","passcode":"\#(code)"}"#)
         XCTAssertEqual(jsonString(validated, "result"), "accepted", validated)
     }
@@ -191,7 +199,8 @@ final class CountersignTests: XCTestCase {
     func testExpiredChallengeThrows() async throws {
         let device = try Device(clockSkew: .zero)
         let (user, accountId) = try await device.activate("expired")
-        let (tx, _) = try await Rp.push(user, #","number_matching":"off","timeout_secs":2"#)
+        // 5 s: long enough to arrive on a loaded machine, short enough to wait out.
+        let (tx, _) = try await Rp.push(user, #","number_matching":"off","timeout_secs":5"#)
         let requests = try await device.authenticator.awaitPending(wait: .seconds(10))
         let request = try XCTUnwrap(requests.first { $0.txId == tx })
         try await Task.sleep(for: request.timeLeft + .seconds(2))
@@ -223,7 +232,7 @@ final class CountersignTests: XCTestCase {
         let device = try Device(http: http)
         let (user, accountId) = try await device.activate("tampered")
         let (tx, _) = try await Rp.push(user, #","number_matching":"off""#)
-        let request = try await device.authenticator.handlePush(data: ["device_id": try device.deviceId(accountId), "tx_id": tx])
+        let request = try await device.authenticator.handlePush(data: ["device_id": try await device.deviceId(accountId), "tx_id": tx])
         XCTAssertEqual(request.txId, tx)
         var envelope = Array(String(decoding: try XCTUnwrap(http.lastChallenge), as: UTF8.self))
         let text = String(envelope)
@@ -231,10 +240,10 @@ final class CountersignTests: XCTestCase {
         let at = text.distance(from: text.startIndex, to: marker.upperBound)
         envelope[at] = envelope[at] == "A" ? "B" : "A"
         await assertThrows(.Tampered) {
-            try device.authenticator.receiveChallenge(accountId: accountId, envelopeJson: Data(String(envelope).utf8))
+            try await device.authenticator.receiveChallenge(accountId: accountId, envelopeJson: Data(String(envelope).utf8))
         }
         await assertThrows(.Tampered) {
-            try device.authenticator.receiveChallenge(accountId: accountId, envelopeJson: Data("{}".utf8))
+            try await device.authenticator.receiveChallenge(accountId: accountId, envelopeJson: Data("{}".utf8))
         }
         let delivery = try await device.authenticator.deny(accountId: accountId, txId: tx, reason: .mistake)
         XCTAssertEqual(delivery, .delivered)
@@ -280,7 +289,7 @@ final class CountersignTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 5)
     }
 
-    func testSampleLogic() throws {
+    func testSampleLogic() async throws {
         XCTAssertEqual(classify(" countersign://activate?x=1\n"), .activation("countersign://activate?x=1"))
         XCTAssertEqual(classify("otpauth://totp/a?secret=JBSWY3DP"), .otpauth("otpauth://totp/a?secret=JBSWY3DP"))
         XCTAssertEqual(classify("https://example.com"), .unknown("https://example.com"))
@@ -291,11 +300,14 @@ final class CountersignTests: XCTestCase {
 
         let clock = FixedClock(59)
         let device = try Device(clock: clock)
-        let hotp = try device.authenticator.importOtpauth(uri: "otpauth://hotp/Bank:bob?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&counter=0&issuer=Bank")
+        let hotp = try await device.authenticator.importOtpauth(uri: "otpauth://hotp/Bank:bob?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&counter=0&issuer=Bank")
         let model = OtpListModel(device.authenticator)
-        XCTAssertEqual(model.rows().map(\.code), ["755 224"])
-        XCTAssertEqual(model.rows().map(\.code), ["755 224"])
-        XCTAssertEqual(model.next(hotp.id)?.code, "287 082")
+        let firstRows = await model.rows()
+        XCTAssertEqual(firstRows.map(\.code), ["755 224"])
+        let secondRows = await model.rows()
+        XCTAssertEqual(secondRows.map(\.code), ["755 224"], "an HOTP code advances only on next")
+        let nextRow = await model.next(hotp.id)
+        XCTAssertEqual(nextRow?.code, "287 082")
 
         let r = Data(repeating: 0x80, count: 32)
         var s = Data(repeating: 0, count: 32)

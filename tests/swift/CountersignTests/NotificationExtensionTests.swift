@@ -30,11 +30,12 @@ final class NotificationExtensionTests: XCTestCase {
         let directory = try temporaryDirectory("countersign-swift-nse")
         let device = try Device(directory: directory)
         let (user, accountId) = try await device.activate("nse")
-        let deviceId = try device.deviceId(accountId)
+        let deviceId = try await device.deviceId(accountId)
         let context = #","number_matching":"off","context":{"ip":"203.0.113.7","location":"Ghent, BE","user_agent":"Firefox on Linux"}"#
         let (tx, _) = try await Rp.push(user, context)
         // The app process has not seen the push: only the extension fetches it.
-        XCTAssertEqual(try device.authenticator.pendingRequests().map(\.txId), [])
+        let pendingTxs = try await device.authenticator.pendingRequests().map(\.txId)
+        XCTAssertEqual(pendingTxs, [])
 
         let process = Process()
         process.executableURL = try harness()
@@ -73,8 +74,10 @@ final class NotificationExtensionTests: XCTestCase {
         // pending or queued on the shared storage, and the app cannot approve it.
         let state = try await rpState(tx, wait: 5)
         XCTAssertEqual(state, "denied")
-        XCTAssertEqual(try device.authenticator.pendingRequests(), [])
-        XCTAssertEqual(try device.authenticator.outbox(), [])
+        let pending = try await device.authenticator.pendingRequests()
+        XCTAssertEqual(pending, [])
+        let outbox = try await device.authenticator.outbox()
+        XCTAssertEqual(outbox, [])
         do {
             _ = try await device.authenticator.approve(accountId: accountId, txId: tx, number: nil)
             XCTFail("approved a request the extension denied")
@@ -87,11 +90,11 @@ final class NotificationExtensionTests: XCTestCase {
     /// A number-matching request offers Deny only: Approve needs the app.
     func testNumberMatchingSwitchesToTheReviewCategory() async throws {
         let device = try Device()
-        let (user, _) = try await device.activate("nse-match")
+        let (user, accountId) = try await device.activate("nse-match")
         let (tx, number) = try await Rp.push(user, #","number_matching":"type""#)
         XCTAssertNotNil(number)
         let handler = NotificationHandler(device.authenticator)
-        let payload: [AnyHashable: Any] = ["device_id": try device.deviceId(device.authenticator.accounts()[0].id), "tx_id": tx]
+        let payload: [AnyHashable: Any] = ["device_id": try await device.deviceId(accountId), "tx_id": tx]
         let text = await handler.rewrite(userInfo: payload)
         XCTAssertTrue(text.opened)
         XCTAssertEqual(text.category, NotificationIds.reviewCategory)

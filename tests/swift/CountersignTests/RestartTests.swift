@@ -57,14 +57,18 @@ final class RestartTests: XCTestCase {
         }
         // The sample maps it to a retry; nothing was sent, nothing counted.
         let controller = PushController(crashing)
-        let card = try XCTUnwrap(controller.cards().first { $0.txId == tx })
+        let cards = await controller.cards()
+        let card = try XCTUnwrap(cards.first { $0.txId == tx })
         let result = await controller.approve(card)
         XCTAssertEqual(result, .retry("Could not verify: try again"))
         let state = try await rpState(tx)
         XCTAssertEqual(state, "pending")
-        XCTAssertEqual(try device.authenticator.account(accountId: accountId).pinFailures, 0, "a crash is no wrong PIN")
-        XCTAssertEqual(try device.authenticator.pendingRequests().map(\.txId), [tx])
-        XCTAssertEqual(try device.authenticator.outbox(), [])
+        let pinFailures = try await device.authenticator.account(accountId: accountId).pinFailures
+        XCTAssertEqual(pinFailures, 0, "a crash is no wrong PIN")
+        let pendingTxs = try await device.authenticator.pendingRequests().map(\.txId)
+        XCTAssertEqual(pendingTxs, [tx])
+        let outbox = try await device.authenticator.outbox()
+        XCTAssertEqual(outbox, [])
 
         // A working verifier then approves it.
         device.presenter.queuePin("975310")
@@ -79,7 +83,7 @@ final class RestartTests: XCTestCase {
         let device = try Device(directory: try temporaryDirectory("countersign-swift-restart"))
         var app: Authenticator? = try device.reopen()
         let (user, accountId) = try await device.activate(with: app!, "restart")
-        let push = ["device_id": try device.deviceId(accountId)]
+        let push = ["device_id": try await device.deviceId(accountId)]
 
         // Received by the push handler, then the process dies.
         let (approveTx, _) = try await Rp.push(user, #","number_matching":"off""#)
@@ -89,7 +93,8 @@ final class RestartTests: XCTestCase {
 
         // The restarted app finds the request in storage and approves it.
         app = try device.reopen()
-        XCTAssertEqual(try app!.pendingRequests().map(\.txId), [approveTx])
+        let stored = try await app!.pendingRequests()
+        XCTAssertEqual(stored.map(\.txId), [approveTx])
         let outcome = try await app!.approve(accountId: accountId, txId: approveTx, number: nil)
         XCTAssertEqual(outcome.delivery, .delivered)
         var state = try await rpState(approveTx, wait: 5)
@@ -116,8 +121,10 @@ final class RestartTests: XCTestCase {
         XCTAssertEqual(unseen.delivery, .delivered)
         state = try await rpState(unseenTx, wait: 5)
         XCTAssertEqual(state, "approved")
-        XCTAssertEqual(try app!.pendingRequests(), [])
-        XCTAssertEqual(try app!.outbox(), [])
+        let pendingAfter = try await app!.pendingRequests()
+        XCTAssertEqual(pendingAfter, [])
+        let outboxAfter = try await app!.outbox()
+        XCTAssertEqual(outboxAfter, [])
         XCTAssertEqual(device.presenter.askedCount, 0, "no request needed verification")
     }
 
@@ -130,14 +137,16 @@ final class RestartTests: XCTestCase {
 
         http.offline = true
         let controller = PushController(device.authenticator)
-        let card = try XCTUnwrap(controller.cards().first { $0.txId == tx })
+        let cards = await controller.cards()
+        let card = try XCTUnwrap(cards.first { $0.txId == tx })
         guard case .approved(_, queued: true) = await controller.approve(card) else {
             return XCTFail("not queued")
         }
         var state = try await rpState(tx)
         XCTAssertEqual(state, "pending")
+        let queued = try await device.authenticator.outbox()
         XCTAssertEqual(
-            try device.authenticator.outbox(),
+            queued,
             [OutboxEntry(accountId: accountId, txId: tx, decision: .approve, expiresAt: card.expiresAt, state: .waiting)])
         // Still offline at the next start: the user hears it is waiting.
         let waiting = await controller.deliverOutbox()
@@ -150,8 +159,10 @@ final class RestartTests: XCTestCase {
         XCTAssertEqual(notices, [])
         state = try await rpState(tx, wait: 5)
         XCTAssertEqual(state, "approved")
-        XCTAssertEqual(try restarted.outbox(), [])
-        XCTAssertEqual(try restarted.pendingRequests(), [])
+        let outbox = try await restarted.outbox()
+        XCTAssertEqual(outbox, [])
+        let pending = try await restarted.pendingRequests()
+        XCTAssertEqual(pending, [])
     }
 
     /// Two OS processes (this test executable, started again in child mode) on one
@@ -241,8 +252,10 @@ final class RestartTests: XCTestCase {
             XCTAssertEqual(state, "approved", tx)
         }
         let reopened = try device.reopen()
-        XCTAssertEqual(try reopened.pendingRequests().map(\.txId), [])
-        XCTAssertEqual(try reopened.outbox().map(\.txId), [])
+        let pendingTxs = try await reopened.pendingRequests().map(\.txId)
+        XCTAssertEqual(pendingTxs, [])
+        let outbox = try await reopened.outbox().map(\.txId)
+        XCTAssertEqual(outbox, [])
         // The accounts still work: a new request is received and approved.
         let (user, accountId) = accounts[0]
         let (tx, _) = try await Rp.push(user, #","number_matching":"off""#)

@@ -194,8 +194,8 @@ final class Device: @unchecked Sendable {
         return (user, account.id)
     }
 
-    func deviceId(_ accountId: String) throws -> String {
-        guard case .push(_, _, let deviceId) = try authenticator.account(accountId: accountId).kind else {
+    func deviceId(_ accountId: String) async throws -> String {
+        guard case .push(_, _, let deviceId) = try await authenticator.account(accountId: accountId).kind else {
             throw CountersignError.Internal
         }
         return deviceId
@@ -210,7 +210,7 @@ func rpState(_ tx: String, wait: Int = 0) async throws -> String? {
 /// Receives pushes until every tx of `txs` is stored on `authenticator`.
 func receiveAll(_ authenticator: Authenticator, _ txs: [String], seconds: Double = 30) async throws {
     let deadline = Date().addingTimeInterval(seconds)
-    while !Set(try authenticator.pendingRequests().map(\.txId)).isSuperset(of: txs) {
+    while !Set(try await authenticator.pendingRequests().map(\.txId)).isSuperset(of: txs) {
         guard Date() < deadline else {
             XCTFail("requests not received: \(txs)")
             throw CountersignError.RequestNotFound

@@ -45,17 +45,19 @@ final class TypesTests: XCTestCase {
         XCTAssertEqual(PushController(device.authenticator).card(request).expiresAt, expiresAt)
     }
 
-    func testOtpTimeLeftIsADuration() throws {
+    func testOtpTimeLeftIsADuration() async throws {
         let clock = FixedClock(59)
         let device = try Device(clock: clock)
         let a = device.authenticator
-        let totp = try a.importOtpauth(uri: "otpauth://totp/T:t?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=T")
-        let hotp = try a.importOtpauth(uri: "otpauth://hotp/H:h?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&counter=0&issuer=H")
-        let left: Duration? = try a.otp(accountId: totp.id).timeLeft
+        let totp = try await a.importOtpauth(uri: "otpauth://totp/T:t?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=T")
+        let hotp = try await a.importOtpauth(uri: "otpauth://hotp/H:h?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&counter=0&issuer=H")
+        let left: Duration? = try await a.otp(accountId: totp.id).timeLeft
         XCTAssertEqual(left, .seconds(1))
         clock.set(60)
-        XCTAssertEqual(try a.otp(accountId: totp.id).timeLeft, .seconds(30))
-        XCTAssertNil(try a.otp(accountId: hotp.id).timeLeft, "HOTP codes do not expire")
+        let timeLeft = try await a.otp(accountId: totp.id).timeLeft
+        XCTAssertEqual(timeLeft, .seconds(30))
+        let timeLeft2 = try await a.otp(accountId: hotp.id).timeLeft
+        XCTAssertNil(timeLeft2, "HOTP codes do not expire")
     }
 
     func testARequestListGoesEmptyAfterAnAnswer() async throws {
@@ -63,9 +65,11 @@ final class TypesTests: XCTestCase {
         let (user, accountId) = try await device.activate("types-empty")
         let (tx, _) = try await Rp.push(user, #","number_matching":"off""#)
         try await receiveAll(device.authenticator, [tx])
-        XCTAssertEqual(try device.authenticator.pendingRequests().map(\.txId), [tx])
+        let pendingTxs = try await device.authenticator.pendingRequests().map(\.txId)
+        XCTAssertEqual(pendingTxs, [tx])
         _ = try await device.authenticator.deny(accountId: accountId, txId: tx, reason: .mistake)
-        XCTAssertEqual(try device.authenticator.pendingRequests().map(\.txId), [])
+        let pendingTxs2 = try await device.authenticator.pendingRequests().map(\.txId)
+        XCTAssertEqual(pendingTxs2, [])
         let polled = try await device.authenticator.awaitPending(wait: .zero)
         XCTAssertEqual(polled.map(\.txId), [])
     }
@@ -97,7 +101,8 @@ final class TypesTests: XCTestCase {
             try await device.authenticator.approve(accountId: accountId, txId: tx, number: nil)
         }
         XCTAssertEqual(second, .WrongPin(attemptsLeft: firstLeft - 1))
-        XCTAssertEqual(try device.authenticator.account(accountId: accountId).pinFailures, 2)
+        let pinFailures = try await device.authenticator.account(accountId: accountId).pinFailures
+        XCTAssertEqual(pinFailures, 2)
     }
 
     func testInvalidInputNamesATypedField() async throws {

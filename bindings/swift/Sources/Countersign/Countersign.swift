@@ -78,7 +78,7 @@ extension Authenticator {
             let task = Task {
                 var requests: [PendingRequest]
                 do {
-                    requests = try self.pendingRequests()
+                    requests = try await self.pendingRequests()
                 } catch {
                     continuation.finish(throwing: error)
                     return

@@ -47,7 +47,7 @@ import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
 
 class BindingTests {
-    private fun deviceId(device: Device, accountId: String): String = deviceId(device.authenticator, accountId)
+    private suspend fun deviceId(device: Device, accountId: String): String = deviceId(device.authenticator, accountId)
 
     @Test
     fun activation() = runBlocking {
@@ -311,7 +311,8 @@ class BindingTests {
     fun expiredChallengeIsATypedException() = runBlocking {
         val device = Device(clockSkew = Duration.ZERO)
         val (user, accountId) = activate(device, "expired")
-        val (tx, _) = Rp.push(user, ""","number_matching":"off","timeout_secs":2""")
+        // 5 s: long enough to arrive on a loaded machine, short enough to wait out.
+        val (tx, _) = Rp.push(user, ""","number_matching":"off","timeout_secs":5""")
         val request = device.authenticator.awaitPending(10.seconds).single { it.txId == tx }
         Thread.sleep((request.timeLeft + 2.seconds).inWholeMilliseconds)
         assertThrows(CountersignException.RequestExpired::class.java) {
@@ -362,7 +363,7 @@ class BindingTests {
         val at = envelope.indexOf("\"payload\":\"") + 11
         val forged = envelope.substring(0, at) + (if (envelope[at] == 'e') 'f' else 'e') + envelope.substring(at + 1)
         assertThrows(CountersignException.Tampered::class.java) {
-            device.authenticator.receiveChallenge(accountId, forged.toByteArray())
+            runBlocking { device.authenticator.receiveChallenge(accountId, forged.toByteArray()) }
         }
         // The real request is still answerable.
         device.authenticator.deny(accountId, tx, DenyReason.MISTAKE)

@@ -55,7 +55,7 @@ class SampleLogicTests {
     }
 
     @Test
-    fun otpScreenRows() {
+    fun otpScreenRows() = runBlocking<Unit> {
         val clock = FixedClock(59u)
         val device = Device(clock = clock)
         val a = device.authenticator

@@ -147,7 +147,7 @@ fun activate(device: Device, prefix: String, pin: String? = null): Pair<String, 
     activate(device.authenticator, prefix, pin)
 
 /** The server's device id of a push account (what push data names). */
-fun deviceId(authenticator: Authenticator, accountId: String): String =
+suspend fun deviceId(authenticator: Authenticator, accountId: String): String =
     (authenticator.account(accountId).kind as AccountKind.Push).deviceId
 
 /** The `state` of a challenge on the server (`pending`, `approved`, `denied`, `expired`). */

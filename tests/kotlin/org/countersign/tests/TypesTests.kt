@@ -46,7 +46,7 @@ class TypesTests {
     }
 
     @Test
-    fun otpTimeLeftIsADuration() {
+    fun otpTimeLeftIsADuration() = runBlocking<Unit> {
         val clock = FixedClock(59u)
         val a = Device(clock = clock).authenticator
         val totp = a.importOtpauth("otpauth://totp/T:t?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=T")

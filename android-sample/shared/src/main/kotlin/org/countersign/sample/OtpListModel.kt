@@ -35,7 +35,7 @@ fun groupCode(code: String): String = when (code.length) {
 class OtpListModel(private val authenticator: Authenticator) {
     private val hotpCodes = java.util.concurrent.ConcurrentHashMap<String, OtpRow>()
 
-    private fun read(accountId: String): OtpRow? {
+    private suspend fun read(accountId: String): OtpRow? {
         val account = authenticator.account(accountId)
         val otp = authenticator.otp(accountId)
         val row = OtpRow(
@@ -50,7 +50,7 @@ class OtpListModel(private val authenticator: Authenticator) {
     }
 
     /** Rows for every account (none while storage fails); refresh once a second while visible. */
-    fun rows(): List<OtpRow> {
+    suspend fun rows(): List<OtpRow> {
         val accounts = try {
             authenticator.accounts()
         } catch (e: CountersignException) {
@@ -66,7 +66,7 @@ class OtpListModel(private val authenticator: Authenticator) {
     }
 
     /** The next HOTP code of an account (the user tapped it). */
-    fun next(accountId: String): OtpRow? {
+    suspend fun next(accountId: String): OtpRow? {
         hotpCodes.remove(accountId)
         return try {
             read(accountId)

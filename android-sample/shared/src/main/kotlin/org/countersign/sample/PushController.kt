@@ -153,7 +153,7 @@ class PushController(private val authenticator: Authenticator) {
     suspend fun onPush(data: Map<String, String>): RequestCard = card(authenticator.handlePush(data))
 
     /** Cards for every request already received, by any process (no network); none if storage fails. */
-    fun cards(): List<RequestCard> = try {
+    suspend fun cards(): List<RequestCard> = try {
         authenticator.pendingRequests().map(::card)
     } catch (e: CountersignException) {
         emptyList()

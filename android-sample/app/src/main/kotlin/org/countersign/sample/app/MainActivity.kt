@@ -81,7 +81,7 @@ class MainActivity : AppCompatActivity() {
         intent.data?.takeIf { it.scheme == "countersign" }?.let { activate(it.toString()) }
         if (intent.action == ACTION_APPROVE) {
             val tx = intent.getStringExtra(EXTRA_TX)
-            app.push.cards().firstOrNull { it.txId == tx }?.let(::showApproval)
+            lifecycleScope.launch { app.push.cards().firstOrNull { it.txId == tx }?.let(::showApproval) }
         }
     }
 
