@@ -314,6 +314,14 @@ impl Recorded {
             .count()
     }
 
+    /// How many times the vault sealed something with `alias`.
+    fn seals_by(&self, alias: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| matches!(e, Event::Seal { alias: a, .. } if a == alias))
+            .count()
+    }
+
     /// How many times the vault opened something sealed by `alias`.
     fn opens_by(&self, alias: &str) -> usize {
         self.events()
@@ -684,6 +692,7 @@ async fn du_and_the_seed_live_in_the_vault() {
         })
     );
     assert_eq!(created[&seed], None);
+    assert_eq!(r.seals_by(&seed), 1, "the seed was sealed once");
     // Du signed the activation's proof of possession.
     assert_eq!(r.signatures_by(&du), 1);
 
