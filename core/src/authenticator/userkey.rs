@@ -129,8 +129,8 @@ pub(crate) fn new_token() -> Result<Zeroizing<Vec<u8>>> {
 /// Du, ready to sign: a key in the vault, or a legacy record's software key
 /// (unwrapped for this one use). Callers sign without caring which.
 pub(super) enum UserKey {
-    /// A legacy record's software Du.
-    Software(SigningKey),
+    /// A legacy record's software Du (boxed: ring's key is large).
+    Software(Box<SigningKey>),
     /// Du in the vault: signing goes through [`KeyVault::sign`].
     Vault(VaultSigner),
 }

@@ -60,7 +60,7 @@ impl Authenticator {
         let key = match vault_alias {
             // The wrap opened: that was the proof. Du signs in the vault.
             Some(alias) => UserKey::Vault(self.vault_signer(&alias, public_from_text(&public)?)),
-            None => UserKey::Software(userkey::signing_key(&unlocked, &public)?),
+            None => UserKey::Software(Box::new(userkey::signing_key(&unlocked, &public)?)),
         };
         let how = verification_level(kind);
         Ok((key, how))
