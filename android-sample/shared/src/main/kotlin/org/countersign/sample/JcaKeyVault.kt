@@ -87,7 +87,8 @@ class JcaKeyVault(
     private fun cipher(): Cipher = store.provider?.let { Cipher.getInstance(AES_GCM, it) } ?: Cipher.getInstance(AES_GCM)
 
     private fun key(alias: String, purpose: KeyPurpose): StoredKey {
-        val key = store.load(alias) ?: throw KeyVaultException.NotFound()
+        val key = store.load(alias)
+            ?: throw if (sealing.loadAes(alias) != null) KeyVaultException.WrongPurpose() else KeyVaultException.NotFound()
         if (key.purpose != purpose) throw KeyVaultException.WrongPurpose()
         return key
     }
