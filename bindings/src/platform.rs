@@ -256,8 +256,14 @@ pub trait KeyVault: Send + Sync {
         plaintext: Vec<u8>,
     ) -> Result<Vec<u8>, KeyVaultError>;
     /// Opens a blob `seal` made with the same key and `aad`: `OpenFailed` if it
-    /// does not authenticate.
-    fn open(&self, alias: String, aad: Vec<u8>, blob: Vec<u8>) -> Result<Vec<u8>, KeyVaultError>;
+    /// does not authenticate. (The core trait's `open`; named apart because
+    /// uniffi escapes `open` in the C header, which Swift cannot import.)
+    fn open_sealed(
+        &self,
+        alias: String,
+        aad: Vec<u8>,
+        blob: Vec<u8>,
+    ) -> Result<Vec<u8>, KeyVaultError>;
 }
 
 /// Joins a foreign [`KeyVault`] to the core trait, validating what comes back.
@@ -325,7 +331,7 @@ impl core::KeyVault for KeyVaultBridge {
         aad: &[u8],
         blob: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, core::KeyVaultError> {
-        Ok(Zeroizing::new(self.0.open(
+        Ok(Zeroizing::new(self.0.open_sealed(
             alias.to_owned(),
             aad.to_vec(),
             blob.to_vec(),

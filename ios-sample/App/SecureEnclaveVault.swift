@@ -200,7 +200,7 @@ final class SecureEnclaveVault: KeyVault, Sendable {
         }
     }
 
-    func open(alias: String, aad: Data, blob: Data) throws -> Data {
+    func openSealed(alias: String, aad: Data, blob: Data) throws -> Data {
         let key = try sealingKey(alias)
         let box: AES.GCM.SealedBox
         do {

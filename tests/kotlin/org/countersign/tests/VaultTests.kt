@@ -109,8 +109,8 @@ class RecordingVault(private val store: InMemoryP256KeyStore) : KeyVault {
         return give("seal", blob)
     }
 
-    override fun open(alias: String, aad: ByteArray, blob: ByteArray): ByteArray {
-        val plain = inner.open(alias, aad, blob)
+    override fun openSealed(alias: String, aad: ByteArray, blob: ByteArray): ByteArray {
+        val plain = inner.openSealed(alias, aad, blob)
         check(sealed.any { it.contentEquals(plain) }) { "open: returned something the core never sealed" }
         openCount++
         return give("open", plain)
@@ -259,11 +259,11 @@ class VaultTests {
         val blob = vault.seal("s", "aad".toByteArray(), "seed".toByteArray())
         assertEquals(12 + 4 + 16, blob.size)
         assertFalse(blob.contentEquals(vault.seal("s", "aad".toByteArray(), "seed".toByteArray())), "a fresh IV each time")
-        assertArrayEquals("seed".toByteArray(), vault.open("s", "aad".toByteArray(), blob))
-        assertThrows(KeyVaultException.OpenFailed::class.java) { vault.open("s", "AAD".toByteArray(), blob) }
+        assertArrayEquals("seed".toByteArray(), vault.openSealed("s", "aad".toByteArray(), blob))
+        assertThrows(KeyVaultException.OpenFailed::class.java) { vault.openSealed("s", "AAD".toByteArray(), blob) }
         val tampered = blob.copyOf().also { it[14] = (it[14].toInt() xor 1).toByte() }
-        assertThrows(KeyVaultException.OpenFailed::class.java) { vault.open("s", "aad".toByteArray(), tampered) }
-        assertThrows(KeyVaultException.OpenFailed::class.java) { vault.open("s", "aad".toByteArray(), blob.copyOf(10)) }
+        assertThrows(KeyVaultException.OpenFailed::class.java) { vault.openSealed("s", "aad".toByteArray(), tampered) }
+        assertThrows(KeyVaultException.OpenFailed::class.java) { vault.openSealed("s", "aad".toByteArray(), blob.copyOf(10)) }
         assertThrows(KeyVaultException.NotFound::class.java) { vault.seal("none", byteArrayOf(), byteArrayOf()) }
         // One alias, one key: a P-256 key under it replaces the sealing key.
         vault.createKey("s", KeySpec(KeyPurpose.SIGNING, false))

@@ -157,7 +157,7 @@ class JcaKeyVault(
         iv + sealed
     }
 
-    override fun open(alias: String, aad: ByteArray, blob: ByteArray): ByteArray = guarded {
+    override fun openSealed(alias: String, aad: ByteArray, blob: ByteArray): ByteArray = guarded {
         val key = aesKey(alias)
         if (blob.size < IV_BYTES + TAG_BYTES) throw KeyVaultException.OpenFailed()
         val cipher = cipher()
