@@ -17,7 +17,7 @@
 //!   (`cs.<id>.kem.<random>`); the record holds only their aliases and public
 //!   keys. HPKE decapsulation in `protocol` takes any
 //!   [`KeyAgreement`](crate::crypto::KeyAgreement) (a public key and ECDH), so
-//!   challenges and the activation seed open through [`KeyVault::ecdh`]. K
+//!   challenges and the activation seed open through [`KeyVault::ecdh`](crate::platform::KeyVault::ecdh). K
 //!   rotates on every answer: the new key is created in the vault before the
 //!   record names it. A key the server has moved away from is kept for
 //!   [`KEM_KEY_GRACE`] seconds (challenges sealed to it may still be pending),

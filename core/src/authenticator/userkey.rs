@@ -6,7 +6,7 @@
 //! created with `user_verification: false`: one key must serve both the app PIN
 //! and biometrics, and a platform key bound to user verification would only
 //! open after the platform's own prompt, never after the app PIN. The record
-//! holds its alias and public key (see [`UserKey::Vault`]). The PIN and
+//! holds its alias and public key (see `UserKey::Vault`). The PIN and
 //! biometric gates are checked by the core: each "wrap" below then protects a
 //! fresh random 32-byte token instead of a scalar, and opening it *is* the
 //! proof that the PIN was right (the PIN-derived key opens the AEAD) or that
