@@ -183,6 +183,10 @@ pub enum KeyVaultError {
     /// (Android `KeyPermanentlyInvalidatedException`).
     #[error("key permanently invalidated")]
     KeyInvalidated,
+    /// A sealed blob did not open: wrong key or associated data, or damaged
+    /// (Java `AEADBadTagException`, CryptoKit `CryptoKitError.authenticationFailure`).
+    #[error("sealed data did not open")]
+    OpenFailed,
     /// The platform keystore failed, or returned malformed data.
     #[error("key vault failure: {detail}")]
     Platform {
@@ -204,19 +208,27 @@ impl From<KeyVaultError> for core::KeyVaultError {
             KeyVaultError::WrongPurpose => Self::WrongPurpose,
             KeyVaultError::UserVerificationRequired => Self::UserVerificationRequired,
             KeyVaultError::KeyInvalidated => Self::KeyInvalidated,
+            KeyVaultError::OpenFailed => Self::OpenFailed,
             KeyVaultError::Platform { detail } => Self::Platform(detail),
         }
     }
 }
 
-/// P-256 keys kept by the platform (StrongBox / TEE Keystore, Secure Enclave),
-/// addressed by alias; private keys never leave it.
+/// P-256 keys and AES-256-GCM sealing keys kept by the platform (StrongBox /
+/// TEE Keystore; Secure Enclave and Keychain), addressed by alias; private and
+/// secret keys never leave it. The core keeps every private key of an account
+/// here (possession Dp, user verification Du, the biometric key, the KEM keys)
+/// and seals the OTP seed with a sealing key; see the core's `KeyVault` docs
+/// for the aliases and for what the hardware enforces.
 ///
 /// Public keys are 65-byte uncompressed SEC1 points (`04 || x || y`; from a Java
 /// `ECPublicKey` take the affine x and y, each left-padded to 32 bytes).
 /// Signatures are ECDSA P-256 / SHA-256 over `message`, returned as raw 64-byte
 /// `r || s` (Java and Apple return DER: convert at the edge). ECDH returns the
-/// 32-byte shared x-coordinate.
+/// 32-byte shared x-coordinate. Sealing is AES-256-GCM under a random nonce
+/// the vault picks (Android: `setRandomizedEncryptionRequired(true)`, the IV
+/// from the cipher); the blob is the vault's own format (e.g.
+/// `nonce || ciphertext || tag`), opaque to the core.
 ///
 /// Called from any thread, concurrently for different aliases, off the UI thread;
 /// calls may block while the keystore works. Must not call back into the core.
@@ -230,8 +242,28 @@ pub trait KeyVault: Send + Sync {
     fn sign(&self, alias: String, message: Vec<u8>) -> Result<Vec<u8>, KeyVaultError>;
     /// ECDH between the key-agreement key `alias` and `peer` (65-byte SEC1).
     fn ecdh(&self, alias: String, peer: Vec<u8>) -> Result<Vec<u8>, KeyVaultError>;
-    /// Deletes the key (no error if absent).
+    /// Deletes the key, of any kind (no error if absent).
     fn delete_key(&self, alias: String) -> Result<(), KeyVaultError>;
+    /// Creates a non-exportable AES-256-GCM key under `alias`, replacing any
+    /// old key with that alias. `public_key` of it is `WrongPurpose` (or null).
+    fn create_sealing_key(&self, alias: String) -> Result<(), KeyVaultError>;
+    /// Encrypts `plaintext` with the sealing key `alias` and associated data
+    /// `aad` under a fresh random nonce; returns a blob `open` accepts.
+    fn seal(
+        &self,
+        alias: String,
+        aad: Vec<u8>,
+        plaintext: Vec<u8>,
+    ) -> Result<Vec<u8>, KeyVaultError>;
+    /// Opens a blob `seal` made with the same key and `aad`: `OpenFailed` if it
+    /// does not authenticate. (The core trait's `open`; named apart because
+    /// uniffi escapes `open` in the C header, which Swift cannot import.)
+    fn open_sealed(
+        &self,
+        alias: String,
+        aad: Vec<u8>,
+        blob: Vec<u8>,
+    ) -> Result<Vec<u8>, KeyVaultError>;
 }
 
 /// Joins a foreign [`KeyVault`] to the core trait, validating what comes back.
@@ -277,6 +309,33 @@ impl core::KeyVault for KeyVaultBridge {
     }
     fn delete_key(&self, alias: &str) -> Result<(), core::KeyVaultError> {
         Ok(self.0.delete_key(alias.to_owned())?)
+    }
+    fn create_sealing_key(&self, alias: &str) -> Result<(), core::KeyVaultError> {
+        Ok(self.0.create_sealing_key(alias.to_owned())?)
+    }
+    fn seal(
+        &self,
+        alias: &str,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, core::KeyVaultError> {
+        // The copy is moved into the foreign call's buffer (uniffi owns it from
+        // there); the foreign side's copy is the platform's to clear.
+        Ok(self
+            .0
+            .seal(alias.to_owned(), aad.to_vec(), plaintext.to_vec())?)
+    }
+    fn open(
+        &self,
+        alias: &str,
+        aad: &[u8],
+        blob: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, core::KeyVaultError> {
+        Ok(Zeroizing::new(self.0.open_sealed(
+            alias.to_owned(),
+            aad.to_vec(),
+            blob.to_vec(),
+        )?))
     }
 }
 

@@ -108,9 +108,10 @@ impl From<KeyVaultError> for Error {
         match e {
             KeyVaultError::UserVerificationRequired => Self::VerificationFailed,
             KeyVaultError::KeyInvalidated => Self::VerificationFailed,
-            KeyVaultError::NotFound | KeyVaultError::WrongPurpose | KeyVaultError::Platform(_) => {
-                Self::Storage
-            }
+            KeyVaultError::NotFound
+            | KeyVaultError::WrongPurpose
+            | KeyVaultError::OpenFailed
+            | KeyVaultError::Platform(_) => Self::Storage,
         }
     }
 }

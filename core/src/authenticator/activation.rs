@@ -1,6 +1,7 @@
 //! Activation: redeeming an offer (URI or typed code) for a new push account.
-//! Dp and the first KEM key K are created in the vault first and deleted again
-//! if anything fails.
+//! Dp, Du and the first KEM key K are created in the vault first, the seed's
+//! sealing key once the seed is open, all before the record names them, and
+//! deleted again if anything fails.
 //!
 //! Two phases (docs/PROTOCOL.md §4): the activation request gets the signed
 //! result while the server holds the device as *pending*; the core checks the
@@ -13,14 +14,14 @@
 
 use super::kem::NewKem;
 use super::record::{
-    AccountRecord, PushAccount, RECORD_VERSION, RecordKind, Secret, UserKeyRecord,
+    AccountRecord, PushAccount, RECORD_VERSION, RecordKind, SEED_AAD, UserKeyRecord,
 };
 use super::server_sync::Confirmation;
-use super::store::new_local_id;
+use super::store::{new_local_id, seed_alias};
 use super::types::{AccountInfo, ActivationOptions, AuthenticatorConfig};
 use super::{Authenticator, userkey};
 use crate::client::DeviceClient;
-use crate::crypto::{PublicKey, SigningKey};
+use crate::crypto::PublicKey;
 use crate::error::{Error, Result, from_input, from_server, internal};
 use crate::platform::{KeyPurpose, KeySpec, LogLevel};
 use crate::protocol::api::ErrorCode;
@@ -138,9 +139,15 @@ impl Authenticator {
             .await;
         if let Err(e) = result {
             self.discard_confirming(&id);
-            let _ = self.hooks.vault.delete_key(&dp_alias);
-            let _ = self.hooks.vault.delete_key(&kem.alias);
-            let _ = self.hooks.vault.delete_key(&format!("cs.{id}.bio"));
+            for alias in [
+                dp_alias,
+                kem.alias,
+                userkey::du_alias(&id),
+                userkey::bio_alias(&id),
+                seed_alias(&id),
+            ] {
+                let _ = self.hooks.vault.delete_key(&alias);
+            }
             return Err(e);
         }
         // Saved as waiting: phase two. A final refusal drops the account.
@@ -163,7 +170,10 @@ impl Authenticator {
         options: ActivationOptions,
         config: &AuthenticatorConfig,
     ) -> Result<()> {
-        let du = SigningKey::generate()?;
+        // Du in the vault (see `userkey` on why it is not UV-bound).
+        let du_alias = userkey::du_alias(id);
+        let du_public = self.hooks.vault.create_key(&du_alias, userkey::DU_SPEC)?;
+        let du = self.vault_signer(&du_alias, du_public.clone());
         let dp = self.vault_signer(dp_alias, dp_public.clone());
         let local_now = self.hooks.clock.now()?;
         let request = ActivationRequest::new(
@@ -193,9 +203,12 @@ impl Authenticator {
         let grant = &result.grant;
         let offset = clock_offset(grant.server_time, local_now);
 
-        let du_scalar = du.to_bytes();
+        // The wraps protect a random token (opening one is the proof); with
+        // neither, nothing secret is stored.
+        let token = userkey::new_token()?;
         let mut user_key = UserKeyRecord {
-            public: b64url(&du.public_key().to_sec1()),
+            public: b64url(&du_public.to_sec1()),
+            vault_alias: Some(du_alias),
             plain: None,
             pin: None,
             bio: None,
@@ -203,7 +216,7 @@ impl Authenticator {
         if let Some(p) = &options.pin {
             userkey::check_pin_shape(p, usize::from(grant.policy.pin_min_length))?;
             user_key.pin = Some(userkey::wrap_with_pin(
-                du_scalar.as_slice(),
+                token.as_slice(),
                 p,
                 id,
                 config.pin_kdf_iterations,
@@ -212,14 +225,14 @@ impl Authenticator {
         if options.biometric {
             user_key.bio = Some(userkey::wrap_with_vault(
                 self.hooks.vault.as_ref(),
-                &format!("cs.{id}.bio"),
-                du_scalar.as_slice(),
+                &userkey::bio_alias(id),
+                token.as_slice(),
                 id,
             )?);
         }
-        if user_key.pin.is_none() && user_key.bio.is_none() {
-            user_key.plain = Some(Secret::new(du_scalar.as_slice()));
-        }
+        // The seed, sealed by its own vault key before the record names it.
+        let sealed_seed = self.seal_new(&seed_alias(id), SEED_AAD, id, &seed)?;
+        drop(seed);
         let kem_key = kem.record();
         let kem_kid = kem_key.kid.clone();
         let rec = AccountRecord {
@@ -235,7 +248,8 @@ impl Authenticator {
                 server_key: b64url(&result.server_key.to_sec1()),
                 policy: grant.policy,
                 otp: grant.otp,
-                seed: Secret(seed),
+                seed: None,
+                sealed_seed: Some(sealed_seed),
                 dp_alias: dp_alias.to_owned(),
                 dp_public: b64url(&dp_public.to_sec1()),
                 user_key,

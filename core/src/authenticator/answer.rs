@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use super::Authenticator;
 use super::kem::NewKem;
 use super::record::SEEN_GRACE;
-use super::record::{Secret, SeenTx};
+use super::record::{SEED_AAD, SeenTx};
 use super::session::Session;
 use super::types::{ApprovalOutcome, Delivery, OutboxEntry, OutboxState};
 use crate::error::{Error, Result, internal};
@@ -125,7 +125,7 @@ impl Authenticator {
             let p = r.push()?;
             Ok((
                 stronger(opened.challenge.verification, p.min_verification),
-                Secret(p.seed.0.clone()),
+                p.seed_secret()?,
                 p.otp.digits,
             ))
         })?;
@@ -141,7 +141,9 @@ impl Authenticator {
             }
         };
         self.check_not_expired(account_id, opened)?;
-        let otp = crate::protocol::answer::push_otp(opened, &seed.0, digits).map_err(internal)?;
+        let seed = self.open_secret(&seed, SEED_AAD, account_id)?;
+        let otp = crate::protocol::answer::push_otp(opened, &seed, digits).map_err(internal)?;
+        drop(seed);
         let session = self.session(account_id)?;
         let time = self.server_now(session.clock_offset)?;
         // The next KEM key, created in the vault before the record names it.

@@ -283,6 +283,25 @@ mod tests {
         fn delete_key(&self, alias: &str) -> std::result::Result<(), KeyVaultError> {
             self.inner.delete_key(alias)
         }
+        fn create_sealing_key(&self, alias: &str) -> std::result::Result<(), KeyVaultError> {
+            self.inner.create_sealing_key(alias)
+        }
+        fn seal(
+            &self,
+            alias: &str,
+            aad: &[u8],
+            plaintext: &[u8],
+        ) -> std::result::Result<Vec<u8>, KeyVaultError> {
+            self.inner.seal(alias, aad, plaintext)
+        }
+        fn open(
+            &self,
+            alias: &str,
+            aad: &[u8],
+            blob: &[u8],
+        ) -> std::result::Result<Zeroizing<Vec<u8>>, KeyVaultError> {
+            self.inner.open(alias, aad, blob)
+        }
     }
 
     struct At59;

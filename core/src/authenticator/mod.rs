@@ -7,20 +7,32 @@
 //!
 //! * Dp (possession): a signing key in the platform [`KeyVault`] (`cs.<id>.dp`);
 //!   signs device requests and denials.
-//! * Du (user verification): a software key stored only wrapped under a PIN-derived
-//!   key and/or a user-verification-bound vault key (see [`userkey`]); signs
-//!   approvals that needed a PIN or biometrics.
+//! * Du (user verification): a signing key in the platform [`KeyVault`]
+//!   (`cs.<id>.du`), not bound to user verification so one key serves the PIN
+//!   and biometrics; the core signs with it only after a PIN-derived key or a
+//!   user-verification-bound vault key opened a wrap (see [`userkey`]); signs
+//!   approvals that needed a PIN or biometrics. Records of earlier versions
+//!   keep a software Du wrapped the same ways.
 //! * K (KEM): key-agreement keys in the platform [`KeyVault`]
 //!   (`cs.<id>.kem.<random>`); the record holds only their aliases and public
 //!   keys. HPKE decapsulation in `protocol` takes any
 //!   [`KeyAgreement`](crate::crypto::KeyAgreement) (a public key and ECDH), so
-//!   challenges and the activation seed open through [`KeyVault::ecdh`]. K
+//!   challenges and the activation seed open through [`KeyVault::ecdh`](crate::platform::KeyVault::ecdh). K
 //!   rotates on every answer: the new key is created in the vault before the
 //!   record names it. A key the server has moved away from is kept for
 //!   [`KEM_KEY_GRACE`] seconds (challenges sealed to it may still be pending),
 //!   then dropped from the record and, once that is stored, from the vault.
 //!   Records of earlier versions hold K's scalar inline; those keys still open
 //!   challenges until they rotate out (see `kem`).
+//! * The OTP seed (and an imported `otpauth://` account's URI) is sealed by an
+//!   AES-256-GCM key in the vault (`cs.<id>.seed`, [`KeyVault::seal`](crate::platform::KeyVault::seal)); the
+//!   record holds the alias and the sealed blob, and the core opens it for each
+//!   code or push OTP. Earlier records keep the seed inline.
+//!
+//! The record never holds private key bytes from a vault. What the hardware
+//! enforces and what the core enforces is set out on [`KeyVault`]: the keys
+//! cannot be copied off the device, the biometric gate is a hardware ECDH, the
+//! PIN gate and the wrong-PIN counter are the core's, in the app process.
 //!
 //! # Challenge handling
 //!

@@ -4,14 +4,33 @@
 use zeroize::Zeroizing;
 
 use super::Authenticator;
-use super::record::{AccountRecord, OtpauthAccount, RECORD_VERSION, RecordKind, Secret};
-use super::store::{new_local_id, public_from_text};
+use super::record::{
+    AccountRecord, OTPAUTH_AAD, OtpauthAccount, RECORD_VERSION, RecordKind, SEED_AAD, Secret,
+    StoredSecret,
+};
+use super::store::{new_local_id, public_from_text, seed_alias};
 use super::types::{AccountInfo, OfflineCode, OtpCode};
+use crate::crypto::ct_eq;
 use crate::error::{Error, Result};
 use crate::otp::{OcraInputs, OcraSuite, TotpParams};
+use crate::platform::LogLevel;
 use crate::protocol::offline::{OFFLINE_KIND, OfflineChallenge};
 use crate::protocol::otpauth::{OtpKind, OtpauthError, OtpauthUri};
 use crate::protocol::{Purpose, SignedMessage};
+
+/// How many times an HOTP code is computed again when other writers keep
+/// advancing the counter first.
+const MAX_HOTP_ATTEMPTS: usize = 64;
+
+/// Whether a record still keeps the secret `seen` was read from (the inline
+/// bytes compared in constant time).
+fn same_secret(now: &StoredSecret, seen: &StoredSecret) -> bool {
+    match (now, seen) {
+        (StoredSecret::Sealed(a), StoredSecret::Sealed(b)) => a == b,
+        (StoredSecret::Inline(a), StoredSecret::Inline(b)) => ct_eq(&a.0, &b.0),
+        _ => false,
+    }
+}
 
 /// The same HOTP account with its counter moved past `counter`.
 fn next_hotp(uri: &OtpauthUri, counter: u64) -> Result<OtpauthUri> {
@@ -50,7 +69,7 @@ impl Authenticator {
         let local = self.hooks.clock.now()?;
         let kind = self.read(account_id, |r| {
             Ok(match &r.kind {
-                RecordKind::Push(p) => Some((p.otp, Secret(p.seed.0.clone()), p.clock_offset)),
+                RecordKind::Push(p) => Some((p.otp, p.seed_secret()?, p.clock_offset)),
                 RecordKind::Otpauth(_) => None,
             })
         })?;
@@ -58,39 +77,84 @@ impl Authenticator {
             let now = self.server_now(offset)?;
             let params = TotpParams::new(otp.algorithm.hmac(), otp.digits, otp.period)
                 .map_err(|_| Error::Storage)?;
-            let code = crate::otp::totp_at(&params, &seed.0, now).map_err(|_| Error::Storage)?;
+            let seed = self.open_secret(&seed, SEED_AAD, account_id)?;
+            let code = crate::otp::totp_at(&params, &seed, now).map_err(|_| Error::Storage)?;
             let left = crate::otp::seconds_left(otp.period, now).map_err(|_| Error::Storage)?;
             return Ok(OtpCode {
                 code: Zeroizing::new(code),
                 seconds_left: Some(left),
             });
         }
-        // otpauth: HOTP advances (persisted first), TOTP reads the local clock.
-        self.update(account_id, |r| {
-            let RecordKind::Otpauth(acct) = &mut r.kind else {
-                return Err(Error::Internal);
-            };
-            let text =
-                Zeroizing::new(String::from_utf8(acct.uri.0.to_vec()).map_err(|_| Error::Storage)?);
+        self.otpauth_code(account_id, local)
+    }
+
+    /// The URI of an `otpauth://` account: where it is kept, and its text.
+    fn otpauth_uri(&self, id: &str) -> Result<(StoredSecret, Zeroizing<String>)> {
+        let stored = self.read(id, |r| match &r.kind {
+            RecordKind::Otpauth(a) => a.uri_secret(),
+            RecordKind::Push(_) => Err(Error::Unsupported),
+        })?;
+        let bytes = self.open_secret(&stored, OTPAUTH_AAD, id)?;
+        let text = Zeroizing::new(String::from_utf8(bytes.to_vec()).map_err(|_| Error::Storage)?);
+        Ok((stored, text))
+    }
+
+    /// An `otpauth://` account's code: TOTP reads the local clock; HOTP
+    /// advances its counter, and the new URI (sealed again under the same
+    /// vault key, or inline in a legacy record) is stored before the code is
+    /// returned. The swap only happens if nobody advanced the counter
+    /// meanwhile (another thread or process); otherwise it starts again.
+    fn otpauth_code(&self, id: &str, local: u64) -> Result<OtpCode> {
+        for _ in 0..MAX_HOTP_ATTEMPTS {
+            let (stored, text) = self.otpauth_uri(id)?;
             let uri = OtpauthUri::parse(&text).map_err(|_| Error::Storage)?;
             let code = Zeroizing::new(uri.code(local).map_err(|_| Error::Storage)?);
-            match uri.kind() {
-                OtpKind::Totp { period } => Ok(OtpCode {
-                    code,
-                    seconds_left: Some(
-                        crate::otp::seconds_left(period, local).map_err(|_| Error::Storage)?,
-                    ),
-                }),
-                OtpKind::Hotp { counter } => {
-                    let next = next_hotp(&uri, counter)?;
-                    acct.uri = Secret::new(next.to_uri().as_bytes());
-                    Ok(OtpCode {
+            let counter = match uri.kind() {
+                OtpKind::Totp { period } => {
+                    return Ok(OtpCode {
                         code,
-                        seconds_left: None,
-                    })
+                        seconds_left: Some(
+                            crate::otp::seconds_left(period, local).map_err(|_| Error::Storage)?,
+                        ),
+                    });
                 }
+                OtpKind::Hotp { counter } => counter,
+            };
+            let next = Zeroizing::new(next_hotp(&uri, counter)?.to_uri());
+            let replacement = match &stored {
+                StoredSecret::Inline(_) => StoredSecret::Inline(Secret::new(next.as_bytes())),
+                StoredSecret::Sealed(s) => StoredSecret::Sealed(self.seal_with(
+                    &s.alias,
+                    OTPAUTH_AAD,
+                    id,
+                    next.as_bytes(),
+                )?),
+            };
+            let swapped = self.update(id, |r| {
+                let RecordKind::Otpauth(acct) = &mut r.kind else {
+                    return Err(Error::Internal);
+                };
+                if !same_secret(&acct.uri_secret()?, &stored) {
+                    return Ok(false);
+                }
+                match &replacement {
+                    StoredSecret::Inline(s) => acct.uri = Some(s.clone()),
+                    StoredSecret::Sealed(s) => acct.sealed_uri = Some(s.clone()),
+                }
+                Ok(true)
+            })?;
+            if swapped {
+                return Ok(OtpCode {
+                    code,
+                    seconds_left: None,
+                });
             }
-        })
+        }
+        self.log(
+            LogLevel::Error,
+            "an HOTP counter kept changing under a code",
+        );
+        Err(Error::Storage)
     }
 
     /// Imports an `otpauth://` TOTP/HOTP account. An HOTP account at the last
@@ -106,29 +170,38 @@ impl Authenticator {
                 what: "otpauth URI",
             },
         })?;
-        let rec = AccountRecord {
-            v: RECORD_VERSION,
-            id: new_local_id('o')?,
-            label: parsed.account_name().to_owned(),
-            issuer: parsed.issuer().map(str::to_owned),
-            created: self.hooks.clock.now()?,
-            kind: RecordKind::Otpauth(OtpauthAccount {
-                uri: Secret::new(parsed.to_uri().as_bytes()),
-            }),
-        };
-        self.add_account(rec)
+        let id = new_local_id('o')?;
+        let created = self.hooks.clock.now()?;
+        // The URI (with the secret) sealed by a vault key created first; the
+        // key goes again if the record is not stored.
+        let alias = seed_alias(&id);
+        let text = Zeroizing::new(parsed.to_uri());
+        let added = self
+            .seal_new(&alias, OTPAUTH_AAD, &id, text.as_bytes())
+            .and_then(|sealed| {
+                self.add_account(AccountRecord {
+                    v: RECORD_VERSION,
+                    id: id.clone(),
+                    label: parsed.account_name().to_owned(),
+                    issuer: parsed.issuer().map(str::to_owned),
+                    created,
+                    kind: RecordKind::Otpauth(OtpauthAccount {
+                        uri: None,
+                        sealed_uri: Some(sealed),
+                    }),
+                })
+            });
+        if added.is_err() {
+            let _ = self.hooks.vault.delete_key(&alias);
+        }
+        added
     }
 
     /// Exports an imported `otpauth://` account (with its secret: show it only
     /// after the user confirmed). Push accounts cannot be exported: their seed is
     /// bound to this device's enrollment.
     pub fn export_otpauth(&self, account_id: &str) -> Result<Zeroizing<String>> {
-        self.read(account_id, |r| match &r.kind {
-            RecordKind::Otpauth(a) => Ok(Zeroizing::new(
-                String::from_utf8(a.uri.0.to_vec()).map_err(|_| Error::Storage)?,
-            )),
-            RecordKind::Push(_) => Err(Error::Unsupported),
-        })
+        Ok(self.otpauth_uri(account_id)?.1)
     }
 
     // -----------------------------------------------------------------------
@@ -152,7 +225,7 @@ impl Authenticator {
                     Ok::<_, Error>((
                         r.id.clone(),
                         public_from_text(&p.server_key)?,
-                        Secret(p.seed.0.clone()),
+                        p.seed_secret()?,
                         p.clock_offset,
                     ))
                 })
@@ -171,9 +244,10 @@ impl Authenticator {
             return Err(Error::RequestExpired);
         }
         let suite = offline_suite(&probe.suite)?;
+        let seed = self.open_secret(&seed, SEED_AAD, &id)?;
         let code = crate::otp::ocra(
             &suite,
-            &seed.0,
+            &seed,
             &OcraInputs {
                 question: &probe.question,
                 ..OcraInputs::default()

@@ -171,7 +171,64 @@ impl SeenTx {
     }
 }
 
-/// Du wrapped under a PIN-derived key (PBKDF2-HMAC-SHA256 → AES-256-GCM).
+/// A secret sealed by an AES-256-GCM key in the platform
+/// [`KeyVault`](crate::platform::KeyVault): the key's alias and the vault's
+/// opaque blob (base64url). The associated data binds it to its account and
+/// purpose (see [`Sealed::aad`]), so a blob cannot be moved between accounts
+/// or fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Sealed {
+    /// Vault alias of the sealing key.
+    pub alias: String,
+    /// Base64url of the blob [`KeyVault::seal`](crate::platform::KeyVault::seal)
+    /// returned.
+    pub blob: String,
+}
+
+/// Associated-data label of a push account's sealed OTP seed.
+pub(crate) const SEED_AAD: &str = "countersign/v1/seed";
+/// Associated-data label of an `otpauth://` account's sealed URI.
+pub(crate) const OTPAUTH_AAD: &str = "countersign/v1/otpauth";
+
+impl Sealed {
+    /// The associated data for a secret of account `id` labelled `label`.
+    pub(crate) fn aad(label: &str, id: &str) -> Vec<u8> {
+        let mut a = label.as_bytes().to_vec();
+        a.push(0);
+        a.extend_from_slice(id.as_bytes());
+        a
+    }
+
+    /// The blob's bytes (a damaged record if not base64url).
+    pub(crate) fn blob_bytes(&self) -> Result<Vec<u8>> {
+        b64url_decode("sealed", &self.blob, 8192).map_err(|_| Error::Storage)
+    }
+}
+
+/// Where a record keeps one of its secrets.
+#[derive(Debug, Clone)]
+pub(crate) enum StoredSecret {
+    /// Sealed by a vault key (every record this version writes).
+    Sealed(Sealed),
+    /// Inline in the (encrypted) storage: records of earlier versions.
+    Inline(Secret),
+}
+
+impl StoredSecret {
+    /// From a record's pair of optional fields: exactly one must be set.
+    fn of(sealed: &Option<Sealed>, inline: &Option<Secret>) -> Result<Self> {
+        match (sealed, inline) {
+            (Some(s), None) => Ok(Self::Sealed(s.clone())),
+            (None, Some(i)) => Ok(Self::Inline(Secret(i.0.clone()))),
+            _ => Err(Error::Storage),
+        }
+    }
+}
+
+/// Du's unlock secret wrapped under a PIN-derived key (PBKDF2-HMAC-SHA256 →
+/// AES-256-GCM): Du's scalar in a legacy record, a random token when Du is in
+/// the vault (see [`UserKeyRecord`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PinWrap {
@@ -181,7 +238,8 @@ pub(crate) struct PinWrap {
     pub ct: Secret,
 }
 
-/// Du wrapped under a key agreed with a user-verification-bound vault key.
+/// Du's unlock secret (as for [`PinWrap`]) wrapped under a key agreed with a
+/// user-verification-bound vault key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BioWrap {
@@ -194,16 +252,38 @@ pub(crate) struct BioWrap {
 }
 
 /// The user-verification key Du and how it is protected.
+///
+/// Current form (`vault_alias` set): Du is a signing key in the platform
+/// [`KeyVault`](crate::platform::KeyVault) under `cs.<id>.du`, the record
+/// holds its alias and public key, never a scalar. `pin` and `bio` then wrap
+/// a random 32-byte token: the wrap opening (the PIN-derived key, or the
+/// UV-bound vault ECDH) is the proof the user passed; the core then has the
+/// vault sign with Du. While neither is set up, nothing secret is stored at
+/// all (`plain` stays empty). Du is not UV-bound in the vault: it serves both
+/// the PIN and biometrics (see the [`KeyVault`](crate::platform::KeyVault)
+/// docs on what the core enforces).
+///
+/// Legacy form (`vault_alias` absent), written by versions before Du moved to
+/// the vault: Du is a software key whose scalar is wrapped in `pin` / `bio`,
+/// or kept in `plain` while neither is set up. Such a record keeps working
+/// unchanged (a software scalar cannot be moved into a platform vault: the
+/// keystores generate their keys and import none here).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserKeyRecord {
     /// Base64url SEC1 public key.
     pub public: String,
-    /// Unprotected scalar (only while neither a PIN nor biometrics is set up).
+    /// Vault alias of Du (current form); absent in a legacy record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_alias: Option<String>,
+    /// Unprotected scalar (legacy form only, only while neither a PIN nor
+    /// biometrics is set up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plain: Option<Secret>,
+    /// The unlock secret under the app PIN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<PinWrap>,
+    /// The unlock secret under the UV-bound biometric vault key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bio: Option<BioWrap>,
 }
@@ -219,7 +299,12 @@ pub(crate) struct PushAccount {
     pub server_key: String,
     pub policy: VerificationPolicy,
     pub otp: OtpParams,
-    pub seed: Secret,
+    /// The OTP seed inline (legacy form; never written by this version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<Secret>,
+    /// The OTP seed sealed by the vault key `cs.<id>.seed` (current form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_seed: Option<Sealed>,
     /// Vault alias of Dp.
     pub dp_alias: String,
     /// Base64url SEC1 of Dp.
@@ -243,8 +328,20 @@ pub(crate) struct PushAccount {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OtpauthAccount {
-    /// The canonical URI (holds the secret).
-    pub uri: Secret,
+    /// The canonical URI (holds the secret) inline (legacy form; never written
+    /// by this version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<Secret>,
+    /// The canonical URI sealed by the vault key `cs.<id>.seed` (current form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_uri: Option<Sealed>,
+}
+
+impl OtpauthAccount {
+    /// Where the URI is kept (exactly one form, else the record is damaged).
+    pub(crate) fn uri_secret(&self) -> Result<StoredSecret> {
+        StoredSecret::of(&self.sealed_uri, &self.uri)
+    }
 }
 
 /// What kind of account.
@@ -305,6 +402,11 @@ impl AccountRecord {
 }
 
 impl PushAccount {
+    /// Where the OTP seed is kept (exactly one form, else the record is damaged).
+    pub(crate) fn seed_secret(&self) -> Result<StoredSecret> {
+        StoredSecret::of(&self.sealed_seed, &self.seed)
+    }
+
     /// Refuses a transaction already answered, or whose answer waits to be resent.
     pub(crate) fn check_unanswered(&self, tx: &str) -> Result<()> {
         match self.seen.iter().find(|s| s.tx == tx) {
@@ -450,11 +552,13 @@ pub(crate) fn test_push_account() -> PushAccount {
             digits: 6,
             period: 30,
         },
-        seed: Secret::new(&[7; 20]),
+        seed: Some(Secret::new(&[7; 20])),
+        sealed_seed: None,
         dp_alias: "cs.a.dp".into(),
         dp_public: String::new(),
         user_key: UserKeyRecord {
             public: String::new(),
+            vault_alias: None,
             plain: None,
             pin: None,
             bio: None,

@@ -10,13 +10,13 @@
 use zeroize::Zeroizing;
 
 use super::Authenticator;
-use super::record::{AccountRecord, RECORD_PREFIX, RecordKind};
+use super::record::{AccountRecord, RECORD_PREFIX, RecordKind, Sealed, StoredSecret};
 use super::types::{AccountInfo, AccountKind};
 use crate::crypto::{PublicKey, random_array};
 use crate::error::{Error, Result};
 use crate::platform::LogLevel;
 use crate::protocol::Verification;
-use crate::protocol::encoding::b64url_array;
+use crate::protocol::encoding::{b64url, b64url_array};
 
 /// How many times a change is re-applied when other writers keep winning the
 /// swap before the core gives up with [`Error::Storage`].
@@ -25,6 +25,12 @@ const MAX_SWAP_ATTEMPTS: usize = 64;
 /// A fresh local account id: `prefix` and 16 random hex digits.
 pub(super) fn new_local_id(prefix: char) -> Result<String> {
     Ok(format!("{prefix}{}", hex::encode(random_array::<8>()?)))
+}
+
+/// The vault alias of account `id`'s sealing key (its OTP seed, or an
+/// `otpauth://` account's URI).
+pub(super) fn seed_alias(id: &str) -> String {
+    format!("cs.{id}.seed")
 }
 
 /// A stored public key (base64url SEC1); unreadable means a damaged record.
@@ -163,6 +169,57 @@ impl Authenticator {
         f(&rec)
     }
 
+    /// Creates the sealing key `alias` in the vault (replacing any old one)
+    /// and seals `plaintext` under it, bound to account `id` and `label`. The
+    /// caller names the key in a record only after this, and deletes it if
+    /// that record is never stored.
+    pub(super) fn seal_new(
+        &self,
+        alias: &str,
+        label: &str,
+        id: &str,
+        plaintext: &[u8],
+    ) -> Result<Sealed> {
+        self.hooks.vault.create_sealing_key(alias)?;
+        self.seal_with(alias, label, id, plaintext)
+    }
+
+    /// Seals `plaintext` under the existing sealing key `alias`.
+    pub(super) fn seal_with(
+        &self,
+        alias: &str,
+        label: &str,
+        id: &str,
+        plaintext: &[u8],
+    ) -> Result<Sealed> {
+        let blob = self
+            .hooks
+            .vault
+            .seal(alias, &Sealed::aad(label, id), plaintext)?;
+        Ok(Sealed {
+            alias: alias.to_owned(),
+            blob: b64url(&blob),
+        })
+    }
+
+    /// A record's secret in the clear: opened by the vault, or the legacy
+    /// inline copy. Call it outside any record closure (it calls the vault).
+    pub(super) fn open_secret(
+        &self,
+        stored: &StoredSecret,
+        label: &str,
+        id: &str,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        match stored {
+            StoredSecret::Inline(secret) => Ok(secret.0.clone()),
+            StoredSecret::Sealed(sealed) => Ok(self.hooks.vault.open(
+                &sealed.alias,
+                &Sealed::aad(label, id),
+                &sealed.blob_bytes()?,
+            )?),
+        }
+    }
+
     // -----------------------------------------------------------------------
     // Accounts
 
@@ -259,18 +316,22 @@ impl Authenticator {
     }
 }
 
-/// The vault keys an account owns: Dp, the biometric key and the KEM keys of a
-/// push account (a legacy inline KEM key has none).
+/// The vault keys an account names: Dp, Du, the biometric key, the KEM keys
+/// and the seed's sealing key of a push account; the sealing key of an
+/// `otpauth://` account. (Legacy records name fewer: an inline KEM key, a
+/// software Du or an inline seed has no vault key.)
 pub(super) fn vault_aliases(rec: &AccountRecord) -> Vec<String> {
     match &rec.kind {
         RecordKind::Push(p) => {
             let mut a = vec![p.dp_alias.clone()];
+            a.extend(p.user_key.vault_alias.clone());
             if let Some(b) = &p.user_key.bio {
                 a.push(b.alias.clone());
             }
             a.extend(p.kem_keys.iter().filter_map(|k| k.alias.clone()));
+            a.extend(p.sealed_seed.as_ref().map(|s| s.alias.clone()));
             a
         }
-        RecordKind::Otpauth(_) => vec![],
+        RecordKind::Otpauth(o) => o.sealed_uri.iter().map(|s| s.alias.clone()).collect(),
     }
 }

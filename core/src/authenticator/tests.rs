@@ -9,7 +9,7 @@ use super::*;
 use crate::error::Error;
 use crate::platform::{
     Clock, HookError, HttpClient, HttpError, HttpRequest, HttpResponse, MemoryStorage, NoopLogger,
-    SoftwareKeyVault, UserVerifier, VerificationOutcome, VerificationPrompt,
+    SecureStorage, SoftwareKeyVault, UserVerifier, VerificationOutcome, VerificationPrompt,
 };
 use crate::protocol::{DenyReason, Platform, PushRegistration};
 
@@ -200,4 +200,182 @@ fn a_failing_clock_is_a_typed_error() {
     };
     let broken = Authenticator::new(hooks, AuthenticatorConfig::new(Platform::Desktop)).unwrap();
     assert_eq!(broken.otp(&totp.id).err(), Some(Error::HookFailed));
+}
+
+/// A user who types the same PIN at every prompt.
+struct TypesPin(&'static str);
+
+#[async_trait::async_trait]
+impl UserVerifier for TypesPin {
+    async fn verify(
+        &self,
+        _: VerificationPrompt,
+    ) -> std::result::Result<VerificationOutcome, HookError> {
+        Ok(VerificationOutcome::Verified {
+            pin: Some(zeroize::Zeroizing::new(self.0.to_owned())),
+        })
+    }
+}
+
+/// Records written before Du and the seed moved to the vault (software Du
+/// scalar in `plain` / the wraps, the seed and the otpauth URI inline) load and
+/// work exactly as before: codes, setting a PIN, unlocking Du in software,
+/// HOTP advancing inline.
+#[tokio::test]
+async fn legacy_records_with_a_software_du_and_inline_seed_still_work() {
+    use super::record::{AccountRecord, RECORD_VERSION, RecordKind, Secret, test_push_account};
+    use crate::crypto::SigningKey;
+    use crate::otp::TotpParams;
+    use crate::protocol::MessageSigner;
+    use crate::protocol::encoding::b64url;
+
+    let storage = Arc::new(MemoryStorage::new());
+    let hooks = PlatformHooks {
+        storage: storage.clone(),
+        vault: Arc::new(SoftwareKeyVault::new(storage.clone())),
+        verifier: Arc::new(TypesPin("135790")),
+        http: Arc::new(NoNetwork),
+        clock: Arc::new(FixedClock(AtomicU64::new(59))),
+        logger: Arc::new(NoopLogger),
+    };
+    let auth = Authenticator::new(hooks, AuthenticatorConfig::new(Platform::Desktop)).unwrap();
+
+    // The old shape: `seed` inline, Du's scalar in `plain`, no vault alias.
+    let du = SigningKey::generate().unwrap();
+    let mut p = test_push_account();
+    p.user_key.public = b64url(&du.public_key().to_sec1());
+    p.user_key.plain = Some(Secret::new(du.to_bytes().as_slice()));
+    let rec = AccountRecord {
+        v: RECORD_VERSION,
+        id: "a1".into(),
+        label: "alice".into(),
+        issuer: None,
+        created: 0,
+        kind: RecordKind::Push(Box::new(p)),
+    };
+    let json: serde_json::Value = serde_json::from_slice(&rec.to_bytes().unwrap()).unwrap();
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&json["kind"]["user_key"]), ["plain", "public"]);
+    assert!(json["kind"]["seed"].is_string());
+    assert!(json["kind"].get("sealed_seed").is_none());
+    let key = AccountRecord::storage_key("a1");
+    storage
+        .put(&key, &serde_json::to_vec(&json).unwrap())
+        .unwrap();
+
+    // Codes from the inline seed.
+    let params = TotpParams::new(crate::protocol::OtpAlgorithm::Sha1.hmac(), 6, 30).unwrap();
+    let want = crate::otp::totp_at(&params, &[7; 20], 59).unwrap();
+    assert_eq!(auth.otp("a1").unwrap().code.as_str(), want);
+
+    // A PIN over the plain scalar: it is wrapped, the plain copy goes.
+    auth.set_pin("a1", "135790").await.unwrap();
+    let stored: serde_json::Value =
+        serde_json::from_slice(&storage.get(&key).unwrap().unwrap()).unwrap();
+    assert_eq!(keys(&stored["kind"]["user_key"]), ["pin", "public"]);
+    assert!(stored["kind"]["seed"].is_string());
+    // The PIN unlocks the software Du, which signs as the old key.
+    let (unlocked, how) = auth.unlock_user_key("a1", "test").await.unwrap();
+    assert_eq!(how, crate::protocol::Verification::Pin);
+    assert!(matches!(unlocked, userkey::UserKey::Software(_)));
+    assert_eq!(MessageSigner::public_key(&unlocked), du.public_key());
+    let sig = unlocked.sign(b"message").unwrap();
+    du.public_key().verify(b"message", &sig).unwrap();
+    // And changes like before (the scalar is checked against the public key).
+    auth.change_pin("a1", "135790", "246802").await.unwrap();
+    assert_eq!(
+        auth.change_pin("a1", "135790", "111111").await.err(),
+        Some(Error::WrongPin { attempts_left: 9 })
+    );
+    // No vault key was made for it.
+    assert!(storage.list("vault/").unwrap().is_empty());
+
+    // A legacy otpauth account: the URI inline; HOTP advances inline.
+    let legacy_otp = serde_json::json!({
+        "v": RECORD_VERSION, "id": "o1", "label": "bob", "created": 0,
+        "kind": { "type": "otpauth", "uri": b64url(RFC_HOTP.as_bytes()) },
+    });
+    storage
+        .put(
+            &AccountRecord::storage_key("o1"),
+            &serde_json::to_vec(&legacy_otp).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(auth.otp("o1").unwrap().code.as_str(), "755224");
+    assert_eq!(auth.otp("o1").unwrap().code.as_str(), "287082");
+    let stored: serde_json::Value = serde_json::from_slice(
+        &storage
+            .get(&AccountRecord::storage_key("o1"))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(stored["kind"]["uri"].is_string());
+    assert!(stored["kind"].get("sealed_uri").is_none());
+    assert!(auth.export_otpauth("o1").unwrap().contains("counter=2"));
+    auth.forget_account("o1").unwrap();
+    auth.forget_account("a1").unwrap();
+    assert!(storage.list("").unwrap().is_empty());
+}
+
+/// New otpauth accounts keep their URI sealed by a vault key, which goes with
+/// the account; a blob moved to another account does not open.
+#[test]
+fn imported_uris_are_sealed_in_the_vault() {
+    use super::record::AccountRecord;
+    let storage = Arc::new(MemoryStorage::new());
+    let auth = authenticator(storage.clone());
+    let a = auth.import_otpauth(RFC_TOTP).unwrap();
+    let b = auth.import_otpauth(RFC_HOTP).unwrap();
+    let read = |id: &str| -> serde_json::Value {
+        serde_json::from_slice(
+            &storage
+                .get(&AccountRecord::storage_key(id))
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let ra = read(&a.id);
+    assert!(ra["kind"].get("uri").is_none());
+    assert_eq!(
+        ra["kind"]["sealed_uri"]["alias"],
+        format!("cs.{}.seed", a.id)
+    );
+    let text = String::from_utf8(
+        storage
+            .get(&AccountRecord::storage_key(&a.id))
+            .unwrap()
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(!text.contains("GEZDGNBV"));
+    assert!(
+        storage
+            .get(&format!("vault/cs.{}.seed", a.id))
+            .unwrap()
+            .is_some()
+    );
+    // b's record with a's blob (same alias scheme, other account): refused.
+    let mut rb = read(&b.id);
+    rb["kind"]["sealed_uri"] = ra["kind"]["sealed_uri"].clone();
+    storage
+        .put(
+            &AccountRecord::storage_key(&b.id),
+            &serde_json::to_vec(&rb).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(auth.otp(&b.id).err(), Some(Error::Storage));
+    auth.forget_account(&a.id).unwrap();
+    assert!(
+        storage
+            .get(&format!("vault/cs.{}.seed", a.id))
+            .unwrap()
+            .is_none()
+    );
 }

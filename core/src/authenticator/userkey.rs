@@ -1,6 +1,31 @@
 //! Protection of the user-verification key Du.
 //!
-//! Du is a software P-256 key whose scalar is stored only wrapped (AES-256-GCM):
+//! # Du in the vault (every account this version activates)
+//!
+//! Du is a signing key in the platform [`KeyVault`] under `cs.<account>.du`,
+//! created with `user_verification: false`: one key must serve both the app PIN
+//! and biometrics, and a platform key bound to user verification would only
+//! open after the platform's own prompt, never after the app PIN. The record
+//! holds its alias and public key (see `UserKey::Vault`). The PIN and
+//! biometric gates are checked by the core: each "wrap" below then protects a
+//! fresh random 32-byte token instead of a scalar, and opening it *is* the
+//! proof that the PIN was right (the PIN-derived key opens the AEAD) or that
+//! the user passed biometrics (the UV-bound hardware ECDH succeeded). Only
+//! then does the core have the vault sign with Du.
+//!
+//! What that buys and what it does not: Du can no longer be copied off the
+//! device (the vault never exports it), so someone who copied the storage and
+//! its key and brute-forces the PIN offline learns the PIN alone, not a key
+//! that signs approvals elsewhere. The PIN gate itself is enforced by the core
+//! in the app process (as is the wrong-PIN counter); the biometric proof still
+//! comes from hardware. Before any PIN or biometrics is set up, nothing secret
+//! is stored for Du: approvals that need verification are refused, and the
+//! first setting needs nothing unwrapped.
+//!
+//! # Legacy records (software Du)
+//!
+//! Accounts activated by earlier versions keep a software P-256 Du whose scalar
+//! is stored only wrapped (AES-256-GCM), and keep working unchanged:
 //!
 //! * under a **PIN-derived key**: PBKDF2-HMAC-SHA256(PIN, 16-byte random salt,
 //!   [`PIN_KDF_ITERATIONS`]) (NIST SP 800-63B-4 §3.2.10: a PIN-protected key held
@@ -12,18 +37,21 @@
 //! * or, only while the user has set up neither, unwrapped (still inside the
 //!   encrypted [`crate::platform::SecureStorage`]).
 //!
-//! The AEAD associated data binds each wrap to the account and its purpose, so a
-//! wrap cannot be moved between accounts.
+//! The same two wraps protect the vault mode's token. The AEAD associated data
+//! binds each wrap to the account and its purpose, so a wrap cannot be moved
+//! between accounts.
 
 use zeroize::Zeroizing;
 
 use super::record::{BioWrap, PinWrap, Secret};
+use super::session::VaultSigner;
 use crate::crypto::{
-    AgreementKey, PublicKey, SigningKey, aes_gcm_open, aes_gcm_seal, hkdf, pbkdf2_hmac_sha256,
-    random_array,
+    AgreementKey, CryptoError, PublicKey, Signature, SigningKey, aes_gcm_open, aes_gcm_seal, hkdf,
+    pbkdf2_hmac_sha256, random_array,
 };
 use crate::error::{Error, Result};
 use crate::platform::{KeyPurpose, KeySpec, KeyVault};
+use crate::protocol::MessageSigner;
 use crate::protocol::encoding::{b64url, b64url_array};
 
 /// PBKDF2-HMAC-SHA256 iterations for PIN-derived keys.
@@ -44,6 +72,9 @@ pub const PIN_KDF_ITERATIONS: u32 = 600_000;
 pub const MIN_PIN_LEN: usize = 4;
 /// Longest PIN accepted.
 pub const MAX_PIN_LEN: usize = 64;
+
+/// Length of the random token the wraps protect when Du is in the vault.
+pub(crate) const TOKEN_LEN: usize = 32;
 
 const PIN_AAD: &str = "countersign/v1/du-pin";
 const BIO_AAD: &str = "countersign/v1/du-bio";
@@ -71,7 +102,62 @@ fn pin_kek(pin: &str, salt: &[u8], iterations: u32) -> Result<Zeroizing<[u8; 32]
     Ok(kek)
 }
 
-/// Wraps Du's scalar under `pin`.
+/// The vault alias of account `id`'s Du.
+pub(crate) fn du_alias(id: &str) -> String {
+    format!("cs.{id}.du")
+}
+
+/// The vault alias of account `id`'s UV-bound biometric key.
+pub(crate) fn bio_alias(id: &str) -> String {
+    format!("cs.{id}.bio")
+}
+
+/// The spec Du is created with in the vault. Not bound to user verification:
+/// the one key serves both the app PIN (which the platform cannot check) and
+/// biometrics; the core checks the gate (the PIN wrap opening, or the UV-bound
+/// biometric key's hardware ECDH) before it asks the vault to sign.
+pub(crate) const DU_SPEC: KeySpec = KeySpec {
+    purpose: KeyPurpose::Signing,
+    user_verification: false,
+};
+
+/// A fresh random token for a vault-mode wrap.
+pub(crate) fn new_token() -> Result<Zeroizing<Vec<u8>>> {
+    Ok(Zeroizing::new(random_array::<TOKEN_LEN>()?.to_vec()))
+}
+
+/// Du, ready to sign: a key in the vault, or a legacy record's software key
+/// (unwrapped for this one use). Callers sign without caring which.
+pub(super) enum UserKey {
+    /// A legacy record's software Du (boxed: ring's key is large).
+    Software(Box<SigningKey>),
+    /// Du in the vault: signing goes through [`KeyVault::sign`].
+    Vault(VaultSigner),
+}
+
+impl UserKey {
+    /// Signs `message` (ECDSA P-256 / SHA-256) with Du.
+    pub(super) fn sign(&self, message: &[u8]) -> std::result::Result<Signature, CryptoError> {
+        match self {
+            Self::Software(k) => k.sign(message),
+            Self::Vault(v) => v.sign(message),
+        }
+    }
+}
+
+impl MessageSigner for UserKey {
+    fn public_key(&self) -> PublicKey {
+        match self {
+            Self::Software(k) => k.public_key(),
+            Self::Vault(v) => v.public_key(),
+        }
+    }
+    fn sign(&self, message: &[u8]) -> std::result::Result<Signature, CryptoError> {
+        UserKey::sign(self, message)
+    }
+}
+
+/// Wraps Du's unlock secret (a legacy scalar, or a vault-mode token) under `pin`.
 pub(crate) fn wrap_with_pin(
     scalar: &[u8],
     pin: &str,
@@ -112,7 +198,7 @@ fn bio_kek(shared: &[u8; 32], account: &str) -> Result<Zeroizing<[u8; 32]>> {
     Ok(kek)
 }
 
-/// Creates the UV-bound vault key `alias` and wraps Du's scalar under it.
+/// Creates the UV-bound vault key `alias` and wraps Du's unlock secret under it.
 pub(crate) fn wrap_with_vault(
     vault: &dyn KeyVault,
     alias: &str,

@@ -1,11 +1,16 @@
 //! User verification: unlocking Du with the app PIN (failure counter persisted
 //! first, the account wiped at the limit) or biometrics, and the settings that
 //! change how approvals are protected.
+//!
+//! Both forms of Du (see [`userkey`]) go through the same steps: the prompt,
+//! then opening a wrap. What the wrap held (a vault-mode token, or a legacy
+//! record's scalar) is the *unlock secret*; [`UserKey`] hides which form signs.
 
 use zeroize::Zeroizing;
 
+use super::store::public_from_text;
+use super::userkey::UserKey;
 use super::{Authenticator, userkey};
-use crate::crypto::SigningKey;
 use crate::error::{Error, Result};
 use crate::platform::{LogLevel, VerificationKind, VerificationOutcome, VerificationPrompt};
 use crate::protocol::Verification;
@@ -38,25 +43,30 @@ impl Authenticator {
         &self,
         id: &str,
         reason: &str,
-    ) -> Result<(SigningKey, Verification)> {
-        let (has_pin, has_bio, label, public) = self.read(id, |r| {
+    ) -> Result<(UserKey, Verification)> {
+        let (has_pin, has_bio, label, public, vault_alias) = self.read(id, |r| {
             let p = r.push()?;
             Ok((
                 p.user_key.pin.is_some(),
                 p.user_key.bio.is_some(),
                 r.label.clone(),
                 p.user_key.public.clone(),
+                p.user_key.vault_alias.clone(),
             ))
         })?;
         // Neither set up: approvals that need verification are impossible.
         let kind = preferred_method(has_pin, has_bio).ok_or(Error::VerificationFailed)?;
-        let scalar = self.verify_user(id, kind, reason, &label).await?;
-        let key = userkey::signing_key(&scalar, &public)?;
+        let unlocked = self.verify_user(id, kind, reason, &label).await?;
+        let key = match vault_alias {
+            // The wrap opened: that was the proof. Du signs in the vault.
+            Some(alias) => UserKey::Vault(self.vault_signer(&alias, public_from_text(&public)?)),
+            None => UserKey::Software(Box::new(userkey::signing_key(&unlocked, &public)?)),
+        };
         let how = verification_level(kind);
         Ok((key, how))
     }
 
-    /// Runs the prompt and unwraps Du's scalar.
+    /// Runs the prompt and opens a wrap: the unlock secret.
     async fn verify_user(
         &self,
         id: &str,
@@ -136,18 +146,28 @@ impl Authenticator {
         }
     }
 
-    /// Du's scalar for a settings change: from the plain copy, else by asking the
-    /// user (biometric preferred, else PIN).
+    /// The unlock secret a settings change wraps anew. Legacy record: Du's
+    /// scalar, from the plain copy, else by asking the user (biometric
+    /// preferred, else PIN). Du in the vault: a fresh token when nothing is set
+    /// up yet (there is nothing to unwrap), else the token the user's check
+    /// opened.
     async fn user_key_for_settings(&self, id: &str, reason: &str) -> Result<Zeroizing<Vec<u8>>> {
-        let (plain, has_pin, has_bio, label) = self.read(id, |r| {
+        let (plain, has_pin, has_bio, label, in_vault) = self.read(id, |r| {
             let p = r.push()?;
             Ok((
                 p.user_key.plain.clone(),
                 p.user_key.pin.is_some(),
                 p.user_key.bio.is_some(),
                 r.label.clone(),
+                p.user_key.vault_alias.is_some(),
             ))
         })?;
+        if in_vault {
+            return match preferred_method(has_pin, has_bio) {
+                None => userkey::new_token(),
+                Some(kind) => self.verify_user(id, kind, reason, &label).await,
+            };
+        }
         if let Some(plain) = plain {
             return Ok(plain.0);
         }
@@ -190,7 +210,7 @@ impl Authenticator {
         let wrap = userkey::wrap_with_pin(scalar, pin, id, self.config().pin_kdf_iterations)?;
         self.update(id, |r| {
             let p = r.push_mut()?;
-            userkey::signing_key(scalar, &p.user_key.public)?;
+            check_unlock_secret(&p.user_key, scalar)?;
             p.user_key.pin = Some(wrap.clone());
             p.user_key.plain = None;
             p.pin_failures = 0;
@@ -199,8 +219,8 @@ impl Authenticator {
     }
 
     /// Protects approvals with biometrics: a user-verification-bound key is created
-    /// in the vault and Du is wrapped under it (the user confirms with the current
-    /// method first).
+    /// in the vault and Du's unlock secret is wrapped under it (the user confirms
+    /// with the current method first).
     pub async fn enable_biometric(&self, account_id: &str) -> Result<()> {
         let allowed = self.read(account_id, |r| Ok(r.push()?.policy.biometric_allowed))?;
         if !allowed {
@@ -211,12 +231,13 @@ impl Authenticator {
             .await?;
         let wrap = userkey::wrap_with_vault(
             self.hooks.vault.as_ref(),
-            &format!("cs.{account_id}.bio"),
+            &userkey::bio_alias(account_id),
             &scalar,
             account_id,
         )?;
         self.update(account_id, |r| {
             let p = r.push_mut()?;
+            check_unlock_secret(&p.user_key, &scalar)?;
             p.user_key.bio = Some(wrap.clone());
             p.user_key.plain = None;
             Ok(())
@@ -243,6 +264,16 @@ impl Authenticator {
             p.min_verification = level;
             Ok(())
         })
+    }
+}
+
+/// Checks that `secret` is what `user_key`'s wraps must hold: a legacy
+/// record's Du scalar (matching its public key), or a vault-mode token.
+fn check_unlock_secret(user_key: &super::record::UserKeyRecord, secret: &[u8]) -> Result<()> {
+    match user_key.vault_alias {
+        Some(_) if secret.len() == userkey::TOKEN_LEN => Ok(()),
+        Some(_) => Err(Error::Storage),
+        None => userkey::signing_key(secret, &user_key.public).map(|_| ()),
     }
 }
 

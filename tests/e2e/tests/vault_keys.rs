@@ -25,8 +25,8 @@ use countersign_core::platform::{
     KeyPurpose, KeySpec, KeyVault, KeyVaultError, SecureStorage, SoftwareKeyVault, StorageError,
 };
 use countersign_core::protocol::encoding::b64url;
-use countersign_core::protocol::{DenyReason, SealedChallenge, SignedMessage};
-use countersign_e2e::{Device, open_device_with, start_server};
+use countersign_core::protocol::{DenyReason, SealedChallenge, SignedMessage, Verification};
+use countersign_e2e::{Answer, Device, open_device_with, start_server};
 use countersign_test_support::{RpClient, TempDir, temp_dir};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -46,6 +46,14 @@ enum Event {
     },
     /// A vault ECDH.
     Ecdh { alias: String, peer: PublicKey },
+    /// A vault signature.
+    Sign { alias: String },
+    /// A vault sealing key created (the test peeks at its AES key).
+    CreateSealing { alias: String, key: Vec<u8> },
+    /// Something sealed.
+    Seal { alias: String, plaintext: Vec<u8> },
+    /// Something opened.
+    Open { alias: String },
     /// A vault key deleted.
     Delete { alias: String },
 }
@@ -151,7 +159,11 @@ impl KeyVault for RecordingVault {
     }
 
     fn sign(&self, alias: &str, message: &[u8]) -> Result<Signature, KeyVaultError> {
-        self.inner.sign(alias, message)
+        let signature = self.inner.sign(alias, message)?;
+        self.log.lock().unwrap().push(Event::Sign {
+            alias: alias.to_owned(),
+        });
+        Ok(signature)
     }
 
     fn ecdh(&self, alias: &str, peer: &PublicKey) -> Result<Zeroizing<[u8; 32]>, KeyVaultError> {
@@ -169,6 +181,44 @@ impl KeyVault for RecordingVault {
             alias: alias.to_owned(),
         });
         Ok(())
+    }
+
+    fn create_sealing_key(&self, alias: &str) -> Result<(), KeyVaultError> {
+        self.inner.create_sealing_key(alias)?;
+        // Peek: purpose tag 3, UV flag, the 32-byte AES key.
+        let blob = self
+            .storage
+            .get(&format!("vault/{alias}"))
+            .unwrap()
+            .unwrap();
+        assert_eq!((blob.len(), blob[0]), (34, 3));
+        self.log.lock().unwrap().push(Event::CreateSealing {
+            alias: alias.to_owned(),
+            key: blob[2..].to_vec(),
+        });
+        Ok(())
+    }
+
+    fn seal(&self, alias: &str, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, KeyVaultError> {
+        let blob = self.inner.seal(alias, aad, plaintext)?;
+        self.log.lock().unwrap().push(Event::Seal {
+            alias: alias.to_owned(),
+            plaintext: plaintext.to_vec(),
+        });
+        Ok(blob)
+    }
+
+    fn open(
+        &self,
+        alias: &str,
+        aad: &[u8],
+        blob: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KeyVaultError> {
+        let opened = self.inner.open(alias, aad, blob)?;
+        self.log.lock().unwrap().push(Event::Open {
+            alias: alias.to_owned(),
+        });
+        Ok(opened)
     }
 }
 
@@ -238,6 +288,53 @@ impl Recorded {
         out
     }
 
+    /// Every vault key created so far (any kind): alias → spec (`None`: a
+    /// sealing key).
+    fn all_created(&self) -> BTreeMap<String, Option<KeySpec>> {
+        let mut out = BTreeMap::new();
+        for e in self.events() {
+            match e {
+                Event::Create { alias, spec, .. } => {
+                    out.insert(alias, Some(spec));
+                }
+                Event::CreateSealing { alias, .. } => {
+                    out.insert(alias, None);
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// How many times the vault signed with `alias`.
+    fn signatures_by(&self, alias: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| matches!(e, Event::Sign { alias: a } if a == alias))
+            .count()
+    }
+
+    /// How many times the vault sealed something with `alias`.
+    fn seals_by(&self, alias: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| matches!(e, Event::Seal { alias: a, .. } if a == alias))
+            .count()
+    }
+
+    /// How many times the vault opened something sealed by `alias`.
+    fn opens_by(&self, alias: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| matches!(e, Event::Open { alias: a } if a == alias))
+            .count()
+    }
+
+    /// The stored record of account `id`, as JSON.
+    fn record(&self, id: &str) -> Value {
+        serde_json::from_slice(&self.storage.get(&format!("acct/{id}")).unwrap().unwrap()).unwrap()
+    }
+
     fn deleted(&self) -> Vec<String> {
         self.events()
             .into_iter()
@@ -284,10 +381,13 @@ impl Recorded {
     /// stored value names it (and none names it later).
     fn check_history(&self) {
         let events = self.events();
+        // Every private scalar and sealing key, and every sealed plaintext.
         let scalars: Vec<Vec<u8>> = events
             .iter()
             .filter_map(|e| match e {
                 Event::Create { scalar, .. } => Some(scalar.clone()),
+                Event::CreateSealing { key, .. } => Some(key.clone()),
+                Event::Seal { plaintext, .. } => Some(plaintext.clone()),
                 _ => None,
             })
             .collect();
@@ -326,7 +426,9 @@ impl Recorded {
                 Event::Remove { key } => {
                     stored.remove(key);
                 }
-                Event::Create { alias, .. } => created.push(alias.clone()),
+                Event::Create { alias, .. } | Event::CreateSealing { alias, .. } => {
+                    created.push(alias.clone());
+                }
                 Event::Delete { alias } => {
                     for (key, value) in &stored {
                         assert!(
@@ -336,7 +438,10 @@ impl Recorded {
                     }
                     deleted.push(alias.clone());
                 }
-                Event::Ecdh { .. } => {}
+                Event::Ecdh { .. }
+                | Event::Sign { .. }
+                | Event::Seal { .. }
+                | Event::Open { .. } => {}
             }
         }
         assert!(puts > 0);
@@ -565,5 +670,150 @@ async fn a_record_with_an_inline_kem_scalar_still_opens_challenges() {
     // has none).
     r.dev.auth.forget_account(&acct.id).unwrap();
     assert!(r.live_kem_aliases(&acct.id).is_empty());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn du_and_the_seed_live_in_the_vault() {
+    let (s, rp, r, acct) = activated_recorded_device("vault-du-seed").await;
+    let id = acct.id.clone();
+    let du = format!("cs.{id}.du");
+    let seed = format!("cs.{id}.seed");
+    let bio = format!("cs.{id}.bio");
+
+    // Du is a vault signing key, not bound to user verification (it serves
+    // the PIN and biometrics); the seed has a sealing key.
+    let created = r.all_created();
+    assert_eq!(
+        created[&du],
+        Some(KeySpec {
+            purpose: KeyPurpose::Signing,
+            user_verification: false
+        })
+    );
+    assert_eq!(created[&seed], None);
+    assert_eq!(r.seals_by(&seed), 1, "the seed was sealed once");
+    // Du signed the activation's proof of possession.
+    assert_eq!(r.signatures_by(&du), 1);
+
+    // The record names Du and the sealed seed; no scalar, no inline seed, and
+    // with no PIN or biometrics set up nothing secret for Du at all.
+    let rec = r.record(&id);
+    let p = &rec["kind"];
+    assert_eq!(p["user_key"]["vault_alias"], du.as_str());
+    assert_eq!(
+        p["user_key"]["public"],
+        b64url(&r.vault.public_key(&du).unwrap().unwrap().to_sec1())
+    );
+    for absent in ["plain", "pin", "bio"] {
+        assert!(p["user_key"].get(absent).is_none(), "{absent}");
+    }
+    assert!(p.get("seed").is_none());
+    assert_eq!(p["sealed_seed"]["alias"], seed.as_str());
+
+    // Codes open the seed through the vault.
+    let opens = r.opens_by(&seed);
+    let code = r.dev.auth.otp(&id).unwrap();
+    assert_eq!(code.code.len(), 6);
+    assert_eq!(r.opens_by(&seed), opens + 1);
+
+    // A PIN set with nothing to unwrap (no prompt), then an approval that
+    // needs it: the PIN opens its wrap, Du signs in the vault, and the push
+    // OTP comes from the sealed seed. The server accepts Du's signature.
+    r.dev.auth.set_pin(&id, "135790").await.unwrap();
+    assert!(r.dev.user.prompt_kinds().is_empty());
+    let rec = r.record(&id);
+    assert!(rec["kind"]["user_key"]["pin"].is_object());
+    assert!(rec["kind"]["user_key"].get("plain").is_none());
+    let verified_push = |level: &'static str| {
+        let rp = &rp;
+        async move {
+            let v = rp
+                .start_push(
+                    json!({ "user": "alice", "number_matching": "off", "verification": level }),
+                )
+                .await;
+            v["tx_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let tx = verified_push("pin").await;
+    receive_through_the_vault(&r, &acct, &tx).await;
+    let (signed, opened) = (r.signatures_by(&du), r.opens_by(&seed));
+    r.dev.user.will([Answer::Pin("135790".into())]);
+    let out = r.dev.auth.approve(&id, &tx, None).await.unwrap();
+    assert_eq!(out.verification, Verification::Pin);
+    assert_eq!(rp.status(&tx).await["state"], "approved");
+    assert_eq!(r.signatures_by(&du), signed + 1);
+    assert_eq!(r.opens_by(&seed), opened + 1);
+
+    // A wrong PIN is still counted.
+    let tx = verified_push("pin").await;
+    receive_through_the_vault(&r, &acct, &tx).await;
+    r.dev.user.will([Answer::Pin("000000".into())]);
+    assert!(matches!(
+        r.dev.auth.approve(&id, &tx, None).await,
+        Err(Error::WrongPin { .. })
+    ));
+    assert_eq!(r.dev.auth.account(&id).unwrap().pin_failures, 1);
+    // Biometrics (after the PIN), then an approval with them.
+    r.dev.user.will([Answer::Pin("135790".into())]);
+    r.dev.auth.enable_biometric(&id).await.unwrap();
+    assert_eq!(
+        r.all_created()[&bio],
+        Some(KeySpec {
+            purpose: KeyPurpose::KeyAgreement,
+            user_verification: true
+        })
+    );
+    r.dev.user.will([Answer::Biometric]);
+    let out = r.dev.auth.approve(&id, &tx, None).await.unwrap();
+    assert_eq!(out.verification, Verification::Biometric);
+    assert_eq!(rp.status(&tx).await["state"], "approved");
+    // The PIN changes and still unlocks.
+    r.dev
+        .auth
+        .change_pin(&id, "135790", "246802")
+        .await
+        .unwrap();
+    assert_eq!(
+        r.dev.auth.change_pin(&id, "135790", "111111").await.err(),
+        Some(Error::WrongPin { attempts_left: 9 })
+    );
+    r.dev
+        .auth
+        .change_pin(&id, "246802", "135790")
+        .await
+        .unwrap();
+
+    // Imported otpauth accounts keep their URI sealed too; HOTP advances.
+    let hotp = "otpauth://hotp/Example:bob?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Example&counter=0";
+    let o = r.dev.auth.import_otpauth(hotp).unwrap();
+    let orec = r.record(&o.id);
+    assert!(orec["kind"].get("uri").is_none());
+    assert_eq!(
+        orec["kind"]["sealed_uri"]["alias"],
+        format!("cs.{}.seed", o.id)
+    );
+    for want in ["755224", "287082", "359152"] {
+        assert_eq!(r.dev.auth.otp(&o.id).unwrap().code.as_str(), want);
+    }
+    assert!(
+        r.dev
+            .auth
+            .export_otpauth(&o.id)
+            .unwrap()
+            .contains("counter=3")
+    );
+    r.dev.auth.forget_account(&o.id).unwrap();
+    assert!(r.deleted().contains(&format!("cs.{}.seed", o.id)));
+
+    // Removing the account deletes Du, the biometric key and the seed's key.
+    r.dev.auth.remove_account(&id).await.unwrap();
+    let deleted = r.deleted();
+    for alias in [&du, &seed, &bio, &format!("cs.{id}.dp")] {
+        assert!(deleted.contains(alias), "{alias}");
+        assert!(r.storage.get(&format!("vault/{alias}")).unwrap().is_none());
+    }
+    r.check_history();
     s.stop().await;
 }

@@ -1,5 +1,6 @@
-// Platform glue: P-256 keys in the Android Keystore, in StrongBox where present.
-// The sign/ECDH logic is the shared JcaKeyVault (tested on the JVM).
+// Platform glue: P-256 and AES-256-GCM keys in the Android Keystore, in StrongBox
+// where present. The sign/ECDH/seal logic is the shared JcaKeyVault (tested on
+// the JVM).
 package org.countersign.sample.app
 
 import android.content.Context
@@ -13,8 +14,11 @@ import java.security.KeyStore
 import java.security.PrivateKey
 import java.security.interfaces.ECPublicKey
 import java.security.spec.ECGenParameterSpec
+import javax.crypto.KeyGenerator
+import javax.crypto.SecretKey
 import org.countersign.KeyPurpose
 import org.countersign.KeySpec
+import org.countersign.sample.AesKeyStore
 import org.countersign.sample.P256KeyStore
 import org.countersign.sample.StoredKey
 
@@ -24,7 +28,7 @@ import org.countersign.sample.StoredKey
  */
 const val UV_WINDOW_SECONDS = 15
 
-class KeystoreP256Store(context: Context) : P256KeyStore {
+class KeystoreP256Store(context: Context) : P256KeyStore, AesKeyStore {
     private val keyStore = KeyStore.getInstance("AndroidKeyStore").apply { load(null) }
     private val hasStrongBox = Build.VERSION.SDK_INT >= 28 &&
         context.packageManager.hasSystemFeature(PackageManager.FEATURE_STRONGBOX_KEYSTORE)
@@ -70,6 +74,7 @@ class KeystoreP256Store(context: Context) : P256KeyStore {
     }
 
     override fun load(alias: String): StoredKey? {
+        // A SecretKeyEntry (a sealing key) is not a P-256 key: null here.
         val entry = keyStore.getEntry(alias, null) as? KeyStore.PrivateKeyEntry ?: return null
         val purpose = if (isAgreementKey(entry.privateKey)) KeyPurpose.KEY_AGREEMENT else KeyPurpose.SIGNING
         return StoredKey(entry.privateKey, entry.certificate.publicKey as ECPublicKey, purpose)
@@ -84,4 +89,35 @@ class KeystoreP256Store(context: Context) : P256KeyStore {
     override fun delete(alias: String) {
         if (keyStore.containsAlias(alias)) keyStore.deleteEntry(alias)
     }
+
+    /**
+     * A non-exportable AES-256 key for GCM (the OTP seed's sealing key). Not bound
+     * to user verification: a push must open while the phone is locked. Randomized
+     * encryption is required, so every seal gets a fresh IV from the cipher.
+     */
+    override fun generateAes(alias: String): SecretKey {
+        fun build(strongBox: Boolean): KeyGenParameterSpec {
+            val b = KeyGenParameterSpec.Builder(alias, KeyProperties.PURPOSE_ENCRYPT or KeyProperties.PURPOSE_DECRYPT)
+                .setKeySize(256)
+                .setBlockModes(KeyProperties.BLOCK_MODE_GCM)
+                .setEncryptionPaddings(KeyProperties.ENCRYPTION_PADDING_NONE)
+                .setRandomizedEncryptionRequired(true)
+            if (strongBox) b.setIsStrongBoxBacked(true)
+            return b.build()
+        }
+        val generator = KeyGenerator.getInstance(KeyProperties.KEY_ALGORITHM_AES, "AndroidKeyStore")
+        return try {
+            generator.init(build(hasStrongBox))
+            generator.generateKey()
+        } catch (e: StrongBoxUnavailableException) {
+            generator.init(build(false))
+            generator.generateKey()
+        }
+    }
+
+    override fun loadAes(alias: String): SecretKey? =
+        (keyStore.getEntry(alias, null) as? KeyStore.SecretKeyEntry)?.secretKey
+
+    // One alias namespace in the Keystore: deleting either kind deletes the entry.
+    override fun deleteAes(alias: String) = delete(alias)
 }
