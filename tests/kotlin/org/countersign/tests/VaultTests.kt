@@ -13,6 +13,7 @@ import java.security.Signature
 import java.security.interfaces.ECPrivateKey
 import java.util.Base64
 import java.util.Collections
+import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.runBlocking
 import org.countersign.KeySpec
 import org.countersign.KeyPurpose
@@ -173,7 +174,7 @@ class VaultTests {
         // ECDH, the PIN opens its wrap, and Du signs in the vault.
         val (tx, _) = Rp.push(user, ""","number_matching":"off","verification":"pin"""")
         val ecdhBefore = vault.ecdhCount
-        val request = auth.awaitPending(10u).single { it.txId == tx }
+        val request = auth.awaitPending(10.seconds).single { it.txId == tx }
         assertTrue(vault.ecdhCount > ecdhBefore, "the challenge opened through the trait's ECDH")
         val signsBefore = vault.signCount
         device.ui.pins.add("135790")
