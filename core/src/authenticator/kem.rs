@@ -191,9 +191,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::authenticator::record::{
-        AccountRecord, RECORD_VERSION, RecordKind, test_push_account,
-    };
+    use crate::authenticator::record::{AccountRecord, test_push_account, test_push_record};
     use crate::authenticator::tests::{NoNetwork, NoUser};
     use crate::authenticator::{AuthenticatorConfig, PlatformHooks};
     use crate::crypto::{Signature, SigningKey};
@@ -368,14 +366,7 @@ mod tests {
             v2.record(),
         ];
         p.server_kem_kid = legacy.public_key().key_id();
-        let rec = AccountRecord {
-            v: RECORD_VERSION,
-            id: "a1".into(),
-            label: "alice".into(),
-            issuer: None,
-            created: 0,
-            kind: RecordKind::Push(Box::new(p)),
-        };
+        let rec = test_push_record(p);
         let key = AccountRecord::storage_key("a1");
         storage.put(&key, &rec.to_bytes().unwrap()).unwrap();
         let stored = storage.get(&key).unwrap().unwrap();

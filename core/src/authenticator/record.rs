@@ -532,6 +532,19 @@ impl PushAccount {
     }
 }
 
+/// The record `a1` ("alice") holding push account `p`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_push_record(p: PushAccount) -> AccountRecord {
+    AccountRecord {
+        v: RECORD_VERSION,
+        id: "a1".into(),
+        label: "alice".into(),
+        issuer: None,
+        created: 0,
+        kind: RecordKind::Push(Box::new(p)),
+    }
+}
+
 /// A push account with placeholder keys, for unit tests of record logic.
 #[cfg(test)]
 pub(crate) fn test_push_account() -> PushAccount {

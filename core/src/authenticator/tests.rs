@@ -223,7 +223,9 @@ impl UserVerifier for TypesPin {
 /// HOTP advancing inline.
 #[tokio::test]
 async fn legacy_records_with_a_software_du_and_inline_seed_still_work() {
-    use super::record::{AccountRecord, RECORD_VERSION, RecordKind, Secret, test_push_account};
+    use super::record::{
+        AccountRecord, RECORD_VERSION, Secret, test_push_account, test_push_record,
+    };
     use crate::crypto::SigningKey;
     use crate::otp::TotpParams;
     use crate::protocol::MessageSigner;
@@ -245,14 +247,7 @@ async fn legacy_records_with_a_software_du_and_inline_seed_still_work() {
     let mut p = test_push_account();
     p.user_key.public = b64url(&du.public_key().to_sec1());
     p.user_key.plain = Some(Secret::new(du.to_bytes().as_slice()));
-    let rec = AccountRecord {
-        v: RECORD_VERSION,
-        id: "a1".into(),
-        label: "alice".into(),
-        issuer: None,
-        created: 0,
-        kind: RecordKind::Push(Box::new(p)),
-    };
+    let rec = test_push_record(p);
     let json: serde_json::Value = serde_json::from_slice(&rec.to_bytes().unwrap()).unwrap();
     let keys = |v: &serde_json::Value| -> Vec<String> {
         let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
