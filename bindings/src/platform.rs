@@ -24,6 +24,7 @@
 //!   `Duration`).
 
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use countersign_core::crypto::{PublicKey, Signature};
 use countersign_core::platform as core;
@@ -34,7 +35,7 @@ pub use countersign_core::platform::{
     VerificationPrompt,
 };
 
-use crate::types::SecretString;
+use crate::types::{SecretString, TimeSpan};
 
 // ---------------------------------------------------------------------------
 // SecureStorage
@@ -474,8 +475,9 @@ pub struct HttpRequest {
     pub headers: Vec<HttpHeader>,
     /// Body (empty for none).
     pub body: Vec<u8>,
-    /// Give up after this many milliseconds (long-polls wait up to this).
-    pub timeout_ms: u64,
+    /// Give up after this long (long-polls wait up to this): `kotlin.time.Duration`
+    /// in Kotlin, `Duration` in Swift.
+    pub timeout: TimeSpan,
 }
 
 /// A response, whatever its status (the core interprets error statuses).
@@ -528,7 +530,7 @@ impl From<HttpError> for core::HttpError {
 /// Sends the core's HTTP requests with the app's own network stack (OkHttp,
 /// URLSession). Optional: without one the library uses its reqwest client (when
 /// built with it). Must verify TLS certificates, follow no redirects and honour
-/// `timeout_ms`; requests run concurrently (several long-polls at once).
+/// `timeout`; requests run concurrently (several long-polls at once).
 #[uniffi::export(foreign)]
 #[async_trait::async_trait]
 pub trait HttpClient: Send + Sync {
@@ -557,7 +559,7 @@ impl core::HttpClient for HttpBridge {
             url: request.url,
             headers: headers_to_ffi(request.headers),
             body: request.body,
-            timeout_ms: u64::try_from(request.timeout.as_millis()).unwrap_or(u64::MAX),
+            timeout: TimeSpan(request.timeout),
         };
         let response = self.0.send(request).await?;
         Ok(core::HttpResponse {
@@ -576,14 +578,15 @@ impl core::HttpClient for HttpBridge {
 // Clock and Logger
 // ---------------------------------------------------------------------------
 
-/// The wall clock, in unix seconds. Optional (default: the system clock); tests
-/// inject a fixed one for deterministic OTPs. Called often, from any thread:
+/// The wall clock. Optional (default: the system clock); tests inject a fixed one
+/// for deterministic OTPs. Called often, from any thread:
 /// must be cheap and must not block. If it throws, the call fails with
 /// `HookFailed`.
 #[uniffi::export(foreign)]
 pub trait Clock: Send + Sync {
-    /// Seconds since the unix epoch.
-    fn now(&self) -> Result<u64, HookError>;
+    /// The current instant (`java.time.Instant` in Kotlin, `Date` in Swift); the
+    /// core uses whole seconds.
+    fn now(&self) -> Result<SystemTime, HookError>;
 }
 
 /// Joins a foreign [`Clock`] to the core trait.
@@ -591,7 +594,11 @@ pub(crate) struct ClockBridge(pub(crate) Arc<dyn Clock>);
 
 impl core::Clock for ClockBridge {
     fn now(&self) -> Result<u64, core::HookError> {
-        Ok(self.0.now()?)
+        self.0
+            .now()?
+            .duration_since(UNIX_EPOCH)
+            .map(|since| since.as_secs())
+            .map_err(|_| core::HookError("the clock is before 1970".into()))
     }
 }
 

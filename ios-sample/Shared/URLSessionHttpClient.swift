@@ -33,7 +33,8 @@ public final class URLSessionHttpClient: HttpClient, Sendable {
             throw HttpError.Other(detail: "bad URL")
         }
         var r = URLRequest(url: url)
-        r.timeoutInterval = TimeInterval(request.timeoutMs) / 1000
+        let (seconds, attoseconds) = request.timeout.components
+        r.timeoutInterval = TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
         switch request.method {
         case .get: r.httpMethod = "GET"
         case .post: r.httpMethod = "POST"

@@ -128,7 +128,7 @@ final class FixedClock: Clock, @unchecked Sendable {
     private var value: UInt64
     init(_ now: UInt64) { value = now }
     func set(_ now: UInt64) { lock.withLock { value = now } }
-    func now() -> UInt64 { lock.withLock { value } }
+    func now() -> Date { Date(timeIntervalSince1970: TimeInterval(lock.withLock { value })) }
 }
 
 /// A fresh temporary directory.

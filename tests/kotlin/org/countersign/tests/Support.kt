@@ -106,9 +106,9 @@ class ScriptedUi : PromptUi {
     }
 }
 
-/** A fixed clock for known-answer OTPs. */
+/** A fixed clock for known-answer OTPs; [now] is in unix seconds. */
 class FixedClock(@Volatile var now: ULong) : Clock {
-    override fun now(): ULong = now
+    override fun now(): java.time.Instant = java.time.Instant.ofEpochSecond(now.toLong())
 }
 
 /** One device: its storage folder and key, prompt script and authenticator. */

@@ -22,7 +22,7 @@ class UrlConnectionHttpClient : HttpClient {
             throw HttpException.Connect(e.javaClass.simpleName)
         }
         try {
-            val timeout = request.timeoutMs.toLong().coerceIn(1, Int.MAX_VALUE.toLong()).toInt()
+            val timeout = request.timeout.inWholeMilliseconds.coerceIn(1, Int.MAX_VALUE.toLong()).toInt()
             connection.connectTimeout = timeout
             connection.readTimeout = timeout
             connection.instanceFollowRedirects = false
