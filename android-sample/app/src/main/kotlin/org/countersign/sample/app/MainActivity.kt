@@ -61,7 +61,11 @@ class MainActivity : AppCompatActivity() {
         // Without FCM (no google-services.json) the app long-polls while open.
         lifecycleScope.launch {
             app.authenticator.pendingRequestsFlow().collect { requests ->
-                requests.map(app.push::card).forEach(::showApproval)
+                // Requests answered elsewhere or expired leave the list (an empty
+                // list included): close their dialogs; show only the new ones.
+                val listed = requests.map { it.txId }.toSet()
+                approvals.filterKeys { it !in listed }.values.forEach { it.dismiss() }
+                requests.map(app.push::card).filter { it.txId !in approvals }.forEach(::showApproval)
             }
         }
     }
@@ -103,7 +107,11 @@ class MainActivity : AppCompatActivity() {
             .show()
     }
 
+    /** The open approval dialogs, by tx id. */
+    private val approvals = mutableMapOf<String, AlertDialog>()
+
     private fun showApproval(card: RequestCard) {
+        approvals.remove(card.txId)?.dismiss()
         val number = EditText(this).apply { hint = "Number shown on the sign-in page" }
         val builder = AlertDialog.Builder(this).setTitle(card.title).setMessage(card.body)
         when {
@@ -113,7 +121,8 @@ class MainActivity : AppCompatActivity() {
         }
         builder.setNegativeButton("It wasn't me") { _, _ -> lifecycleScope.launch { show(app.push.deny(card, notMe = true)) } }
             .setNeutralButton("Mistake") { _, _ -> lifecycleScope.launch { show(app.push.deny(card, notMe = false)) } }
-            .show()
+            .setOnDismissListener { dialog -> if (approvals[card.txId] === dialog) approvals.remove(card.txId) }
+        approvals[card.txId] = builder.show()
     }
 
     private fun answer(card: RequestCard, number: String?) {
