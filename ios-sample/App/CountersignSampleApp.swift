@@ -39,12 +39,6 @@ final class Model: ObservableObject {
     }
 }
 
-/// Answers no prompt: for work without UI (a Deny action needs no verification).
-final class NoPrompts: PromptPresenter, @unchecked Sendable {
-    func askPin(title: String, subtitle: String) async -> String? { nil }
-    func askBiometric(title: String, subtitle: String) async -> BiometricResult { .cancelled }
-}
-
 /// APNs, notification categories and actions. The alert itself is rewritten by
 /// the Notification Service Extension (NotificationService/); the actions come
 /// here, in the app, which iOS may launch in the background just for them.

@@ -9,12 +9,6 @@ import Countersign
 import CountersignSampleKit
 import UserNotifications
 
-/// Answers no prompt: an extension has no UI (opening a challenge needs none).
-private final class NoPrompts: PromptPresenter {
-    func askPin(title: String, subtitle: String) async -> String? { nil }
-    func askBiometric(title: String, subtitle: String) async -> BiometricResult { .cancelled }
-}
-
 final class NotificationService: UNNotificationServiceExtension {
     /// The running rewrite, cancelled when iOS's time runs out.
     private var work: Task<Void, Never>?

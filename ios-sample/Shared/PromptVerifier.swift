@@ -21,6 +21,18 @@ public protocol PromptPresenter: AnyObject, Sendable {
     func askBiometric(title: String, subtitle: String) async -> BiometricResult
 }
 
+/// Shows no prompt: every PIN or biometric request is cancelled. For work without
+/// UI (a Notification Service Extension, a Deny action in a background launch),
+/// which needs no verification.
+public final class NoPrompts: PromptPresenter {
+    /// Makes one.
+    public init() {}
+    /// Cancelled.
+    public func askPin(title: String, subtitle: String) async -> String? { nil }
+    /// Cancelled.
+    public func askBiometric(title: String, subtitle: String) async -> BiometricResult { .cancelled }
+}
+
 /// Serialises prompts: one on screen at a time.
 actor PromptQueue {
     private var busy = false

@@ -10,12 +10,6 @@ import CountersignSampleKit
 import CountersignTestKit
 import Foundation
 
-/// Answers no prompt: the extension has no UI, and Deny needs none.
-final class NoPrompts: PromptPresenter {
-    func askPin(title: String, subtitle: String) async -> String? { nil }
-    func askBiometric(title: String, subtitle: String) async -> BiometricResult { .cancelled }
-}
-
 /// Prints `object` as one line of JSON.
 func emit(_ object: [String: Any]) {
     guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
