@@ -60,23 +60,13 @@ public final class NotificationHandler: Sendable {
         push = PushController(authenticator)
     }
 
-    /// The string entries of an APNs user-info dictionary.
-    static func strings(_ userInfo: [AnyHashable: Any]) -> [String: String] {
-        var data: [String: String] = [:]
-        for (key, value) in userInfo {
-            if let key = key as? String, let value = value as? String { data[key] = value }
-        }
-        return data
-    }
-
     /// Fetches and opens the challenge `userInfo` announces and returns the alert
     /// to show. Never throws: on a failure the alert keeps the generic title and
     /// says in one line why, and no action is offered but Deny (a tampered
     /// challenge offers none).
     public func rewrite(userInfo: [AnyHashable: Any]) async -> NotificationText {
         do {
-            let request = try await authenticator.handlePush(data: Self.strings(userInfo))
-            let card = push.card(request)
+            let card = try await push.onPush(userInfo: userInfo)
             let needsApp = card.pickChoices != nil || card.typeDigits != nil
             return NotificationText(
                 title: card.title, body: card.body,
@@ -105,18 +95,19 @@ public final class NotificationHandler: Sendable {
     public func perform(
         action identifier: String, userInfo: [AnyHashable: Any], confirmUser: @Sendable () async -> Bool
     ) async -> ActionResult? {
-        let data = Self.strings(userInfo)
-        guard let tx = data[NotificationIds.txKey] else { return .gone("This request is no longer available") }
+        guard let tx = userInfo[NotificationIds.txKey] as? String else {
+            return .gone("This request is no longer available")
+        }
         // The extension added the account; without it (the extension timed out)
         // find the request among those stored, fetching it if needed.
         let account: String
-        if let known = data[NotificationIds.accountKey] {
+        if let known = userInfo[NotificationIds.accountKey] as? String {
             account = known
         } else {
-            guard let request = try? await authenticator.handlePush(data: data) else {
+            guard let card = try? await push.onPush(userInfo: userInfo) else {
                 return .gone("This request is no longer available")
             }
-            account = request.accountId
+            account = card.accountId
         }
         switch identifier {
         case NotificationIds.denyAction:
