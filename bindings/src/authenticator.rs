@@ -207,6 +207,23 @@ impl Authenticator {
             .await
     }
 
+    /// Scans a QR login shown on a login page (`countersign://login?…`): claims
+    /// it on its server and returns the request to show, with where the browser
+    /// is. Answer it with `approve` / `deny` like a push. `account_id` picks the
+    /// account when several are on that server (`InvalidInput(Account)`
+    /// otherwise); `NotActivated` when none is.
+    #[uniffi::method(default(account_id = None))]
+    pub async fn scan_login_qr(
+        &self,
+        uri: String,
+        account_id: Option<String>,
+    ) -> Result<PendingRequest> {
+        self.run(|a| async move {
+            Ok(a.scan_login_qr(&uri, account_id.as_deref()).await?.into())
+        })
+        .await
+    }
+
     /// Asks every server for pending requests; with a non-zero `wait` long-polls
     /// up to that long (whole seconds, a started one counts) until one has
     /// something. `cancel` stops the wait (`Cancelled`).

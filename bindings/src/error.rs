@@ -40,6 +40,11 @@ pub enum InputField {
     PushRegistration,
     /// No `HttpClient` was given and this build has none of its own.
     HttpClient,
+    /// A scanned QR login (`countersign://login?…`) that does not parse.
+    LoginQr,
+    /// Which account: several are on the QR login's server (pass one), or the
+    /// one given is not on it.
+    Account,
     /// An input this build does not name yet.
     Other,
 }
@@ -63,6 +68,8 @@ impl InputField {
             "QR code" => Self::QrCode,
             "device settings" => Self::DeviceSettings,
             "push registration" => Self::PushRegistration,
+            "login QR" => Self::LoginQr,
+            "account" => Self::Account,
             _ => Self::Other,
         }
     }

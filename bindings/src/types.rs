@@ -192,6 +192,12 @@ pub enum NumberMatching {
         /// How many digits to expect.
         digits: u8,
     },
+    /// Show this number: the user types it on the login page (QR login with
+    /// reverse matching); approve without a number.
+    Show {
+        /// The number to show.
+        number: String,
+    },
 }
 
 /// A push request waiting for the user's decision, with everything to show.

@@ -138,6 +138,21 @@ pub enum DeviceCommand {
         /// The QR code's content.
         payload: String,
     },
+    /// Scan a QR login from a sign-in page (countersign://login?…): shows where
+    /// the browser is and asks to approve or deny (or `--approve` / `--deny`).
+    Scan {
+        /// The QR code's content.
+        uri: String,
+        /// Account id or label, when several accounts are on that server.
+        #[arg(long)]
+        account: Option<String>,
+        /// Approve without asking (scripting).
+        #[arg(long, conflicts_with = "deny")]
+        approve: bool,
+        /// Deny without asking (scripting; reason "mistake").
+        #[arg(long)]
+        deny: bool,
+    },
 }
 
 /// `countersign device pin …`
@@ -261,6 +276,9 @@ pub fn explain(e: &Error) -> String {
         Error::AlreadyAnswered => "nothing to do",
         Error::Tampered => "the message failed verification and was ignored (possible attack)",
         Error::Unsupported => "this version of countersign does not support it; update",
+        Error::InvalidInput { what: "account" } => {
+            "several accounts are on that server: pick one with --account"
+        }
         Error::InvalidInput { .. } => "check what you typed or pasted",
         Error::Network => "the server could not be reached; check the URL and retry",
         Error::NotCountersignServer => "check the server URL",
@@ -664,6 +682,58 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
             }
             Ok(())
         }
+        DeviceCommand::Scan {
+            uri,
+            account,
+            approve,
+            deny,
+        } => {
+            let auth = open(&opts, None).await?;
+            let account_id = match account {
+                Some(sel) => Some(resolve(&auth, Some(&sel), true)?.id),
+                None => None,
+            };
+            let r = auth
+                .scan_login_qr(&uri, account_id.as_deref())
+                .await
+                .map_err(|e| explain(&e))?;
+            if !approve && !deny {
+                // Interactive, like `listen`: show, then ask.
+                handle(&auth, &r, json).await;
+                return Ok(());
+            }
+            if json {
+                eprintln!("{}", describe(&auth, &r));
+            } else {
+                outln!("{}", describe(&auth, &r));
+            }
+            let (decision, queued) = if approve {
+                let outcome = auth
+                    .approve(&r.account_id, &r.tx_id, None)
+                    .await
+                    .map_err(|e| explain(&e))?;
+                ("approve", outcome.delivery == Delivery::Queued)
+            } else {
+                let delivery = auth
+                    .deny(&r.account_id, &r.tx_id, DenyReason::Mistake)
+                    .await
+                    .map_err(|e| explain(&e))?;
+                ("deny", delivery == Delivery::Queued)
+            };
+            let message = match (queued, approve) {
+                (true, true) => QUEUED_APPROVAL,
+                (true, false) => QUEUED_DENIAL,
+                (false, true) => "Approved: the sign-in page continues.",
+                (false, false) => "Denied.",
+            };
+            emit(
+                json,
+                &json!({"tx_id": r.tx_id, "decision": decision, "queued": queued,
+                        "request": request_json(&auth, &r)}),
+                message,
+            );
+            Ok(())
+        }
         DeviceCommand::Offline { payload } => {
             let auth = open(&opts, None).await?;
             let code = auth
@@ -801,6 +871,7 @@ fn matching_json(m: &NumberMatching) -> Value {
         NumberMatching::Off => json!({"mode": "off"}),
         NumberMatching::Type { digits } => json!({"mode": "type", "digits": digits}),
         NumberMatching::Pick { choices } => json!({"mode": "pick", "choices": choices}),
+        NumberMatching::Show { number } => json!({"mode": "show", "number": number}),
     }
 }
 
@@ -859,6 +930,9 @@ fn describe(auth: &Authenticator, r: &PendingRequest) -> String {
             "  Needs:    {}\n",
             verification_name(c.verification).to_uppercase()
         ));
+    }
+    if let NumberMatching::Show { number } = &c.number_matching {
+        s.push_str(&format!("  Number:   {number} (type it on the sign-in page)\n"));
     }
     s.push_str(&format!("  Expires:  in {} s", r.seconds_left));
     s
@@ -988,6 +1062,8 @@ async fn handle(auth: &Authenticator, r: &PendingRequest, json: bool) -> Option<
         "a" | "approve" | "y" | "yes" => {
             let number = match &r.challenge.number_matching {
                 NumberMatching::Off => None,
+                // `describe` showed the number to type on the page.
+                NumberMatching::Show { .. } => None,
                 NumberMatching::Type { digits } => Some(
                     ask(
                         format!("Type the {digits}-digit number shown on the sign-in page: "),

@@ -137,6 +137,13 @@ pub enum NumberMatching {
         /// How many digits to expect (2..=8).
         digits: u8,
     },
+    /// Reverse matching (QR login): the phone shows this number and the user
+    /// types it on the login page; the approval carries no number. A page
+    /// relayed by a phisher then needs the user to read the number to them.
+    Show {
+        /// 2..=8 digits.
+        number: String,
+    },
 }
 
 impl NumberMatching {
@@ -171,6 +178,9 @@ impl NumberMatching {
                     Err(ProtocolError::Malformed { field: "digits" })
                 }
             }
+            Self::Show { number } => {
+                check_digits("number", number, MIN_MATCH_DIGITS, MAX_MATCH_DIGITS)
+            }
         }
     }
 
@@ -178,8 +188,8 @@ impl NumberMatching {
     /// mode (the server compares the value itself).
     pub fn check_entry(&self, number: Option<&str>) -> Result<()> {
         match (self, number) {
-            (Self::Off, None) => Ok(()),
-            (Self::Off, Some(_)) => Err(ProtocolError::Binding {
+            (Self::Off | Self::Show { .. }, None) => Ok(()),
+            (Self::Off | Self::Show { .. }, Some(_)) => Err(ProtocolError::Binding {
                 what: "number given but not asked for",
             }),
             (_, None) => Err(ProtocolError::Binding {

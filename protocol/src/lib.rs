@@ -16,6 +16,7 @@
 //! * [`request`]: signatures over device HTTP requests.
 //! * [`api`]: the device API's JSON bodies and the error codes of both HTTP APIs.
 //! * [`offline`]: the signed payload of an offline QR challenge.
+//! * [`login`]: the QR login URI and the device's claim of it.
 //!
 //! The exact formats, labels and test vectors are in `docs/PROTOCOL.md`.
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod challenge;
 pub mod encoding;
 pub mod error;
 pub mod limits;
+pub mod login;
 pub mod offline;
 pub mod otpauth;
 pub mod request;

@@ -181,6 +181,9 @@ impl Server {
                     if let Err(e) = service::devices::delete_stale_pending(&state).await {
                         tracing::warn!(error = %e, "pending device sweep failed");
                     }
+                    if let Err(e) = service::qr_login::delete_expired(&state).await {
+                        tracing::warn!(error = %e, "QR login sweep failed");
+                    }
                 }
             })
         };

@@ -11,10 +11,11 @@ use super::store::public_from_text;
 use super::types::PendingRequest;
 use super::util::{CancelHandle, first_decisive, with_cancel};
 use crate::client::PendingEntry;
-use crate::error::{Error, Result, from_server};
+use crate::error::{Error, Result, from_input, from_server};
 use crate::platform::LogLevel;
 use crate::protocol::encoding::b64url;
-use crate::protocol::{DeviceBinding, OpenedChallenge, SealedChallenge, SignedMessage};
+use crate::protocol::login::LoginQr;
+use crate::protocol::{DeviceBinding, OpenedChallenge, SealedChallenge, ServerUrl, SignedMessage};
 
 /// Whether a server's list differs from the ids held (`known`) as a set.
 fn differs(list: &[PendingEntry], known: &[String]) -> bool {
@@ -83,6 +84,58 @@ impl Authenticator {
             Ok(p.kem_keys.iter().any(|k| &k.kid == kid))
         });
         held == Ok(false)
+    }
+
+    /// Scans a QR login shown on a login page (`countersign://login?…`,
+    /// docs/PROTOCOL.md §14): claims it on its server with the QR's one-time
+    /// secret, then verifies, opens and records the challenge the server seals
+    /// for this device, exactly like a push. Show it (its context says where the
+    /// browser is) and answer it with [`Self::approve`] / [`Self::deny`], under
+    /// the same verification policy. No push service is involved.
+    ///
+    /// `account_id` picks the account when the app has several on that server
+    /// (else [`Error::InvalidInput`] `account`); with one it may be `None`.
+    /// [`Error::NotActivated`]: no account on that server. Scanning again after
+    /// a lost response returns the same request; another device's scan first
+    /// is [`Error::AlreadyAnswered`], an expired QR [`Error::RequestExpired`].
+    pub async fn scan_login_qr(
+        &self,
+        uri: &str,
+        account_id: Option<&str>,
+    ) -> Result<PendingRequest> {
+        let qr = LoginQr::parse_uri(uri.trim()).map_err(from_input("login QR"))?;
+        let on_server: Vec<String> = self
+            .records()?
+            .into_iter()
+            .filter(|r| {
+                r.push()
+                    .ok()
+                    .and_then(|p| ServerUrl::parse(&p.server_url).ok())
+                    .is_some_and(|url| url == qr.server_url)
+            })
+            .map(|r| r.id)
+            .collect();
+        let id = match (account_id, on_server.as_slice()) {
+            (Some(chosen), _) if on_server.iter().any(|i| i == chosen) => chosen.to_owned(),
+            (Some(_), _) => return Err(Error::InvalidInput { what: "account" }),
+            (None, [only]) => only.clone(),
+            (None, []) => return Err(Error::NotActivated),
+            (None, _) => return Err(Error::InvalidInput { what: "account" }),
+        };
+        let session = self.session(&id)?;
+        let call = self.connect(&session)?;
+        let claimed = call
+            .client
+            .claim_login(&call.who, &qr.login_id, &qr.secret)
+            .await;
+        let envelope = self.check_deregistered(&id, claimed)?;
+        let request = self.receive_envelope(&id, &envelope);
+        if matches!(request, Err(Error::Tampered)) && self.sealed_to_a_key_not_held(&id, &envelope) {
+            // As for a push: name a key we hold; scanning again then opens.
+            self.resync_kem_key(&id, &session).await;
+        }
+        self.deliver_outbox_quietly().await;
+        request
     }
 
     /// Verifies, opens and records a signed challenge envelope that reached the app

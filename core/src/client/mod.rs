@@ -247,6 +247,28 @@ impl<'a> DeviceClient<'a> {
         SignedMessage::from_json(&response.body).map_err(from_server)
     }
 
+    /// Claims a scanned QR login (docs/PROTOCOL.md §14): posts its one-time
+    /// secret, gets the login's challenge sealed for this device and signed by
+    /// S. Claiming again after a lost response returns the same challenge.
+    pub async fn claim_login(
+        &self,
+        who: &DeviceIdentity<'_>,
+        login_id: &str,
+        secret: &str,
+    ) -> Result<SignedMessage> {
+        check_path_segment(login_id)?;
+        let path = format!("/v1/device/logins/{login_id}/claim");
+        let body = serde_json::to_vec(&crate::protocol::login::LoginClaim {
+            secret: secret.to_owned(),
+        })
+        .map_err(|_| Error::Internal)?;
+        let response = self
+            .signed(who, HttpMethod::Post, &path, body, CALL_TIMEOUT)
+            .await
+            .map_err(duplicate_is_network)?;
+        SignedMessage::from_json(&response.body).map_err(from_server)
+    }
+
     /// Posts a signed answer (exact bytes, so a retry resends the same answer).
     pub async fn answer(
         &self,

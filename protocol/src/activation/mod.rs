@@ -8,7 +8,7 @@
 //! * [`ActivationResult`]: the server's grant and the sealed OTP seed.
 
 mod code;
-mod offer;
+pub(crate) mod offer;
 mod request;
 mod result;
 mod server;

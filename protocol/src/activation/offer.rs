@@ -48,7 +48,7 @@ const VALUE_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-fn pct_encode(out: &mut String, value: &str) {
+pub(crate) fn pct_encode(out: &mut String, value: &str) {
     out.extend(utf8_percent_encode(value, VALUE_ESCAPES));
 }
 
@@ -60,7 +60,7 @@ fn is_literal(b: u8) -> bool {
 
 /// Strict percent-decoding: `%XX` escapes and [`is_literal`] bytes only; the
 /// result must be UTF-8.
-fn pct_decode(value: &str) -> Result<String> {
+pub(crate) fn pct_decode(value: &str) -> Result<String> {
     let bad = ProtocolError::InvalidUri {
         reason: "bad percent-encoding",
     };

@@ -128,3 +128,26 @@ async fn signed_device(
     .map_err(IntoResponse::into_response)?;
     Ok(SignedDevice { device, body })
 }
+
+/// The browser handle of a QR login (`Authorization: Bearer <handle>`): what
+/// only the page that created the login holds. The service compares it.
+#[derive(Debug, Clone)]
+pub struct BrowserHandle(pub String);
+
+impl FromRequestParts<Arc<AppState>> for BrowserHandle {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let handle = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .filter(|h| !h.is_empty() && h.len() <= 64)
+            .ok_or_else(auth::unauthorized)?;
+        Ok(Self(handle.to_owned()))
+    }
+}

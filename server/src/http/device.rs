@@ -14,7 +14,7 @@ use super::extract::{Json, Path, Query, RawBody};
 use super::signed_json;
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::service::{challenge, devices, policy};
+use crate::service::{challenge, devices, policy, qr_login};
 
 /// `POST /v1/device/activate`: body is the signed activation request; the answer
 /// is the activation result signed by S.
@@ -76,6 +76,18 @@ pub async fn answer(
 ) -> ApiResult<Json<AnswerAccepted>> {
     Ok(Json(
         challenge::answer(&state, &signed.device, &tx, &signed.body).await?,
+    ))
+}
+
+/// `POST /v1/device/logins/{id}/claim`: body `{"secret":…}` from the scanned QR;
+/// the answer is the login's challenge sealed for this device, signed by S.
+pub async fn claim_login(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    signed: SignedDevice,
+) -> ApiResult<Response> {
+    Ok(signed_json(
+        qr_login::claim(&state, &signed.device, &id, &signed.body).await?,
     ))
 }
 

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod device;
 pub mod edge;
 pub mod extract;
+pub mod login;
 pub mod openapi;
 pub mod rp;
 
@@ -52,6 +53,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             delete(rp::remove_device),
         )
         .route("/v1/rp/users/{user}/oath-tokens", post(rp::add_oath_token))
+        .route("/v1/rp/logins", post(rp::create_login))
+        .route("/v1/logins/{id}", get(login::status))
+        .route("/v1/logins/{id}/number", post(login::number))
         .route("/v1/device/activate", post(device::activate))
         .route(
             "/v1/device/activate/confirm",
@@ -60,6 +64,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/device/challenges", get(device::poll))
         .route("/v1/device/challenges/{tx}", get(device::fetch))
         .route("/v1/device/challenges/{tx}/answer", post(device::answer))
+        .route("/v1/device/logins/{id}/claim", post(device::claim_login))
         .route("/v1/device/push", put(device::update_push))
         .route("/v1/device/kem", put(device::update_kem_key))
         .route("/v1/device/resume", post(device::resume_pushes))

@@ -32,6 +32,8 @@ enum Auth {
     Device,
     /// Nothing (health, this document, activation: its body proves the offer).
     Public,
+    /// `Authorization: Bearer <browser handle>` of a QR login.
+    Browser,
 }
 
 /// An operation: `ok` is the 200 body's schema, `errors` the statuses beyond
@@ -72,9 +74,11 @@ impl Op<'_> {
             "parameters": params,
             "responses": responses,
         });
-        if self.auth != Auth::ApiKey {
+        match self.auth {
+            Auth::ApiKey => {}
+            Auth::Browser => op["security"] = json!([{"browserHandle": []}]),
             // Devices authenticate by signature (headers), not by API key.
-            op["security"] = json!([]);
+            Auth::Device | Auth::Public => op["security"] = json!([]),
         }
         if let Some(body) = self.body {
             op["requestBody"] = json!({
@@ -131,7 +135,48 @@ fn user_name() -> Value {
            "description": "the relying party's user name: 1–128 bytes of UTF-8, no control characters"})
 }
 
+/// The schemas of QR login (§14), apart: one `json!` holds only so many.
+fn login_schemas() -> Value {
+    json!({
+        "QrLoginRequest": {"type": "object", "additionalProperties": false, "properties": {
+            "user": user_name(), "context": reference("Context"),
+            "text": {"type": "string", "maxLength": 1024, "description": "shown on the phone; at most 1024 bytes"},
+            "verification": {"type": "string", "enum": ["none", "pin", "biometric"]},
+            "number_matching": {"type": "string", "enum": ["off", "show"], "default": "off",
+                "description": "show: the phone shows a number and the user types it on the page (POST /v1/logins/{id}/number) before the login is approved"},
+            "digits": {"type": "integer", "minimum": 2, "maximum": 8, "default": 6},
+            "timeout_secs": {"type": "integer", "minimum": 10, "maximum": 600, "default": 120}},
+            "description": "without `user` the login is usernameless: any active device of the relying party may scan it"},
+        "QrLoginCreated": {"type": "object", "additionalProperties": false,
+            "required": ["login_id", "uri", "qr_svg", "qr_png", "browser_handle", "expires_at"], "properties": {
+            "login_id": {"type": "string"}, "uri": {"type": "string", "description": "countersign://login?… (QR code or deep link)"},
+            "qr_svg": {"type": "string"}, "qr_png": {"type": "string", "description": "base64 PNG"},
+            "browser_handle": {"type": "string", "description": "only the page polls with it (Authorization: Bearer); never put it in the QR"},
+            "expires_at": {"type": "integer"}}},
+        "QrLoginStatus": {"type": "object", "additionalProperties": false,
+            "required": ["login_id", "state", "expires_at", "user", "device_id", "deny_reason"], "properties": {
+            "login_id": {"type": "string"},
+            "state": {"type": "string", "enum": ["waiting", "scanned", "number_required", "approved", "denied", "expired"]},
+            "expires_at": {"type": "integer"},
+            "user": {"type": ["string", "null"], "description": "the user whose device scanned the login"},
+            "device_id": {"type": ["string", "null"]},
+            "deny_reason": {"type": ["string", "null"], "enum": ["not_me", "mistake", "wrong_number", null]}}},
+        "QrNumber": {"type": "object", "additionalProperties": false, "required": ["number"], "properties": {
+            "number": {"type": "string", "maxLength": 16}}},
+        "LoginClaim": {"type": "object", "additionalProperties": false, "required": ["secret"], "properties": {
+            "secret": {"type": "string", "description": "the QR's secret: base64url of 16–32 bytes"}}}
+    })
+}
+
 fn schemas() -> Value {
+    let mut all = schemas_main();
+    if let (Some(all), Value::Object(more)) = (all.as_object_mut(), login_schemas()) {
+        all.extend(more);
+    }
+    all
+}
+
+fn schemas_main() -> Value {
     let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
     json!({
         "Error": {"type": "object", "required": ["error"], "additionalProperties": false, "properties": {"error": {
@@ -261,6 +306,8 @@ pub fn document() -> Value {
         }
     };
     let (rp, device, public) = (with(Auth::ApiKey), with(Auth::Device), with(Auth::Public));
+    let browser = with(Auth::Browser);
+    let login_id = path_param("id", "a QR login id", 64);
 
     add(
         "/healthz",
@@ -455,6 +502,54 @@ pub fn document() -> Value {
         ),
     );
     add(
+        "/v1/rp/logins",
+        "post",
+        rp(
+            "Create a QR login (§14)",
+            "The page shows `uri` as a QR code; the app that scans it claims the login and shows the request with this context. 404 `no_device` for an unknown user.",
+            Some("QrLoginRequest"),
+            "QrLoginCreated",
+            &[401, 404],
+            vec![],
+        ),
+    );
+    add(
+        "/v1/logins/{id}",
+        "get",
+        browser(
+            "QR login state for the page (long-poll with ?wait=N)",
+            "Answers at once unless the login is `waiting` or `scanned`. An unknown id and a wrong handle both answer 404 `not_found`.",
+            None,
+            "QrLoginStatus",
+            &[401, 404],
+            vec![login_id.clone(), wait_param("the login is waiting or scanned")],
+        ),
+    );
+    add(
+        "/v1/logins/{id}/number",
+        "post",
+        browser(
+            "Type the number the phone shows (reverse number matching)",
+            "400 unless the login is `number_required`; 403 `wrong_number` with tries left; the last wrong number ends it `denied`.",
+            Some("QrNumber"),
+            "QrLoginStatus",
+            &[401, 403, 404],
+            vec![login_id.clone()],
+        ),
+    );
+    add(
+        "/v1/device/logins/{id}/claim",
+        "post",
+        device(
+            "Claim a scanned QR login; get its challenge (§14)",
+            "The answer is the challenge sealed for this device and signed by S, as GET /v1/device/challenges/{tx} returns it; answer it there. The same device claiming again gets the same challenge. 404 for an unknown id or a wrong secret, 409 `already_answered` when another device claimed it, 410 `expired`, 403 `wrong_account` for another relying party's or user's device.",
+            Some("LoginClaim"),
+            "SignedMessage",
+            &[401, 403, 404, 409, 410],
+            vec![login_id],
+        ),
+    );
+    add(
         "/v1/device/push",
         "put",
         device(
@@ -522,7 +617,8 @@ pub fn document() -> Value {
         "security": [{"apiKey": []}],
         "paths": paths,
         "components": {
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"},
+                "browserHandle": {"type": "http", "scheme": "bearer", "description": "the browser_handle of a QR login"}},
             "responses": {"Error": {"description": "Error", "content": {"application/json": {"schema": reference("Error")}}}},
             "schemas": schemas()
         }

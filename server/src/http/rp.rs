@@ -17,6 +17,7 @@ use crate::service::enrollment::{self, EnrollmentRequest, EnrollmentResponse};
 use crate::service::offline::{
     self, OfflineAccepted, OfflineRequest, OfflineResponse, OfflineVerifyRequest,
 };
+use crate::service::qr_login::{self, QrLoginCreated, QrLoginRequest};
 use crate::service::otp::{
     self, OathTokenRequest, TokenCreated, ValidateRequest, ValidateResponse,
 };
@@ -95,6 +96,15 @@ pub async fn verify_offline(
     Json(req): Json<OfflineVerifyRequest>,
 ) -> ApiResult<Json<OfflineAccepted>> {
     Ok(Json(offline::verify(&state, &rp, &id, req).await?))
+}
+
+/// `POST /v1/rp/logins`: creates a QR login for the page to show.
+pub async fn create_login(
+    State(state): State<Arc<AppState>>,
+    RpAuth(rp): RpAuth,
+    Json(req): Json<QrLoginRequest>,
+) -> ApiResult<Json<QrLoginCreated>> {
+    Ok(Json(qr_login::create(&state, &rp, req).await?))
 }
 
 /// `GET /v1/rp/users/{user}/devices`: lists a user's devices.

@@ -213,12 +213,60 @@ struct Target {
 }
 
 /// One device's sealed copy, made before the transaction.
-struct SealedCopy {
+pub(crate) struct SealedCopy {
     device_id: String,
     display_hash: String,
     plaintext: String,
-    sealed: String,
+    /// The envelope signed by S, as the device fetches it.
+    pub(crate) sealed: String,
     kem_key_id: String,
+}
+
+/// Seals `challenge` to the device's KEM key (`kem_key`, base64url SEC1) and
+/// signs the envelope with S.
+pub(crate) fn seal_copy(
+    state: &AppState,
+    challenge: &Challenge,
+    device_id: &str,
+    kem_key: &str,
+) -> ApiResult<SealedCopy> {
+    let kem = PublicKey::from_sec1(&unb64(kem_key)?).map_err(ApiError::internal)?;
+    let plaintext = challenge.to_json().map_err(protocol_bad_request)?;
+    let sealed = SealedChallenge::seal(challenge, device_id, &kem, Ephemeral::Random)
+        .map_err(protocol_bad_request)?;
+    let signed = sealed
+        .sign(&state.signing_key)
+        .map_err(ApiError::internal)?
+        .to_json()
+        .map_err(ApiError::internal)?;
+    Ok(SealedCopy {
+        device_id: device_id.to_owned(),
+        display_hash: b64(&challenge_hash(&plaintext)),
+        plaintext: b64(&plaintext),
+        sealed: String::from_utf8(signed).map_err(ApiError::internal)?,
+        kem_key_id: kem.key_id(),
+    })
+}
+
+/// Stores a sealed copy of challenge `tx_id` for its device.
+pub(crate) async fn store_copy(
+    conn: &mut sqlx::AnyConnection,
+    tx_id: &str,
+    copy: &SealedCopy,
+) -> ApiResult<()> {
+    store::challenges::insert_delivery(
+        conn,
+        &store::challenges::NewDelivery {
+            tx_id,
+            device_id: &copy.device_id,
+            display_hash: &copy.display_hash,
+            plaintext: &copy.plaintext,
+            sealed: &copy.sealed,
+            kem_key_id: &copy.kem_key_id,
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 fn protocol_bad_request(e: countersign_protocol::ProtocolError) -> ApiError {
@@ -281,7 +329,6 @@ async fn start(
     let expires_at = t + opts.timeout;
     let mut copies = Vec::with_capacity(targets.len());
     for target in &targets {
-        let kem = PublicKey::from_sec1(&unb64(&target.kem_key)?).map_err(ApiError::internal)?;
         let challenge = Challenge {
             tx_id: tx_id.clone(),
             account_id: target.account_id.clone(),
@@ -295,26 +342,14 @@ async fn start(
             number_matching: opts.matching.clone(),
             nonce: countersign_protocol::challenge::random_id().map_err(ApiError::internal)?,
         };
-        let plaintext = challenge.to_json().map_err(protocol_bad_request)?;
-        let sealed = SealedChallenge::seal(&challenge, &target.id, &kem, Ephemeral::Random)
-            .map_err(protocol_bad_request)?;
-        let signed = sealed
-            .sign(&state.signing_key)
-            .map_err(ApiError::internal)?
-            .to_json()
-            .map_err(ApiError::internal)?;
-        copies.push(SealedCopy {
-            device_id: target.id.clone(),
-            display_hash: b64(&challenge_hash(&plaintext)),
-            plaintext: b64(&plaintext),
-            sealed: String::from_utf8(signed).map_err(ApiError::internal)?,
-            kem_key_id: kem.key_id(),
-        });
+        copies.push(seal_copy(state, &challenge, &target.id, &target.kem_key)?);
     }
     let (mode, number) = match &opts.matching {
         NumberMatching::Off => ("off", None),
         NumberMatching::Pick { .. } => ("pick", opts.number.clone()),
         NumberMatching::Type { .. } => ("type", opts.number.clone()),
+        // QR logins only (service/qr_login.rs); an RP push never asks for it.
+        NumberMatching::Show { .. } => return Err(ApiError::internal("show matching in a push")),
     };
     let request = serde_json::json!({
         "context": {
@@ -354,18 +389,7 @@ async fn start(
     )
     .await?;
     for copy in &copies {
-        store::challenges::insert_delivery(
-            &mut dbtx,
-            &store::challenges::NewDelivery {
-                tx_id: &tx_id,
-                device_id: &copy.device_id,
-                display_hash: &copy.display_hash,
-                plaintext: &copy.plaintext,
-                sealed: &copy.sealed,
-                kem_key_id: &copy.kem_key_id,
-            },
-        )
-        .await?;
+        store_copy(&mut dbtx, &tx_id, copy).await?;
     }
     let audit_id = random_id("au_")?;
     let reason = format!("{kind} challenge to {} device(s)", targets.len());
@@ -889,8 +913,9 @@ pub async fn answer(
             ));
         }
         let number_ok = match (&challenge.number_matching, ans.number.as_deref(), number) {
-            (NumberMatching::Off, None, _) => true,
-            (NumberMatching::Off, Some(_), _) => false,
+            // `show` (QR login): the number is typed on the page, not the phone.
+            (NumberMatching::Off | NumberMatching::Show { .. }, None, _) => true,
+            (NumberMatching::Off | NumberMatching::Show { .. }, Some(_), _) => false,
             (_, Some(got), Some(want)) => ct_eq(got.as_bytes(), want.as_bytes()),
             _ => false,
         };

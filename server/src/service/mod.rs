@@ -12,6 +12,7 @@ pub mod enrollment;
 pub mod offline;
 pub mod otp;
 pub mod policy;
+pub mod qr_login;
 pub mod secrets;
 pub mod webhook;
 

@@ -16,6 +16,7 @@ pub mod notify;
 pub mod offers;
 pub mod offline;
 pub mod otp;
+pub mod qr_logins;
 pub mod relying_parties;
 pub mod secrets;
 pub mod users;
