@@ -6,6 +6,17 @@ import SwiftUI
 import VisionKit
 
 extension Model {
+    /// A scanned code: a sign-in page's QR login opens its approval sheet;
+    /// anything else is an account to add.
+    func scanned(_ text: String) async {
+        guard case .login(let uri) = classify(text) else { return await add(text) }
+        do {
+            cards.append(try await push.onLoginQr(uri))
+        } catch {
+            status = actionResult(error).message
+        }
+    }
+
     /// Activates or imports a scanned code.
     func add(_ text: String, pin: String? = nil) async {
         do {
@@ -56,7 +67,7 @@ struct ContentView: View {
             .sheet(isPresented: $scanning) {
                 QRScanner { text in
                     scanning = false
-                    Task { await model.add(text) }
+                    Task { await model.scanned(text) }
                 }
             }
             .sheet(item: Binding(get: { model.cards.first.map(IdentifiedCard.init) }, set: { _ in })) { item in
@@ -74,6 +85,10 @@ struct ContentView: View {
         VStack(spacing: 16) {
             Text(card.title).font(.headline)
             Text(card.body)
+            // Reverse matching (QR login): the user types this on the sign-in page.
+            if let shown = card.showNumber {
+                Text("Type \(shown) on the sign-in page").font(.title.monospacedDigit())
+            }
             if let choices = card.pickChoices {
                 HStack { ForEach(choices, id: \.self) { c in Button(c) { answer(card, c) }.buttonStyle(.borderedProminent) } }
             } else {

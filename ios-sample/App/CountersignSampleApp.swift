@@ -142,7 +142,7 @@ struct CountersignSampleApp: App {
                 .environmentObject(model)
                 .environmentObject(model.prompts)
                 .onAppear { delegate.model = model }
-                .onOpenURL { url in Task { await model.add(url.absoluteString) } }
+                .onOpenURL { url in Task { await model.scanned(url.absoluteString) } }
         }
     }
 }

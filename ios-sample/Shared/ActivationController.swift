@@ -6,6 +6,8 @@ import Foundation
 public enum Scanned: Equatable, Sendable {
     /// A Countersign activation offer.
     case activation(String)
+    /// A QR login from a sign-in page (`PushController.onLoginQr`).
+    case login(String)
     /// A plain TOTP/HOTP account.
     case otpauth(String)
     /// Not ours.
@@ -16,6 +18,7 @@ public enum Scanned: Equatable, Sendable {
 public func classify(_ text: String) -> Scanned {
     let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
     let lower = t.lowercased()
+    if lower.hasPrefix("countersign://login?") { return .login(t) }
     if lower.hasPrefix("countersign://") { return .activation(t) }
     if lower.hasPrefix("otpauth://") { return .otpauth(t) }
     return .unknown(t)
@@ -31,7 +34,8 @@ public final class ActivationController: Sendable {
 
     /// Activates or imports `text`; `pin` / `biometric` protect approvals. Throws
     /// a `CountersignError`: `InvalidInput(field: .qrCode)` for a text that is
-    /// neither an activation offer nor an `otpauth://` URI.
+    /// neither an activation offer nor an `otpauth://` URI (a QR login goes to
+    /// `PushController.onLoginQr`).
     public func add(_ text: String, pin: String? = nil, biometric: Bool = false) async throws -> AccountInfo {
         switch classify(text) {
         case .activation(let uri):
@@ -39,7 +43,7 @@ public final class ActivationController: Sendable {
                 uri: uri, options: ActivationOptions(pin: pin, biometric: biometric))
         case .otpauth(let uri):
             return try await authenticator.importOtpauth(uri: uri)
-        case .unknown:
+        case .unknown, .login:
             throw CountersignError.InvalidInput(field: .qrCode)
         }
     }

@@ -24,6 +24,9 @@ public struct RequestCard: Equatable, Sendable {
     public let approveFromNotification: Bool
     /// When the request expires (server clock).
     public let expiresAt: Date
+    /// QR login with reverse matching: the number to show in large digits,
+    /// which the user types on the sign-in page; nil otherwise.
+    public var showNumber: String? = nil
 }
 
 /// The end of an action, as the UI shows it.
@@ -67,6 +70,8 @@ public func inputName(_ field: InputField) -> String {
     case .verificationNotSetUp: return "verification settings: set up a PIN or biometrics first"
     case .number: return "number"
     case .otpauthUri, .hotpCounter: return "account code"
+    case .loginQr: return "scanned sign-in code"
+    case .account: return "account: choose which one signs in"
     case .pushData, .pushRegistration, .deviceSettings, .httpClient, .other: return "app setup"
     }
 }
@@ -118,16 +123,26 @@ public final class PushController: Sendable {
         if !origin.isEmpty { lines.append(origin.joined(separator: " · ")) }
         var pick: [String]? = nil
         var digits: Int? = nil
+        var show: String? = nil
         switch r.numberMatching {
         case .off: break
         case .pick(let choices): pick = choices
         case .type(let d): digits = Int(d)
+        case .show(let number): show = number
         }
         return RequestCard(
             accountId: r.accountId, txId: r.txId, title: title,
             body: lines.joined(separator: "\n"), pickChoices: pick, typeDigits: digits,
             approveFromNotification: pick == nil && digits == nil && r.verification == .none,
-            expiresAt: r.expiresAt)
+            expiresAt: r.expiresAt, showNumber: show)
+    }
+
+    /// A scanned QR login (`countersign://login?…`) to a card: the core claims
+    /// it on its server and returns the request, answered with `approve` /
+    /// `deny` like a push. `accountId` picks the account when several are on
+    /// that server (else `InvalidInput(field: .account)`).
+    public func onLoginQr(_ uri: String, accountId: String? = nil) async throws -> RequestCard {
+        card(try await authenticator.scanLoginQr(uri: uri, accountId: accountId))
     }
 
     /// Cards of the requests already received by any process and still pending

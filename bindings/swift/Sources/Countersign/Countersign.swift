@@ -112,8 +112,11 @@ extension Authenticator {
 extension PendingRequest {
     /// Whether approving needs a number from the user (typed or picked).
     public var needsNumber: Bool {
-        if case .off = numberMatching { return false }
-        return true
+        switch numberMatching {
+        case .pick, .type: return true
+        // `show`: the user types the phone's number on the page, not here.
+        case .off, .show: return false
+        }
     }
 }
 

@@ -113,7 +113,8 @@ fun Authenticator.pendingRequestsFlow(wait: Duration = 30.seconds, retryDelay: D
 
 /** Whether approving needs a number from the user (typed or picked). */
 val PendingRequest.needsNumber: Boolean
-    get() = numberMatching !is NumberMatching.Off
+    // `Show`: the user types the phone's number on the page, not here.
+    get() = numberMatching is NumberMatching.Pick || numberMatching is NumberMatching.Type
 
 /**
  * P-256 encodings between Java's security APIs (Android Keystore, JCA) and the

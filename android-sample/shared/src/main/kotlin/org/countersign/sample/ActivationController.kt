@@ -12,6 +12,8 @@ import org.countersign.InputField
 sealed class Scanned {
     /** A Countersign activation offer. */
     data class Activation(val uri: String) : Scanned()
+    /** A QR login from a sign-in page ([PushController.onLoginQr]). */
+    data class Login(val uri: String) : Scanned()
     /** A plain TOTP/HOTP account. */
     data class Otpauth(val uri: String) : Scanned()
     /** Not ours. */
@@ -22,6 +24,7 @@ sealed class Scanned {
 fun classify(text: String): Scanned {
     val t = text.trim()
     return when {
+        t.startsWith("countersign://login?", ignoreCase = true) -> Scanned.Login(t)
         t.startsWith("countersign://", ignoreCase = true) -> Scanned.Activation(t)
         t.startsWith("otpauth://", ignoreCase = true) -> Scanned.Otpauth(t)
         else -> Scanned.Unknown(t)
@@ -41,7 +44,8 @@ class ActivationController(private val authenticator: Authenticator) {
         when (val scanned = classify(text)) {
             is Scanned.Activation -> authenticator.activateUri(scanned.uri, ActivationOptions(pin, biometric))
             is Scanned.Otpauth -> authenticator.importOtpauth(scanned.uri)
-            is Scanned.Unknown -> throw CountersignException.InvalidInput(InputField.QR_CODE)
+            // A QR login is answered, not added: PushController.onLoginQr.
+            is Scanned.Unknown, is Scanned.Login -> throw CountersignException.InvalidInput(InputField.QR_CODE)
         }
 
     /**

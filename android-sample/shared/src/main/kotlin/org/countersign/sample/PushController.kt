@@ -36,6 +36,8 @@ data class RequestCard(
     val approveFromNotification: Boolean,
     /** When the request expires (server clock). */
     val expiresAt: Instant,
+    /** QR login with reverse matching: the number to show, typed on the sign-in page; else null. */
+    val showNumber: String? = null,
 )
 
 /** The end of an action, as the UI shows it. */
@@ -80,6 +82,8 @@ fun inputName(field: InputField): String = when (field) {
     InputField.VERIFICATION_NOT_SET_UP -> "verification settings: set up a PIN or biometrics first"
     InputField.NUMBER -> "number"
     InputField.OTPAUTH_URI, InputField.HOTP_COUNTER -> "account code"
+    InputField.LOGIN_QR -> "scanned sign-in code"
+    InputField.ACCOUNT -> "account: choose which one signs in"
     InputField.PUSH_DATA, InputField.PUSH_REGISTRATION, InputField.DEVICE_SETTINGS,
     InputField.HTTP_CLIENT, InputField.OTHER -> "app setup"
 }
@@ -140,8 +144,22 @@ class PushController(private val authenticator: Authenticator) {
             typeDigits = (matching as? NumberMatching.Type)?.digits?.toInt(),
             approveFromNotification = matching is NumberMatching.Off && request.verification == Verification.NONE,
             expiresAt = request.expiresAt,
+            showNumber = (matching as? NumberMatching.Show)?.number,
         )
     }
+
+    /**
+     * A scanned QR login (`countersign://login?…`) to a card: the core claims it on
+     * its server and returns the request, answered with [approve] / [deny] like a
+     * push. [accountId] picks the account when several are on that server.
+     *
+     * @throws CountersignException `InvalidInput(ACCOUNT)` when several accounts are
+     *   on that server and none was picked; `AlreadyAnswered` when another device
+     *   scanned it first; `RequestExpired` for an old QR.
+     */
+    @Throws(CountersignException::class)
+    suspend fun onLoginQr(uri: String, accountId: String? = null): RequestCard =
+        card(authenticator.scanLoginQr(uri, accountId))
 
     /**
      * FCM / APNs data (`device_id`, `tx_id`) to a card.

@@ -22,7 +22,9 @@ import org.countersign.CountersignException
 import org.countersign.pendingRequestsFlow
 import org.countersign.sample.ActionResult
 import org.countersign.sample.RequestCard
+import org.countersign.sample.Scanned
 import org.countersign.sample.actionResult
+import org.countersign.sample.classify
 import org.countersign.sample.message
 
 /** The one screen: codes, activation and approvals. */
@@ -32,7 +34,19 @@ class MainActivity : AppCompatActivity() {
     private lateinit var status: TextView
 
     private val scanner = registerForActivityResult(ScanContract()) { result ->
-        result.contents?.let(::activate)
+        result.contents?.let(::scanned)
+    }
+
+    /** A scanned QR or deep link: a sign-in page's QR login, or an account to add. */
+    private fun scanned(text: String) {
+        val login = classify(text) as? Scanned.Login ?: return activate(text)
+        lifecycleScope.launch {
+            try {
+                showApproval(app.push.onLoginQr(login.uri))
+            } catch (e: CountersignException) {
+                status.text = actionResult(e).message
+            }
+        }
     }
 
     override fun onCreate(savedInstanceState: Bundle?) {
@@ -82,7 +96,7 @@ class MainActivity : AppCompatActivity() {
 
     private fun handle(intent: Intent?) {
         intent ?: return
-        intent.data?.takeIf { it.scheme == "countersign" }?.let { activate(it.toString()) }
+        intent.data?.takeIf { it.scheme == "countersign" }?.let { scanned(it.toString()) }
         if (intent.action == ACTION_APPROVE) {
             val tx = intent.getStringExtra(EXTRA_TX)
             lifecycleScope.launch { app.push.cards().firstOrNull { it.txId == tx }?.let(::showApproval) }
@@ -113,7 +127,9 @@ class MainActivity : AppCompatActivity() {
     private fun showApproval(card: RequestCard) {
         approvals.remove(card.txId)?.dismiss()
         val number = EditText(this).apply { hint = "Number shown on the sign-in page" }
-        val builder = AlertDialog.Builder(this).setTitle(card.title).setMessage(card.body)
+        // Reverse matching (QR login): the user types this number on the sign-in page.
+        val message = card.showNumber?.let { "${card.body}\n\nType $it on the sign-in page" } ?: card.body
+        val builder = AlertDialog.Builder(this).setTitle(card.title).setMessage(message)
         when {
             card.pickChoices != null -> builder.setItems(card.pickChoices!!.toTypedArray()) { _, i -> answer(card, card.pickChoices!![i]) }
             card.typeDigits != null -> builder.setView(number).setPositiveButton("Approve") { _, _ -> answer(card, number.text.toString()) }
