@@ -293,6 +293,7 @@ final class CountersignTests: XCTestCase {
         XCTAssertEqual(classify(" countersign://activate?x=1\n"), .activation("countersign://activate?x=1"))
         XCTAssertEqual(classify("otpauth://totp/a?secret=JBSWY3DP"), .otpauth("otpauth://totp/a?secret=JBSWY3DP"))
         XCTAssertEqual(classify("https://example.com"), .unknown("https://example.com"))
+        XCTAssertEqual(classify("countersign://login?v=1&id=x"), .login("countersign://login?v=1&id=x"))
         XCTAssertEqual(groupCode("123456"), "123 456")
         XCTAssertEqual(groupCode("12345678"), "1234 5678")
         XCTAssertEqual(actionResult(CountersignError.WrongPin(attemptsLeft: 2)), .retry("Wrong PIN: 2 attempts left"))
@@ -315,6 +316,37 @@ final class CountersignTests: XCTestCase {
         let der = try P256Signature.rawToDer(r + s)
         XCTAssertEqual(try P256Signature.derToRaw(der), r + s)
         XCTAssertThrowsError(try P256Signature.derToRaw(der + Data([0])))
+    }
+
+    func testQrLoginScannedAndApprovedWithReverseNumber() async throws {
+        let device = try Device()
+        let (user, accountId) = try await device.activate("qrlogin")
+        let created = try await Rp.post(
+            "/v1/rp/logins",
+            #"{"user":"\#(user)","number_matching":"show","context":{"location":"Berlin, DE"}}"#)
+        let uri = try XCTUnwrap(jsonString(created, "uri"), created)
+        let handle = try XCTUnwrap(jsonString(created, "browser_handle"))
+        let id = try XCTUnwrap(jsonString(created, "login_id"))
+        guard case .login(let scanned) = classify(uri) else { return XCTFail("not classified as a login: \(uri)") }
+        let push = PushController(device.authenticator)
+        let card = try await push.onLoginQr(scanned)
+        XCTAssertEqual(card.accountId, accountId)
+        XCTAssertTrue(card.body.contains("Berlin, DE"), card.body)
+        let shown = try XCTUnwrap(card.showNumber)
+        XCTAssertEqual(shown.count, 6)
+        let result = await push.approve(card)
+        guard case .approved = result else { return XCTFail("not approved: \(result)") }
+        let (_, waiting) = try await Rp.call("GET", "/v1/logins/\(id)?wait=5", bearer: handle)
+        XCTAssertEqual(jsonString(waiting, "state"), "number_required", waiting)
+        let (status, done) = try await Rp.call("POST", "/v1/logins/\(id)/number", #"{"number":"\#(shown)"}"#, bearer: handle)
+        XCTAssertEqual(status, 200, done)
+        XCTAssertEqual(jsonString(done, "state"), "approved", done)
+        XCTAssertEqual(jsonString(done, "user"), user)
+        let (wrongHandle, _) = try await Rp.call("GET", "/v1/logins/\(id)", bearer: "AAAAAAAAAAAAAAAAAAAAAA")
+        XCTAssertEqual(wrongHandle, 404, "a wrong handle learns nothing")
+        await assertThrows(.InvalidInput(field: .loginQr)) {
+            try await device.authenticator.scanLoginQr(uri: "countersign://login?v=1", accountId: nil)
+        }
     }
 }
 

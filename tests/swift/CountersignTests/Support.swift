@@ -28,11 +28,13 @@ enum Rp {
         "\(prefix)-swift-\(ProcessInfo.processInfo.processIdentifier)-\(counter.next())"
     }
 
-    static func call(_ method: String, _ path: String, _ json: String? = nil) async throws -> (Int, String) {
+    static func call(
+        _ method: String, _ path: String, _ json: String? = nil, bearer: String? = nil
+    ) async throws -> (Int, String) {
         var r = URLRequest(url: URL(string: url + path)!)
         r.httpMethod = method
         r.timeoutInterval = 30
-        r.setValue("Bearer \(apiKey)", forHTTPHeaderField: "Authorization")
+        r.setValue("Bearer \(bearer ?? apiKey)", forHTTPHeaderField: "Authorization")
         if let json {
             r.setValue("application/json", forHTTPHeaderField: "Content-Type")
             r.httpBody = Data(json.utf8)

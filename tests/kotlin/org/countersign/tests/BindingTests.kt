@@ -36,6 +36,9 @@ import org.countersign.sample.BiometricResult
 import org.countersign.sample.InMemoryP256KeyStore
 import org.countersign.sample.JcaKeyVault
 import org.countersign.sample.PushController
+import org.countersign.sample.classify
+import org.countersign.sample.Scanned
+import org.countersign.InputField
 import org.countersign.UrlConnectionHttpClient
 import org.junit.jupiter.api.Assertions.assertArrayEquals
 import org.junit.jupiter.api.Assertions.assertEquals
@@ -423,5 +426,41 @@ class BindingTests {
             runBlocking { device.authenticator.pending(25.seconds, handle) }
         }
         Unit
+    }
+
+    @Test
+    fun qrLoginScannedAndApprovedWithReverseNumber() = runBlocking<Unit> {
+        val device = Device()
+        val (user, accountId) = activate(device, "qrlogin")
+        val created = Rp.post(
+            "/v1/rp/logins",
+            """{"user":"$user","number_matching":"show","context":{"location":"Berlin, DE","ip":"198.51.100.7"}}""",
+        )
+        val uri = jsonString(created, "uri") ?: error("no uri in $created")
+        val handle = jsonString(created, "browser_handle") ?: error("no handle")
+        val id = jsonString(created, "login_id") ?: error("no id")
+        val push = PushController(device.authenticator)
+        // The sample routes a scanned sign-in QR to the push controller.
+        val scanned = classify(uri) as Scanned.Login
+        val card = push.onLoginQr(scanned.uri)
+        assertEquals(accountId, card.accountId)
+        assertTrue(card.body.contains("Berlin, DE"), card.body)
+        val shown = card.showNumber ?: error("no number to show")
+        assertEquals(6, shown.length)
+        assertEquals("scanned", jsonString(Rp.page("GET", "/v1/logins/$id", handle).second, "state"))
+        assertTrue(push.approve(card, null) is ActionResult.Approved)
+        val (_, waiting) = Rp.page("GET", "/v1/logins/$id?wait=5", handle)
+        assertEquals("number_required", jsonString(waiting, "state"), waiting)
+        val (status, done) = Rp.page("POST", "/v1/logins/$id/number", handle, """{"number":"$shown"}""")
+        assertEquals(200, status, done)
+        assertEquals("approved", jsonString(done, "state"), done)
+        assertEquals(user, jsonString(done, "user"))
+        // A wrong browser handle learns nothing: 404, like an unknown login.
+        assertEquals(404, Rp.page("GET", "/v1/logins/$id", "AAAAAAAAAAAAAAAAAAAAAA").first)
+        // A garbled QR is a typed input error.
+        val bad = assertThrows(CountersignException.InvalidInput::class.java) {
+            runBlocking { device.authenticator.scanLoginQr("countersign://login?v=1", null) }
+        }
+        assertEquals(InputField.LOGIN_QR, bad.field)
     }
 }

@@ -34,6 +34,8 @@ class SampleLogicTests {
         assertEquals(Scanned.Activation("countersign://activate?x=1"), classify(" countersign://activate?x=1\n"))
         assertEquals(Scanned.Otpauth("otpauth://totp/a?secret=JBSWY3DP"), classify("otpauth://totp/a?secret=JBSWY3DP"))
         assertTrue(classify("https://evil.example") is Scanned.Unknown)
+        // A sign-in page's QR login is answered, not added as an account.
+        assertEquals(Scanned.Login("countersign://login?v=1&id=x"), classify("countersign://login?v=1&id=x"))
     }
 
     @Test

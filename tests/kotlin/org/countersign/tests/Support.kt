@@ -42,9 +42,9 @@ object Rp {
     /** A fresh user name per test (the server throttles pushes per user). */
     fun newUser(prefix: String): String = "$prefix-${ProcessHandle.current().pid()}-${users.incrementAndGet()}"
 
-    fun call(method: String, path: String, json: String? = null): Pair<Int, String> {
+    fun call(method: String, path: String, json: String? = null, bearer: String = apiKey): Pair<Int, String> {
         val builder = JdkRequest.newBuilder(URI.create(url + path))
-            .header("Authorization", "Bearer $apiKey")
+            .header("Authorization", "Bearer $bearer")
             .timeout(Duration.ofSeconds(30))
         if (json != null) builder.header("Content-Type", "application/json")
         builder.method(method, json?.let { JdkRequest.BodyPublishers.ofString(it) } ?: JdkRequest.BodyPublishers.noBody())
@@ -74,6 +74,10 @@ object Rp {
         val body = post("/v1/rp/push", """{"user":"$user"$extra}""")
         return (jsonString(body, "tx_id") ?: error("no tx_id in $body")) to jsonString(body, "number")
     }
+
+    /** The login page's call of a QR login, with its browser [handle]. */
+    fun page(method: String, path: String, handle: String, json: String? = null): Pair<Int, String> =
+        call(method, path, json, bearer = handle)
 
     /** The challenge's status JSON, after waiting up to [wait] s for an answer. */
     fun status(tx: String, wait: Int = 0): String = get("/v1/rp/challenges/$tx?wait=$wait")
