@@ -112,7 +112,9 @@ function startServer() {
 // Tests
 
 const results = [];
-async function test(name, fn) {
+// `allowConsole`: console errors the test provokes on purpose (e.g. the 403 of
+// a wrong number the page sends); any other console error fails the test.
+async function test(name, fn, { allowConsole } = {}) {
   const t0 = Date.now();
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   const page = await context.newPage();
@@ -121,7 +123,8 @@ async function test(name, fn) {
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
   try {
     await fn(page);
-    if (consoleErrors.length) throw new Error(`browser console errors: ${consoleErrors.join(" | ")}`);
+    const unexpected = consoleErrors.filter((m) => !(allowConsole && allowConsole.test(m)));
+    if (unexpected.length) throw new Error(`browser console errors: ${unexpected.join(" | ")}`);
     results.push({ name, ok: true });
     console.log(`ok   - ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   } catch (e) {
@@ -308,6 +311,89 @@ async function main() {
     const method = await page.textContent("#method");
     if (!method.includes("OCRA")) throw new Error(`signed in by ${method}`);
   });
+
+  // Sign in with QR (issue 14): the page shows a QR login; the CLI, as the
+  // phone, scans its payload and answers. No push service is involved.
+  async function showQr(page, { reverse = false, timeout } = {}) {
+    await page.goto(`${base}/demo/qr${timeout ? `?timeout=${timeout}` : ""}`);
+    if (reverse) await page.check("#reverse");
+    await page.click("#qr-start");
+    await page.waitForSelector("#qr-panel:not([hidden])");
+    if ((await page.locator("#qr-code svg").count()) !== 1) throw new Error("no QR code on the page");
+    const uri = (await page.textContent("#qr-uri")).trim();
+    if (!uri.startsWith("countersign://login?")) throw new Error(`odd QR payload ${uri}`);
+    return uri;
+  }
+
+  await test("sign in with QR: the phone scans the page's code and approves", async (page) => {
+    const uri = await showQr(page);
+    await shot(page, "12-qr-login");
+    const ans = await device(["scan", uri, "--account", "alice", "--approve"]);
+    if (ans.decision !== "approve" || ans.queued) throw new Error(`answer ${JSON.stringify(ans)}`);
+    // The phone was shown where the browser is.
+    if (ans.request.location !== "Demo web page" || !/Chrome/.test(ans.request.user_agent || "")) {
+      throw new Error(`phone showed ${JSON.stringify(ans.request)}`);
+    }
+    await page.waitForSelector("#signed-in:not([hidden])", { timeout: 20_000 });
+    const text = await page.textContent("#signed-in");
+    if (!text.includes("alice") || !/QR/.test(text)) throw new Error(`page says ${text}`);
+    await shot(page, "13-qr-signed-in");
+  });
+
+  await test("sign in with QR: deny on the phone shows denied", async (page) => {
+    const uri = await showQr(page);
+    await device(["scan", uri, "--account", "carol", "--deny"]);
+    await stateIs(page, "denied");
+    const text = await page.textContent("#status");
+    if (!/denied/i.test(text)) throw new Error(`status says ${text}`);
+    if (await page.isVisible("#signed-in")) throw new Error("signed in after a denial");
+  });
+
+  await test("sign in with QR: an expired code shows expired and the phone cannot use it", async (page) => {
+    const uri = await showQr(page, { timeout: 10 });
+    await stateIs(page, "expired", 20_000);
+    const text = await page.textContent("#status");
+    if (!/expired/i.test(text)) throw new Error(`status says ${text}`);
+    await shot(page, "14-qr-expired");
+    let refused = null;
+    try { await device(["scan", uri, "--account", "alice", "--approve"]); } catch (e) { refused = e.message; }
+    if (!refused || !/expired/i.test(refused)) throw new Error(`late scan: ${refused}`);
+  });
+
+  await test("sign in with QR: polling with a wrong browser handle learns nothing", async (page) => {
+    const uri = await showQr(page);
+    const id = new URL(uri.replace("countersign://", "https://x/")).searchParams.get("id");
+    // The browser context's own HTTP client, with another page's handle.
+    const probe = async (loginId, handle) => {
+      const r = await page.request.get(`${base}/v1/logins/${loginId}?wait=0`, { headers: { authorization: `Bearer ${handle}` } });
+      return { status: r.status(), body: await r.text() };
+    };
+    const wrong = await probe(id, "AAAAAAAAAAAAAAAAAAAAAA");
+    const unknown = await probe("AAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAA");
+    if (wrong.status !== 404 || wrong.status !== unknown.status || wrong.body !== unknown.body) {
+      throw new Error(`wrong handle: ${JSON.stringify(wrong)}, unknown login: ${JSON.stringify(unknown)}`);
+    }
+    // The real page is unaffected and still signs in.
+    await device(["scan", uri, "--account", "alice", "--approve"]);
+    await page.waitForSelector("#signed-in:not([hidden])", { timeout: 20_000 });
+  });
+
+  await test("sign in with QR and reverse number: type the phone's number on the page", async (page) => {
+    const uri = await showQr(page, { reverse: true });
+    const ans = await device(["scan", uri, "--account", "alice", "--approve"]);
+    const shown = ans.request.number_matching;
+    if (shown.mode !== "show" || !/^[0-9]{6}$/.test(shown.number)) throw new Error(`phone showed ${JSON.stringify(shown)}`);
+    await page.waitForSelector("#qr-number-form:not([hidden])", { timeout: 20_000 });
+    if (await page.isVisible("#signed-in")) throw new Error("signed in before the number was typed");
+    const wrong = shown.number === "000000" ? "111111" : "000000";
+    await page.fill("#qr-number", wrong);
+    await page.click("#qr-number-submit");
+    await page.waitForSelector("#qr-number-error:not([hidden])");
+    await page.fill("#qr-number", shown.number);
+    await page.click("#qr-number-submit");
+    await page.waitForSelector("#signed-in:not([hidden])", { timeout: 20_000 });
+    await shot(page, "15-qr-reverse-number");
+  }, { allowConsole: /status of 403/ });
 
   await browser.close();
   browser = null;

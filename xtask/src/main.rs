@@ -27,11 +27,12 @@ fn main() -> ExitCode {
         Some("demo") => demo(&args[1..]),
         Some("bindings") => bindings::command(&args[1..]),
         Some("api-test") => api::test(),
+        Some("browser-test") => browser::test(),
         Some("fuzz") => fuzz::command(&args[1..]),
         Some("android") => mobile::android(&args[1..]),
         Some("apple") => mobile::apple(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|demo|bindings|api-test|fuzz|android|apple>");
+            eprintln!("usage: cargo xtask <test|demo|bindings|api-test|browser-test|fuzz|android|apple>");
             return ExitCode::from(2);
         }
     };

@@ -3,7 +3,9 @@
 //! A tiny "Demo Bank" relying party: an enrollment page with the activation QR
 //! and typed code, a login page (demo password, then "approve on your phone"
 //! with the number to type, live status by long-poll, resend, "use a code
-//! instead" with TOTP or an offline OCRA QR) and a transaction-signing page.
+//! instead" with TOTP or an offline OCRA QR), a "sign in with QR" page (QR
+//! login, usernameless, optionally with reverse number matching) and a
+//! transaction-signing page.
 //! Everything is plain HTML and vanilla JS compiled into the binary; no CDN.
 //!
 //! The pages never see an RP API key: their `/demo/api/…` endpoints call the
@@ -40,6 +42,7 @@ use crate::service::challenge::{self, ContextIn, PushRequest};
 use crate::service::enrollment::{self, EnrollmentRequest};
 use crate::service::offline::{self, OfflineRequest, OfflineVerifyRequest};
 use crate::service::otp::{self, ValidateRequest, ValidateResponse};
+use crate::service::qr_login::{self, QrLoginRequest, QrMatchMode};
 use crate::util::random_id;
 
 /// Name of the relying party the demo pages act as.
@@ -57,6 +60,7 @@ const INDEX_HTML: &str = include_str!("assets/index.html");
 const ENROLL_HTML: &str = include_str!("assets/enroll.html");
 const LOGIN_HTML: &str = include_str!("assets/login.html");
 const TRANSFER_HTML: &str = include_str!("assets/transfer.html");
+const QR_HTML: &str = include_str!("assets/qr.html");
 const DEMO_JS: &str = include_str!("assets/demo.js");
 const DEMO_CSS: &str = include_str!("assets/demo.css");
 
@@ -86,6 +90,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: Arc<AppState>) -> Router<
         .route("/demo/enroll", get(|| async { page(ENROLL_HTML) }))
         .route("/demo/login", get(|| async { page(LOGIN_HTML) }))
         .route("/demo/transfer", get(|| async { page(TRANSFER_HTML) }))
+        .route("/demo/qr", get(|| async { page(QR_HTML) }))
         .route(
             "/demo/static/demo.js",
             get(|| async { asset("text/javascript; charset=utf-8", DEMO_JS) }),
@@ -101,6 +106,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: Arc<AppState>) -> Router<
         .route("/demo/api/sessions/{sid}/code", post(code))
         .route("/demo/api/sessions/{sid}/offline", post(offline))
         .route("/demo/api/sessions/{sid}/transfer", post(transfer))
+        .route("/demo/api/qr", post(qr_start))
+        .route("/demo/api/qr/finish", post(qr_finish))
         .with_state(demo)
 }
 
@@ -685,4 +692,96 @@ async fn transfer(
     let stored = push.clone();
     demo.update(&sid, |s| s.push = Some(stored));
     Ok(secured(Json(push_json(&sid, &push)).into_response()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QrStartIn {
+    #[serde(default)]
+    reverse_number: bool,
+    timeout_secs: Option<u32>,
+}
+
+/// "Sign in with QR": a usernameless QR login. The page gets the browser
+/// handle and polls `/v1/logins/{id}` itself, as an RP's page would.
+async fn qr_start(
+    State(demo): State<Arc<Demo>>,
+    headers: HeaderMap,
+    Json(body): Json<QrStartIn>,
+) -> ApiResult<Response> {
+    let timeout_secs = match body.timeout_secs {
+        Some(t) if !(10..=120).contains(&t) => {
+            return Err(ApiError::bad_request("timeout_secs must be in 10..=120"));
+        }
+        other => other,
+    };
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(200).collect::<String>());
+    let req = QrLoginRequest {
+        context: ContextIn {
+            rp: None,
+            ip: None,
+            location: Some("Demo web page".into()),
+            user_agent,
+        },
+        text: Some("Sign in to Countersign Demo Bank".into()),
+        number_matching: Some(if body.reverse_number {
+            QrMatchMode::Show
+        } else {
+            QrMatchMode::Off
+        }),
+        timeout_secs,
+        ..QrLoginRequest::default()
+    };
+    let created = qr_login::create(&demo.app, demo.rp().await?, req).await?;
+    Ok(secured(
+        Json(json!({
+            "login_id": created.login_id,
+            "uri": created.uri,
+            "qr_svg": created.qr_svg,
+            "browser_handle": created.browser_handle,
+            "expires_at": created.expires_at,
+        }))
+        .into_response(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QrFinishIn {
+    login_id: String,
+    browser_handle: String,
+}
+
+/// The page says its QR login was approved: the backend asks the server itself
+/// (never trusting the page) and signs a session in as the scanning user.
+async fn qr_finish(
+    State(demo): State<Arc<Demo>>,
+    Json(body): Json<QrFinishIn>,
+) -> ApiResult<Response> {
+    let status =
+        qr_login::wait_status(&demo.app, &body.login_id, &body.browser_handle, Some(0)).await?;
+    let user = match (status.state.as_str(), status.user) {
+        ("approved", Some(user)) => user,
+        (state, _) => {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("the QR login is {state}, not approved"),
+            ));
+        }
+    };
+    let method = "QR code scanned and approved on the phone";
+    let sid = demo.insert(Session {
+        user: user.clone(),
+        push: None,
+        offline_id: None,
+        signed_in: Some(method.into()),
+        transfers: Vec::new(),
+        touched: Instant::now(),
+    })?;
+    Ok(secured(
+        Json(json!({ "session": sid, "user": user, "method": method })).into_response(),
+    ))
 }

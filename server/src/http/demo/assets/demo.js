@@ -267,8 +267,126 @@ function transferPage() {
   });
 }
 
+// ---------------------------------------------------------------------------
+// Sign in with QR: the page holds the login's browser handle and long-polls the
+// server's /v1/logins/{id} with it; the demo backend then checks the outcome
+// itself (with the same handle) before it signs the session in.
+
+async function loginApi(method, id, handle, path = "", body) {
+  const init = { method, headers: { authorization: `Bearer ${handle}` } };
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(`/v1/logins/${encodeURIComponent(id)}${path}`, init);
+  let data = null;
+  try { data = await response.json(); } catch (e) { data = null; }
+  if (!response.ok) {
+    const err = new Error((data && data.error && data.error.message) || ("HTTP " + response.status));
+    err.code = data && data.error && data.error.code;
+    throw err;
+  }
+  return data;
+}
+
+function qrPage() {
+  let login = null;
+  const start = async () => {
+    setError($("qr-error"), "");
+    const mine = ++generation;
+    try {
+      login = await api("POST", "/demo/api/qr", {
+        reverse_number: $("reverse").checked,
+        timeout_secs: timeoutParam(),
+      });
+    } catch (e) {
+      setError($("qr-error"), e.message);
+      return;
+    }
+    $("qr-code").innerHTML = login.qr_svg;
+    $("qr-uri").textContent = login.uri;
+    show($("qr-panel"), true);
+    show($("qr-again"), false);
+    show($("qr-number-form"), false);
+    setStatus("pending", "Scan the code with your phone…");
+    startCountdown(login.expires_at);
+    for (;;) {
+      let st;
+      try {
+        st = await loginApi("GET", login.login_id, login.browser_handle, "?wait=20");
+      } catch (e) {
+        if (mine !== generation) return;
+        setStatus("error", e.message);
+        await new Promise((r) => setTimeout(r, 2000));
+        continue;
+      }
+      if (mine !== generation) return;
+      if (st.state === "waiting") continue;
+      if (st.state === "scanned") {
+        setStatus("scanned", "Scanned: approve on your phone…");
+        continue;
+      }
+      if (st.state === "number_required") {
+        setStatus("number", "Approved on your phone: type the number it shows.");
+        show($("qr-number-form"), true);
+        $("qr-number").focus();
+        return;
+      }
+      return qrOutcome(st);
+    }
+  };
+  const qrOutcome = async (st) => {
+    clearInterval(countdownTimer);
+    $("countdown").textContent = "";
+    show($("qr-number-form"), false);
+    if (st.state === "approved") {
+      try {
+        const done = await api("POST", "/demo/api/qr/finish", {
+          login_id: login.login_id,
+          browser_handle: login.browser_handle,
+        });
+        sessionStorage.setItem(SESSION_KEY, done.session);
+        sessionStorage.setItem(SESSION_KEY + "-user", done.user);
+        show($("qr-form"), false);
+        show($("qr-panel"), false);
+        show($("signed-in"), true);
+        $("welcome-user").textContent = done.user;
+        $("method").textContent = done.method;
+      } catch (e) {
+        setStatus("error", e.message);
+      }
+      return;
+    }
+    show($("qr-again"), true);
+    if (st.state === "denied") {
+      setStatus("denied", st.deny_reason === "wrong_number"
+        ? "Denied: the number typed here did not match the phone."
+        : "Denied on your phone.");
+    } else if (st.state === "expired") {
+      setStatus("expired", "This QR code has expired. Press New QR code.");
+    } else {
+      setStatus(st.state, st.state);
+    }
+  };
+  $("qr-form").addEventListener("submit", (ev) => { ev.preventDefault(); start(); });
+  $("qr-again").addEventListener("click", () => start());
+  $("qr-number-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    setError($("qr-number-error"), "");
+    try {
+      const st = await loginApi("POST", login.login_id, login.browser_handle, "/number",
+        { number: $("qr-number").value.trim() });
+      await qrOutcome(st);
+    } catch (e) {
+      setError($("qr-number-error"), e.message);
+      if (e.code !== "wrong_number") show($("qr-number-form"), false);
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
+  if (page === "qr") qrPage();
   if (page === "enroll") enrollPage();
   else if (page === "login") loginPage();
   else if (page === "transfer") transferPage();
