@@ -218,10 +218,8 @@ impl Authenticator {
         uri: String,
         account_id: Option<String>,
     ) -> Result<PendingRequest> {
-        self.run(|a| async move {
-            Ok(a.scan_login_qr(&uri, account_id.as_deref()).await?.into())
-        })
-        .await
+        self.run(|a| async move { Ok(a.scan_login_qr(&uri, account_id.as_deref()).await?.into()) })
+            .await
     }
 
     /// Asks every server for pending requests; with a non-zero `wait` long-polls

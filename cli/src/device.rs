@@ -932,7 +932,9 @@ fn describe(auth: &Authenticator, r: &PendingRequest) -> String {
         ));
     }
     if let NumberMatching::Show { number } = &c.number_matching {
-        s.push_str(&format!("  Number:   {number} (type it on the sign-in page)\n"));
+        s.push_str(&format!(
+            "  Number:   {number} (type it on the sign-in page)\n"
+        ));
     }
     s.push_str(&format!("  Expires:  in {} s", r.seconds_left));
     s

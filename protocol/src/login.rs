@@ -142,9 +142,8 @@ mod tests {
             "countersign://login?v=1&url=https%3A%2F%2Fauth.example%2Fcs%2F&id=AAECAwQFBgcICQoLDA0ODw&secret=EBESExQVFhcYGRobHB0eHw"
         );
         assert_eq!(LoginQr::parse_uri(&uri).unwrap(), sample());
-        let reordered = format!(
-            "countersign://login?secret={SECRET}&id={ID}&url=https://auth.example/cs/&v=1"
-        );
+        let reordered =
+            format!("countersign://login?secret={SECRET}&id={ID}&url=https://auth.example/cs/&v=1");
         assert_eq!(LoginQr::parse_uri(&reordered).unwrap(), sample());
     }
 
@@ -169,10 +168,13 @@ mod tests {
 
     #[test]
     fn claim_is_strict() {
-        let claim: LoginClaim = serde_json::from_str(&format!("{{\"secret\":\"{SECRET}\"}}")).unwrap();
+        let claim: LoginClaim =
+            serde_json::from_str(&format!("{{\"secret\":\"{SECRET}\"}}")).unwrap();
         claim.validate().unwrap();
         assert!(serde_json::from_str::<LoginClaim>(r#"{"secret":"x","more":1}"#).is_err());
-        let short = LoginClaim { secret: "abc".into() };
+        let short = LoginClaim {
+            secret: "abc".into(),
+        };
         assert!(short.validate().is_err());
     }
 }

@@ -32,7 +32,9 @@ fn main() -> ExitCode {
         Some("android") => mobile::android(&args[1..]),
         Some("apple") => mobile::apple(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|demo|bindings|api-test|browser-test|fuzz|android|apple>");
+            eprintln!(
+                "usage: cargo xtask <test|demo|bindings|api-test|browser-test|fuzz|android|apple>"
+            );
             return ExitCode::from(2);
         }
     };

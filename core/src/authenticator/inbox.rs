@@ -130,7 +130,8 @@ impl Authenticator {
             .await;
         let envelope = self.check_deregistered(&id, claimed)?;
         let request = self.receive_envelope(&id, &envelope);
-        if matches!(request, Err(Error::Tampered)) && self.sealed_to_a_key_not_held(&id, &envelope) {
+        if matches!(request, Err(Error::Tampered)) && self.sealed_to_a_key_not_held(&id, &envelope)
+        {
             // As for a push: name a key we hold; scanning again then opens.
             self.resync_kem_key(&id, &session).await;
         }

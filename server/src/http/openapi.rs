@@ -522,7 +522,10 @@ pub fn document() -> Value {
             None,
             "QrLoginStatus",
             &[401, 404],
-            vec![login_id.clone(), wait_param("the login is waiting or scanned")],
+            vec![
+                login_id.clone(),
+                wait_param("the login is waiting or scanned"),
+            ],
         ),
     );
     add(

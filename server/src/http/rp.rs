@@ -17,10 +17,10 @@ use crate::service::enrollment::{self, EnrollmentRequest, EnrollmentResponse};
 use crate::service::offline::{
     self, OfflineAccepted, OfflineRequest, OfflineResponse, OfflineVerifyRequest,
 };
-use crate::service::qr_login::{self, QrLoginCreated, QrLoginRequest};
 use crate::service::otp::{
     self, OathTokenRequest, TokenCreated, ValidateRequest, ValidateResponse,
 };
+use crate::service::qr_login::{self, QrLoginCreated, QrLoginRequest};
 
 /// `?wait=N` (seconds) for long-polls.
 #[derive(Debug, Deserialize)]

@@ -17,8 +17,7 @@ use std::time::Duration;
 use countersign_protocol::crypto::{ct_eq, sha256};
 use countersign_protocol::login::{LoginClaim, LoginQr};
 use countersign_protocol::{
-    Challenge, ChallengeContext, ChallengeKind, NumberMatching, ServerUrl,
-    Verification,
+    Challenge, ChallengeContext, ChallengeKind, NumberMatching, ServerUrl, Verification,
 };
 use serde::{Deserialize, Serialize};
 
@@ -127,11 +126,7 @@ fn not_found() -> ApiError {
 }
 
 /// Creates a QR login for the page.
-pub async fn create(
-    state: &AppState,
-    rp: &Rp,
-    req: QrLoginRequest,
-) -> ApiResult<QrLoginCreated> {
+pub async fn create(state: &AppState, rp: &Rp, req: QrLoginRequest) -> ApiResult<QrLoginCreated> {
     let timeout = req.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
     if !(10..=600).contains(&timeout) {
         return Err(ApiError::bad_request("timeout_secs must be in 10..=600"));
@@ -210,7 +205,11 @@ pub async fn create(
             ..Default::default()
         },
         "qr_login_created",
-        if user_id.is_some() { "for a user" } else { "usernameless" },
+        if user_id.is_some() {
+            "for a user"
+        } else {
+            "usernameless"
+        },
     )
     .await?;
     let qr = LoginQr {
@@ -336,7 +335,13 @@ pub async fn claim(
             // A retry whose response was lost: the same challenge again.
             return super::challenge::fetch(state, device, tx).await;
         }
-        audit(&state.db, who, "qr_login_refused", "claimed by another device").await?;
+        audit(
+            &state.db,
+            who,
+            "qr_login_refused",
+            "claimed by another device",
+        )
+        .await?;
         return Err(ApiError::new(
             ErrorCode::AlreadyAnswered,
             "another device already scanned this login",
@@ -356,8 +361,7 @@ pub async fn claim(
     let kem_key = store::qr_logins::claimer_kem_key(&state.db, &device.id)
         .await?
         .ok_or_else(super::auth::device_removed)?;
-    let stored: StoredRequest =
-        serde_json::from_str(&row.request).map_err(ApiError::internal)?;
+    let stored: StoredRequest = serde_json::from_str(&row.request).map_err(ApiError::internal)?;
     let tx_id = countersign_protocol::challenge::random_id().map_err(ApiError::internal)?;
     let matching = matching(&row.number_mode, row.number.as_deref());
     let challenge = challenge_for(
@@ -413,17 +417,16 @@ pub async fn claim(
     .await?;
     dbtx.commit().await?;
     tracing::info!(login = %id, tx = %tx_id, device = %device.id, "QR login scanned");
-    state.notifier.publish(Event::Challenge(id.to_owned())).await;
+    state
+        .notifier
+        .publish(Event::Challenge(id.to_owned()))
+        .await;
     super::challenge::fetch(state, device, &tx_id).await
 }
 
 /// The login, if `handle` is its browser handle (compared in constant time;
 /// an unknown id and a wrong handle look the same).
-async fn load(
-    state: &AppState,
-    id: &str,
-    handle: &str,
-) -> ApiResult<store::qr_logins::QrLoginRow> {
+async fn load(state: &AppState, id: &str, handle: &str) -> ApiResult<store::qr_logins::QrLoginRow> {
     let row = if id.len() <= 64 {
         store::qr_logins::find(&state.db, id).await?
     } else {
@@ -536,10 +539,22 @@ pub async fn enter_number(
     };
     if ct_eq(body.number.as_bytes(), want.as_bytes()) {
         store::qr_logins::number_entered(&state.db, id, now()).await?;
-        audit(&state.db, who, "qr_login_number", "right number typed on the page").await?;
+        audit(
+            &state.db,
+            who,
+            "qr_login_number",
+            "right number typed on the page",
+        )
+        .await?;
     } else {
         let counted = store::qr_logins::count_wrong_number(&state.db, id, limit).await?;
-        audit(&state.db, who, "qr_login_number", "wrong number typed on the page").await?;
+        audit(
+            &state.db,
+            who,
+            "qr_login_number",
+            "wrong number typed on the page",
+        )
+        .await?;
         let left = limit - counted.unwrap_or(limit);
         if left > 0 {
             return Err(ApiError::new(
@@ -548,7 +563,10 @@ pub async fn enter_number(
             ));
         }
     }
-    state.notifier.publish(Event::Challenge(id.to_owned())).await;
+    state
+        .notifier
+        .publish(Event::Challenge(id.to_owned()))
+        .await;
     let row = load(state, id, handle).await?;
     Ok(status_of(id, &row, limit))
 }

@@ -4,14 +4,14 @@
 //! a network that loses responses.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use countersign_core::Error;
 use countersign_core::authenticator::ActivationOptions;
 use countersign_core::protocol::{DenyReason, NumberMatching};
 use countersign_e2e::{Fault, open_device, start_server};
-use countersign_test_support::{RpClient, http_client, temp_dir};
+use countersign_test_support::{Db, RpClient, TestServer, http_client, temp_dir};
 use serde_json::{Value, json};
 
 /// The page's poll: `GET /v1/logins/{id}?wait=N` with the browser handle.
@@ -45,12 +45,26 @@ async fn create(rp: &RpClient, body: Value) -> Value {
 }
 
 fn field<'a>(v: &'a Value, name: &str) -> &'a str {
-    v[name].as_str().unwrap_or_else(|| panic!("no {name} in {v}"))
+    v[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {name} in {v}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qr_login_approve_deny_usernameless_and_the_attacker() {
     let server = start_server(|_| {}).await;
+    approve_deny_usernameless_and_the_attacker(server).await;
+}
+
+/// The same on PostgreSQL: the claim's binding, the number counter
+/// (`UPDATE … RETURNING`) and the joins run on both databases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qr_login_on_postgresql() {
+    let server = TestServer::start(Db::Postgres).await;
+    approve_deny_usernameless_and_the_attacker(server).await;
+}
+
+async fn approve_deny_usernameless_and_the_attacker(server: TestServer) {
     let base = server.base();
     let rp = server.rp("Example Portal").await;
     let other_rp = server.rp("Other Portal").await;
@@ -83,8 +97,14 @@ async fn qr_login_approve_deny_usernameless_and_the_attacker() {
     let request = phone.auth.scan_login_qr(uri, None).await.unwrap();
     assert_eq!(request.account_id, alice.id);
     assert_eq!(request.challenge.context.rp, "Example Portal");
-    assert_eq!(request.challenge.context.ip.as_deref(), Some("198.51.100.7"));
-    assert_eq!(request.challenge.context.location.as_deref(), Some("Berlin, DE"));
+    assert_eq!(
+        request.challenge.context.ip.as_deref(),
+        Some("198.51.100.7")
+    );
+    assert_eq!(
+        request.challenge.context.location.as_deref(),
+        Some("Berlin, DE")
+    );
     assert_eq!(request.challenge.number_matching, NumberMatching::Off);
     let (_, st) = page_poll(&base, id, handle, 0).await;
     assert_eq!(st["state"], "scanned");
@@ -94,7 +114,11 @@ async fn qr_login_approve_deny_usernameless_and_the_attacker() {
         tokio::spawn(async move { page_poll(&base, &id, &handle, 20).await })
     };
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    phone.auth.approve(&alice.id, &request.tx_id, None).await.unwrap();
+    phone
+        .auth
+        .approve(&alice.id, &request.tx_id, None)
+        .await
+        .unwrap();
     let (status, st) = waiting.await.unwrap();
     assert_eq!(status, 200);
     assert_eq!(st["state"], "approved", "{st}");
@@ -143,12 +167,20 @@ async fn qr_login_approve_deny_usernameless_and_the_attacker() {
         Some(Error::RequestNotFound)
     );
     let request = phone.auth.scan_login_qr(uri, None).await.unwrap();
-    phone.auth.approve(&alice.id, &request.tx_id, None).await.unwrap();
+    phone
+        .auth
+        .approve(&alice.id, &request.tx_id, None)
+        .await
+        .unwrap();
 
     // 5. Another relying party's login: this phone's account may not claim it.
     let created = create(&other_rp, json!({})).await;
     assert_eq!(
-        phone.auth.scan_login_qr(field(&created, "uri"), None).await.err(),
+        phone
+            .auth
+            .scan_login_qr(field(&created, "uri"), None)
+            .await
+            .err(),
         Some(Error::ServerRejected {
             code: "wrong_account".into()
         })
@@ -216,15 +248,26 @@ async fn qr_login_expired_lost_response_second_phone_and_reverse_number() {
         other_phone.auth.scan_login_qr(uri, None).await.err(),
         Some(Error::AlreadyAnswered)
     );
-    phone.auth.approve(&alice.id, &request.tx_id, None).await.unwrap();
+    phone
+        .auth
+        .approve(&alice.id, &request.tx_id, None)
+        .await
+        .unwrap();
     let (_, st) = page_poll(&base, id, handle, 0).await;
     assert_eq!(st["state"], "approved");
-    assert_eq!(st["user"], "alice", "signed in as the scanning device's user");
+    assert_eq!(
+        st["user"], "alice",
+        "signed in as the scanning device's user"
+    );
 
     // 3. Bound to bob: alice's phone may not take it.
     let created = create(&rp, json!({"user": "bob"})).await;
     assert_eq!(
-        phone.auth.scan_login_qr(field(&created, "uri"), None).await.err(),
+        phone
+            .auth
+            .scan_login_qr(field(&created, "uri"), None)
+            .await
+            .err(),
         Some(Error::ServerRejected {
             code: "wrong_account".into()
         })
@@ -251,10 +294,18 @@ async fn qr_login_expired_lost_response_second_phone_and_reverse_number() {
     // Too early: the phone has not approved yet.
     let (s, _) = page_number(&base, id, handle, &number).await;
     assert_eq!(s, 400);
-    phone.auth.approve(&alice.id, &request.tx_id, None).await.unwrap();
+    phone
+        .auth
+        .approve(&alice.id, &request.tx_id, None)
+        .await
+        .unwrap();
     let (_, st) = page_poll(&base, id, handle, 0).await;
     assert_eq!(st["state"], "number_required", "{st}");
-    let wrong = if number == "000000" { "111111" } else { "000000" };
+    let wrong = if number == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     let (s, body) = page_number(&base, id, handle, wrong).await;
     assert_eq!(s, 403, "{body}");
     assert_eq!(body["error"]["code"], "wrong_number");
@@ -270,11 +321,19 @@ async fn qr_login_expired_lost_response_second_phone_and_reverse_number() {
         field(&created, "uri"),
     );
     let request = phone.auth.scan_login_qr(uri, None).await.unwrap();
-    phone.auth.approve(&alice.id, &request.tx_id, None).await.unwrap();
+    phone
+        .auth
+        .approve(&alice.id, &request.tx_id, None)
+        .await
+        .unwrap();
     let NumberMatching::Show { number } = request.challenge.number_matching.clone() else {
         panic!("expected show");
     };
-    let wrong = if number == "000000" { "111111" } else { "000000" };
+    let wrong = if number == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     for _ in 0..3 {
         page_number(&base, id, handle, wrong).await;
     }
@@ -321,7 +380,11 @@ async fn qr_login_with_two_accounts_on_the_server_needs_a_choice() {
         Some(Error::InvalidInput { what: "account" })
     );
     assert_eq!(
-        phone.auth.scan_login_qr(uri, Some("no-such-account")).await.err(),
+        phone
+            .auth
+            .scan_login_qr(uri, Some("no-such-account"))
+            .await
+            .err(),
         Some(Error::InvalidInput { what: "account" })
     );
     let request = phone.auth.scan_login_qr(uri, Some(&ids[1])).await.unwrap();
