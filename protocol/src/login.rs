@@ -1,7 +1,7 @@
 //! QR login (online, Onegini style): the login page shows a QR code or deep
 //! link; the app scans it, claims the login over its signed device channel and
 //! gets an ordinary sealed challenge back, which it shows and answers like a
-//! push. No push service is involved (docs/PROTOCOL.md §14).
+//! push. No push service is involved (docs/PROTOCOL.md §13).
 
 use zeroize::Zeroizing;
 

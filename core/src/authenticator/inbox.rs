@@ -87,7 +87,7 @@ impl Authenticator {
     }
 
     /// Scans a QR login shown on a login page (`countersign://login?…`,
-    /// docs/PROTOCOL.md §14): claims it on its server with the QR's one-time
+    /// docs/PROTOCOL.md §13): claims it on its server with the QR's one-time
     /// secret, then verifies, opens and records the challenge the server seals
     /// for this device, exactly like a push. Show it (its context says where the
     /// browser is) and answer it with [`Self::approve`] / [`Self::deny`], under

@@ -247,7 +247,7 @@ impl<'a> DeviceClient<'a> {
         SignedMessage::from_json(&response.body).map_err(from_server)
     }
 
-    /// Claims a scanned QR login (docs/PROTOCOL.md §14): posts its one-time
+    /// Claims a scanned QR login (docs/PROTOCOL.md §13): posts its one-time
     /// secret, gets the login's challenge sealed for this device and signed by
     /// S. Claiming again after a lost response returns the same challenge.
     pub async fn claim_login(

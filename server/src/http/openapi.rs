@@ -135,7 +135,7 @@ fn user_name() -> Value {
            "description": "the relying party's user name: 1–128 bytes of UTF-8, no control characters"})
 }
 
-/// The schemas of QR login (§14), apart: one `json!` holds only so many.
+/// The schemas of QR login (§13), apart: one `json!` holds only so many.
 fn login_schemas() -> Value {
     json!({
         "QrLoginRequest": {"type": "object", "additionalProperties": false, "properties": {
@@ -505,7 +505,7 @@ pub fn document() -> Value {
         "/v1/rp/logins",
         "post",
         rp(
-            "Create a QR login (§14)",
+            "Create a QR login (§13)",
             "The page shows `uri` as a QR code; the app that scans it claims the login and shows the request with this context. 404 `no_device` for an unknown user.",
             Some("QrLoginRequest"),
             "QrLoginCreated",
@@ -544,7 +544,7 @@ pub fn document() -> Value {
         "/v1/device/logins/{id}/claim",
         "post",
         device(
-            "Claim a scanned QR login; get its challenge (§14)",
+            "Claim a scanned QR login; get its challenge (§13)",
             "The answer is the challenge sealed for this device and signed by S, as GET /v1/device/challenges/{tx} returns it; answer it there. The same device claiming again gets the same challenge. 404 for an unknown id or a wrong secret, 409 `already_answered` when another device claimed it, 410 `expired`, 403 `wrong_account` for another relying party's or user's device.",
             Some("LoginClaim"),
             "SignedMessage",
