@@ -107,6 +107,27 @@ impl RelyingParty {
         self.call(self.http.get(format!("{}{path}", self.base)))
             .await
     }
+    /// The login page's call of a QR login, with its browser handle instead of
+    /// the API key.
+    async fn page(
+        &self,
+        path: &str,
+        handle: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), String> {
+        let url = format!("{}{path}", self.base);
+        let req = match body {
+            Some(b) => self.http.post(url).json(&b),
+            None => self.http.get(url),
+        };
+        let r = req
+            .bearer_auth(handle)
+            .send()
+            .await
+            .map_err(|e| format!("login page: {e}"))?;
+        let status = r.status().as_u16();
+        Ok((status, r.json().await.unwrap_or(Value::Null)))
+    }
     async fn delete(&self, path: &str) -> Result<(u16, Value), String> {
         self.call(self.http.delete(format!("{}{path}", self.base)))
             .await
@@ -176,7 +197,7 @@ struct Demo {
 const DEMO_BACKOFF_SECS: u32 = 1;
 
 /// The demo's steps: number, name (JSON), title.
-const STEPS: [(usize, &str, &str); 10] = [
+const STEPS: [(usize, &str, &str); 11] = [
     (
         1,
         "activation",
@@ -201,8 +222,13 @@ const STEPS: [(usize, &str, &str); 10] = [
     (6, "timeout_resend", "Timeout, then resend"),
     (7, "totp_fallback", "TOTP fallback"),
     (8, "offline_ocra", "Offline QR with OCRA"),
-    (9, "step_up_pin", "Step-up to PIN for a transaction"),
-    (10, "deregistration", "Deregistration, then local wipe"),
+    (
+        9,
+        "qr_login",
+        "Sign in with QR (no push service), reverse number matching",
+    ),
+    (10, "step_up_pin", "Step-up to PIN for a transaction"),
+    (11, "deregistration", "Deregistration, then local wipe"),
 ];
 
 /// Runs the demo; `Err` if any step failed.
@@ -352,7 +378,8 @@ impl Demo {
             6 => self.timeout_resend(&mut step).await,
             7 => self.totp(&mut step).await,
             8 => self.offline(&mut step).await,
-            9 => self.step_up(&mut step).await,
+            9 => self.qr_login(&mut step).await,
+            10 => self.step_up(&mut step).await,
             _ => self.deregistration(&mut step).await,
         };
         let ms = step.started.elapsed().as_millis() as u64;
@@ -778,6 +805,78 @@ impl Demo {
     }
 
     // 9
+    async fn qr_login(&mut self, s: &mut Step) -> Result<(), String> {
+        let created = self
+            .rp
+            .ok(
+                "/v1/rp/logins",
+                json!({"number_matching": "show", "context": {
+                    "ip": "203.0.113.9", "location": "Lisbon, PT", "user_agent": "Firefox on macOS"}}),
+            )
+            .await?;
+        let (id, handle, uri) = (
+            text(&created, "login_id"),
+            text(&created, "browser_handle"),
+            text(&created, "uri"),
+        );
+        s.say("RP: the login page shows a QR (no user name asked) and keeps its browser handle");
+        let req = self
+            .device
+            .scan_login_qr(&uri, None)
+            .await
+            .map_err(|e| format!("scan: {e}"))?;
+        let ctx = &req.challenge.context;
+        s.say(format!(
+            "phone: scanned and claimed it over its signed channel; shows \"{}\" from {}, {}",
+            ctx.rp,
+            ctx.location.as_deref().unwrap_or("?"),
+            ctx.ip.as_deref().unwrap_or("?")
+        ));
+        let NumberMatching::Show { number } = req.challenge.number_matching.clone() else {
+            return Err(format!(
+                "expected reverse number matching, got {:?}",
+                req.challenge.number_matching
+            ));
+        };
+        self.device
+            .approve(&req.account_id, &req.tx_id, None)
+            .await
+            .map_err(|e| format!("approve: {e}"))?;
+        s.say(format!(
+            "phone: user tapped Approve; it shows {number} to type on the page"
+        ));
+        let (_, st) = self
+            .rp
+            .page(&format!("/v1/logins/{id}?wait=10"), &handle, None)
+            .await?;
+        if text(&st, "state") != "number_required" {
+            return Err(format!("page poll answered {st}"));
+        }
+        let (code, st) = self
+            .rp
+            .page(
+                &format!("/v1/logins/{id}/number"),
+                &handle,
+                Some(json!({ "number": number })),
+            )
+            .await?;
+        if code != 200 || text(&st, "state") != "approved" || text(&st, "user") != USER {
+            return Err(format!("number answered {code} {st}"));
+        }
+        let (code, _) = self
+            .rp
+            .page(&format!("/v1/logins/{id}"), "AAAAAAAAAAAAAAAAAAAAAA", None)
+            .await?;
+        if code != 404 {
+            return Err(format!("a wrong browser handle got {code}"));
+        }
+        s.say(format!(
+            "page: typed {number}; signed in as {USER} (a wrong browser handle gets 404)"
+        ));
+        Ok(())
+    }
+
+    // 10
     async fn step_up(&mut self, s: &mut Step) -> Result<(), String> {
         let id = self.account()?.id.clone();
         let body = json!({
@@ -826,7 +925,7 @@ impl Demo {
         Ok(())
     }
 
-    // 10
+    // 11
     async fn deregistration(&mut self, s: &mut Step) -> Result<(), String> {
         let account = self.account()?.clone();
         let AccountKind::Push { device_id, .. } = &account.kind else {
