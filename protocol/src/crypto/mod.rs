@@ -28,8 +28,8 @@ pub use hash::{
 pub use keys::{PublicKey, SEC1_UNCOMPRESSED_LEN, SPKI_DER_LEN, Signature};
 pub use random::{random_array, random_bytes};
 pub use webpush::{
-    RECORD_SIZE as WEBPUSH_RECORD_SIZE, WEBPUSH_AUTH_LEN, WEBPUSH_HEADER_LEN, WEBPUSH_MAX_PLAINTEXT,
-    webpush_decrypt, webpush_encrypt,
+    RECORD_SIZE as WEBPUSH_RECORD_SIZE, WEBPUSH_AUTH_LEN, WEBPUSH_HEADER_LEN,
+    WEBPUSH_MAX_PLAINTEXT, webpush_decrypt, webpush_encrypt,
 };
 
 use subtle::ConstantTimeEq;

@@ -54,11 +54,7 @@ fn derive(
     hkdf_expand(prk_key.as_ref(), &key_info, ikm.as_mut())?;
     let prk = hkdf_extract(salt, ikm.as_ref());
     let mut cek = Zeroizing::new([0u8; 16]);
-    hkdf_expand(
-        prk.as_ref(),
-        b"Content-Encoding: aes128gcm\0",
-        cek.as_mut(),
-    )?;
+    hkdf_expand(prk.as_ref(), b"Content-Encoding: aes128gcm\0", cek.as_mut())?;
     let mut nonce = Zeroizing::new([0u8; 12]);
     hkdf_expand(prk.as_ref(), b"Content-Encoding: nonce\0", nonce.as_mut())?;
     Ok(Keys { cek, nonce })
