@@ -261,7 +261,7 @@ impl WebPushSender {
     async fn post(
         &self,
         url: &url::Url,
-        body: &[u8],
+        body: Vec<u8>,
         ttl: i64,
         index: usize,
     ) -> Result<reqwest::StatusCode, PushError> {
@@ -274,7 +274,7 @@ impl WebPushSender {
             .header("content-type", "application/octet-stream")
             .header("ttl", ttl.to_string())
             .header("urgency", "high")
-            .body(body.to_vec())
+            .body(body)
             .send()
             .await
             // Without the URL: the endpoint is a capability.
@@ -323,8 +323,7 @@ impl PushSender for WebPushSender {
                 return Err(PushError::Unregistered);
             }
             let (ua_public, auth) = subscription_keys(&sub).map_err(|_| PushError::Unregistered)?;
-            let body = webpush_encrypt(&Self::payload(wake), &ua_public, &auth)
-                .map_err(|e| PushError::Config(format!("Web Push encryption: {e}")))?;
+            let payload = Self::payload(wake);
             let first = self
                 .key_for_endpoint
                 .lock()
@@ -337,7 +336,10 @@ impl PushSender for WebPushSender {
             let order = std::iter::once(first).chain((0..self.keys.len()).filter(|i| *i != first));
             let mut last = reqwest::StatusCode::FORBIDDEN;
             for index in order {
-                let status = self.post(&url, &body, ttl, index).await?;
+                // Encrypted afresh for each attempt: a new ephemeral key and salt.
+                let body = webpush_encrypt(&payload, &ua_public, &auth)
+                    .map_err(|e| PushError::Config(format!("Web Push encryption: {e}")))?;
+                let status = self.post(&url, body, ttl, index).await?;
                 last = status;
                 if status.is_success() {
                     let mut remembered = self.key_for_endpoint.lock().await;
