@@ -33,7 +33,9 @@ fn main() -> ExitCode {
         Some("android") => mobile::android(&args[1..]),
         Some("apple") => mobile::apple(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|demo|bindings|api-test|webpush-test|fuzz|android|apple>");
+            eprintln!(
+                "usage: cargo xtask <test|demo|bindings|api-test|webpush-test|fuzz|android|apple>"
+            );
             return ExitCode::from(2);
         }
     };

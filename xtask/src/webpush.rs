@@ -67,7 +67,13 @@ pub fn ensure_python() -> Result<PathBuf> {
     let installed = run(
         "pip install http-ece py-vapid",
         Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .args(REQUIREMENTS),
     )
     .and_then(|()| {
