@@ -20,6 +20,7 @@ claims and the `k=` key. What it answers depends on the path:
     /push/gone/...     410 Gone (an unsubscribed endpoint)
     /push/old-key/...  a subscription made with vapid-old.pem: 403 for any
                        other key (RFC 8292 §4.2), else 201 as /push/ok
+    /push/slow/S/...   201 after S seconds (a slow push service)
 
 It runs until stdin closes or it is killed.
 """
@@ -224,11 +225,14 @@ def handler_for(state):
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             headers = {k.lower(): v for k, v in self.headers.items()}
             errors, wake, claims, k = check(state, self.path, headers, body)
+            if self.path.startswith("/push/slow/"):
+                # /push/slow/<seconds>/...: a slow push service.
+                time.sleep(float(self.path.split("/")[3]))
             if self.path.startswith("/push/gone/"):
                 status = 410
             elif self.path.startswith("/push/old-key/") and k != state.vapid_old_public:
                 status = 403
-            elif self.path.startswith(("/push/ok/", "/push/old-key/")):
+            elif self.path.startswith(("/push/ok/", "/push/old-key/", "/push/slow/")):
                 status = 201
             else:
                 status = 404

@@ -174,6 +174,18 @@ async fn enrolled(
     path: &str,
 ) -> (RpClient, Device, TempDir) {
     let rp = s.rp("Example Bank").await;
+    let (dev, dir) = device_of(&rp, endpoint, user, path).await;
+    (rp, dev, dir)
+}
+
+/// A device with one account for `user` of `rp`, registered at `path` of the
+/// endpoint after activation.
+async fn device_of(
+    rp: &RpClient,
+    endpoint: &Endpoint,
+    user: &str,
+    path: &str,
+) -> (Device, TempDir) {
     let dir = temp_dir("webpush-device");
     let dev = open_device(dir.path(), |_| {});
     let uri = rp.enroll(user).await.uri;
@@ -186,7 +198,7 @@ async fn enrolled(
         .update_push_token(endpoint.registration(path))
         .await
         .unwrap();
-    (rp, dev, dir)
+    (dev, dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,6 +336,34 @@ async fn rotated_vapid_key_still_reaches_subscriptions_made_with_the_old_one() {
     assert_eq!(third["status"], 201);
     assert_eq!(third["k"], endpoint.hello["vapid_old_public"]);
 
+    s.stop().await;
+    endpoint.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wake_up_whose_challenge_expired_meanwhile_is_not_sent() {
+    let mut endpoint = Endpoint::start().await;
+    let s = server(&endpoint).await;
+    let rp = s.rp("Example Bank").await;
+    // Two devices of one user behind a push service that takes 3 s: wake-ups go
+    // out one after the other, so the second is due after the 2 s challenge ended.
+    let (_a, _dir_a) = device_of(&rp, &endpoint, "dave", "/push/slow/3/dave-a").await;
+    let (_b, _dir_b) = device_of(&rp, &endpoint, "dave", "/push/slow/3/dave-b").await;
+    let started = rp
+        .start_push(json!({"user": "dave", "number_matching": "off", "timeout_secs": 2}))
+        .await;
+    assert_eq!(started["devices"], 2);
+    let first = endpoint.next_checked().await;
+    assert!(
+        first["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/push/slow/3/dave-")
+    );
+    let ttl: i64 = first["ttl"].as_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&ttl), "TTL {ttl}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    endpoint.expect_nothing_then_marker().await;
     s.stop().await;
     endpoint.stop().await;
 }
