@@ -310,8 +310,7 @@ impl PushSender for WebPushSender {
 
     fn send<'a>(&'a self, wake: &'a WakeUp) -> BoxFuture<'a, Result<(), PushError>> {
         Box::pin(async move {
-            let ttl = wake.expires_at - unix_now();
-            if ttl <= 0 {
+            if wake.expires_at <= unix_now() {
                 // A wake-up for an expired challenge is useless: never send it.
                 tracing::debug!(device = %wake.device_id, tx = %wake.tx_id, "challenge expired; no Web Push sent");
                 return Ok(());
@@ -336,6 +335,12 @@ impl PushSender for WebPushSender {
             let order = std::iter::once(first).chain((0..self.keys.len()).filter(|i| *i != first));
             let mut last = reqwest::StatusCode::FORBIDDEN;
             for index in order {
+                // Seconds left, again before each attempt: a retry after a slow
+                // refusal must not outlive the challenge either.
+                let ttl = wake.expires_at - unix_now();
+                if ttl <= 0 {
+                    break;
+                }
                 // Encrypted afresh for each attempt: a new ephemeral key and salt.
                 let body = webpush_encrypt(&payload, &ua_public, &auth)
                     .map_err(|e| PushError::Config(format!("Web Push encryption: {e}")))?;
