@@ -148,6 +148,9 @@ pub enum PushConfig {
     Fcm(FcmConfig),
     /// Apple Push Notification service (token-based authentication).
     Apns(ApnsConfig),
+    /// Web Push (RFC 8030, 8291, 8292) to UnifiedPush distributor endpoints.
+    #[serde(rename = "unifiedpush", alias = "webpush")]
+    UnifiedPush(WebPushConfig),
 }
 
 /// FCM HTTP v1 settings.
@@ -186,6 +189,25 @@ pub struct ApnsConfig {
 
 fn default_apns_base() -> String {
     "https://api.push.apple.com".into()
+}
+
+/// Web Push (UnifiedPush) settings: the VAPID identity of this server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebPushConfig {
+    /// Path of the current VAPID key: PKCS#8 PEM, P-256 (like an APNs .p8).
+    /// Its public key is what devices pass to their distributor.
+    pub key_file: PathBuf,
+    /// Earlier VAPID keys, newest first, still tried when a push service refuses
+    /// the current key (401/403) for a subscription made before a rotation.
+    #[serde(default)]
+    pub previous_key_files: Vec<PathBuf>,
+    /// The contact the JWT `sub` claim carries: a `mailto:` or `https:` URI.
+    pub subject: String,
+    /// An extra trusted root CA (PEM) for push endpoints, beside the system's
+    /// (tests, private distributors). Endpoints are https whatever it says.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Rate limits, timeouts and windows.

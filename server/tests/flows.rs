@@ -655,6 +655,64 @@ async fn push_token_update(db: Db) {
     let body = serde_json::to_vec(&json!({"type": "fcm", "token": ""})).unwrap();
     let (st, _) = dev.json("PUT", "/v1/device/push", body).await;
     assert_eq!(st, 400);
+
+    // A Web Push subscription is kept whole as JSON in push_token, and an
+    // Unregistered answer clears it (on both databases).
+    let sub = json!({
+        "type": "unifiedpush",
+        "endpoint": "https://push.example.com/up/abc",
+        "p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
+        "auth": "BTBZMqHH6r4Tts7J_aSIgg"
+    });
+    let (st, v) = dev
+        .json("PUT", "/v1/device/push", serde_json::to_vec(&sub).unwrap())
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["push_provider"], "unifiedpush");
+    let token = || async {
+        use sqlx::Row;
+        sqlx::query("SELECT push_token FROM devices WHERE id = $1")
+            .bind(dev.device_id.as_str())
+            .fetch_one(&s.server().state().db.pool)
+            .await
+            .unwrap()
+            .try_get::<Option<String>, _>(0)
+            .unwrap()
+    };
+    let stored = token().await.unwrap();
+    let parsed = countersign_server::push::webpush::Subscription::from_token(&stored).unwrap();
+    assert_eq!(parsed.endpoint, sub["endpoint"]);
+    assert_eq!(parsed.p256dh, sub["p256dh"]);
+    assert_eq!(parsed.auth, sub["auth"]);
+    countersign_server::store::devices::clear_push_token(
+        &s.server().state().db,
+        &dev.device_id,
+        &stored,
+    )
+    .await
+    .unwrap();
+    assert_eq!(token().await, None);
+    // An http endpoint is refused by protocol rule.
+    let mut plain = sub.clone();
+    plain["endpoint"] = json!("http://push.example.com/up/abc");
+    let (st, _) = dev
+        .json(
+            "PUT",
+            "/v1/device/push",
+            serde_json::to_vec(&plain).unwrap(),
+        )
+        .await;
+    assert_eq!(st, 400);
+    // Without a Web Push sender the server publishes no VAPID key.
+    let key: serde_json::Value = http_client()
+        .get(format!("{}/v1/device/webpush", s.base()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(key, json!({"vapid_public_key": null}));
     s.stop().await;
 }
 

@@ -17,6 +17,7 @@ mod browser;
 mod fuzz;
 mod mobile;
 mod toolchain;
+mod webpush;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -28,12 +29,13 @@ fn main() -> ExitCode {
         Some("bindings") => bindings::command(&args[1..]),
         Some("api-test") => api::test(),
         Some("browser-test") => browser::test(),
+        Some("webpush-test") => webpush::test(),
         Some("fuzz") => fuzz::command(&args[1..]),
         Some("android") => mobile::android(&args[1..]),
         Some("apple") => mobile::apple(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|demo|bindings|api-test|browser-test|fuzz|android|apple>"
+                "usage: cargo xtask <test|demo|bindings|api-test|browser-test|webpush-test|fuzz|android|apple>"
             );
             return ExitCode::from(2);
         }
@@ -195,10 +197,14 @@ fn test() -> Result {
             "warnings",
         ]),
     )?;
+    // The Web Push e2e test decrypts with Python http_ece / py_vapid (issue 14).
+    let webpush_python = webpush::ensure_python()?;
     // --nocapture lets the known-answer suites print their per-file case counts.
     run(
         "cargo test (all crates)",
-        cargo().args(["test", "--workspace", "--", "--nocapture"]),
+        cargo()
+            .args(["test", "--workspace", "--", "--nocapture"])
+            .env(webpush::PYTHON_ENV, webpush_python),
     )?;
     // Every fuzz target for a few seconds on its committed corpus (fuzz/README.md).
     fuzz::short_pass()?;

@@ -1,6 +1,7 @@
 //! Cryptographic primitives for protocol v1, built on ring (fast paths:
 //! ECDSA signing and verification, HMAC, HKDF, PBKDF2, AES-GCM, randomness)
-//! and p256 (static ECDH, key and signature encodings, RFC 6979 signing).
+//! and p256 (static ECDH, key and signature encodings, RFC 6979 signing), and
+//! Web Push message encryption (RFC 8291) built from them.
 //!
 //! Every secret is zeroized on drop and redacted from `Debug`; every secret
 //! comparison is constant time. Limitation: ring does not zeroize the key
@@ -14,6 +15,7 @@ mod hash;
 pub mod hpke;
 mod keys;
 mod random;
+mod webpush;
 
 pub use aead::{AES_GCM_NONCE_LEN, AES_GCM_TAG_LEN, aes_gcm_open, aes_gcm_seal};
 pub use ecdh::{AgreementKey, KeyAgreement};
@@ -25,6 +27,10 @@ pub use hash::{
 };
 pub use keys::{PublicKey, SEC1_UNCOMPRESSED_LEN, SPKI_DER_LEN, Signature};
 pub use random::{random_array, random_bytes};
+pub use webpush::{
+    RECORD_SIZE as WEBPUSH_RECORD_SIZE, WEBPUSH_AUTH_LEN, WEBPUSH_HEADER_LEN,
+    WEBPUSH_MAX_PLAINTEXT, webpush_decrypt, webpush_encrypt,
+};
 
 use subtle::ConstantTimeEq;
 

@@ -100,6 +100,15 @@ pub async fn update_push(
     Ok(Json(json!({ "push_provider": provider })))
 }
 
+/// `GET /v1/device/webpush`: the VAPID public key a device passes to its
+/// UnifiedPush distributor (`{"vapid_public_key":…}`, `null` when the server
+/// sends no Web Push). Public: it is the server's public key, needed before
+/// the device registers.
+pub async fn webpush_key(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let key = state.senders.iter().find_map(|s| s.vapid_public_key());
+    Json(json!({ "vapid_public_key": key }))
+}
+
 /// `PUT /v1/device/kem`: body names the KEM public key to seal to from now on
 /// (`{"kem_key":…}`); the answer is `{"kem_kid":…}`.
 pub async fn update_kem_key(

@@ -66,6 +66,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/device/challenges/{tx}/answer", post(device::answer))
         .route("/v1/device/logins/{id}/claim", post(device::claim_login))
         .route("/v1/device/push", put(device::update_push))
+        .route("/v1/device/webpush", get(device::webpush_key))
         .route("/v1/device/kem", put(device::update_kem_key))
         .route("/v1/device/resume", post(device::resume_pushes))
         .route("/v1/device", delete(device::deregister))

@@ -275,6 +275,8 @@ fn schemas_main() -> Value {
         "KemKeyUpdate": {"type": "object", "additionalProperties": false, "required": ["kem_key"], "properties": {
             "kem_key": {"type": "string", "description": "base64url SEC1 of a P-256 KEM public key the device holds"}}},
         "KemKeyAccepted": {"type": "object", "additionalProperties": false, "required": ["kem_kid"], "properties": {"kem_kid": {"type": "string"}}},
+        "WebPushKey": {"type": "object", "additionalProperties": false, "required": ["vapid_public_key"], "properties": {
+            "vapid_public_key": {"type": ["string", "null"], "description": "base64url of the VAPID key's 65-byte uncompressed P-256 point"}}},
         "Empty": {"type": "object", "additionalProperties": false},
         "ActivationConfirmed": {"type": "object", "additionalProperties": false, "required": ["device_id", "status"], "properties": {
             "device_id": {"type": "string"}, "status": {"const": "active"}}},
@@ -561,6 +563,18 @@ pub fn document() -> Value {
             Some("PushRegistration"),
             "PushProvider",
             &[401, 409, 410],
+            vec![],
+        ),
+    );
+    add(
+        "/v1/device/webpush",
+        "get",
+        public(
+            "The VAPID public key for UnifiedPush registrations",
+            "The key (base64url of the uncompressed P-256 point) a device passes to its UnifiedPush distributor before it registers `{\"type\":\"unifiedpush\",…}`; `null` when the server sends no Web Push. It changes when the operator rotates the VAPID key: a device that registered with another key re-registers (docs/PROTOCOL.md §12.4).",
+            None,
+            "WebPushKey",
+            &[],
             vec![],
         ),
     );

@@ -1,11 +1,11 @@
 //! Minimal JWS compact serialisation for the two provider tokens we sign
-//! (RS256 for Google service accounts, ES256 for APNs), signed with ring.
+//! (RS256 for Google service accounts, ES256 for APNs and VAPID), signed with ring.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
 use ring::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair,
 };
 use rustls_pki_types::pem::{PemObject, SectionKind};
 use serde::Serialize;
@@ -96,6 +96,11 @@ impl Es256 {
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng)
             .map_err(|e| PushError::Config(format!("P-256 key rejected: {e}")))?;
         Ok(Self { key, rng })
+    }
+
+    /// The public key: the 65-byte uncompressed SEC1 point (VAPID's `k`).
+    pub fn public_key(&self) -> &[u8] {
+        self.key.public_key().as_ref()
     }
 
     /// Signs `header.claims` (raw r||s signature, as JWS ES256 requires).

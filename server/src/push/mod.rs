@@ -5,6 +5,7 @@
 pub mod apns;
 pub mod fcm;
 pub mod jwt;
+pub mod webpush;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,9 +36,10 @@ pub enum PushError {
 }
 
 /// One wake-up for one device.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct WakeUp {
-    /// The provider's device token (FCM registration token or APNs device token).
+    /// The provider's device token (FCM registration token, APNs device token,
+    /// or a Web Push subscription as JSON: it holds the auth secret).
     pub token: String,
     /// The device id (Countersign's, not the provider's).
     pub device_id: String,
@@ -47,15 +49,31 @@ pub struct WakeUp {
     pub expires_at: i64,
 }
 
+impl std::fmt::Debug for WakeUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WakeUp")
+            .field("device_id", &self.device_id)
+            .field("tx_id", &self.tx_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A boxed, sendable future (object-safe async trait methods without extra crates).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Something that can wake a device.
 pub trait PushSender: Send + Sync + std::fmt::Debug {
-    /// The provider's name as stored with the device (`none`, `fcm`, `apns`).
+    /// The provider's name as stored with the device (`none`, `fcm`, `apns`,
+    /// `unifiedpush`).
     fn provider(&self) -> &'static str;
     /// Sends one wake-up.
     fn send<'a>(&'a self, wake: &'a WakeUp) -> BoxFuture<'a, Result<(), PushError>>;
+    /// The VAPID public key devices register with (base64url, uncompressed
+    /// point): Web Push only.
+    fn vapid_public_key(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The `none` provider: devices long-poll, so there is nothing to send.
@@ -123,6 +141,7 @@ pub fn from_config(config: &PushConfig) -> Result<Arc<dyn PushSender>, PushError
         PushConfig::None => Arc::new(NoPush),
         PushConfig::Fcm(c) => Arc::new(fcm::FcmSender::from_config(c)?),
         PushConfig::Apns(c) => Arc::new(apns::ApnsSender::from_config(c)?),
+        PushConfig::UnifiedPush(c) => Arc::new(webpush::WebPushSender::from_config(c)?),
     })
 }
 

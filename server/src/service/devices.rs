@@ -13,12 +13,14 @@ use countersign_protocol::{
     OtpAlgorithm, OtpParams, PushRegistration, SignedMessage, Verification, VerificationPolicy,
 };
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use super::audit::{AuditSubject, audit, audit_on};
 use super::auth::{Device, Rp};
 use super::{check_user_name, protocol_error, webhook};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::push::webpush::Subscription;
 use crate::store;
 use crate::store::notify::Event;
 use crate::util::{b64, now, random_id, unb64};
@@ -137,7 +139,7 @@ pub async fn activate(state: &AppState, body: &[u8]) -> ApiResult<Vec<u8>> {
         .sign(&state.signing_key)
         .and_then(|m| m.to_json())
         .map_err(ApiError::internal)?;
-    let (provider, token) = push_columns(&req.push);
+    let (provider, token) = push_columns(&req.push)?;
     let platform = serde_json::to_value(req.platform)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -169,7 +171,7 @@ pub async fn activate(state: &AppState, body: &[u8]) -> ApiResult<Vec<u8>> {
             kem_key: &b64(&req.kem_key.to_sec1()),
             kem_key_id: &req.kem_key.key_id(),
             push_provider: provider,
-            push_token: token,
+            push_token: token.as_deref().map(String::as_str),
             otp_seed: &sealed_seed,
             otp_digits: i64::from(otp.digits),
             otp_period: i64::from(otp.period),
@@ -304,15 +306,30 @@ pub async fn delete_stale_pending(state: &AppState) -> ApiResult<()> {
     Ok(())
 }
 
-/// The `push_provider` and `push_token` columns of a registration.
-fn push_columns(reg: &PushRegistration) -> (&'static str, Option<&str>) {
-    match reg {
-        PushRegistration::Fcm { token } => ("fcm", Some(token)),
-        PushRegistration::Apns { token } => ("apns", Some(token)),
-        // No Web Push sender yet: such devices long-poll.
-        PushRegistration::UnifiedPush { .. } => ("unifiedpush", None),
+/// The `push_provider` and `push_token` columns of a registration. A Web Push
+/// subscription is kept whole as JSON in the token column (see
+/// `push::webpush::Subscription`).
+fn push_columns(reg: &PushRegistration) -> ApiResult<(&'static str, Option<Zeroizing<String>>)> {
+    Ok(match reg {
+        PushRegistration::Fcm { token } => ("fcm", Some(Zeroizing::new(token.clone()))),
+        PushRegistration::Apns { token } => ("apns", Some(Zeroizing::new(token.clone()))),
+        PushRegistration::UnifiedPush {
+            endpoint,
+            p256dh,
+            auth,
+        } => {
+            let sub = Subscription {
+                endpoint: endpoint.clone(),
+                p256dh: p256dh.clone(),
+                auth: auth.clone(),
+            };
+            let token = sub
+                .to_token()
+                .map_err(|_| ApiError::bad_request("body must be a push registration"))?;
+            ("unifiedpush", Some(token))
+        }
         PushRegistration::None {} => ("none", None),
-    }
+    })
 }
 
 /// Replaces the device's push registration (`body`: `{"type":"fcm","token":…}`);
@@ -325,8 +342,15 @@ pub async fn update_push(
     let reg: PushRegistration = serde_json::from_slice(body)
         .map_err(|_| ApiError::bad_request("body must be a push registration"))?;
     reg.validate().map_err(protocol_error)?;
-    let (provider, token) = push_columns(&reg);
-    store::devices::set_push(&state.db, &device.id, provider, token, now()).await?;
+    let (provider, token) = push_columns(&reg)?;
+    store::devices::set_push(
+        &state.db,
+        &device.id,
+        provider,
+        token.as_deref().map(String::as_str),
+        now(),
+    )
+    .await?;
     audit(
         &state.db,
         AuditSubject {
