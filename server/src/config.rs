@@ -208,6 +208,11 @@ pub struct WebPushConfig {
     /// (tests, private distributors). Endpoints are https whatever it says.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Also deliver to endpoints on loopback, private, link-local and other
+    /// non-public addresses. Off by default: the endpoint is chosen by the
+    /// device, and must not aim the server at its own network (SSRF).
+    #[serde(default)]
+    pub allow_private_endpoints: bool,
 }
 
 /// Rate limits, timeouts and windows.

@@ -18,6 +18,8 @@
 //! `GET /v1/device/webpush`) and the old keys can then be dropped.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -103,6 +105,8 @@ type JwtCache = HashMap<(usize, String), (String, i64)>;
 /// The Web Push sender.
 pub struct WebPushSender {
     client: reqwest::Client,
+    /// Whether endpoints on non-public addresses are allowed.
+    allow_private: bool,
     subject: String,
     /// The current key first, then earlier ones, newest first.
     keys: Vec<VapidKey>,
@@ -141,15 +145,23 @@ impl WebPushSender {
             None => None,
         };
         let pems: Vec<&str> = pems.iter().map(|p| p.as_str()).collect();
-        Self::new(&pems, &config.subject, ca.as_deref())
+        Self::new(
+            &pems,
+            &config.subject,
+            ca.as_deref(),
+            config.allow_private_endpoints,
+        )
     }
 
     /// Builds a sender from PEM keys (the current one first), the `sub`
     /// contact and optionally extra trusted root certificates (PEM).
+    /// `allow_private`: also POST to endpoints on loopback, private and
+    /// link-local addresses (tests, a distributor on the LAN).
     pub fn new(
         key_pems: &[&str],
         subject: &str,
         extra_roots: Option<&[u8]>,
+        allow_private: bool,
     ) -> Result<Self, PushError> {
         if !(subject.starts_with("mailto:") || subject.starts_with("https://")) {
             return Err(PushError::Config(
@@ -174,6 +186,11 @@ impl WebPushSender {
             // Endpoints are https by protocol rule; a redirect could lead elsewhere.
             .https_only(true)
             .redirect(reqwest::redirect::Policy::none());
+        if !allow_private {
+            // The endpoint is the device's choice: never let it aim the server
+            // at its own network (SSRF). Names resolve to public addresses only.
+            builder = builder.dns_resolver(Arc::new(PublicAddressesOnly));
+        }
         if let Some(pem) = extra_roots {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| PushError::Config(format!("Web Push CA file: {e}")))?;
@@ -191,6 +208,7 @@ impl WebPushSender {
             .map_err(|e| PushError::Config(format!("HTTP client: {e}")))?;
         Ok(Self {
             client,
+            allow_private,
             subject: subject.to_owned(),
             keys,
             jwts: Mutex::new(HashMap::new()),
@@ -321,6 +339,16 @@ impl PushSender for WebPushSender {
             if url.scheme() != "https" {
                 return Err(PushError::Unregistered);
             }
+            // An address literal skips the resolver: check it here.
+            let literal = match url.host() {
+                Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+                Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+                _ => None,
+            };
+            if !self.allow_private && literal.is_some_and(|ip| !is_public(ip)) {
+                tracing::warn!(device = %wake.device_id, "Web Push endpoint is a non-public address; registration dropped");
+                return Err(PushError::Unregistered);
+            }
             let (ua_public, auth) = subscription_keys(&sub).map_err(|_| PushError::Unregistered)?;
             let payload = Self::payload(wake);
             let first = self
@@ -412,7 +440,8 @@ mod tests {
 
     #[tokio::test]
     async fn vapid_jwt_shape_signature_and_cache() {
-        let sender = WebPushSender::new(&[&key_pem()], "mailto:ops@example.com", None).unwrap();
+        let sender =
+            WebPushSender::new(&[&key_pem()], "mailto:ops@example.com", None, false).unwrap();
         let url = url::Url::parse("https://push.example:8443/wp/abc?x=1").unwrap();
         let header = sender.authorization(0, &url).await.unwrap();
         let rest = header.strip_prefix("vapid t=").unwrap();
@@ -451,7 +480,7 @@ mod tests {
     fn rotation_keeps_previous_keys_and_publishes_the_current_one() {
         let (new, old) = (key_pem(), key_pem());
         let sender =
-            WebPushSender::new(&[&new, &old], "https://example.com/contact", None).unwrap();
+            WebPushSender::new(&[&new, &old], "https://example.com/contact", None, false).unwrap();
         assert_eq!(sender.keys.len(), 2);
         assert_eq!(sender.vapid_public_key().unwrap(), sender.keys[0].public);
         assert_ne!(sender.keys[0].public, sender.keys[1].public);
@@ -462,13 +491,13 @@ mod tests {
         let pem = key_pem();
         for subject in ["ops@example.com", "http://example.com", ""] {
             assert!(matches!(
-                WebPushSender::new(&[&pem], subject, None),
+                WebPushSender::new(&[&pem], subject, None, false),
                 Err(PushError::Config(_))
             ));
         }
-        assert!(WebPushSender::new(&[], "mailto:a@b.c", None).is_err());
-        assert!(WebPushSender::new(&["not a key"], "mailto:a@b.c", None).is_err());
-        assert!(WebPushSender::new(&[&pem], "mailto:a@b.c", Some(b"no cert")).is_err());
+        assert!(WebPushSender::new(&[], "mailto:a@b.c", None, false).is_err());
+        assert!(WebPushSender::new(&["not a key"], "mailto:a@b.c", None, false).is_err());
+        assert!(WebPushSender::new(&[&pem], "mailto:a@b.c", Some(b"no cert"), false).is_err());
     }
 
     #[test]
@@ -493,7 +522,7 @@ mod tests {
 
     #[tokio::test]
     async fn expired_challenges_and_bad_subscriptions_send_nothing() {
-        let sender = WebPushSender::new(&[&key_pem()], "mailto:a@b.c", None).unwrap();
+        let sender = WebPushSender::new(&[&key_pem()], "mailto:a@b.c", None, false).unwrap();
         // Expired: Ok without a request (the endpoint would not even resolve).
         let mut w = wake(r#"{"endpoint":"https://nowhere.invalid/x","p256dh":"x","auth":"y"}"#);
         w.expires_at = unix_now() - 1;
@@ -504,6 +533,77 @@ mod tests {
         assert_eq!(
             sender.send(&wake("fcm-token")).await,
             Err(PushError::Unregistered)
+        );
+    }
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "192.0.2.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["1.1.1.1", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn endpoints_on_the_servers_own_network_are_refused() {
+        let ua = AgreementKey::generate().unwrap();
+        let token = |endpoint: &str| {
+            Subscription {
+                endpoint: endpoint.into(),
+                p256dh: URL_SAFE_NO_PAD.encode(ua.public_key().to_sec1()),
+                auth: URL_SAFE_NO_PAD.encode([9u8; 16]),
+            }
+            .to_token()
+            .unwrap()
+        };
+        let sender = WebPushSender::new(&[&key_pem()], "mailto:a@b.c", None, false).unwrap();
+        // Address literals: refused before any connection, and forgotten.
+        for endpoint in [
+            "https://127.0.0.1:9/x",
+            "https://[::1]:9/x",
+            "https://169.254.169.254/x",
+        ] {
+            assert_eq!(
+                sender.send(&wake(&token(endpoint))).await,
+                Err(PushError::Unregistered),
+                "{endpoint}"
+            );
+        }
+        // A name resolving to loopback: the resolver finds no public address,
+        // so nothing connects to the listener there.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sent = sender
+            .send(&wake(&token(&format!("https://localhost:{port}/x"))))
+            .await;
+        assert!(matches!(sent, Err(PushError::Transport(_))), "{sent:?}");
+        let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+        assert!(
+            accepted.is_err(),
+            "the server connected to its own loopback"
         );
     }
 
@@ -529,5 +629,58 @@ mod tests {
         ] {
             assert!(matches!(classify(s), PushError::Transport(_)));
         }
+    }
+}
+
+/// Whether `ip` is a public unicast address: not loopback, private, link-local,
+/// unique-local, shared (CGNAT), benchmarking, documentation, multicast,
+/// broadcast, reserved or unspecified. IPv4-mapped IPv6 is judged as IPv4.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || a == 0
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || (a == 198 && (b == 18 || b == 19)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || (first == 0x2001 && v6.segments()[1] == 0x0db8))
+        }
+    }
+}
+
+/// A resolver that keeps only public addresses ([`is_public`]); a name with
+/// none fails to resolve, so the push is never sent.
+struct PublicAddressesOnly;
+
+impl reqwest::dns::Resolve for PublicAddressesOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let public: Vec<SocketAddr> = found.filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                return Err("the push endpoint resolves to no public address".into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(public.into_iter());
+            Ok(addrs)
+        })
     }
 }

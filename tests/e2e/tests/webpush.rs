@@ -88,6 +88,8 @@ impl Endpoint {
             previous_key_files: vec![self.str("vapid_old_key_file").into()],
             subject: SUBJECT.into(),
             ca_file: Some(self.str("ca_file").into()),
+            // The test endpoint is on loopback.
+            allow_private_endpoints: true,
         }
     }
 
