@@ -52,6 +52,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             delete(rp::remove_device),
         )
         .route("/v1/rp/users/{user}/oath-tokens", post(rp::add_oath_token))
+        .route(
+            "/v1/rp/users/{user}/password",
+            put(rp::set_password).delete(rp::remove_password),
+        )
         .route("/v1/device/activate", post(device::activate))
         .route(
             "/v1/device/activate/confirm",

@@ -206,6 +206,11 @@ fn schemas() -> Value {
             "algorithm": {"type": "string", "enum": ["SHA1", "SHA256", "SHA512"]},
             "digits": {"type": "integer", "minimum": 6, "maximum": 8}, "period": {"type": "integer", "minimum": 0, "maximum": 4_294_967_295u64},
             "counter": {"type": "integer", "minimum": 0}}},
+        "PasswordRequest": {"type": "object", "required": ["password"], "additionalProperties": false, "properties": {
+            "password": {"type": "string", "minLength": 1, "maxLength": 120,
+                "description": "1–120 bytes of UTF-8 without NUL (400 otherwise); stored as an Argon2id hash"}}},
+        "PasswordStatus": {"type": "object", "additionalProperties": false, "required": ["user", "password"], "properties": {
+            "user": {"type": "string"}, "password": {"type": "string", "enum": ["set", "removed"]}}},
         "TokenCreated": {"type": "object", "additionalProperties": false, "required": ["token_id"], "properties": {"token_id": {"type": "string"}}},
         "Health": {"type": "object", "additionalProperties": false, "required": ["status"], "properties": {"status": {"type": "string"}}},
         "OpenApi": {"type": "object", "required": ["openapi", "paths"]},
@@ -383,6 +388,30 @@ pub fn document() -> Value {
             "",
             Some("OathTokenRequest"),
             "TokenCreated",
+            &[401, 404],
+            vec![user.clone()],
+        ),
+    );
+    add(
+        "/v1/rp/users/{user}/password",
+        "put",
+        rp(
+            "Set a user's static password",
+            "The first factor of RADIUS clients in `password_otp` mode (docs/SERVER.md). Creates the user if needed; replaces an earlier password.",
+            Some("PasswordRequest"),
+            "PasswordStatus",
+            &[401],
+            vec![user.clone()],
+        ),
+    );
+    add(
+        "/v1/rp/users/{user}/password",
+        "delete",
+        rp(
+            "Remove a user's static password",
+            "RADIUS `password_otp` sign-ins of the user fail until a new one is set. 404 for an unknown user.",
+            None,
+            "PasswordStatus",
             &[401, 404],
             vec![user],
         ),
