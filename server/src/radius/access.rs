@@ -180,12 +180,16 @@ async fn decide(
     if packet.first(attr::CHAP_PASSWORD).is_some() {
         return Ok(reject("Only PAP is supported", "not PAP"));
     }
-    let Some(hidden) = packet.first(attr::USER_PASSWORD) else {
-        return Ok(reject("User-Password is missing", "no password"));
+    // No User-Password reads as an empty one (a push trigger, or a poll with a
+    // State): clients such as radclient leave an empty password out.
+    let typed = match packet.first(attr::USER_PASSWORD) {
+        Some(hidden) => {
+            codec::decode_password(hidden, client.secret.as_bytes(), &packet.authenticator)
+                .and_then(|p| String::from_utf8(p.to_vec()).ok())
+                .map(Zeroizing::new)
+        }
+        None => Some(Zeroizing::new(String::new())),
     };
-    let typed = codec::decode_password(hidden, client.secret.as_bytes(), &packet.authenticator)
-        .and_then(|p| String::from_utf8(p.to_vec()).ok())
-        .map(Zeroizing::new);
     let Some(typed) = typed else {
         return Ok(reject("User-Password is malformed", "bad password"));
     };
