@@ -10,7 +10,11 @@ use countersign_server::radius::codec::{
 use serde_json::Value;
 
 fn vectors(text: &str) -> Vec<Value> {
-    serde_json::from_str::<Value>(text).unwrap().as_array().unwrap().clone()
+    serde_json::from_str::<Value>(text)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 /// The quoted value of `name` in radclient's attribute list.
@@ -32,7 +36,11 @@ fn requests_radclient_sent() {
         let packet = Packet::decode(&wire).unwrap();
         assert_eq!(packet.code, codec::code::ACCESS_REQUEST, "{name}");
         let user = quoted(attrs, "User-Name").unwrap();
-        assert_eq!(packet.first(attr::USER_NAME), Some(user.as_bytes()), "{name}");
+        assert_eq!(
+            packet.first(attr::USER_NAME),
+            Some(user.as_bytes()),
+            "{name}"
+        );
         // Message-Authenticator: valid with the secret, invalid with another.
         let ma = check_request_authenticator(&wire, secret);
         if attrs.contains("Message-Authenticator") {
@@ -67,7 +75,10 @@ fn requests_radclient_sent() {
         }
         if name == "State and Proxy-State" {
             assert_eq!(packet.first(attr::STATE), Some(&[1u8, 2, 3, 4, 5][..]));
-            assert_eq!(packet.first(attr::PROXY_STATE), Some(&[0xab, 0xcd, 0xef][..]));
+            assert_eq!(
+                packet.first(attr::PROXY_STATE),
+                Some(&[0xab, 0xcd, 0xef][..])
+            );
         }
         // Trailing bytes past the Length field are ignored (RFC 2865 §3).
         let mut padded = wire.clone();
@@ -83,7 +94,8 @@ fn responses_radclient_accepted() {
     assert_eq!(all.len(), 3);
     for v in &all {
         let name = v["name"].as_str().unwrap();
-        let request = Packet::decode(&hex::decode(v["request"].as_str().unwrap()).unwrap()).unwrap();
+        let request =
+            Packet::decode(&hex::decode(v["request"].as_str().unwrap()).unwrap()).unwrap();
         let want = hex::decode(v["response"].as_str().unwrap()).unwrap();
         let parsed = Packet::decode(&want).unwrap();
         // Everything but the Message-Authenticator (the encoder writes it first).
@@ -102,7 +114,11 @@ fn responses_radclient_accepted() {
         );
         assert_eq!(hex::encode(&ours), hex::encode(&want), "{name}");
         assert!(check_response(&ours, b"testing123", &request.authenticator));
-        assert!(!check_response(&ours, b"testing124", &request.authenticator));
+        assert!(!check_response(
+            &ours,
+            b"testing124",
+            &request.authenticator
+        ));
     }
 }
 

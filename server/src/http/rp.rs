@@ -17,10 +17,10 @@ use crate::service::enrollment::{self, EnrollmentRequest, EnrollmentResponse};
 use crate::service::offline::{
     self, OfflineAccepted, OfflineRequest, OfflineResponse, OfflineVerifyRequest,
 };
-use crate::service::passwords::{self, PasswordRequest, PasswordStatus};
 use crate::service::otp::{
     self, OathTokenRequest, TokenCreated, ValidateRequest, ValidateResponse,
 };
+use crate::service::passwords::{self, PasswordRequest, PasswordStatus};
 
 /// `?wait=N` (seconds) for long-polls.
 #[derive(Debug, Deserialize)]

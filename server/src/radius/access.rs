@@ -160,7 +160,11 @@ fn encode(
             code::ACCESS_CHALLENGE
         }
     };
-    attributes.extend(packet.all(attr::PROXY_STATE).map(|v| (attr::PROXY_STATE, v)));
+    attributes.extend(
+        packet
+            .all(attr::PROXY_STATE)
+            .map(|v| (attr::PROXY_STATE, v)),
+    );
     codec::encode_response(
         reply_code,
         packet.identifier,
@@ -298,8 +302,8 @@ async fn wait_for_answer(
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let secs = u32::try_from(left.as_secs() + u64::from(left.subsec_nanos() > 0))
-            .unwrap_or(u32::MAX);
+        let secs =
+            u32::try_from(left.as_secs() + u64::from(left.subsec_nanos() > 0)).unwrap_or(u32::MAX);
         let status = challenge::wait_status(state, rp, tx, Some(secs)).await?;
         if status.state != "pending"
             || tokio::time::Instant::now() >= deadline
@@ -332,7 +336,12 @@ fn seal_state(
 
 /// The push of a State, if it opens for this client and user and has not
 /// expired.
-fn open_state(state: &AppState, client: &RadiusClientConfig, user: &str, sealed: &[u8]) -> Option<String> {
+fn open_state(
+    state: &AppState,
+    client: &RadiusClientConfig,
+    user: &str,
+    sealed: &[u8],
+) -> Option<String> {
     let text = std::str::from_utf8(sealed).ok()?;
     let plain = state.master.try_open(&state_context(client, user), text)?;
     let (exp, tx) = plain.split_at_checked(8)?;
@@ -351,7 +360,10 @@ async fn follow_up(
     typed: &str,
 ) -> ApiResult<Decision> {
     let Some(tx) = open_state(state, client, user, sealed) else {
-        return Ok(reject("The request has expired; sign in again", "unknown or expired state"));
+        return Ok(reject(
+            "The request has expired; sign in again",
+            "unknown or expired state",
+        ));
     };
     let poll = typed.eq_ignore_ascii_case("push") || typed.chars().count() <= 1;
     if poll {
@@ -375,8 +387,12 @@ async fn follow_up(
         push: None,
     };
     match otp::validate(state, rp, req).await {
-        Ok(ValidateResponse::Accepted { method, .. }) => Ok(accept(method_reason(&method), Some(tx))),
-        Ok(ValidateResponse::PushStarted(_)) => Err(ApiError::internal("trigger after a poll check")),
+        Ok(ValidateResponse::Accepted { method, .. }) => {
+            Ok(accept(method_reason(&method), Some(tx)))
+        }
+        Ok(ValidateResponse::PushStarted(_)) => {
+            Err(ApiError::internal("trigger after a poll check"))
+        }
         Err(e) if e.code == ErrorCode::Internal => Err(e),
         Err(e) => Ok(Decision {
             tx: Some(tx),
@@ -409,7 +425,10 @@ fn splits(typed: &str) -> Vec<(Zeroizing<String>, Zeroizing<String>)> {
     let digits = typed.bytes().rev().take_while(u8::is_ascii_digit).count();
     for k in [6, 8, 7] {
         if k <= digits {
-            add(typed.get(..len - k).unwrap_or_default(), typed.get(len - k..).unwrap_or_default());
+            add(
+                typed.get(..len - k).unwrap_or_default(),
+                typed.get(len - k..).unwrap_or_default(),
+            );
         }
     }
     add(typed, "");
@@ -443,10 +462,17 @@ mod tests {
                 pair("s3cret12345678", "")
             ]
         );
-        assert_eq!(show("secretPUSH"), [pair("secret", "PUSH"), pair("secretPUSH", "")]);
+        assert_eq!(
+            show("secretPUSH"),
+            [pair("secret", "PUSH"), pair("secretPUSH", "")]
+        );
         assert_eq!(
             show("se,cret,push"),
-            [pair("se,cret", "push"), pair("se,cret,", "push"), pair("se,cret,push", "")]
+            [
+                pair("se,cret", "push"),
+                pair("se,cret,", "push"),
+                pair("se,cret,push", "")
+            ]
         );
         assert_eq!(show("secret"), [pair("secret", "")]);
         assert_eq!(show("123456"), [pair("123456", "")]);

@@ -226,7 +226,10 @@ pub fn decode_password(
     let mut plain = Zeroizing::new(Vec::with_capacity(hidden.len()));
     let mut previous: &[u8] = request_authenticator;
     for block in hidden.chunks_exact(16) {
-        let pad = Md5::new().chain_update(secret).chain_update(previous).finalize();
+        let pad = Md5::new()
+            .chain_update(secret)
+            .chain_update(previous)
+            .finalize();
         plain.extend(block.iter().zip(pad.iter()).map(|(c, b)| c ^ b));
         previous = block;
     }
@@ -283,7 +286,12 @@ fn seal_message_authenticator(packet: &mut [u8], ma_at: usize, secret: &[u8]) {
 
 /// Header and a zeroed Message-Authenticator as the first attribute, then
 /// `attributes` (each cut to 253 bytes), stopping before 4096 bytes.
-fn layout(code: u8, identifier: u8, authenticator: &[u8; 16], attributes: &[(u8, &[u8])]) -> Vec<u8> {
+fn layout(
+    code: u8,
+    identifier: u8,
+    authenticator: &[u8; 16],
+    attributes: &[(u8, &[u8])],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.push(code);
     out.push(identifier);
@@ -319,7 +327,10 @@ pub fn encode_response(
 ) -> Vec<u8> {
     let mut out = layout(code, identifier, request_authenticator, attributes);
     seal_message_authenticator(&mut out, FIRST_VALUE, secret);
-    let sum = Md5::new().chain_update(&out).chain_update(secret).finalize();
+    let sum = Md5::new()
+        .chain_update(&out)
+        .chain_update(secret)
+        .finalize();
     out[4..MIN_PACKET].copy_from_slice(&sum);
     out
 }
@@ -356,13 +367,15 @@ pub fn check_response(datagram: &[u8], secret: &[u8], request_authenticator: &[u
     let Ok(wire) = packet_bytes(datagram) else {
         return false;
     };
-    if Packet::decode(wire).is_err() || wire.get(MIN_PACKET) != Some(&attr::MESSAGE_AUTHENTICATOR)
-    {
+    if Packet::decode(wire).is_err() || wire.get(MIN_PACKET) != Some(&attr::MESSAGE_AUTHENTICATOR) {
         return false;
     }
     let mut copy = wire.to_vec();
     copy[4..MIN_PACKET].copy_from_slice(request_authenticator);
-    let sum = Md5::new().chain_update(&copy).chain_update(secret).finalize();
+    let sum = Md5::new()
+        .chain_update(&copy)
+        .chain_update(secret)
+        .finalize();
     if !bool::from(sum[..].ct_eq(&wire[4..MIN_PACKET])) {
         return false;
     }

@@ -148,7 +148,11 @@ pub(super) async fn serve(
                 let socket = socket.clone();
                 tasks.spawn(async move {
                     // The first copy's answer, once there is one (never a second push).
-                    let reply = rx.wait_for(Option::is_some).await.ok().and_then(|r| r.clone());
+                    let reply = rx
+                        .wait_for(Option::is_some)
+                        .await
+                        .ok()
+                        .and_then(|r| r.clone());
                     if let Some(bytes) = reply {
                         let _ = socket.send_to(&bytes, src).await;
                     }

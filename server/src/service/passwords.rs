@@ -9,8 +9,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use countersign_protocol::crypto::random_array;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -115,7 +115,13 @@ pub async fn remove(state: &AppState, rp: &Rp, user: &str) -> ApiResult<Password
         user: Some(&user_id),
         ..Default::default()
     };
-    audit(&state.db, who, "password_removed", "static password removed").await?;
+    audit(
+        &state.db,
+        who,
+        "password_removed",
+        "static password removed",
+    )
+    .await?;
     Ok(PasswordStatus {
         user: user.to_owned(),
         password: "removed".into(),
