@@ -220,7 +220,7 @@ pub fn decode_password(
     secret: &[u8],
     request_authenticator: &[u8; 16],
 ) -> Option<Zeroizing<Vec<u8>>> {
-    if hidden.is_empty() || hidden.len() > MAX_PASSWORD || hidden.len() % 16 != 0 {
+    if hidden.is_empty() || hidden.len() > MAX_PASSWORD || !hidden.len().is_multiple_of(16) {
         return None;
     }
     let mut plain = Zeroizing::new(Vec::with_capacity(hidden.len()));
