@@ -474,7 +474,63 @@ impl From<IpNetwork> for String {
 
 #[cfg(test)]
 mod radius_tests {
-    use super::IpNetwork;
+    use super::{Config, IpNetwork, RadiusConfig};
+
+    fn parse(toml_text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(toml_text).map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    #[test]
+    fn radius_section_parses_with_defaults_and_is_checked() {
+        let ok = parse(
+            r#"
+            [radius]
+            listen = "127.0.0.1:1812"
+            [[radius.clients]]
+            address = "10.0.0.0/8"
+            secret = "s3cret-s3cret-s3cret"
+            relying_party = "Example VPN"
+            "#,
+        )
+        .unwrap();
+        let radius: &RadiusConfig = ok.radius.as_ref().unwrap();
+        let client = &radius.clients[0];
+        assert!(client.require_message_authenticator);
+        assert_eq!(client.blocking_wait_secs, 25);
+        assert_eq!(client.challenge_secs, 120);
+        assert_eq!(client.mode, super::RadiusMode::Blocking);
+        assert_eq!(client.password, super::RadiusPassword::Otp);
+        assert!(
+            !format!("{client:?}").contains("s3cret"),
+            "Debug redacts the secret"
+        );
+        assert!(parse("").unwrap().radius.is_none(), "off by default");
+
+        let with = |line: &str| {
+            parse(&format!(
+                "[radius]\nlisten = \"127.0.0.1:0\"\n[[radius.clients]]\n\
+                 address = \"127.0.0.1\"\nrelying_party = \"rp\"\n{line}\n"
+            ))
+        };
+        assert!(with(r#"secret = "x""#).is_ok());
+        for bad in [
+            r#"secret = """#,
+            "secret = \"x\"\nblocking_wait_secs = 0",
+            "secret = \"x\"\nblocking_wait_secs = 121",
+            "secret = \"x\"\nchallenge_secs = 601",
+            "secret = \"x\"\nmode = \"wait\"",
+            "secret = \"x\"\npassword = \"pin\"",
+            "secret = \"x\"\nunknown = 1",
+        ] {
+            assert!(with(bad).is_err(), "{bad}");
+        }
+        assert!(parse("[radius]\nlisten = \"127.0.0.1:0\"\nclients = []").is_err());
+        let bad_network = "[radius]\nlisten = \"127.0.0.1:0\"\n[[radius.clients]]\n\
+                           address = \"10.0.0.0/40\"\nsecret = \"x\"\nrelying_party = \"rp\"";
+        assert!(parse(bad_network).is_err());
+    }
 
     #[test]
     fn networks_contain_what_they_should() {
