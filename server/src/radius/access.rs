@@ -80,7 +80,7 @@ fn refusal(e: &ApiError) -> Decision {
 }
 
 /// The answer to `packet` from `client` (at `src`), or `None` for no answer
-/// (an internal error: the client may try another server).
+/// (an internal error or a shutdown: the client may try another server).
 pub(super) async fn answer(
     state: &Arc<AppState>,
     client: &RadiusClientConfig,
@@ -114,7 +114,7 @@ pub(super) async fn answer(
     };
     let decision = match decide(state, client, &rp, user, packet).await {
         Ok(d) => d,
-        Err(e) if e.code == ErrorCode::Internal => return None,
+        Err(e) if matches!(e.code, ErrorCode::Internal | ErrorCode::Unavailable) => return None,
         Err(e) => refusal(&e),
     };
     let event = match decision.outcome {
@@ -249,6 +249,11 @@ async fn decide(
         RadiusMode::Blocking => {
             let wait = Duration::from_secs(u64::from(client.blocking_wait_secs));
             let status = wait_for_answer(state, rp, &started.tx_id, wait).await?;
+            if status.state == "pending" && *state.shutting_down.borrow() {
+                // Cut short by the shutdown, not timed out: no answer, so the
+                // client retries or fails over to another server.
+                return Err(ApiError::new(ErrorCode::Unavailable, "shutting down"));
+            }
             Ok(push_result(&status, started.tx_id))
         }
         RadiusMode::Challenge => {

@@ -291,7 +291,24 @@ async fn radius_front_with_radclient_and_the_core_as_the_phone() {
     assert!(after.legacy_admitted > before.legacy_admitted);
     assert!(after.retransmissions > before.retransmissions);
     println!("radius scenarios took {:?}", started.elapsed());
+
+    // The listener stops with the server: a request held for the phone ends
+    // without an answer (the NAS fails over), and nothing answers afterwards.
+    let (_dev, _, _dir) = phone(&rp, "gus").await;
+    let socket = UdpSocket::bind((BLOCKING, 0)).await.unwrap();
+    let (request, _) = raw_request(7, "gus", "push");
+    socket.send_to(&request, nas.server).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t0 = Instant::now();
     s.stop().await;
+    let stopped_in = t0.elapsed();
+    assert!(stopped_in < Duration::from_secs(5), "{stopped_in:?}");
+    assert_eq!(receive(&socket, Duration::from_millis(300)).await, None);
+    let _ = socket
+        .send_to(&raw_request(8, "gus", "push").0, nas.server)
+        .await;
+    assert_eq!(receive(&socket, Duration::from_millis(500)).await, None);
+    println!("shutdown with a request held for the phone: {stopped_in:?}, no answer");
 }
 
 /// 1: `push`, approved on the phone → Access-Accept. 2: an empty password
