@@ -59,10 +59,16 @@ fn hash(password: &[u8]) -> ApiResult<String> {
         .to_string())
 }
 
-/// Runs argon2 work on a blocking thread.
+/// Argon2 computations at once: each takes 19 MiB and a core for tens of
+/// milliseconds, so a burst of sign-ins queues here instead of filling the
+/// blocking thread pool (and memory).
+static ARGON2_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// Runs argon2 work on a blocking thread, at most [`ARGON2_SLOTS`] at once.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
+    let _slot = ARGON2_SLOTS.acquire().await.map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(work)
         .await
         .map_err(ApiError::internal)?
