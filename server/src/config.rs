@@ -343,6 +343,12 @@ pub struct RadiusClientConfig {
     /// Challenge mode: how long the push and its State are valid (1..=600).
     #[serde(default = "default_challenge_secs")]
     pub challenge_secs: u32,
+    /// Challenge mode: the Access-Challenge's Reply-Message shows a 2-digit
+    /// number the user types on the phone (NIST SP 800-63B-4 number matching).
+    /// Only where the client shows the Reply-Message; blocking mode has no
+    /// prompt to show it on.
+    #[serde(default)]
+    pub number_matching: bool,
 }
 
 impl std::fmt::Debug for RadiusClientConfig {
@@ -359,6 +365,7 @@ impl std::fmt::Debug for RadiusClientConfig {
             )
             .field("blocking_wait_secs", &self.blocking_wait_secs)
             .field("challenge_secs", &self.challenge_secs)
+            .field("number_matching", &self.number_matching)
             .finish()
     }
 }
@@ -398,6 +405,9 @@ impl RadiusConfig {
             }
             if !(1..=600).contains(&c.challenge_secs) {
                 return Err(bad("challenge_secs must be in 1..=600"));
+            }
+            if c.number_matching && c.mode != RadiusMode::Challenge {
+                return Err(bad("number_matching needs mode = \"challenge\""));
             }
         }
         Ok(())
@@ -523,6 +533,7 @@ mod radius_tests {
             "secret = \"x\"\nmode = \"wait\"",
             "secret = \"x\"\npassword = \"pin\"",
             "secret = \"x\"\nunknown = 1",
+            "secret = \"x\"\nnumber_matching = true",
         ] {
             assert!(with(bad).is_err(), "{bad}");
         }

@@ -140,6 +140,7 @@ async fn push_over_udp(db: Db) {
                 require_message_authenticator: true,
                 blocking_wait_secs: 20,
                 challenge_secs: 120,
+                number_matching: false,
             }],
         });
     })

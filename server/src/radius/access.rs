@@ -228,8 +228,13 @@ async fn decide(
             ip: calling_ip,
             ..ContextIn::default()
         },
-        // There is no login page to show a number on.
-        number_matching: Some(MatchMode::Off),
+        // Blocking mode has no prompt to show a number on; challenge mode can
+        // show it in the Reply-Message.
+        number_matching: Some(if client.number_matching {
+            MatchMode::Type
+        } else {
+            MatchMode::Off
+        }),
         timeout_secs: Some(timeout),
         ..PushRequest::default()
     };
@@ -257,11 +262,17 @@ async fn decide(
             Ok(push_result(&status, started.tx_id))
         }
         RadiusMode::Challenge => {
-            let sealed = seal_state(state, client, user, &started.tx_id, started.expires_at)?;
+            let push = StatePush {
+                tx: started.tx_id.clone(),
+                number: started.number.clone(),
+                expires_at: started.expires_at,
+            };
+            let sealed = seal_state(state, client, user, &push)?;
+            let message = prompt("Approve on your phone", push.number.as_deref());
             Ok(Decision {
                 outcome: Outcome::Challenge {
                     state: sealed.into_bytes(),
-                    message: "Approve on your phone, or enter a code".into(),
+                    message,
                 },
                 reason: "push started",
                 tx: Some(started.tx_id),
@@ -319,23 +330,41 @@ async fn wait_for_answer(
     }
 }
 
+/// The Reply-Message of a challenge: `lead`, the number to type on the phone
+/// (number matching), and the alternative.
+fn prompt(lead: &str, number: Option<&str>) -> String {
+    match number {
+        Some(number) => format!("{lead} and enter {number} there, or enter a code"),
+        None => format!("{lead}, or enter a code"),
+    }
+}
+
 /// The AEAD context of a State: it is bound to the client and the user.
 fn state_context(client: &RadiusClientConfig, user: &str) -> String {
     format!("radius:state:{}:{user}", String::from(client.address))
 }
 
-/// A State for the push `tx` of `user` at `client`, valid until `expires_at`:
-/// sealed under the master key (unguessable, tamper-proof, and good on every
-/// instance sharing the database).
+/// What a State carries (sealed): the push, its number and its expiry.
+struct StatePush {
+    tx: String,
+    number: Option<String>,
+    expires_at: i64,
+}
+
+/// A State for `push` of `user` at `client`: sealed under the master key
+/// (unguessable, tamper-proof, good on every instance sharing the database).
+/// Plaintext: expiry (8 bytes), number length (1 byte), number, tx id.
 fn seal_state(
     state: &AppState,
     client: &RadiusClientConfig,
     user: &str,
-    tx: &str,
-    expires_at: i64,
+    push: &StatePush,
 ) -> ApiResult<String> {
-    let mut plain = Zeroizing::new(expires_at.to_be_bytes().to_vec());
-    plain.extend_from_slice(tx.as_bytes());
+    let number = push.number.as_deref().unwrap_or_default();
+    let mut plain = Zeroizing::new(push.expires_at.to_be_bytes().to_vec());
+    plain.push(u8::try_from(number.len()).map_err(ApiError::internal)?);
+    plain.extend_from_slice(number.as_bytes());
+    plain.extend_from_slice(push.tx.as_bytes());
     state.master.seal(&state_context(client, user), &plain)
 }
 
@@ -346,12 +375,20 @@ fn open_state(
     client: &RadiusClientConfig,
     user: &str,
     sealed: &[u8],
-) -> Option<String> {
+) -> Option<StatePush> {
     let text = std::str::from_utf8(sealed).ok()?;
     let plain = state.master.try_open(&state_context(client, user), text)?;
-    let (exp, tx) = plain.split_at_checked(8)?;
-    let exp = i64::from_be_bytes(exp.try_into().ok()?);
-    (now() <= exp).then(|| String::from_utf8(tx.to_vec()).ok())?
+    let (exp, rest) = plain.split_at_checked(8)?;
+    let expires_at = i64::from_be_bytes(exp.try_into().ok()?);
+    let (len, rest) = rest.split_first()?;
+    let (number, tx) = rest.split_at_checked(usize::from(*len))?;
+    let number = (!number.is_empty()).then(|| String::from_utf8(number.to_vec()).ok());
+    (now() <= expires_at).then_some(())?;
+    Some(StatePush {
+        tx: String::from_utf8(tx.to_vec()).ok()?,
+        number: number.flatten(),
+        expires_at,
+    })
 }
 
 /// A follow-up Access-Request with a State: an empty password (or a push
@@ -364,7 +401,7 @@ async fn follow_up(
     sealed: &[u8],
     typed: &str,
 ) -> ApiResult<Decision> {
-    let Some(tx) = open_state(state, client, user, sealed) else {
+    let Some(StatePush { tx, number, .. }) = open_state(state, client, user, sealed) else {
         return Ok(reject(
             "The request has expired; sign in again",
             "unknown or expired state",
@@ -377,7 +414,7 @@ async fn follow_up(
             return Ok(Decision {
                 outcome: Outcome::Challenge {
                     state: sealed.to_vec(),
-                    message: "Still waiting: approve on your phone, or enter a code".into(),
+                    message: prompt("Still waiting: approve on your phone", number.as_deref()),
                 },
                 reason: "push pending",
                 tx: Some(tx),

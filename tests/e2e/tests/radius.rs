@@ -32,6 +32,7 @@ const CHALLENGE: &str = "127.0.0.2";
 const PASSWORD_OTP: &str = "127.0.0.3";
 const LEGACY: &str = "127.0.0.4";
 const QUICK: &str = "127.0.0.5";
+const NUMBERS: &str = "127.0.0.6";
 
 fn client(address: &str, mode: RadiusMode, password: RadiusPassword) -> RadiusClientConfig {
     RadiusClientConfig {
@@ -43,6 +44,7 @@ fn client(address: &str, mode: RadiusMode, password: RadiusPassword) -> RadiusCl
         require_message_authenticator: true,
         blocking_wait_secs: 20,
         challenge_secs: 120,
+        number_matching: false,
     }
 }
 
@@ -251,6 +253,8 @@ async fn radius_front_with_radclient_and_the_core_as_the_phone() {
         legacy.require_message_authenticator = false;
         let mut quick = client(QUICK, RadiusMode::Blocking, RadiusPassword::Otp);
         quick.blocking_wait_secs = 2;
+        let mut numbers = client(NUMBERS, RadiusMode::Challenge, RadiusPassword::Otp);
+        numbers.number_matching = true;
         c.radius = Some(RadiusConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             clients: vec![
@@ -263,6 +267,7 @@ async fn radius_front_with_radclient_and_the_core_as_the_phone() {
                 ),
                 legacy,
                 quick,
+                numbers,
             ],
         });
     })
@@ -281,6 +286,7 @@ async fn radius_front_with_radclient_and_the_core_as_the_phone() {
         retransmission_starts_one_push(&s, &rp, nas),
         static_password_and_otp(&s, &rp, nas),
         blocking_wait_times_out(&rp, nas),
+        challenge_with_number_matching(&rp, nas),
     );
 
     let after = s.server().radius_counters().unwrap();
@@ -445,6 +451,44 @@ async fn challenge_mode(rp: &RpClient, nas: Nas) {
     let with_otp = format!(r#"User-Name = "cat", User-Password = "{otp}", State = {state}"#);
     nas.ask(CHALLENGE, &with_otp).await.expect("Access-Accept");
     println!("7. challenge: State + TOTP Accept, State + push OTP Accept");
+}
+
+/// 7 with number matching: the Reply-Message shows the number to type on
+/// the phone, again on each poll; the phone approves with it.
+async fn challenge_with_number_matching(rp: &RpClient, nas: Nas) {
+    let (dev, _, _dir) = phone(rp, "hal").await;
+    let first = nas
+        .ask(NUMBERS, r#"User-Name = "hal", User-Password = "push""#)
+        .await
+        .expect("Access-Challenge");
+    let message = first.get("Reply-Message").unwrap().to_owned();
+    let number = message
+        .strip_prefix("Approve on your phone and enter ")
+        .and_then(|m| m.strip_suffix(" there, or enter a code"))
+        .unwrap_or_else(|| panic!("{message}"))
+        .to_owned();
+    assert_eq!(number.len(), 2, "{message}");
+    let poll = format!(
+        r#"User-Name = "hal", State = {}"#,
+        first.get("State").unwrap()
+    );
+    let pending = nas.ask(NUMBERS, &poll).await.expect("Access-Challenge");
+    assert_eq!(
+        pending.get("Reply-Message"),
+        Some(
+            format!(
+                "Still waiting: approve on your phone and enter {number} there, or enter a code"
+            )
+            .as_str()
+        )
+    );
+    let p = wait_pending(&dev.auth, 1, 20).await.remove(0);
+    dev.auth
+        .approve(&p.account_id, &p.tx_id, Some(&number))
+        .await
+        .unwrap();
+    nas.ask(NUMBERS, &poll).await.expect("Access-Accept");
+    println!("7. challenge with number matching: {message:?}, approved with {number}, Accept");
 }
 
 /// 8: the same packet twice from the same socket while the first waits for
