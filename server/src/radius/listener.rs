@@ -145,8 +145,14 @@ pub(super) async fn serve(
         match seen {
             Seen::Again(mut rx) => {
                 bump(&stats.retransmissions);
+                // Waiting copies count against the same bound as new requests.
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    bump(&stats.overloaded);
+                    continue;
+                };
                 let socket = socket.clone();
                 tasks.spawn(async move {
+                    let _permit = permit;
                     // The first copy's answer, once there is one (never a second push).
                     let reply = rx
                         .wait_for(Option::is_some)
