@@ -36,8 +36,12 @@ type Reply = Option<Arc<Vec<u8>>>;
 /// Recent requests and their answers, bounded in count and age.
 #[derive(Default)]
 struct ReplyCache {
-    entries: HashMap<RequestKey, watch::Receiver<Reply>>,
-    order: VecDeque<(RequestKey, Instant)>,
+    /// Each request's answer, with the number of its place in `order`.
+    entries: HashMap<RequestKey, (u64, watch::Receiver<Reply>)>,
+    /// Requests in the order first seen: key, when, and a running number.
+    order: VecDeque<(RequestKey, Instant, u64)>,
+    /// The next running number.
+    next: u64,
 }
 
 enum Seen {
@@ -49,19 +53,24 @@ enum Seen {
 
 impl ReplyCache {
     fn see(&mut self, key: RequestKey, now: Instant) -> Seen {
-        while let Some((old, at)) = self.order.front() {
+        while let Some((old, at, place)) = self.order.front() {
             if now.duration_since(*at) < CACHE_TTL && self.order.len() < CACHE_CAPACITY {
                 break;
             }
-            self.entries.remove(old);
+            // A forgotten request seen again has a newer place: keep it.
+            if self.entries.get(old).is_some_and(|(p, _)| p == place) {
+                self.entries.remove(old);
+            }
             self.order.pop_front();
         }
-        if let Some(rx) = self.entries.get(&key) {
+        if let Some((_, rx)) = self.entries.get(&key) {
             return Seen::Again(rx.clone());
         }
         let (tx, rx) = watch::channel(None);
-        self.entries.insert(key, rx);
-        self.order.push_back((key, now));
+        let place = self.next;
+        self.next = self.next.wrapping_add(1);
+        self.entries.insert(key, (place, rx));
+        self.order.push_back((key, now, place));
         Seen::New(tx)
     }
 
@@ -198,4 +207,47 @@ pub(super) async fn serve(
     })
     .await;
     tasks.abort_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u16) -> RequestKey {
+        let [hi, lo] = n.to_be_bytes();
+        (SocketAddr::from(([127, 0, 0, 1], 1812)), lo, [hi; 16])
+    }
+
+    #[test]
+    fn the_cache_remembers_forgets_and_stays_bounded() {
+        let mut cache = ReplyCache::default();
+        let t0 = Instant::now();
+        let Seen::New(reply) = cache.see(key(1), t0) else {
+            panic!("first copy is new")
+        };
+        let Seen::Again(rx) = cache.see(key(1), t0) else {
+            panic!("second copy is a retransmission")
+        };
+        reply.send(Some(Arc::new(vec![1, 2, 3]))).unwrap();
+        assert_eq!(rx.borrow().as_deref(), Some(&vec![1, 2, 3]));
+        // Forgotten (no answer was sent): the next copy is handled afresh, and
+        // its older place in the order does not evict it.
+        cache.forget(&key(1));
+        assert!(matches!(cache.see(key(1), t0), Seen::New(_)));
+        // Full: the next request evicts the oldest place, the stale one of
+        // the forgotten copy, which keeps the newer entry.
+        for n in 2..u16::try_from(CACHE_CAPACITY).unwrap() {
+            let _ = cache.see(key(n), t0);
+        }
+        assert_eq!(cache.order.len(), CACHE_CAPACITY);
+        assert!(matches!(cache.see(key(1), t0), Seen::Again(_)), "kept");
+        // Then the oldest real one goes.
+        assert!(matches!(cache.see(key(9999), t0), Seen::New(_)));
+        assert!(matches!(cache.see(key(1), t0), Seen::New(_)), "evicted");
+        assert!(cache.entries.len() <= CACHE_CAPACITY);
+        // Past the TTL everything old goes.
+        let later = t0 + CACHE_TTL;
+        assert!(matches!(cache.see(key(2), later), Seen::New(_)));
+        assert_eq!(cache.entries.len(), 1);
+    }
 }
