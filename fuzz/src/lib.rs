@@ -420,6 +420,25 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             out.push(b"http://[::1]:8080/a/b".to_vec());
             out
         }
+        // radclient's packets and the responses it accepted (the codec's
+        // known-answer vectors, server/tests/data), plus a bare header.
+        "radius_packet" => {
+            let mut out = vec![[1u8, 0, 0, 20].iter().chain(&[0u8; 16]).copied().collect()];
+            for text in [
+                include_str!("../../server/tests/data/radius_requests.json"),
+                include_str!("../../server/tests/data/radius_responses.json"),
+            ] {
+                let vectors: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+                for v in vectors.as_array().into_iter().flatten() {
+                    for field in ["packet", "request", "response"] {
+                        if let Some(bytes) = v[field].as_str().and_then(|h| hex::decode(h).ok()) {
+                            out.push(bytes);
+                        }
+                    }
+                }
+            }
+            out
+        }
         "activation_code" => {
             let creds = OfferCredentials {
                 id: OfferId([1, 35, 69, 103, 137]),

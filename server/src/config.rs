@@ -64,6 +64,8 @@ pub struct Config {
     /// Serve the demo web pages under `/demo` (a sample relying party whose users
     /// all share one password). Never in production.
     pub demo: bool,
+    /// The RADIUS front (RFC 2865) for VPNs and network devices; off when absent.
+    pub radius: Option<RadiusConfig>,
 }
 
 impl Default for Config {
@@ -80,6 +82,7 @@ impl Default for Config {
             http: Default::default(),
             log_format: "text".into(),
             demo: false,
+            radius: None,
         }
     }
 }
@@ -127,6 +130,9 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "database_max_connections must be positive".into(),
             ));
+        }
+        if let Some(radius) = &self.radius {
+            radius.validate()?;
         }
         match self.log_format.as_str() {
             "text" | "json" => Ok(()),
@@ -287,5 +293,299 @@ impl Default for PolicyConfig {
             passcode_max_failures: 5,
             passcode_failure_window_secs: 300,
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// RADIUS (docs/SERVER.md "RADIUS")
+
+/// The RADIUS front: a UDP listener answering Access-Requests from known clients
+/// (VPN concentrators, network devices, a FreeRADIUS proxy).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadiusConfig {
+    /// UDP address to listen on (1812 is the RADIUS port; port 0 picks a free one,
+    /// see [`crate::RunningServer::radius_addr`]).
+    pub listen: SocketAddr,
+    /// The clients allowed to ask; packets from any other address are dropped.
+    /// The first client whose `address` contains the source address answers.
+    pub clients: Vec<RadiusClientConfig>,
+}
+
+/// How a client waits for a push.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RadiusMode {
+    /// Hold the Access-Request until the phone answers (Accept / Reject) or
+    /// `blocking_wait_secs` pass (Reject).
+    #[default]
+    Blocking,
+    /// Answer at once with an Access-Challenge (State and a Reply-Message); the
+    /// next Access-Request with that State and an empty password asks again, one
+    /// with a code verifies the code.
+    Challenge,
+}
+
+/// What the User-Password attribute holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RadiusPassword {
+    /// The second factor only: a code, or a push trigger (empty, one
+    /// character, `push`).
+    #[default]
+    Otp,
+    /// The user's static password (set through the RP API) followed by the
+    /// second factor: `secret123456`, `secretpush`, `secret` (push), or with a
+    /// comma, `secret,123456` / `secret,push`.
+    PasswordOtp,
+}
+
+/// One RADIUS client (NAS) and how it is answered.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadiusClientConfig {
+    /// The client's IP address or network (`192.0.2.10`, `10.0.0.0/8`, `::1`).
+    pub address: IpNetwork,
+    /// The shared secret (RFC 2865 §3); at least 16 characters recommended.
+    pub secret: String,
+    /// The relying party whose users this client signs in: its id (`rp_…`) or
+    /// its name. RADIUS acts with one of its unrevoked API keys: revoking them
+    /// all stops RADIUS for it too.
+    pub relying_party: String,
+    /// `blocking` (default) or `challenge`.
+    #[serde(default)]
+    pub mode: RadiusMode,
+    /// `otp` (default) or `password_otp`.
+    #[serde(default)]
+    pub password: RadiusPassword,
+    /// Drop Access-Requests without a valid Message-Authenticator (BlastRADIUS,
+    /// CVE-2024-3596). Turn off only for a legacy client that cannot send it;
+    /// every such request is then logged as a warning.
+    #[serde(default = "default_true")]
+    pub require_message_authenticator: bool,
+    /// Blocking mode: how long to hold a request for the phone's answer (the
+    /// push expires then too). Keep it below the client's timeout (1..=120).
+    #[serde(default = "default_blocking_wait_secs")]
+    pub blocking_wait_secs: u32,
+    /// Challenge mode: how long the push and its State are valid (1..=600).
+    #[serde(default = "default_challenge_secs")]
+    pub challenge_secs: u32,
+    /// Challenge mode: the Access-Challenge's Reply-Message shows a 2-digit
+    /// number the user types on the phone (NIST SP 800-63B-4 number matching).
+    /// Only where the client shows the Reply-Message; blocking mode has no
+    /// prompt to show it on.
+    #[serde(default)]
+    pub number_matching: bool,
+}
+
+impl std::fmt::Debug for RadiusClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RadiusClientConfig")
+            .field("address", &self.address)
+            .field("secret", &"<redacted>")
+            .field("relying_party", &self.relying_party)
+            .field("mode", &self.mode)
+            .field("password", &self.password)
+            .field(
+                "require_message_authenticator",
+                &self.require_message_authenticator,
+            )
+            .field("blocking_wait_secs", &self.blocking_wait_secs)
+            .field("challenge_secs", &self.challenge_secs)
+            .field("number_matching", &self.number_matching)
+            .finish()
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_blocking_wait_secs() -> u32 {
+    25
+}
+
+fn default_challenge_secs() -> u32 {
+    120
+}
+
+impl RadiusConfig {
+    /// Checks every client.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.clients.is_empty() {
+            return Err(ConfigError::Invalid(
+                "radius.clients: at least one client is needed".into(),
+            ));
+        }
+        for (n, c) in self.clients.iter().enumerate() {
+            let bad = |what: &str| ConfigError::Invalid(format!("radius.clients[{n}]: {what}"));
+            // The PAP and HMAC key must be non-empty; RFC 2865 §3 also excludes NUL
+            // in practice (most clients cannot enter it).
+            if c.secret.is_empty() || c.secret.len() > 128 || c.secret.contains('\0') {
+                return Err(bad("secret must be 1-128 bytes without NUL"));
+            }
+            if c.relying_party.is_empty() || c.relying_party.len() > 64 {
+                return Err(bad("relying_party must be an RP id or name"));
+            }
+            if !(1..=120).contains(&c.blocking_wait_secs) {
+                return Err(bad("blocking_wait_secs must be in 1..=120"));
+            }
+            if !(1..=600).contains(&c.challenge_secs) {
+                return Err(bad("challenge_secs must be in 1..=600"));
+            }
+            if c.number_matching && c.mode != RadiusMode::Challenge {
+                return Err(bad("number_matching needs mode = \"challenge\""));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An IP address or a network in CIDR notation (`10.0.0.0/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IpNetwork {
+    /// The network address (host bits cleared).
+    network: std::net::IpAddr,
+    /// Prefix length in bits.
+    prefix: u8,
+}
+
+impl IpNetwork {
+    /// Whether `ip` is inside (an IPv4-mapped IPv6 source counts as IPv4).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        match (self.network, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(ip) & mask == u32::from(net)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(ip) & mask == u128::from(net)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl TryFrom<String> for IpNetwork {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        use std::net::IpAddr;
+        let invalid = || format!("{text:?} is not an IP address or CIDR network");
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| invalid())?)),
+            None => (text.as_str(), None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| invalid())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(invalid());
+        }
+        let network = match addr {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::V4((u32::from(a) & mask).into())
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::V6((u128::from(a) & mask).into())
+            }
+        };
+        Ok(Self { network, prefix })
+    }
+}
+
+impl From<IpNetwork> for String {
+    fn from(net: IpNetwork) -> Self {
+        format!("{}/{}", net.network, net.prefix)
+    }
+}
+
+#[cfg(test)]
+mod radius_tests {
+    use super::{Config, IpNetwork, RadiusConfig};
+
+    fn parse(toml_text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(toml_text).map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    #[test]
+    fn radius_section_parses_with_defaults_and_is_checked() {
+        let ok = parse(
+            r#"
+            [radius]
+            listen = "127.0.0.1:1812"
+            [[radius.clients]]
+            address = "10.0.0.0/8"
+            secret = "s3cret-s3cret-s3cret"
+            relying_party = "Example VPN"
+            "#,
+        )
+        .unwrap();
+        let radius: &RadiusConfig = ok.radius.as_ref().unwrap();
+        let client = &radius.clients[0];
+        assert!(client.require_message_authenticator);
+        assert_eq!(client.blocking_wait_secs, 25);
+        assert_eq!(client.challenge_secs, 120);
+        assert_eq!(client.mode, super::RadiusMode::Blocking);
+        assert_eq!(client.password, super::RadiusPassword::Otp);
+        assert!(
+            !format!("{client:?}").contains("s3cret"),
+            "Debug redacts the secret"
+        );
+        assert!(parse("").unwrap().radius.is_none(), "off by default");
+
+        let with = |line: &str| {
+            parse(&format!(
+                "[radius]\nlisten = \"127.0.0.1:0\"\n[[radius.clients]]\n\
+                 address = \"127.0.0.1\"\nrelying_party = \"rp\"\n{line}\n"
+            ))
+        };
+        assert!(with(r#"secret = "x""#).is_ok());
+        for bad in [
+            r#"secret = """#,
+            "secret = \"x\"\nblocking_wait_secs = 0",
+            "secret = \"x\"\nblocking_wait_secs = 121",
+            "secret = \"x\"\nchallenge_secs = 601",
+            "secret = \"x\"\nmode = \"wait\"",
+            "secret = \"x\"\npassword = \"pin\"",
+            "secret = \"x\"\nunknown = 1",
+            "secret = \"x\"\nnumber_matching = true",
+        ] {
+            assert!(with(bad).is_err(), "{bad}");
+        }
+        assert!(parse("[radius]\nlisten = \"127.0.0.1:0\"\nclients = []").is_err());
+        let bad_network = "[radius]\nlisten = \"127.0.0.1:0\"\n[[radius.clients]]\n\
+                           address = \"10.0.0.0/40\"\nsecret = \"x\"\nrelying_party = \"rp\"";
+        assert!(parse(bad_network).is_err());
+    }
+
+    #[test]
+    fn networks_contain_what_they_should() {
+        let net = |s: &str| IpNetwork::try_from(s.to_owned()).unwrap();
+        let ip = |s: &str| s.parse().unwrap();
+        assert!(net("10.1.2.3/8").contains(ip("10.200.0.1")));
+        assert!(!net("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(net("127.0.0.1").contains(ip("127.0.0.1")));
+        assert!(!net("127.0.0.1").contains(ip("127.0.0.2")));
+        assert!(net("0.0.0.0/0").contains(ip("203.0.113.9")));
+        assert!(net("127.0.0.1").contains(ip("::ffff:127.0.0.1")));
+        assert!(net("::1").contains(ip("::1")));
+        assert!(net("2001:db8::/32").contains(ip("2001:db8:1::5")));
+        assert!(!net("2001:db8::/32").contains(ip("127.0.0.1")));
+        for bad in ["", "10.0.0.0/33", "::/129", "host", "10.0.0.0/x"] {
+            assert!(IpNetwork::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+        assert_eq!(String::from(net("10.9.8.7/8")), "10.0.0.0/8");
     }
 }

@@ -1,5 +1,6 @@
 //! Countersign reference server (issue 4): the relying-party API, the device API,
-//! push senders (none / FCM HTTP v1 / APNs), on SQLite or PostgreSQL.
+//! push senders (none / FCM HTTP v1 / APNs), on SQLite or PostgreSQL, and an
+//! optional RADIUS front ([`radius`]) for VPNs and network devices.
 //!
 //! Embed it with [`Server::start`], which binds, migrates and serves until
 //! [`RunningServer::shutdown`]:
@@ -29,6 +30,7 @@ pub mod http;
 pub mod keys;
 pub mod push;
 mod qr;
+pub mod radius;
 pub mod service;
 pub mod store;
 pub mod util;
@@ -190,6 +192,7 @@ impl Server {
         let limits = state.config.http.clone();
         let max_connections =
             http::edge::connection_bound(&limits, state.config.database_max_connections);
+        let stop_rx_radius = stop_rx.clone();
         let serve = tokio::spawn(http::edge::serve(
             listener,
             app,
@@ -198,12 +201,32 @@ impl Server {
             stop_rx,
         ));
         tracing::info!(%addr, backend = ?state.db.backend, "countersign server listening");
+        let radius = match &state.config.radius {
+            Some(config) => {
+                let started = radius::Radius::start(state.clone(), config, stop_rx_radius).await;
+                match started {
+                    Ok(r) => Some(r),
+                    Err(source) => {
+                        // Stop what already runs before reporting.
+                        let _ = stop_tx.send(true);
+                        let _ = serve.await;
+                        let _ = janitor.await;
+                        return Err(StartError::Bind {
+                            addr: config.listen,
+                            source,
+                        });
+                    }
+                }
+            }
+            None => None,
+        };
         Ok(RunningServer {
             addr,
             stop: stop_tx,
             serve,
             listen_task,
             janitor,
+            radius,
             state,
         })
     }
@@ -217,6 +240,7 @@ pub struct RunningServer {
     serve: JoinHandle<()>,
     listen_task: Option<JoinHandle<()>>,
     janitor: JoinHandle<()>,
+    radius: Option<radius::Radius>,
     state: Arc<AppState>,
 }
 
@@ -231,6 +255,17 @@ impl RunningServer {
         format!("http://{}", self.addr)
     }
 
+    /// The bound UDP address of the RADIUS front, when configured (the real
+    /// port when `radius.listen` had port 0).
+    pub fn radius_addr(&self) -> Option<SocketAddr> {
+        self.radius.as_ref().map(radius::Radius::addr)
+    }
+
+    /// The RADIUS front's counters (dropped packets and answers), when configured.
+    pub fn radius_counters(&self) -> Option<radius::RadiusCounters> {
+        self.radius.as_ref().map(radius::Radius::counters)
+    }
+
     /// The shared state (tests inspect the database through it).
     pub fn state(&self) -> &Arc<AppState> {
         &self.state
@@ -242,6 +277,9 @@ impl RunningServer {
         let _ = self.stop.send(true);
         let _ = self.serve.await;
         let _ = self.janitor.await;
+        if let Some(radius) = self.radius {
+            radius.join().await;
+        }
         if let Some(task) = self.listen_task {
             task.abort();
         }

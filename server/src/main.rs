@@ -188,6 +188,9 @@ fn main() -> ExitCode {
                 if shown.master_key.is_some() {
                     shown.master_key = Some("<redacted>".into());
                 }
+                for client in shown.radius.iter_mut().flat_map(|r| r.clients.iter_mut()) {
+                    client.secret = "<redacted>".into();
+                }
                 let text = toml::to_string_pretty(&shown).map_err(|e| e.to_string())?;
                 println!("{text}");
                 Ok(())

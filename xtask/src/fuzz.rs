@@ -18,7 +18,7 @@ use std::time::{Instant, SystemTime};
 use crate::{Result, root, run};
 
 /// Every fuzz target (one `[[bin]]` each in fuzz/Cargo.toml).
-pub const TARGETS: [&str; 9] = [
+pub const TARGETS: [&str; 10] = [
     "activation_uri",
     "activation_code",
     "otpauth",
@@ -28,6 +28,7 @@ pub const TARGETS: [&str; 9] = [
     "device_request",
     "activation",
     "offline_qr",
+    "radius_packet",
 ];
 
 /// Seconds per target of the short pass in `cargo xtask test`.

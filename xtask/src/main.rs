@@ -177,6 +177,8 @@ fn test() -> Result {
     ensure_debian_packages(&["oathtool"], &["oathtool"])?;
     // PostgreSQL: the server suite runs on SQLite and on a throwaway PostgreSQL cluster.
     ensure_debian_packages(&["postgresql"], &["/usr/lib/postgresql/15/bin/initdb"])?;
+    // radclient (FreeRADIUS 3.2): the NAS of the RADIUS end-to-end test (issue 14).
+    ensure_debian_packages(&["freeradius-utils"], &["radclient"])?;
     // A private GNOME Keyring on a session D-Bus backs the FileStorage keyring test.
     ensure_debian_packages(
         &["gnome-keyring", "dbus", "dbus-x11", "libsecret-tools"],

@@ -53,6 +53,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             delete(rp::remove_device),
         )
         .route("/v1/rp/users/{user}/oath-tokens", post(rp::add_oath_token))
+        .route(
+            "/v1/rp/users/{user}/password",
+            put(rp::set_password).delete(rp::remove_password),
+        )
         .route("/v1/rp/logins", post(rp::create_login))
         .route("/v1/logins/{id}", get(login::status))
         .route("/v1/logins/{id}/number", post(login::number))

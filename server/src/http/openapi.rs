@@ -135,8 +135,9 @@ fn user_name() -> Value {
            "description": "the relying party's user name: 1–128 bytes of UTF-8, no control characters"})
 }
 
-/// The schemas of QR login (§13), apart: one `json!` holds only so many.
-fn login_schemas() -> Value {
+/// The schemas of QR login (§13), static passwords and the Web Push key,
+/// apart: one `json!` holds only so many.
+fn qr_password_webpush_schemas() -> Value {
     json!({
         "QrLoginRequest": {"type": "object", "additionalProperties": false, "properties": {
             "user": user_name(), "context": reference("Context"),
@@ -164,13 +165,20 @@ fn login_schemas() -> Value {
         "QrNumber": {"type": "object", "additionalProperties": false, "required": ["number"], "properties": {
             "number": {"type": "string", "maxLength": 16}}},
         "LoginClaim": {"type": "object", "additionalProperties": false, "required": ["secret"], "properties": {
-            "secret": {"type": "string", "description": "the QR's secret: base64url of 16–32 bytes"}}}
+            "secret": {"type": "string", "description": "the QR's secret: base64url of 16–32 bytes"}}},
+        "PasswordRequest": {"type": "object", "required": ["password"], "additionalProperties": false, "properties": {
+            "password": {"type": "string", "minLength": 1, "maxLength": 120,
+                "description": "1–120 bytes of UTF-8 without NUL (400 otherwise); stored as an Argon2id hash"}}},
+        "PasswordStatus": {"type": "object", "additionalProperties": false, "required": ["user", "password"], "properties": {
+            "user": {"type": "string"}, "password": {"type": "string", "enum": ["set", "removed"]}}},
+        "WebPushKey": {"type": "object", "additionalProperties": false, "required": ["vapid_public_key"], "properties": {
+            "vapid_public_key": {"type": ["string", "null"], "description": "base64url of the VAPID key's 65-byte uncompressed P-256 point"}}}
     })
 }
 
 fn schemas() -> Value {
     let mut all = schemas_main();
-    if let (Some(all), Value::Object(more)) = (all.as_object_mut(), login_schemas()) {
+    if let (Some(all), Value::Object(more)) = (all.as_object_mut(), qr_password_webpush_schemas()) {
         all.extend(more);
     }
     all
@@ -275,8 +283,6 @@ fn schemas_main() -> Value {
         "KemKeyUpdate": {"type": "object", "additionalProperties": false, "required": ["kem_key"], "properties": {
             "kem_key": {"type": "string", "description": "base64url SEC1 of a P-256 KEM public key the device holds"}}},
         "KemKeyAccepted": {"type": "object", "additionalProperties": false, "required": ["kem_kid"], "properties": {"kem_kid": {"type": "string"}}},
-        "WebPushKey": {"type": "object", "additionalProperties": false, "required": ["vapid_public_key"], "properties": {
-            "vapid_public_key": {"type": ["string", "null"], "description": "base64url of the VAPID key's 65-byte uncompressed P-256 point"}}},
         "Empty": {"type": "object", "additionalProperties": false},
         "ActivationConfirmed": {"type": "object", "additionalProperties": false, "required": ["device_id", "status"], "properties": {
             "device_id": {"type": "string"}, "status": {"const": "active"}}},
@@ -432,6 +438,30 @@ pub fn document() -> Value {
             "",
             Some("OathTokenRequest"),
             "TokenCreated",
+            &[401, 404],
+            vec![user.clone()],
+        ),
+    );
+    add(
+        "/v1/rp/users/{user}/password",
+        "put",
+        rp(
+            "Set a user's static password",
+            "The first factor of RADIUS clients in `password_otp` mode (docs/SERVER.md). Creates the user if needed; replaces an earlier password.",
+            Some("PasswordRequest"),
+            "PasswordStatus",
+            &[401],
+            vec![user.clone()],
+        ),
+    );
+    add(
+        "/v1/rp/users/{user}/password",
+        "delete",
+        rp(
+            "Remove a user's static password",
+            "RADIUS `password_otp` sign-ins of the user fail until a new one is set. 404 for an unknown user.",
+            None,
+            "PasswordStatus",
             &[401, 404],
             vec![user],
         ),

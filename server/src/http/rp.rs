@@ -20,6 +20,7 @@ use crate::service::offline::{
 use crate::service::otp::{
     self, OathTokenRequest, TokenCreated, ValidateRequest, ValidateResponse,
 };
+use crate::service::passwords::{self, PasswordRequest, PasswordStatus};
 use crate::service::qr_login::{self, QrLoginCreated, QrLoginRequest};
 
 /// `?wait=N` (seconds) for long-polls.
@@ -77,6 +78,26 @@ pub async fn add_oath_token(
     Json(req): Json<OathTokenRequest>,
 ) -> ApiResult<Json<TokenCreated>> {
     Ok(Json(otp::import_oath_token(&state, &rp, &user, req).await?))
+}
+
+/// `PUT /v1/rp/users/{user}/password`: sets the user's static password (the
+/// first factor of RADIUS `password_otp` clients).
+pub async fn set_password(
+    State(state): State<Arc<AppState>>,
+    RpAuth(rp): RpAuth,
+    Path(user): Path<String>,
+    Json(req): Json<PasswordRequest>,
+) -> ApiResult<Json<PasswordStatus>> {
+    Ok(Json(passwords::set(&state, &rp, &user, req).await?))
+}
+
+/// `DELETE /v1/rp/users/{user}/password`: removes the user's static password.
+pub async fn remove_password(
+    State(state): State<Arc<AppState>>,
+    RpAuth(rp): RpAuth,
+    Path(user): Path<String>,
+) -> ApiResult<Json<PasswordStatus>> {
+    Ok(Json(passwords::remove(&state, &rp, &user).await?))
 }
 
 /// `POST /v1/rp/offline`: creates an offline QR challenge.

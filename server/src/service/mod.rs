@@ -11,6 +11,7 @@ pub mod devices;
 pub mod enrollment;
 pub mod offline;
 pub mod otp;
+pub mod passwords;
 pub mod policy;
 pub mod qr_login;
 pub mod secrets;

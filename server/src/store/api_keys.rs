@@ -57,3 +57,29 @@ pub async fn insert(
     .await?;
     Ok(())
 }
+
+/// A relying party and one of its unrevoked API keys.
+#[derive(Debug, FromRow)]
+pub struct RpWithKeyRow {
+    /// The relying party's id.
+    pub rp_id: String,
+    /// Its display name.
+    pub rp_name: String,
+    /// The oldest unrevoked key's id.
+    pub key_id: String,
+}
+
+/// The relying party with id `id_or_name` (or else the oldest one named so)
+/// and its oldest unrevoked API key; `None` without such a key.
+pub async fn rp_with_active_key(db: &Db, id_or_name: &str) -> StoreResult<Option<RpWithKeyRow>> {
+    sqlx::query_as(
+        "SELECT r.id AS rp_id, r.name AS rp_name, k.key_id FROM relying_parties r \
+         JOIN api_keys k ON k.rp_id = r.id AND k.revoked_at IS NULL \
+         WHERE r.id = $1 OR r.name = $1 \
+         ORDER BY CASE WHEN r.id = $1 THEN 0 ELSE 1 END, r.created_at, r.id, k.created_at, k.key_id \
+         LIMIT 1",
+    )
+    .bind(id_or_name)
+    .fetch_optional(&db.pool)
+    .await
+}

@@ -214,3 +214,37 @@ pub async fn record_miss(conn: &mut AnyConnection, m: &Miss<'_>) -> StoreResult<
     .fetch_one(&mut *conn)
     .await
 }
+
+/// The user's static password hash (PHC string), if one is set. The outer
+/// `None`: no such user.
+pub async fn password_hash(db: &Db, user_id: &str) -> StoreResult<Option<Option<String>>> {
+    sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .map(|row| row.try_get("password_hash"))
+        .transpose()
+}
+
+/// Sets (`Some`) or removes (`None`) the user's static password hash; `false`:
+/// no such user.
+pub async fn set_password_hash(db: &Db, user_id: &str, hash: Option<&str>) -> StoreResult<bool> {
+    let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(user_id)
+        .bind(hash)
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected() != 0)
+}
+
+/// Gives back one reserved passcode attempt (a right static password: the
+/// attempt was not a failure).
+pub async fn release_passcode_attempt(db: &Db, user_id: &str) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE users SET otp_fail_count = otp_fail_count - 1 WHERE id = $1 AND otp_fail_count > 0",
+    )
+    .bind(user_id)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
