@@ -30,6 +30,7 @@ fn demo_json_reports_every_step_ok() {
             "timeout_resend",
             "totp_fallback",
             "offline_ocra",
+            "qr_login",
             "step_up_pin",
             "deregistration"
         ]

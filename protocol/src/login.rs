@@ -6,8 +6,8 @@
 use zeroize::Zeroizing;
 
 use crate::activation::ServerUrl;
-use crate::activation::offer::{pct_decode, pct_encode};
-use crate::encoding::{b64url_bounded, check_version};
+use crate::activation::offer::{check_uri_version, pct_encode, uri_params};
+use crate::encoding::b64url_bounded;
 use crate::error::{ProtocolError, Result};
 use crate::limits::{MAX_OFFER_URI_LEN, MAX_RANDOM_ID_BYTES, MIN_RANDOM_ID_BYTES};
 
@@ -50,56 +50,33 @@ impl LoginQr {
     /// Parses a login URI strictly: exact prefix, every parameter known and
     /// present once, every value validated. Parameter order does not matter.
     pub fn parse_uri(uri: &str) -> Result<Self> {
-        if uri.len() > MAX_OFFER_URI_LEN {
-            return Err(ProtocolError::InvalidUri { reason: "too long" });
-        }
-        let query = uri
-            .strip_prefix(LOGIN_URI_PREFIX)
-            .ok_or(ProtocolError::InvalidUri {
-                reason: "not a countersign://login? URI",
-            })?;
-        let (mut v, mut url, mut id) = (None, None, None);
-        let mut secret: Option<Zeroizing<String>> = None;
-        for pair in query.split('&') {
-            let (key, raw) = pair.split_once('=').ok_or(ProtocolError::InvalidUri {
-                reason: "parameter without value",
-            })?;
-            let value = Zeroizing::new(pct_decode(raw)?);
-            let duplicate = match key {
-                "v" => v.replace(value.to_string()).is_some(),
-                "url" => url.replace(value.to_string()).is_some(),
-                "id" => id.replace(value.to_string()).is_some(),
-                "secret" => secret.replace(value).is_some(),
-                _ => {
-                    return Err(ProtocolError::InvalidUri {
-                        reason: "unknown parameter",
-                    });
-                }
-            };
-            if duplicate {
-                return Err(ProtocolError::InvalidUri {
-                    reason: "duplicate parameter",
-                });
-            }
-        }
+        let mut params = uri_params(
+            uri,
+            LOGIN_URI_PREFIX,
+            "not a countersign://login? URI",
+            &["v", "url", "id", "secret"],
+        )?;
         let missing = |reason| ProtocolError::InvalidUri { reason };
-        let v = v.ok_or(missing("missing v"))?;
-        if v != "1" {
-            let found = v.parse::<u64>().map_err(|_| ProtocolError::InvalidUri {
-                reason: "bad version",
-            })?;
-            check_version(found)?;
-        }
+        check_uri_version(&params.remove("v").ok_or(missing("missing v"))?)?;
+        let url = params.remove("url");
+        let id = params.remove("id").map(|v| v.to_string());
+        let secret = params.remove("secret");
         let server_url = ServerUrl::parse(&url.ok_or(missing("missing url"))?)?;
         let login_id = id.ok_or(missing("missing id"))?;
         check_random_id("id", &login_id)?;
         let secret = secret.ok_or(missing("missing secret"))?;
         check_random_id("secret", &secret)?;
-        Ok(Self {
+        let qr = Self {
             server_url,
             login_id,
             secret,
-        })
+        };
+        // Escaping can triple the URL's length: every login that parses must
+        // also parse back from its canonical form.
+        if qr.to_uri().len() > MAX_OFFER_URI_LEN {
+            return Err(ProtocolError::InvalidUri { reason: "too long" });
+        }
+        Ok(qr)
     }
 }
 

@@ -7,11 +7,11 @@
 //! server's `/openapi.json`, checking status codes, content types and response
 //! schemas. The runner ends with `N passed, N failed`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use crate::toolchain::{cache_dir, target_dir};
-use crate::{Result, ensure_debian_packages, root, run};
+use crate::toolchain::{cache_dir, python_venv, target_dir};
+use crate::{Result, root, run};
 
 /// Pinned for repeatable runs.
 const SCHEMATHESIS: &str = "4.32.5";
@@ -23,7 +23,7 @@ pub fn test() -> Result {
     let root = root();
     run(
         "API test (schemathesis, requests generated from /openapi.json)",
-        Command::new(venv_python(&venv_dir()))
+        Command::new(venv_dir().join("bin/python3"))
             .arg(root.join("tests/api/run.py"))
             .current_dir(&root)
             .env("COUNTERSIGN_BIN", target_dir().join("debug/countersign"))
@@ -36,61 +36,14 @@ fn venv_dir() -> PathBuf {
     cache_dir().join(format!("schemathesis-{SCHEMATHESIS}"))
 }
 
-fn venv_python(venv: &Path) -> PathBuf {
-    venv.join("bin/python3")
-}
-
 /// The schemathesis CLI in its venv, installed when missing.
 fn ensure_schemathesis() -> Result<PathBuf> {
     let venv = venv_dir();
-    let cli = venv.join("bin/schemathesis");
-    if cli.exists() {
-        println!(
-            "==> schemathesis {SCHEMATHESIS} present in {}",
-            venv.display()
-        );
-        return Ok(cli);
-    }
-    println!(
-        "\n==> installing schemathesis {SCHEMATHESIS} (PyPI) into {}",
-        venv.display()
-    );
-    let _ = std::fs::remove_dir_all(&venv);
-    let created = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !created {
-        // Debian's python3 needs python3-venv for `-m venv`.
-        let _ = std::fs::remove_dir_all(&venv);
-        ensure_debian_packages(
-            &["python3-venv"],
-            &["/usr/lib/python3.11/ensurepip/__init__.py"],
-        )?;
-        run(
-            "python3 -m venv",
-            Command::new("/usr/bin/python3")
-                .args(["-m", "venv"])
-                .arg(&venv),
-        )?;
-    }
-    let installed = run(
-        "pip install schemathesis",
-        Command::new(venv_python(&venv)).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("schemathesis=={SCHEMATHESIS}"),
-        ]),
-    );
-    if let Err(e) = installed {
-        // A half-made venv must not look installed next time.
-        let _ = std::fs::remove_dir_all(&venv);
-        return Err(e);
-    }
-    Ok(cli)
+    let requirement = format!("schemathesis=={SCHEMATHESIS}");
+    let python = python_venv(
+        &venv,
+        &[&requirement],
+        &format!("schemathesis {SCHEMATHESIS}"),
+    )?;
+    Ok(python.with_file_name("schemathesis"))
 }

@@ -379,3 +379,60 @@ impl SwiftRoot {
         status(what, &mut cmd)
     }
 }
+
+/// A Python venv at `venv` with the pinned `requirements` from PyPI, made once:
+/// a marker file is written last, so a half-made venv is made again and a
+/// second run downloads nothing. Returns the venv's python. `what` names the
+/// packages in the progress lines.
+pub fn python_venv(venv: &Path, requirements: &[&str], what: &str) -> Result<PathBuf> {
+    let python = venv.join("bin/python3");
+    let marker = venv.join("countersign-installed");
+    if marker.exists() && python.exists() {
+        println!("==> {what} present in {}", venv.display());
+        return Ok(python);
+    }
+    println!("\n==> installing {what} (PyPI) into {}", venv.display());
+    let _ = fs::remove_dir_all(venv);
+    let created = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(venv)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !created {
+        // Debian's python3 needs python3-venv for `-m venv`.
+        let _ = fs::remove_dir_all(venv);
+        crate::ensure_debian_packages(
+            &["python3-venv"],
+            &["/usr/lib/python3.11/ensurepip/__init__.py"],
+        )?;
+        crate::run(
+            "python3 -m venv",
+            Command::new("/usr/bin/python3")
+                .args(["-m", "venv"])
+                .arg(venv),
+        )?;
+    }
+    let installed = crate::run(
+        &format!("pip install {what}"),
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(requirements),
+    )
+    .and_then(|()| {
+        fs::write(&marker, requirements.join("\n"))
+            .map_err(|e| format!("write {}: {e}", marker.display()))
+    });
+    if let Err(e) = installed {
+        // A half-made venv must not look installed next time.
+        let _ = fs::remove_dir_all(venv);
+        return Err(e);
+    }
+    Ok(python)
+}

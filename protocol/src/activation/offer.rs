@@ -58,9 +58,59 @@ fn is_literal(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~!$'()*,;:@/?".contains(&b)
 }
 
+/// The query parameters of a `prefix…` URI (activation offer, QR login): at
+/// most [`MAX_OFFER_URI_LEN`] bytes, the exact prefix, every parameter one of
+/// `known`, present at most once, with a value, strictly percent-decoded.
+/// Values stay zeroizing (one of them may be a secret).
+pub(crate) fn uri_params<'a>(
+    uri: &'a str,
+    prefix: &str,
+    not_this_kind: &'static str,
+    known: &[&str],
+) -> Result<std::collections::HashMap<&'a str, Zeroizing<String>>> {
+    if uri.len() > MAX_OFFER_URI_LEN {
+        return Err(ProtocolError::InvalidUri { reason: "too long" });
+    }
+    let query = uri.strip_prefix(prefix).ok_or(ProtocolError::InvalidUri {
+        reason: not_this_kind,
+    })?;
+    let mut params = std::collections::HashMap::new();
+    for pair in query.split('&') {
+        let (key, raw) = pair.split_once('=').ok_or(ProtocolError::InvalidUri {
+            reason: "parameter without value",
+        })?;
+        if !known.contains(&key) {
+            return Err(ProtocolError::InvalidUri {
+                reason: "unknown parameter",
+            });
+        }
+        if params
+            .insert(key, Zeroizing::new(pct_decode(raw)?))
+            .is_some()
+        {
+            return Err(ProtocolError::InvalidUri {
+                reason: "duplicate parameter",
+            });
+        }
+    }
+    Ok(params)
+}
+
+/// Checks a URI's `v` parameter: `1`, or a number [`check_version`] judges
+/// (a later version is `Unsupported`, not malformed).
+pub(crate) fn check_uri_version(v: &str) -> Result<()> {
+    if v == "1" {
+        return Ok(());
+    }
+    let found = v.parse::<u64>().map_err(|_| ProtocolError::InvalidUri {
+        reason: "bad version",
+    })?;
+    check_version(found)
+}
+
 /// Strict percent-decoding: `%XX` escapes and [`is_literal`] bytes only; the
 /// result must be UTF-8.
-pub(crate) fn pct_decode(value: &str) -> Result<String> {
+fn pct_decode(value: &str) -> Result<String> {
     let bad = ProtocolError::InvalidUri {
         reason: "bad percent-encoding",
     };
@@ -106,63 +156,18 @@ impl ActivationOffer {
     /// parameter known and present at most once, `v`, `url`, `id`, `secret` and `fp`
     /// required, every value validated. Parameter order does not matter.
     pub fn parse_uri(uri: &str) -> Result<Self> {
-        if uri.len() > MAX_OFFER_URI_LEN {
-            return Err(ProtocolError::InvalidUri { reason: "too long" });
-        }
-        let query = uri
-            .strip_prefix(OFFER_URI_PREFIX)
-            .ok_or(ProtocolError::InvalidUri {
-                reason: "not a countersign://activate? URI",
-            })?;
-        let mut v = None;
-        let mut url = None;
-        let mut id = None;
-        let mut secret: Option<Zeroizing<String>> = None;
-        let mut fp = None;
-        let mut issuer = None;
-        let mut label = None;
-        let mut pin = None;
-        for pair in query.split('&') {
-            let (key, raw) = pair.split_once('=').ok_or(ProtocolError::InvalidUri {
-                reason: "parameter without value",
-            })?;
-            let value = Zeroizing::new(pct_decode(raw)?);
-            let slot = match key {
-                "v" => &mut v,
-                "url" => &mut url,
-                "id" => &mut id,
-                "fp" => &mut fp,
-                "issuer" => &mut issuer,
-                "label" => &mut label,
-                "pin" => &mut pin,
-                "secret" => {
-                    if secret.replace(value).is_some() {
-                        return Err(ProtocolError::InvalidUri {
-                            reason: "duplicate parameter",
-                        });
-                    }
-                    continue;
-                }
-                _ => {
-                    return Err(ProtocolError::InvalidUri {
-                        reason: "unknown parameter",
-                    });
-                }
-            };
-            if slot.replace(value.to_string()).is_some() {
-                return Err(ProtocolError::InvalidUri {
-                    reason: "duplicate parameter",
-                });
-            }
-        }
+        let mut params = uri_params(
+            uri,
+            OFFER_URI_PREFIX,
+            "not a countersign://activate? URI",
+            &["v", "url", "id", "secret", "fp", "issuer", "label", "pin"],
+        )?;
+        let mut take = |key| params.remove(key).map(|v: Zeroizing<String>| v.to_string());
+        let (v, url, id, fp) = (take("v"), take("url"), take("id"), take("fp"));
+        let (issuer, label, pin) = (take("issuer"), take("label"), take("pin"));
+        let secret = params.remove("secret");
         let missing = |reason| ProtocolError::InvalidUri { reason };
-        let v = v.ok_or(missing("missing v"))?;
-        if v != "1" {
-            let found = v.parse::<u64>().map_err(|_| ProtocolError::InvalidUri {
-                reason: "bad version",
-            })?;
-            check_version(found)?;
-        }
+        check_uri_version(&v.ok_or(missing("missing v"))?)?;
         let server_url = ServerUrl::parse(&url.ok_or(missing("missing url"))?)?;
         let id = OfferId::parse(&id.ok_or(missing("missing id"))?)?;
         let secret = OfferSecret::parse(&secret.ok_or(missing("missing secret"))?)?;

@@ -83,11 +83,7 @@ async fn approve_deny_usernameless_and_the_attacker(server: TestServer) {
                "user_agent": "Firefox on Linux"}}),
     )
     .await;
-    let (id, handle, uri) = (
-        field(&created, "login_id"),
-        field(&created, "browser_handle"),
-        field(&created, "uri"),
-    );
+    let (id, handle, uri) = parts(&created);
     assert!(uri.starts_with("countersign://login?v=1&url="), "{uri}");
     assert!(!uri.contains(handle), "the handle must never be in the QR");
     assert!(field(&created, "qr_svg").contains("<svg"));
@@ -141,11 +137,7 @@ async fn approve_deny_usernameless_and_the_attacker(server: TestServer) {
 
     // 3. Usernameless, denied on the phone.
     let created = create(&rp, json!({})).await;
-    let (id, handle, uri) = (
-        field(&created, "login_id"),
-        field(&created, "browser_handle"),
-        field(&created, "uri"),
-    );
+    let (id, handle, uri) = parts(&created);
     let request = phone.auth.scan_login_qr(uri, None).await.unwrap();
     phone
         .auth
@@ -220,11 +212,7 @@ async fn qr_login_expired_lost_response_second_phone_and_reverse_number() {
 
     // 1. The claim's response is lost: scanning again gets the same request.
     let created = create(&rp, json!({})).await;
-    let (id, handle, uri) = (
-        field(&created, "login_id"),
-        field(&created, "browser_handle"),
-        field(&created, "uri"),
-    );
+    let (id, handle, uri) = parts(&created);
     let lose = Arc::new(AtomicBool::new(true));
     {
         let lose = lose.clone();
@@ -281,11 +269,7 @@ async fn qr_login_expired_lost_response_second_phone_and_reverse_number() {
 
     // 4. Reverse number matching: the phone shows the number, the page types it.
     let created = create(&rp, json!({"number_matching": "show", "digits": 6})).await;
-    let (id, handle, uri) = (
-        field(&created, "login_id"),
-        field(&created, "browser_handle"),
-        field(&created, "uri"),
-    );
+    let (id, handle, uri) = parts(&created);
     let request = phone.auth.scan_login_qr(uri, None).await.unwrap();
     let NumberMatching::Show { number } = request.challenge.number_matching.clone() else {
         panic!("expected show, got {:?}", request.challenge.number_matching);
@@ -315,11 +299,7 @@ async fn qr_login_expired_lost_response_second_phone_and_reverse_number() {
 
     // 5. Reverse number typed wrong until the limit: denied, never approved.
     let created = create(&rp, json!({"number_matching": "show"})).await;
-    let (id, handle, uri) = (
-        field(&created, "login_id"),
-        field(&created, "browser_handle"),
-        field(&created, "uri"),
-    );
+    let (id, handle, uri) = parts(&created);
     let request = phone.auth.scan_login_qr(uri, None).await.unwrap();
     phone
         .auth
@@ -345,11 +325,7 @@ async fn qr_login_expired_lost_response_second_phone_and_reverse_number() {
 
     // 6. An expired QR: the page says expired, the phone gets RequestExpired.
     let created = create(&rp, json!({"timeout_secs": 10})).await;
-    let (id, handle, uri) = (
-        field(&created, "login_id"),
-        field(&created, "browser_handle"),
-        field(&created, "uri"),
-    );
+    let (id, handle, uri) = parts(&created);
     let (_, st) = page_poll(&base, id, handle, 20).await;
     assert_eq!(st["state"], "expired", "the long-poll wakes at expiry");
     assert_eq!(

@@ -13,8 +13,8 @@ function setError(el, message) {
   el.hidden = !message;
 }
 
-async function api(method, path, body) {
-  const init = { method, headers: {} };
+async function api(method, path, body, headers = {}) {
+  const init = { method, headers: { ...headers } };
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -272,21 +272,8 @@ function transferPage() {
 // server's /v1/logins/{id} with it; the demo backend then checks the outcome
 // itself (with the same handle) before it signs the session in.
 
-async function loginApi(method, id, handle, path = "", body) {
-  const init = { method, headers: { authorization: `Bearer ${handle}` } };
-  if (body !== undefined) {
-    init.headers["content-type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const response = await fetch(`/v1/logins/${encodeURIComponent(id)}${path}`, init);
-  let data = null;
-  try { data = await response.json(); } catch (e) { data = null; }
-  if (!response.ok) {
-    const err = new Error((data && data.error && data.error.message) || ("HTTP " + response.status));
-    err.code = data && data.error && data.error.code;
-    throw err;
-  }
-  return data;
+function loginApi(method, id, handle, path = "", body) {
+  return api(method, `/v1/logins/${encodeURIComponent(id)}${path}`, body, { authorization: `Bearer ${handle}` });
 }
 
 function qrPage() {
