@@ -50,6 +50,15 @@ fn field<'a>(v: &'a Value, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} in {v}"))
 }
 
+/// A created login's id, browser handle and QR payload.
+fn parts(created: &Value) -> (&str, &str, &str) {
+    (
+        field(created, "login_id"),
+        field(created, "browser_handle"),
+        field(created, "uri"),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qr_login_approve_deny_usernameless_and_the_attacker() {
     let server = start_server(|_| {}).await;
