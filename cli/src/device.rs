@@ -75,6 +75,16 @@ pub enum DeviceCommand {
         /// The key URI.
         uri: String,
     },
+    /// Print the `otpauth://` URIs of imported TOTP/HOTP accounts, to move them
+    /// to another authenticator app. They hold the secrets: asks first unless
+    /// `--yes`. Push accounts are skipped: their seed is bound to this device.
+    Export {
+        /// Account id or label (default: every OTP account).
+        account: Option<String>,
+        /// Do not ask (needed with `--json` or without a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Remove an account (push accounts deregister from the server first).
     Remove {
         /// Account id or label.
@@ -486,6 +496,56 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
             if json {
                 outln!("{}", Value::Array(out));
             }
+            Ok(())
+        }
+        DeviceCommand::Export { account, yes } => {
+            let auth = open(&opts, None).await?;
+            let chosen = match account {
+                Some(sel) => vec![resolve(&auth, Some(&sel), false)?],
+                None => auth.accounts().map_err(|e| explain(&e))?,
+            };
+            let (otp, push): (Vec<AccountInfo>, Vec<AccountInfo>) = chosen
+                .into_iter()
+                .partition(|a| matches!(a.kind, AccountKind::Otp));
+            for a in &push {
+                eprintln!(
+                    "skipped {}: a push account's seed is bound to this device's enrollment \
+                     (move it with a new activation)",
+                    display_name(a)
+                );
+            }
+            if otp.is_empty() {
+                return Err("no TOTP/HOTP account to export".into());
+            }
+            if !yes {
+                let answer = ask(
+                    format!(
+                        "This prints the secrets of {} account(s); anyone who sees them can \
+                         make your codes. Continue? [y/N] ",
+                        otp.len()
+                    ),
+                    true,
+                )
+                .await;
+                if !matches!(answer.as_deref().map(str::trim), Some("y" | "Y" | "yes")) {
+                    return Err("nothing exported (pass --yes to skip the question)".into());
+                }
+            }
+            let mut out = Vec::with_capacity(otp.len());
+            for a in &otp {
+                let uri = auth.export_otpauth(&a.id).map_err(|e| explain(&e))?;
+                if json {
+                    out.push(
+                        json!({"account_id": a.id, "label": display_name(a), "uri": uri.as_str()}),
+                    );
+                } else {
+                    outln!("{}", uri.as_str());
+                }
+            }
+            if json {
+                outln!("{}", Value::Array(out));
+            }
+            eprintln!("exported {} account(s), skipped {}", otp.len(), push.len());
             Ok(())
         }
         DeviceCommand::Add { uri } => {
