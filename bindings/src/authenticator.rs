@@ -14,8 +14,8 @@ use crate::platform::{
 };
 use crate::types::{
     AccountInfo, ActivationOptions, ApprovalOutcome, AuthenticatorConfig, Delivery, DenyReason,
-    OfflineCode, OtpCode, OutboxEntry, PendingRequest, PushRegistration, SecretString, TimeSpan,
-    Verification,
+    MigrationImport, OfflineCode, OtpCode, OutboxEntry, PendingRequest, PushRegistration,
+    SecretString, TimeSpan, Verification,
 };
 
 /// Cancels a long-running call (`Authenticator.pending` with a wait). Cancelling
@@ -357,6 +357,14 @@ impl Authenticator {
     /// Imports an `otpauth://` TOTP or HOTP account.
     pub async fn import_otpauth(&self, uri: SecretString) -> Result<AccountInfo> {
         self.blocking(move |a| Ok(a.import_otpauth(&uri)?)).await
+    }
+
+    /// Imports a Google Authenticator export (`otpauth-migration://offline?data=…`,
+    /// one QR of a batch): says which accounts were added and which were
+    /// skipped, and why.
+    pub async fn import_otpauth_migration(&self, uri: SecretString) -> Result<MigrationImport> {
+        self.blocking(move |a| Ok(a.import_otpauth_migration(&uri)?))
+            .await
     }
 
     /// Exports an imported `otpauth://` account, secret included: show it only

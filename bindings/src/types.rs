@@ -33,8 +33,8 @@ use countersign_core::authenticator as core_auth;
 use zeroize::Zeroizing;
 
 pub use countersign_core::authenticator::{
-    AccountInfo, AccountKind, ActivationOptions, ApprovalOutcome, Delivery, OfflineCode,
-    OutboxState,
+    AccountInfo, AccountKind, ActivationOptions, ApprovalOutcome, Delivery, MigrationImport,
+    OfflineCode, OutboxState, SkippedAccount,
 };
 pub use countersign_core::protocol::{
     ChallengeKind, Decision, DenyReason, NumberMatching, Platform, PushRegistration,
@@ -383,6 +383,24 @@ pub struct OfflineCode {
     pub rp: String,
     /// The response code the user types on the login page.
     pub code: SecretString,
+}
+
+/// What an import of a Google Authenticator export did.
+#[uniffi::remote(Record)]
+pub struct MigrationImport {
+    /// The accounts added, in the export's order.
+    pub imported: Vec<AccountInfo>,
+    /// The accounts not added, each with its name and why.
+    pub skipped: Vec<SkippedAccount>,
+}
+
+/// An account of an export that was not imported.
+#[uniffi::remote(Record)]
+pub struct SkippedAccount {
+    /// Its name as the export shows it.
+    pub name: String,
+    /// Why it was not imported (English, for the user to read).
+    pub reason: String,
 }
 
 /// Whether an answer has reached the server.

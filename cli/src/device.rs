@@ -70,7 +70,8 @@ pub enum DeviceCommand {
         /// Account id or label (default: all).
         account: Option<String>,
     },
-    /// Add an `otpauth://` TOTP or HOTP account.
+    /// Add an `otpauth://` TOTP or HOTP account, or every account of a Google
+    /// Authenticator export (`otpauth-migration://offline?data=…`).
     Add {
         /// The key URI.
         uri: String,
@@ -546,6 +547,35 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
                 outln!("{}", Value::Array(out));
             }
             eprintln!("exported {} account(s), skipped {}", otp.len(), push.len());
+            Ok(())
+        }
+        DeviceCommand::Add { uri } if uri.trim().starts_with("otpauth-migration:") => {
+            let auth = open(&opts, None).await?;
+            let report = auth.import_otpauth_migration(&uri).map_err(|_| {
+                "not a readable Google Authenticator export\nhint: an export looks like \
+                     otpauth-migration://offline?data=…"
+                    .to_string()
+            })?;
+            for s in &report.skipped {
+                eprintln!("skipped {}: {}", s.name, s.reason);
+            }
+            let added: Vec<Value> = report.imported.iter().map(account_json).collect();
+            let names: Vec<String> = report.imported.iter().map(display_name).collect();
+            emit(
+                json,
+                &json!({"imported": added, "skipped": report.skipped.iter()
+                    .map(|s| json!({"name": s.name, "reason": s.reason})).collect::<Vec<_>>()}),
+                &format!(
+                    "Imported {} account(s){}; skipped {}.",
+                    report.imported.len(),
+                    if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", names.join(", "))
+                    },
+                    report.skipped.len()
+                ),
+            );
             Ok(())
         }
         DeviceCommand::Add { uri } => {

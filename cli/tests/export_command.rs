@@ -108,3 +108,51 @@ fn exported_uris_import_elsewhere_with_the_same_codes_and_need_a_yes() {
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(text.contains("secret=JBSWY3DPEHPK3PXP"), "{text}");
 }
+
+/// Google Authenticator's export of two TOTP accounts (one with an issuer), from
+/// the test data of scito/extract_otp_secrets (`example_export.txt`); the secret
+/// is the Raspberry Pi blog's two-factor example.
+const GOOGLE_EXPORT: &str = "otpauth-migration://offline?data=CigKEPqlBekzoNEukL7qlsjBCDYSDnBpQHJhc3BiZXJyeXBpIAEoATACCjUKEPqlBekzoNEukL7qlsjBCDYSDnBpQHJhc3BiZXJyeXBpGgtyYXNwYmVycnlwaSABKAEwAhABGAEgACiQ7OOa%2Bf%2F%2F%2F%2F8B";
+
+#[test]
+fn a_google_authenticator_export_imports_and_says_what_it_did() {
+    let (google, plain) = (temp_dir("migration"), temp_dir("migration-plain"));
+    let out = device(google.path(), &["add", GOOGLE_EXPORT]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("Imported 2 account(s)") && said.contains("skipped 0"),
+        "{said}"
+    );
+    // The same accounts added from their plain otpauth URIs make the same codes.
+    for uri in [
+        "otpauth://totp/pi%40raspberrypi?secret=7KSQL2JTUDIS5EF65KLMRQIIGY",
+        "otpauth://totp/raspberrypi:pi%40raspberrypi?secret=7KSQL2JTUDIS5EF65KLMRQIIGY&issuer=raspberrypi",
+    ] {
+        let out = device(plain.path(), &["add", uri]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (mut a, mut b) = (codes(google.path()), codes(plain.path()));
+    if a != b {
+        (a, b) = (codes(google.path()), codes(plain.path()));
+    }
+    assert_eq!(a, b);
+    // Not an export: a clear error, nothing added.
+    let out = device(
+        google.path(),
+        &["add", "otpauth-migration://offline?data=***"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a readable Google Authenticator export")
+    );
+    assert_eq!(codes(google.path()).len(), 2);
+}

@@ -35,6 +35,7 @@ pub mod limits;
 pub mod login;
 pub mod offline;
 pub mod otpauth;
+pub mod otpauth_migration;
 pub mod request;
 pub mod sealed;
 pub mod signed;

@@ -110,7 +110,8 @@ use std::sync::RwLock;
 pub use self::types::{
     AccountInfo, AccountKind, ActivationOptions, ApprovalOutcome, AuthenticatorConfig,
     DEFAULT_CLOCK_SKEW_SECS, DEFAULT_PIN_MAX_ATTEMPTS, Delivery, KEM_KEY_GRACE, MAX_KEM_KEYS,
-    OfflineCode, OtpCode, OutboxEntry, OutboxState, PendingRequest, PlatformHooks,
+    MigrationImport, OfflineCode, OtpCode, OutboxEntry, OutboxState, PendingRequest, PlatformHooks,
+    SkippedAccount,
 };
 pub use self::util::CancelHandle;
 use crate::error::Result;

@@ -9,13 +9,14 @@ use super::record::{
     StoredSecret,
 };
 use super::store::{new_local_id, public_from_text, seed_alias};
-use super::types::{AccountInfo, OfflineCode, OtpCode};
+use super::types::{AccountInfo, MigrationImport, OfflineCode, OtpCode, SkippedAccount};
 use crate::crypto::ct_eq;
 use crate::error::{Error, Result};
 use crate::otp::{OcraInputs, OcraSuite, TotpParams};
 use crate::platform::LogLevel;
 use crate::protocol::offline::{OFFLINE_KIND, OfflineChallenge};
 use crate::protocol::otpauth::{OtpKind, OtpauthError, OtpauthUri};
+use crate::protocol::otpauth_migration::{MigratedAccount, parse_migration_uri};
 use crate::protocol::{Purpose, SignedMessage};
 
 /// How many times an HOTP code is computed again when other writers keep
@@ -195,6 +196,43 @@ impl Authenticator {
             let _ = self.hooks.vault.delete_key(&alias);
         }
         added
+    }
+
+    /// Imports Google Authenticator's export (`otpauth-migration://offline?data=…`,
+    /// one QR of a batch): every account it holds that this app can keep, each
+    /// like [`Self::import_otpauth`]. The result says which were added and
+    /// which were skipped and why (MD5, an unknown type, …); one that fails to
+    /// store is skipped with the error, the others are still added.
+    /// [`Error::InvalidInput`] `otpauth URI` when the text is no readable export.
+    pub fn import_otpauth_migration(&self, uri: &str) -> Result<MigrationImport> {
+        let accounts = parse_migration_uri(uri).map_err(|_| Error::InvalidInput {
+            what: "otpauth URI",
+        })?;
+        let mut report = MigrationImport {
+            imported: Vec::new(),
+            skipped: Vec::new(),
+        };
+        for account in accounts {
+            match account {
+                MigratedAccount::Account(parsed) => {
+                    let name = match parsed.issuer() {
+                        Some(i) => format!("{i}: {}", parsed.account_name()),
+                        None => parsed.account_name().to_owned(),
+                    };
+                    match self.import_otpauth(&parsed.to_uri()) {
+                        Ok(info) => report.imported.push(info),
+                        Err(e) => report.skipped.push(SkippedAccount {
+                            name,
+                            reason: e.to_string(),
+                        }),
+                    }
+                }
+                MigratedAccount::Skipped { name, reason } => {
+                    report.skipped.push(SkippedAccount { name, reason });
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// Exports an imported `otpauth://` account (with its secret: show it only

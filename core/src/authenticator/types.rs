@@ -171,6 +171,24 @@ impl fmt::Debug for OtpCode {
     }
 }
 
+/// What an import of a Google Authenticator export did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationImport {
+    /// The accounts added, in the export's order.
+    pub imported: Vec<AccountInfo>,
+    /// The accounts not added, each with its name and why.
+    pub skipped: Vec<SkippedAccount>,
+}
+
+/// An account of an export that was not imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedAccount {
+    /// Its name as the export shows it.
+    pub name: String,
+    /// Why it was not imported.
+    pub reason: String,
+}
+
 /// The answer to an offline QR challenge.
 #[derive(Clone, PartialEq, Eq)]
 pub struct OfflineCode {
