@@ -149,7 +149,9 @@ async function enroll(page, base, user) {
   if (svg !== 1) throw new Error("no QR code on the enrollment page");
   const code = (await page.textContent("#code")).trim();
   if (!/^[0-9A-Z]{5}(-[0-9A-Z]{5})+$/.test(code)) throw new Error(`odd typed code ${code}`);
-  return (await page.textContent("#offer-uri")).trim();
+  // The activation link holds the offer's secret: only in the QR, never as text.
+  if ((await page.textContent("#offer")).includes("secret=")) throw new Error("the activation link is shown as text");
+  return await page.getAttribute("#qr", "data-uri");
 }
 
 async function signIn(page, base, user, timeout) {
@@ -208,6 +210,7 @@ async function main() {
     await stateIs(page, "denied");
     const text = await page.textContent("#status");
     if (!/denied/i.test(text)) throw new Error(`status says ${text}`);
+    if (await page.isVisible("#resend")) throw new Error("Resend offered after a denial");
     await shot(page, "04-denied");
   });
 
@@ -247,6 +250,7 @@ async function main() {
     await stateIs(page, "suppressed");
     const again = await page.textContent("#status");
     if (!/locked/i.test(again)) throw new Error(`second sign-in says ${again}`);
+    if (await page.isVisible("#resend")) throw new Error("Resend offered while pushes are locked");
     const pending = await device(["pending"]);
     if (pending.some((r) => r.account === "dave")) throw new Error("a push reached the phone while locked");
     await shot(page, "06-not-me-locked");
@@ -292,6 +296,7 @@ async function main() {
     const ans = await device(["approve", req.tx_id, "--number", number], { input: "246810\n" });
     if (ans.verification !== "pin") throw new Error(`approved with ${ans.verification}`);
     await stateIs(page, "approved");
+    if (await page.isVisible("#resend")) throw new Error("Resend still visible after the transfer was signed");
     await shot(page, "10-transfer-signed");
   });
 
@@ -320,7 +325,7 @@ async function main() {
     await page.click("#qr-start");
     await page.waitForSelector("#qr-panel:not([hidden])");
     if ((await page.locator("#qr-code svg").count()) !== 1) throw new Error("no QR code on the page");
-    const uri = (await page.textContent("#qr-uri")).trim();
+    const uri = await page.getAttribute("#qr-link", "href");
     if (!uri.startsWith("countersign://login?")) throw new Error(`odd QR payload ${uri}`);
     return uri;
   }
@@ -394,6 +399,16 @@ async function main() {
     await page.waitForSelector("#signed-in:not([hidden])", { timeout: 20_000 });
     await shot(page, "15-qr-reverse-number");
   }, { allowConsole: /status of 403/ });
+
+  await test("every page fits a phone-width screen (no sideways scrolling)", async (page) => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const name of ["", "enroll", "login", "qr", "transfer"]) {
+      await page.goto(`${base}/demo/${name}`);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      if (overflow > 0) throw new Error(`/demo/${name} is ${overflow} px wider than the phone`);
+      await shot(page, `16-phone-${name || "index"}`);
+    }
+  });
 
   await browser.close();
   browser = null;
