@@ -375,3 +375,35 @@ async fn qr_login_with_two_accounts_on_the_server_needs_a_choice() {
     let request = phone.auth.scan_login_qr(uri, Some(&ids[1])).await.unwrap();
     assert_eq!(request.account_id, ids[1]);
 }
+
+/// The app process dies between the scan and the answer: the request the scan
+/// recorded is answered after a restart from storage, and the page signs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qr_login_answered_after_the_app_restarts() {
+    let server = start_server(|_| {}).await;
+    let base = server.base();
+    let rp = server.rp("Example Portal").await;
+    let dir = temp_dir("qr-restart");
+    let phone = open_device(dir.path(), |_| {});
+    let alice = phone
+        .auth
+        .activate_uri(&rp.enroll("alice").await.uri, ActivationOptions::default())
+        .await
+        .unwrap();
+    let created = create(&rp, json!({})).await;
+    let (id, handle, uri) = parts(&created);
+    let request = phone.auth.scan_login_qr(uri, None).await.unwrap();
+    drop(phone);
+    let restarted = open_device(dir.path(), |_| {});
+    let held = restarted.auth.pending_requests().unwrap();
+    assert_eq!(held.len(), 1, "the scanned request survives the restart");
+    assert_eq!(held[0].tx_id, request.tx_id);
+    restarted
+        .auth
+        .approve(&alice.id, &request.tx_id, None)
+        .await
+        .unwrap();
+    let (_, st) = page_poll(&base, id, handle, 5).await;
+    assert_eq!(st["state"], "approved", "{st}");
+    assert_eq!(st["user"], "alice");
+}
