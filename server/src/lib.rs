@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -108,6 +109,100 @@ pub struct AppState {
     pub devices: cache::Cache<DeviceInfo>,
     /// API keys' immutable data (hash, relying party), by key id.
     pub api_keys: cache::Cache<ApiKeyInfo>,
+    /// Work that outlives its request (webhooks): a short-lived process such as
+    /// `countersign admin` waits for it before exiting.
+    pub background: tokio_util::task::TaskTracker,
+}
+
+/// What an instance needs before it listens: database, keys, clients, wake-ups.
+struct Parts {
+    db: Db,
+    master: keys::MasterKey,
+    signing_key: SigningKey,
+    http: reqwest::Client,
+    notifier: Notifier,
+    listen_task: Option<JoinHandle<()>>,
+}
+
+impl Parts {
+    /// Connects to (and migrates) the database and loads the server's keys.
+    async fn connect(config: &Config) -> Result<Self, StartError> {
+        config.validate()?;
+        let db = Db::connect(&config.database_url, config.database_max_connections).await?;
+        let (master, signing_key) = service::secrets::load(&db, config.master_key.as_deref())
+            .await
+            .map_err(|e| StartError::Keys(e.message))?;
+        push::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| StartError::Keys(format!("HTTP client: {e}")))?;
+        let (notifier, listen_task) = Notifier::start(db.clone()).await?;
+        Ok(Self {
+            db,
+            master,
+            signing_key,
+            http,
+            notifier,
+            listen_task,
+        })
+    }
+
+    fn into_state(
+        self,
+        config: Config,
+        senders: Vec<Arc<dyn PushSender>>,
+        public_url: String,
+        shutting_down: watch::Receiver<bool>,
+    ) -> (Arc<AppState>, Option<JoinHandle<()>>) {
+        let state = Arc::new(AppState {
+            config,
+            db: self.db,
+            notifier: self.notifier,
+            senders,
+            master: self.master,
+            signing_key: self.signing_key,
+            http: self.http,
+            public_url,
+            shutting_down,
+            devices: cache::Cache::new(CACHE_CAPACITY),
+            api_keys: cache::Cache::new(CACHE_CAPACITY),
+            background: tokio_util::task::TaskTracker::new(),
+        });
+        (state, self.listen_task)
+    }
+}
+
+impl AppState {
+    /// The state of an instance that does not listen, for operator commands
+    /// (`countersign admin`): the same services, webhooks and wake-ups as a
+    /// server (on PostgreSQL, `NOTIFY` reaches the running instances). Call
+    /// [`AppState::finish`] before exiting.
+    pub async fn open(config: Config) -> Result<Arc<Self>, StartError> {
+        let senders = push::all_from_config(&config.push)?;
+        let parts = Parts::connect(&config).await?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.listen))
+            .trim_end_matches('/')
+            .to_string();
+        // Never flips: nothing long-polls on this instance.
+        let (_, never) = watch::channel(false);
+        let (state, listen_task) = parts.into_state(config, senders, public_url, never);
+        if let Some(task) = listen_task {
+            task.abort();
+        }
+        Ok(state)
+    }
+
+    /// Waits (at most `limit`) for background work such as webhooks, then
+    /// closes the database pool.
+    pub async fn finish(&self, limit: std::time::Duration) {
+        self.background.close();
+        let _ = tokio::time::timeout(limit, self.background.wait()).await;
+        self.db.pool.close().await;
+    }
 }
 
 /// Entry point.
@@ -126,17 +221,7 @@ impl Server {
         config: Config,
         senders: Vec<Arc<dyn PushSender>>,
     ) -> Result<RunningServer, StartError> {
-        config.validate()?;
-        let db = Db::connect(&config.database_url, config.database_max_connections).await?;
-        let (master, signing_key) = service::secrets::load(&db, config.master_key.as_deref())
-            .await
-            .map_err(|e| StartError::Keys(e.message))?;
-        push::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| StartError::Keys(format!("HTTP client: {e}")))?;
-        let (notifier, listen_task) = Notifier::start(db.clone()).await?;
+        let parts = Parts::connect(&config).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -154,19 +239,7 @@ impl Server {
             .trim_end_matches('/')
             .to_string();
         let (stop_tx, stop_rx) = watch::channel(false);
-        let state = Arc::new(AppState {
-            config,
-            db,
-            notifier,
-            senders,
-            master,
-            signing_key,
-            http,
-            public_url,
-            shutting_down: stop_rx.clone(),
-            devices: cache::Cache::new(CACHE_CAPACITY),
-            api_keys: cache::Cache::new(CACHE_CAPACITY),
-        });
+        let (state, listen_task) = parts.into_state(config, senders, public_url, stop_rx.clone());
         let app = http::router(state.clone());
         let janitor = {
             let state = state.clone();

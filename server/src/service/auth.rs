@@ -16,7 +16,7 @@ use super::protocol_error;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::store;
-use crate::util::{now_u64, unb64};
+use crate::util::{now, now_u64, unb64};
 
 /// An authenticated relying party.
 #[derive(Debug, Clone)]
@@ -69,7 +69,7 @@ impl<'a> PresentedKey<'a> {
 /// Checks the API key against the database (existence, hash, revocation) and
 /// caches what never changes about it.
 pub async fn authenticate_rp(state: &AppState, key: PresentedKey<'_>) -> ApiResult<Rp> {
-    let row = store::api_keys::find_active(&state.db, key.key_id).await?;
+    let row = store::api_keys::find_active(&state.db, key.key_id, now()).await?;
     // Hash and compare even for an unknown key id, so timing does not tell them apart.
     let (stored, rp) = match row {
         Some(r) => (
@@ -116,7 +116,7 @@ pub async fn authenticate_rp_cached(state: &AppState, key: PresentedKey<'_>) -> 
 /// Whether the API key is (still) valid: the slow path after a hot statement
 /// found nothing, to tell a revoked key from a missing row.
 pub async fn key_active(state: &AppState, key_id: &str) -> ApiResult<bool> {
-    Ok(store::api_keys::is_active(&state.db, key_id).await?)
+    Ok(store::api_keys::is_active(&state.db, key_id, now()).await?)
 }
 
 /// An authenticated device.
@@ -282,7 +282,7 @@ pub fn device_removed() -> ApiError {
 /// name), acting with its oldest unrevoked API key; `None` when there is no
 /// such relying party or all its keys are revoked.
 pub async fn rp_for_radius(state: &AppState, id_or_name: &str) -> ApiResult<Option<Rp>> {
-    Ok(store::api_keys::rp_with_active_key(&state.db, id_or_name)
+    Ok(store::api_keys::rp_with_active_key(&state.db, id_or_name, now())
         .await?
         .map(|r| Rp {
             id: r.rp_id,

@@ -284,7 +284,7 @@ async fn start(
 ) -> ApiResult<PushStarted> {
     let t = now();
     // One query: the user, its suppression state and its active devices.
-    let rows = store::challenges::push_targets(&state.db, &rp.id, user, &rp.key_id).await?;
+    let rows = store::challenges::push_targets(&state.db, &rp.id, user, &rp.key_id, now()).await?;
     let no_device = || ApiError::new(ErrorCode::NoDevice, "the user has no active device");
     let Some(first) = rows.first() else {
         // No such user, or the API key was revoked (the RP's key is checked here,
@@ -490,7 +490,7 @@ pub struct ChallengeStatus {
 }
 
 async fn load_status(state: &AppState, rp: &Rp, tx: &str) -> ApiResult<ChallengeStatus> {
-    let row = store::challenges::status(&state.db, tx, &rp.id, &rp.key_id).await?;
+    let row = store::challenges::status(&state.db, tx, &rp.id, &rp.key_id, now()).await?;
     let Some(row) = row else {
         return Err(if key_active(state, &rp.key_id).await? {
             ApiError::not_found("challenge")

@@ -438,6 +438,26 @@ pub async fn remove_for_rp(
     .await
 }
 
+/// `countersign admin device remove`: removes device `device_id` whoever's it
+/// is (audited "removed by an operator"); returns its relying party and user.
+pub async fn remove_by_operator(
+    state: &Arc<AppState>,
+    device_id: &str,
+) -> ApiResult<store::devices::OwnerRow> {
+    let owner = store::devices::owner(&state.db, device_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("device"))?;
+    remove(
+        state,
+        &owner.rp_id,
+        &owner.user_id,
+        device_id,
+        "removed by an operator",
+    )
+    .await?;
+    Ok(owner)
+}
+
 /// Marks a device removed (idempotent for the audit trail) and wakes its
 /// long-polls: its next request gets `device_removed` and its core wipes the
 /// account. Its pending challenges that no other active device can answer

@@ -40,7 +40,7 @@ pub fn send_fraud_report(state: &Arc<AppState>, rp_id: &str, tx_id: &str, device
 fn post(state: &Arc<AppState>, rp_id: &str, body: String) {
     let state = state.clone();
     let rp_id = rp_id.to_string();
-    tokio::spawn(async move {
+    state.clone().background.spawn(async move {
         let Ok(Some(row)) = store::relying_parties::webhook(&state.db, &rp_id).await else {
             return;
         };

@@ -30,23 +30,25 @@ pub struct PushTargetRow {
 }
 
 /// User `user` of `rp_id` with its active devices, only while API key `key_id`
-/// is unrevoked. No rows: no such user, or a revoked key.
+/// is valid at `now`. No rows: no such user, or a revoked key.
 pub async fn push_targets(
     db: &Db,
     rp_id: &str,
     user: &str,
     key_id: &str,
+    now: i64,
 ) -> StoreResult<Vec<PushTargetRow>> {
     sqlx::query_as(
         "SELECT u.id AS user_id, u.suppressed, u.locked_until, u.next_push_at, d.id AS device_id, d.account_id, d.kem_key, \
          d.push_provider, d.push_token \
          FROM users u LEFT JOIN devices d ON d.user_id = u.id AND d.status = 'active' \
          WHERE u.rp_id = $1 AND u.name = $2 \
-         AND EXISTS (SELECT 1 FROM api_keys WHERE key_id = $3 AND revoked_at IS NULL)",
+         AND EXISTS (SELECT 1 FROM api_keys WHERE key_id = $3 AND (revoked_at IS NULL OR revoked_at > $4))",
     )
     .bind(rp_id)
     .bind(user)
     .bind(key_id)
+    .bind(now)
     .fetch_all(&db.pool)
     .await
 }
@@ -162,21 +164,23 @@ pub struct StatusRow {
     pub push_otp: Option<String>,
 }
 
-/// Challenge `tx` of `rp_id`, only while API key `key_id` is unrevoked.
+/// Challenge `tx` of `rp_id`, only while API key `key_id` is valid at `now`.
 pub async fn status(
     db: &Db,
     tx: &str,
     rp_id: &str,
     key_id: &str,
+    now: i64,
 ) -> StoreResult<Option<StatusRow>> {
     sqlx::query_as(
         "SELECT state, expires_at, answered_at, answered_by, deny_reason, push_otp \
          FROM challenges WHERE id = $1 AND rp_id = $2 \
-         AND EXISTS (SELECT 1 FROM api_keys WHERE key_id = $3 AND revoked_at IS NULL)",
+         AND EXISTS (SELECT 1 FROM api_keys WHERE key_id = $3 AND (revoked_at IS NULL OR revoked_at > $4))",
     )
     .bind(tx)
     .bind(rp_id)
     .bind(key_id)
+    .bind(now)
     .fetch_optional(&db.pool)
     .await
 }

@@ -315,3 +315,36 @@ pub async fn offline_target(
     .fetch_optional(&db.pool)
     .await
 }
+
+/// Whose a device is.
+#[derive(Debug, FromRow)]
+pub struct OwnerRow {
+    /// The relying party.
+    pub rp_id: String,
+    /// The user (internal id).
+    pub user_id: String,
+    /// The user's name.
+    pub user_name: String,
+}
+
+/// The owner of device `device_id`, if it is listed (not pending).
+pub async fn owner(db: &Db, device_id: &str) -> StoreResult<Option<OwnerRow>> {
+    sqlx::query_as(
+        "SELECT u.rp_id, u.id AS user_id, u.name AS user_name FROM devices d \
+         JOIN users u ON u.id = d.user_id WHERE d.id = $1 AND d.status <> 'pending'",
+    )
+    .bind(device_id)
+    .fetch_optional(&db.pool)
+    .await
+}
+
+/// Renames device `device_id`; `false`: no such listed device.
+pub async fn rename(db: &Db, device_id: &str, name: &str) -> StoreResult<bool> {
+    Ok(sqlx::query("UPDATE devices SET name = $2 WHERE id = $1 AND status <> 'pending'")
+        .bind(device_id)
+        .bind(name)
+        .execute(&db.pool)
+        .await?
+        .rows_affected()
+        == 1)
+}

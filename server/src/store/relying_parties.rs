@@ -61,3 +61,60 @@ pub async fn webhook(db: &Db, rp_id: &str) -> StoreResult<Option<WebhookRow>> {
         .fetch_optional(&db.pool)
         .await
 }
+
+/// A relying party as the operator sees it (never its webhook secret).
+#[derive(Debug, FromRow, serde::Serialize)]
+pub struct RpRow {
+    /// Its id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Webhook URL, if any.
+    pub webhook_url: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Every relying party, oldest first.
+pub async fn list(db: &Db) -> StoreResult<Vec<RpRow>> {
+    sqlx::query_as("SELECT id, name, webhook_url, created_at FROM relying_parties ORDER BY created_at, id")
+        .fetch_all(&db.pool)
+        .await
+}
+
+/// The relying party with id `id_or_name`, or else the oldest one named so.
+pub async fn resolve(db: &Db, id_or_name: &str) -> StoreResult<Option<RpRow>> {
+    sqlx::query_as(
+        "SELECT id, name, webhook_url, created_at FROM relying_parties WHERE id = $1 OR name = $1 \
+         ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END, created_at, id LIMIT 1",
+    )
+    .bind(id_or_name)
+    .fetch_optional(&db.pool)
+    .await
+}
+
+/// Whether there is any relying party at all.
+pub async fn any(db: &Db) -> StoreResult<bool> {
+    Ok(sqlx::query("SELECT 1 FROM relying_parties LIMIT 1")
+        .fetch_optional(&db.pool)
+        .await?
+        .is_some())
+}
+
+/// Sets (or with `None`, clears) the webhook of relying party `id`; the
+/// secret is sealed. `false`: no such relying party.
+pub async fn set_webhook(
+    db: &Db,
+    id: &str,
+    url: Option<&str>,
+    sealed_secret: Option<&str>,
+) -> StoreResult<bool> {
+    Ok(sqlx::query("UPDATE relying_parties SET webhook_url = $2, webhook_secret = $3 WHERE id = $1")
+        .bind(id)
+        .bind(url)
+        .bind(sealed_secret)
+        .execute(&db.pool)
+        .await?
+        .rows_affected()
+        == 1)
+}

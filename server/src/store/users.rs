@@ -248,3 +248,45 @@ pub async fn release_passcode_attempt(db: &Db, user_id: &str) -> StoreResult<()>
     .await?;
     Ok(())
 }
+
+/// A user as the operator sees it.
+#[derive(Debug, FromRow, serde::Serialize)]
+pub struct UserRow {
+    /// Internal id (what the audit log records).
+    pub id: String,
+    /// The name the relying party uses.
+    pub name: String,
+    /// 1 while pushes are suppressed after misses.
+    pub suppressed: i64,
+    /// Pushes locked by a fraud report until then (Unix seconds; 0: not locked).
+    pub locked_until: i64,
+    /// Misses (denials, timeouts, wrong numbers) in a row.
+    pub denial_streak: i64,
+    /// "Not me" reports so far.
+    pub fraud_reports: i64,
+    /// Active devices.
+    pub active_devices: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+const USER_ROW: &str = "SELECT u.id, u.name, u.suppressed, u.locked_until, u.denial_streak, \
+     u.fraud_reports, (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.status = 'active') \
+     AS active_devices, u.created_at FROM users u";
+
+/// The users of `rp_id`, by name.
+pub async fn list(db: &Db, rp_id: &str) -> StoreResult<Vec<UserRow>> {
+    sqlx::query_as(&format!("{USER_ROW} WHERE u.rp_id = $1 ORDER BY u.name"))
+        .bind(rp_id)
+        .fetch_all(&db.pool)
+        .await
+}
+
+/// User `name` of `rp_id`.
+pub async fn get(db: &Db, rp_id: &str, name: &str) -> StoreResult<Option<UserRow>> {
+    sqlx::query_as(&format!("{USER_ROW} WHERE u.rp_id = $1 AND u.name = $2"))
+        .bind(rp_id)
+        .bind(name)
+        .fetch_optional(&db.pool)
+        .await
+}

@@ -68,8 +68,9 @@ const DEMO_CSS: &str = include_str!("assets/demo.css");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Finds the demo relying party, creating it on first use; returns its id.
-pub async fn ensure_rp(state: &AppState) -> ApiResult<String> {
+/// Finds the demo relying party, creating it on first use; returns its id and,
+/// when this call created it, its first API key (shown once).
+pub async fn ensure_rp(state: &AppState) -> ApiResult<(String, Option<String>)> {
     admin::ensure_rp(&state.db, &state.master, DEMO_RP_NAME).await
 }
 
@@ -189,8 +190,10 @@ impl Demo {
     async fn rp(&self) -> ApiResult<&Rp> {
         self.rp
             .get_or_try_init(|| async {
-                let rp_id = ensure_rp(&self.app).await?;
-                let key = zeroize::Zeroizing::new(admin::add_api_key(&self.app.db, &rp_id).await?);
+                let (rp_id, _) = ensure_rp(&self.app).await?;
+                let key = zeroize::Zeroizing::new(
+                    admin::replace_process_key(&self.app.db, &rp_id, "demo pages").await?,
+                );
                 auth::authenticate_rp(&self.app, PresentedKey::parse(&key)?).await
             })
             .await
