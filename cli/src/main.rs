@@ -4,6 +4,8 @@
 //!   flow end to end, with a transcript and timings (`--json` for machines).
 //! * `countersign server`: the reference server (SQLite file by default,
 //!   `--database-url` for PostgreSQL, `--demo` for the demo web pages).
+//! * `countersign admin …`: operate a server (relying parties, API keys, users,
+//!   devices, audit log) on its database.
 //! * `countersign device …`: a desktop authenticator on the core's
 //!   `Authenticator`, storage encrypted under a key in the OS keyring (or a key
 //!   file with `--key-file`).
@@ -14,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin_cmd;
 mod demo;
 mod device;
 mod otp_cmd;
@@ -34,6 +37,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the reference server (the demo web pages with `--demo`).
     Server(server_cmd::ServerArgs),
+    /// Operate a server: relying parties, API keys, users, devices, audit log.
+    Admin(admin_cmd::AdminArgs),
     /// A desktop authenticator: activate, list, OTP, listen for push requests.
     Device {
         #[command(flatten)]
@@ -78,6 +83,7 @@ fn main() -> ExitCode {
         Command::Otp { uri, time, json } => otp_cmd::print_otp(&uri, time, json),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
         Command::Server(args) => runtime().and_then(|rt| rt.block_on(server_cmd::run(args))),
+        Command::Admin(args) => runtime().and_then(|rt| rt.block_on(admin_cmd::run(args))),
         Command::Device { opts, command } => {
             runtime().and_then(|rt| rt.block_on(device::run(opts, command)))
         }

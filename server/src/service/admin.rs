@@ -89,7 +89,10 @@ fn new_webhook_secret(
         return Err(ApiError::bad_request("webhook URL must be http(s)"));
     }
     let secret = b64(&random_array::<32>().map_err(ApiError::internal)?);
-    let sealed = master.seal(&format!("relying_parties:{rp_id}:webhook"), secret.as_bytes())?;
+    let sealed = master.seal(
+        &format!("relying_parties:{rp_id}:webhook"),
+        secret.as_bytes(),
+    )?;
     Ok((Some(secret), Some(sealed)))
 }
 
@@ -117,7 +120,7 @@ pub async fn add_api_key(db: &Db, rp_id: &str, label: &str) -> ApiResult<String>
             ..Default::default()
         },
         "api_key_created",
-        "by an operator",
+        &format!("key {key_id}"),
     )
     .await?;
     Ok(format!("csk_{key_id}.{}", secret.as_str()))
@@ -225,7 +228,7 @@ pub async fn rotate_key(db: &Db, key_id: &str, grace_secs: i64) -> ApiResult<(St
             ..Default::default()
         },
         "api_key_rotated",
-        "by an operator",
+        &format!("key {} by an operator", old.key_id),
     )
     .await?;
     Ok((new_key, ends))
@@ -233,12 +236,14 @@ pub async fn rotate_key(db: &Db, key_id: &str, grace_secs: i64) -> ApiResult<(St
 
 /// Revokes key `key_id` now; every instance refuses it from its next request
 /// (the statements that serve a request check it). `not_found` when it is
-/// unknown or revoked already.
+/// unknown, `bad_request` when it is revoked already.
 pub async fn revoke_key(db: &Db, key_id: &str) -> ApiResult<store::api_keys::KeyRow> {
     let key = find_key(db, key_id).await?;
     let t = now();
-    if !store::api_keys::revoke(db, &key.key_id, t, t).await? {
-        return Err(ApiError::not_found("unrevoked API key"));
+    if key.revoked_at.is_some_and(|at| at <= t)
+        || !store::api_keys::revoke(db, &key.key_id, t, t).await?
+    {
+        return Err(ApiError::bad_request("that key is revoked already"));
     }
     audit(
         db,
@@ -247,7 +252,7 @@ pub async fn revoke_key(db: &Db, key_id: &str) -> ApiResult<store::api_keys::Key
             ..Default::default()
         },
         "api_key_revoked",
-        "by an operator",
+        &format!("key {} by an operator", key.key_id),
     )
     .await?;
     find_key(db, &key.key_id).await
@@ -258,6 +263,15 @@ pub async fn find_user(db: &Db, rp_id: &str, name: &str) -> ApiResult<store::use
     store::users::get(db, rp_id, name)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))
+}
+
+/// The devices of user `user` of relying party `rp_id`, oldest first.
+pub async fn list_devices(
+    db: &Db,
+    rp_id: &str,
+    user: &str,
+) -> ApiResult<Vec<super::devices::DeviceSummary>> {
+    super::devices::list_for_rp(db, rp_id, user).await
 }
 
 /// Renames device `device_id` (what the relying party and the audit show).

@@ -282,11 +282,13 @@ pub fn device_removed() -> ApiError {
 /// name), acting with its oldest unrevoked API key; `None` when there is no
 /// such relying party or all its keys are revoked.
 pub async fn rp_for_radius(state: &AppState, id_or_name: &str) -> ApiResult<Option<Rp>> {
-    Ok(store::api_keys::rp_with_active_key(&state.db, id_or_name, now())
-        .await?
-        .map(|r| Rp {
-            id: r.rp_id,
-            name: r.rp_name,
-            key_id: r.key_id,
-        }))
+    Ok(
+        store::api_keys::rp_with_active_key(&state.db, id_or_name, now())
+            .await?
+            .map(|r| Rp {
+                id: r.rp_id,
+                name: r.rp_name,
+                key_id: r.key_id,
+            }),
+    )
 }

@@ -21,8 +21,8 @@ use super::{check_user_name, protocol_error, webhook};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::push::webpush::Subscription;
-use crate::store;
 use crate::store::notify::Event;
+use crate::store::{self, Db};
 use crate::util::{b64, now, random_id, unb64};
 
 /// OTP seed length for new accounts (160 bits, the RFC 4226 recommendation).
@@ -529,8 +529,13 @@ pub struct DeviceSummary {
 
 /// A user's devices, oldest first.
 pub async fn list(state: &AppState, rp: &Rp, user: &str) -> ApiResult<Vec<DeviceSummary>> {
+    list_for_rp(&state.db, &rp.id, user).await
+}
+
+/// The devices of user `user` of relying party `rp_id`, oldest first.
+pub async fn list_for_rp(db: &Db, rp_id: &str, user: &str) -> ApiResult<Vec<DeviceSummary>> {
     check_user_name(user)?;
-    let rows = store::devices::list_for_user(&state.db, &rp.id, user).await?;
+    let rows = store::devices::list_for_user(db, rp_id, user).await?;
     Ok(rows
         .into_iter()
         .map(|r| DeviceSummary {

@@ -340,11 +340,13 @@ pub async fn owner(db: &Db, device_id: &str) -> StoreResult<Option<OwnerRow>> {
 
 /// Renames device `device_id`; `false`: no such listed device.
 pub async fn rename(db: &Db, device_id: &str, name: &str) -> StoreResult<bool> {
-    Ok(sqlx::query("UPDATE devices SET name = $2 WHERE id = $1 AND status <> 'pending'")
-        .bind(device_id)
-        .bind(name)
-        .execute(&db.pool)
-        .await?
-        .rows_affected()
-        == 1)
+    Ok(
+        sqlx::query("UPDATE devices SET name = $2 WHERE id = $1 AND status <> 'pending'")
+            .bind(device_id)
+            .bind(name)
+            .execute(&db.pool)
+            .await?
+            .rows_affected()
+            == 1,
+    )
 }

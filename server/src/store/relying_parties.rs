@@ -77,9 +77,11 @@ pub struct RpRow {
 
 /// Every relying party, oldest first.
 pub async fn list(db: &Db) -> StoreResult<Vec<RpRow>> {
-    sqlx::query_as("SELECT id, name, webhook_url, created_at FROM relying_parties ORDER BY created_at, id")
-        .fetch_all(&db.pool)
-        .await
+    sqlx::query_as(
+        "SELECT id, name, webhook_url, created_at FROM relying_parties ORDER BY created_at, id",
+    )
+    .fetch_all(&db.pool)
+    .await
 }
 
 /// The relying party with id `id_or_name`, or else the oldest one named so.
@@ -109,12 +111,14 @@ pub async fn set_webhook(
     url: Option<&str>,
     sealed_secret: Option<&str>,
 ) -> StoreResult<bool> {
-    Ok(sqlx::query("UPDATE relying_parties SET webhook_url = $2, webhook_secret = $3 WHERE id = $1")
-        .bind(id)
-        .bind(url)
-        .bind(sealed_secret)
-        .execute(&db.pool)
-        .await?
-        .rows_affected()
+    Ok(sqlx::query(
+        "UPDATE relying_parties SET webhook_url = $2, webhook_secret = $3 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(url)
+    .bind(sealed_secret)
+    .execute(&db.pool)
+    .await?
+    .rows_affected()
         == 1)
 }
