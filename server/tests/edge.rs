@@ -58,11 +58,12 @@ impl ServerProcess {
             .arg("serve")
             .env("COUNTERSIGN_LOG", "info")
             .env_remove("DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // Log lines go to stderr (stdout has the operator's banner).
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let addr = loop {
             let line = lines
                 .next()

@@ -158,7 +158,7 @@ pub fn copy_into_swift_package(generated: &Path) -> Result {
 
 /// Installs the toolchains (first run only), then compiles and runs the Kotlin and
 /// Swift binding tests (and the sample apps' shared logic) against a
-/// countersign-server on loopback. Each suite ends with `N passed, N failed`.
+/// `countersign server` on loopback. Each suite ends with `N passed, N failed`.
 pub fn test_kotlin_and_swift() -> Result {
     run_tests(true, true)
 }
@@ -218,7 +218,7 @@ impl Counts {
     }
 }
 
-/// A countersign-server on a free loopback port with SQLite in a temp folder,
+/// A `countersign server` on a free loopback port with SQLite in a temp folder,
 /// and one relying party. Killed on drop.
 struct TestServer {
     child: Child,
@@ -257,7 +257,7 @@ fn json_string_field(text: &str, field: &str) -> Option<String> {
 
 impl TestServer {
     fn start() -> Result<Self> {
-        let binary = target_dir().join("debug/countersign-server");
+        let binary = target_dir().join("debug/countersign");
         let dir = target_dir().join("binding-tests/server");
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
@@ -288,25 +288,32 @@ impl TestServer {
                 .stdin(Stdio::null());
         };
         let mut create = Command::new(&binary);
-        base(&mut create);
-        create.args(["create-rp", "--name", "Binding Tests"]);
+        create
+            .args(["admin", "--json", "--database-url"])
+            .arg(&db)
+            .arg("--master-key")
+            .arg(&master)
+            .args(["rp", "create", "--name", "Binding Tests"])
+            .env("COUNTERSIGN_LOG", "warn")
+            .stdin(Stdio::null());
         let out = create
             .output()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
         if !out.status.success() {
             return Err(format!(
-                "countersign-server create-rp failed: {}",
+                "countersign admin rp create failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
         let text = String::from_utf8_lossy(&out.stdout);
         let api_key = json_string_field(&text, "api_key")
-            .ok_or_else(|| format!("create-rp printed no api_key: {text}"))?;
+            .ok_or_else(|| format!("admin rp create printed no api_key: {text}"))?;
 
         let log = fs::File::create(dir.join("server.log"))
             .map_err(|e| format!("cannot create server log: {e}"))?;
         let err_log = log.try_clone().map_err(|e| format!("server log: {e}"))?;
         let mut serve = Command::new(&binary);
+        serve.arg("server");
         base(&mut serve);
         serve.arg("serve").stdout(log).stderr(err_log);
         let child = serve
@@ -320,7 +327,7 @@ impl TestServer {
         };
         server.wait_healthy()?;
         println!(
-            "==> countersign-server on {} (log: {})",
+            "==> countersign server on {} (log: {})",
             server.url,
             server.dir.join("server.log").display()
         );
@@ -347,7 +354,7 @@ impl TestServer {
         }
         let log = fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
         Err(format!(
-            "countersign-server did not become healthy on {}; log:\n{log}",
+            "countersign server did not become healthy on {}; log:\n{log}",
             self.url
         ))
     }
