@@ -248,7 +248,7 @@ pub struct PolicyConfig {
     /// `pick` matching ends it at once (one in three would otherwise win).
     pub number_match_max_failures: u32,
     /// How long a "not me" fraud report locks pushes to the user; an operator
-    /// may unlock earlier (`countersign-server unlock-user`). For "until an
+    /// may unlock earlier (`countersign admin user unlock`). For "until an
     /// operator unlocks", set a long time (315360000 is ten years); 0 turns the
     /// lock off (the report is still audited and sent to the RP).
     pub fraud_lock_secs: u32,
