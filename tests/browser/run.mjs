@@ -400,12 +400,16 @@ async function main() {
     await shot(page, "15-qr-reverse-number");
   }, { allowConsole: /status of 403/ });
 
-  await test("every page fits a phone-width screen (no sideways scrolling)", async (page) => {
+  await test("every page fits a phone-width screen (no sideways scrolling) and has brand, help and footer", async (page) => {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const name of ["", "enroll", "login", "qr", "transfer"]) {
       await page.goto(`${base}/demo/${name}`);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       if (overflow > 0) throw new Error(`/demo/${name} is ${overflow} px wider than the phone`);
+      // Every page has the brand, a line of help under its title, and a footer.
+      for (const selector of [".brand .logo", "h1 + p.help", "footer"]) {
+        if (!(await page.isVisible(selector))) throw new Error(`/demo/${name} has no visible ${selector}`);
+      }
       await shot(page, `16-phone-${name || "index"}`);
     }
   });
