@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
+use countersign_core::protocol::Verification;
 use countersign_server::AppState;
 use countersign_server::admin;
 use countersign_server::cli::ConfigArgs;
@@ -76,6 +77,27 @@ pub enum RpCommand {
         /// Remove the webhook.
         #[arg(long)]
         clear: bool,
+    },
+    /// Show, or change, the verification policy new enrollments get (existing
+    /// accounts keep the one signed into their activation).
+    SetPolicy {
+        /// The relying party (id or name).
+        rp: String,
+        /// What a push asks for when it names nothing: `none`, `pin` or `biometric`.
+        #[arg(long, value_parser = ["none", "pin", "biometric"])]
+        verification: Option<String>,
+        /// Shortest app PIN (4-16).
+        #[arg(long)]
+        pin_min_length: Option<u8>,
+        /// Wrong PINs before the app wipes the account (3-20).
+        #[arg(long)]
+        pin_max_attempts: Option<u8>,
+        /// Whether biometrics may stand in for the PIN.
+        #[arg(long)]
+        biometric_allowed: Option<bool>,
+        /// Back to the server's default.
+        #[arg(long, conflicts_with_all = ["verification", "pin_min_length", "pin_max_attempts", "biometric_allowed"])]
+        reset: bool,
     },
 }
 
@@ -317,6 +339,47 @@ async fn rp(state: &Arc<AppState>, out: &Output, command: RpCommand) -> AdminRes
                     rp.id
                 ),
                 _ => format!("webhook of {} cleared", rp.id),
+            });
+        }
+        RpCommand::SetPolicy {
+            rp,
+            verification,
+            pin_min_length,
+            pin_max_attempts,
+            biometric_allowed,
+            reset,
+        } => {
+            let rp = admin::find_rp(db, &rp).await?;
+            let current =
+                countersign_server::service::devices::account_policy_for(db, &rp.id).await?;
+            let changes = verification.is_some()
+                || pin_min_length.is_some()
+                || pin_max_attempts.is_some()
+                || biometric_allowed.is_some();
+            let policy = if reset {
+                admin::set_account_policy(db, &rp.id, None).await?
+            } else if changes {
+                let mut next = current;
+                if let Some(v) = verification {
+                    next.default = match v.as_str() {
+                        "pin" => Verification::Pin,
+                        "biometric" => Verification::Biometric,
+                        _ => Verification::None,
+                    };
+                }
+                next.pin_min_length = pin_min_length.unwrap_or(next.pin_min_length);
+                next.pin_max_attempts = pin_max_attempts.unwrap_or(next.pin_max_attempts);
+                next.biometric_allowed = biometric_allowed.unwrap_or(next.biometric_allowed);
+                admin::set_account_policy(db, &rp.id, Some(next)).await?
+            } else {
+                current
+            };
+            let value = json!({"rp_id": rp.id, "policy": policy});
+            out.one(&value, || {
+                format!(
+                    "policy of {} for new enrollments: {}",
+                    rp.id, value["policy"]
+                )
             });
         }
     }

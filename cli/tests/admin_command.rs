@@ -166,6 +166,35 @@ async fn admin_commands(db: Db) {
     let cleared = admin_one(&url, &["rp", "set-webhook", &rp_id, "--clear"]);
     assert_eq!(cleared["webhook_url"], Value::Null);
 
+    // The policy new enrollments get: shown, changed, checked, reset.
+    let shown = admin_one(&url, &["rp", "set-policy", "Ops Bank"]);
+    assert_eq!(shown["policy"]["pin_min_length"], 6, "{shown}");
+    let set = admin_one(
+        &url,
+        &[
+            "rp",
+            "set-policy",
+            "Ops Bank",
+            "--verification",
+            "pin",
+            "--pin-min-length",
+            "8",
+        ],
+    );
+    assert_eq!(set["policy"]["default"], "pin", "{set}");
+    assert_eq!(set["policy"]["pin_min_length"], 8, "{set}");
+    let offer = RpClient::new(a.base(), first_key.clone())
+        .enroll("erin")
+        .await;
+    assert!(offer.uri.contains("pin=8"), "{}", offer.uri);
+    admin_fails(
+        &url,
+        &["rp", "set-policy", "Ops Bank", "--pin-min-length", "2"],
+        "bad_request",
+    );
+    let reset = admin_one(&url, &["rp", "set-policy", "Ops Bank", "--reset"]);
+    assert_eq!(reset["policy"], shown["policy"]);
+
     // A second key; both keys work (and are cached) on both instances.
     let second = admin_one(
         &url,
@@ -233,9 +262,10 @@ async fn admin_commands(db: Db) {
         String::from_utf8_lossy(&out.stderr)
     );
     let users = admin(&url, &["user", "list", "--rp", "Ops Bank"]);
-    assert_eq!(users.len(), 1);
-    assert_eq!(users[0]["name"], "dave");
+    let names: Vec<&str> = users.iter().map(|u| u["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["dave", "erin"]);
     assert_eq!(users[0]["active_devices"], 1);
+    assert_eq!(users[1]["active_devices"], 0);
     let devices = admin(
         &url,
         &["device", "list", "--rp", "Ops Bank", "--user", "dave"],
@@ -293,7 +323,10 @@ async fn admin_commands(db: Db) {
     let by_tx = admin(&url, &["audit", "--tx", &tx]);
     assert!(!by_tx.is_empty());
     assert!(by_tx.iter().all(|r| r["tx_id"] == tx.as_str()), "{by_tx:?}");
-    assert!(by_tx.iter().any(|r| r["event"] == "fraud_report"), "{by_tx:?}");
+    assert!(
+        by_tx.iter().any(|r| r["event"] == "fraud_report"),
+        "{by_tx:?}"
+    );
     assert!(admin(&url, &["audit", "--tx", &tx, "--until", "1000"]).is_empty());
     assert_eq!(
         admin(&url, &["audit", "--tx", &tx, "--since", "1h"]).len(),

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use countersign_protocol::activation::VerificationPolicy;
 use countersign_protocol::crypto::{random_array, sha256};
 
 use super::audit::{AuditSubject, audit};
@@ -193,6 +194,45 @@ pub async fn set_webhook(
     )
     .await?;
     Ok(secret)
+}
+
+/// Sets the verification policy new enrollments of relying party `rp_id` get
+/// (existing accounts keep theirs: it is signed into their activation), or
+/// with `None` resets it to the server's default. Returns the policy in force.
+pub async fn set_account_policy(
+    db: &Db,
+    rp_id: &str,
+    policy: Option<VerificationPolicy>,
+) -> ApiResult<VerificationPolicy> {
+    let text = match &policy {
+        Some(p) => {
+            p.validate().map_err(|e| {
+                ApiError::bad_request(format!(
+                    "policy: {e} (PIN length 4-16, attempts 3-20, biometric default needs biometrics allowed)"
+                ))
+            })?;
+            Some(serde_json::to_string(p).map_err(ApiError::internal)?)
+        }
+        None => None,
+    };
+    if !store::relying_parties::set_account_policy(db, rp_id, text.as_deref()).await? {
+        return Err(ApiError::not_found("relying party"));
+    }
+    audit(
+        db,
+        AuditSubject {
+            rp: Some(rp_id),
+            ..Default::default()
+        },
+        "policy_changed",
+        if policy.is_some() {
+            "set"
+        } else {
+            "reset to the default"
+        },
+    )
+    .await?;
+    super::devices::account_policy_for(db, rp_id).await
 }
 
 /// The key with id `key_id` (`csk_<key id>.…` or the bare id).

@@ -28,8 +28,23 @@ use crate::util::{b64, now, random_id, unb64};
 /// OTP seed length for new accounts (160 bits, the RFC 4226 recommendation).
 const SEED_LEN: usize = 20;
 
-/// The verification policy every new account gets (the activation result's
-/// `policy`); its `pin_min_length` is also the offer URI's `pin` parameter.
+/// The verification policy new accounts of relying party `rp_id` get (the
+/// activation result's `policy`; its `pin_min_length` is also the offer URI's
+/// `pin` parameter): the one an operator set (`countersign admin rp
+/// set-policy`), or else [`account_policy`].
+pub async fn account_policy_for(db: &Db, rp_id: &str) -> ApiResult<VerificationPolicy> {
+    let Some(text) = store::relying_parties::account_policy(db, rp_id).await? else {
+        return Ok(account_policy());
+    };
+    let policy: VerificationPolicy = serde_json::from_str(&text)
+        .map_err(|e| ApiError::internal(format_args!("stored account policy: {e}")))?;
+    policy
+        .validate()
+        .map_err(|e| ApiError::internal(format_args!("stored account policy: {e}")))?;
+    Ok(policy)
+}
+
+/// The server's default verification policy for new accounts.
 pub fn account_policy() -> VerificationPolicy {
     VerificationPolicy {
         default: Verification::None,
@@ -123,7 +138,7 @@ pub async fn activate(state: &AppState, body: &[u8]) -> ApiResult<Vec<u8>> {
         device_id: device_id.clone(),
         user_label: offer.label.clone(),
         issuer: offer.issuer.clone(),
-        policy: account_policy(),
+        policy: account_policy_for(&state.db, &offer.rp_id).await?,
         otp,
         server_time: u64::try_from(t).unwrap_or(0),
     };

@@ -56,6 +56,7 @@ pub async fn create(
     let creds = OfferCredentials::generate().map_err(ApiError::internal)?;
     let server_url = ServerUrl::parse(&state.public_url)
         .map_err(|e| ApiError::internal(format_args!("public_url: {e}")))?;
+    let policy = super::devices::account_policy_for(&state.db, &rp.id).await?;
     let label = req.label.unwrap_or_else(|| req.user.clone());
     let issuer = req.issuer.unwrap_or_else(|| rp.name.clone());
     let offer = ActivationOffer {
@@ -65,7 +66,7 @@ pub async fn create(
         issuer: Some(issuer.clone()),
         label: Some(label.clone()),
         // The device checks the user's PIN against this before any network call.
-        pin_min_length: Some(super::devices::account_policy().pin_min_length),
+        pin_min_length: Some(policy.pin_min_length),
     };
     offer
         .validate()

@@ -122,3 +122,28 @@ pub async fn set_webhook(
     .rows_affected()
         == 1)
 }
+
+/// The stored account policy of relying party `id` (JSON), if it has one.
+pub async fn account_policy(db: &Db, id: &str) -> StoreResult<Option<String>> {
+    sqlx::query("SELECT account_policy FROM relying_parties WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .map(|row| row.try_get::<Option<String>, _>("account_policy"))
+        .transpose()
+        .map(Option::flatten)
+}
+
+/// Sets (or with `None`, resets to the server's default) the account policy
+/// of relying party `id`. `false`: no such relying party.
+pub async fn set_account_policy(db: &Db, id: &str, policy: Option<&str>) -> StoreResult<bool> {
+    Ok(
+        sqlx::query("UPDATE relying_parties SET account_policy = $2 WHERE id = $1")
+            .bind(id)
+            .bind(policy)
+            .execute(&db.pool)
+            .await?
+            .rows_affected()
+            == 1,
+    )
+}
