@@ -28,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod metrics;
 pub mod push;
 mod qr;
 pub mod radius;
@@ -108,6 +109,8 @@ pub struct AppState {
     pub devices: cache::Cache<DeviceInfo>,
     /// API keys' immutable data (hash, relying party), by key id.
     pub api_keys: cache::Cache<ApiKeyInfo>,
+    /// This instance's Prometheus metrics (`GET /metrics`).
+    pub metrics: metrics::Metrics,
 }
 
 /// Entry point.
@@ -166,6 +169,7 @@ impl Server {
             shutting_down: stop_rx.clone(),
             devices: cache::Cache::new(CACHE_CAPACITY),
             api_keys: cache::Cache::new(CACHE_CAPACITY),
+            metrics: metrics::Metrics::new(),
         });
         let app = http::router(state.clone());
         let janitor = {
@@ -178,12 +182,15 @@ impl Server {
                         _ = stop.wait_for(|s| *s) => return,
                     }
                     if let Err(e) = service::challenge::expire_overdue(&state).await {
+                        state.metrics.observe_error(&e);
                         tracing::warn!(error = %e, "expiry sweep failed");
                     }
                     if let Err(e) = service::devices::delete_stale_pending(&state).await {
+                        state.metrics.observe_error(&e);
                         tracing::warn!(error = %e, "pending device sweep failed");
                     }
                     if let Err(e) = service::qr_login::delete_expired(&state).await {
+                        state.metrics.observe_error(&e);
                         tracing::warn!(error = %e, "QR login sweep failed");
                     }
                 }

@@ -644,11 +644,28 @@ pub fn document() -> Value {
             vec![],
         ),
     );
+    add(
+        "/metrics",
+        "get",
+        public(
+            "Prometheus metrics",
+            "This instance's counters, gauges and histograms in the OpenMetrics text format (pushes by outcome, wake-ups by provider, push-to-answer latency, waiting long-polls, database errors, RADIUS requests). Served while the configuration's `metrics` is true (the default). See docs/SERVER.md.",
+            None,
+            "Health",
+            &[],
+            vec![],
+        ),
+    );
     if let Some(delete) = paths.get_mut("/v1/device") {
         // The reason is optional: an empty body deregisters too.
         delete["delete"]["requestBody"]["required"] = json!(false);
     }
 
+    if let Some(get) = paths.get_mut("/metrics") {
+        // Text, not JSON.
+        get["get"]["responses"]["200"] = json!({"description": "OpenMetrics text",
+            "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}});
+    }
     // The health check's 503 carries its own body, not the error shape.
     if let Some(get) = paths.get_mut("/healthz") {
         get["get"]["responses"]["503"] = json!({"description": "database unavailable",

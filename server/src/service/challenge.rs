@@ -408,6 +408,7 @@ async fn start(
     )
     .await?;
     dbtx.commit().await?;
+    state.metrics.push_started();
     tracing::info!(tx = %tx_id, rp = %rp.id, user = %user_id, devices = targets.len(), "push started");
 
     for target in targets.iter() {
@@ -450,7 +451,9 @@ async fn send_wakeups(state: Arc<AppState>, wakes: Vec<(String, WakeUp)>) {
         let Some(sender) = state.senders.iter().find(|s| s.provider() == provider) else {
             continue;
         };
-        match sender.send(&wake).await {
+        let sent = sender.send(&wake).await;
+        state.metrics.wakeup(&provider, sent.is_ok());
+        match sent {
             Ok(()) => {}
             Err(PushError::Unregistered) => {
                 tracing::info!(device = %wake.device_id, "push token unregistered; device will long-poll");
@@ -540,6 +543,7 @@ pub async fn wait_status(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(wait));
     let wanted = Event::Challenge(tx.to_string());
     let mut stop = state.shutting_down.clone();
+    let _waiting = (wait > 0).then(|| state.metrics.long_poll("rp"));
     loop {
         let mut rx = state.notifier.subscribe();
         let status = load_status(state, rp, tx).await?;
@@ -564,6 +568,8 @@ pub async fn wait_status(
 pub async fn expire_overdue(state: &Arc<AppState>) -> ApiResult<()> {
     let t = now();
     let rows = store::challenges::expire_overdue(&state.db, t).await?;
+    // Counted here, where the rows turned `expired` (once across instances).
+    state.metrics.pushes_expired(rows.len());
     for r in rows {
         // An unanswered push is a miss like a denial: a fatigue attacker's
         // pushes that the user ignores must not be free.
@@ -660,6 +666,7 @@ pub async fn poll(
         Event::Challenge(tx) => known.contains(tx),
     };
     let mut stop = state.shutting_down.clone();
+    let _waiting = (wait > 0).then(|| state.metrics.long_poll("device"));
     loop {
         let mut rx = state.notifier.subscribe();
         let list = pending_for(state, &device.id)
@@ -829,6 +836,7 @@ async fn count_wrong_number(
     )
     .await?;
     dbtx.commit().await?;
+    state.metrics.push_ended_wrong_number();
     tracing::info!(tx = %tx, "challenge ended after wrong numbers");
     state
         .notifier
@@ -1007,6 +1015,8 @@ pub async fn answer(
     )
     .await?;
     dbtx.commit().await?;
+    let issued_at = i64::try_from(challenge.issued_at).unwrap_or(t);
+    state.metrics.push_answered(reason, t - issued_at);
     state
         .notifier
         .publish(Event::Challenge(tx.to_string()))

@@ -476,6 +476,7 @@ async fn remove(
         .await?;
     }
     dbtx.commit().await?;
+    state.metrics.pushes_expired(ended.len());
     state
         .notifier
         .publish(Event::Device(device_id.to_string()))

@@ -54,8 +54,9 @@ pub async fn check_gate(
     gate: PushGate,
     t: i64,
 ) -> ApiResult<()> {
-    let (reason, error) = if gate.locked_until > t {
+    let (label, reason, error) = if gate.locked_until > t {
         (
+            "locked",
             "locked after a fraud report",
             ApiError::new(
                 ErrorCode::Locked,
@@ -64,9 +65,10 @@ pub async fn check_gate(
             ),
         )
     } else if gate.suppressed {
-        ("suppressed after misses", suppressed_error())
+        ("suppressed", "suppressed after misses", suppressed_error())
     } else if gate.next_push_at > t {
         (
+            "waiting",
             "waiting after a miss",
             ApiError::new(
                 ErrorCode::RateLimited,
@@ -80,6 +82,7 @@ pub async fn check_gate(
     } else {
         return Ok(());
     };
+    state.metrics.push_suppressed(label);
     audit(&state.db, who, "push_refused", reason).await?;
     Err(error)
 }
@@ -119,6 +122,7 @@ pub async fn admit_push(
     }
     let pending = store::challenges::count_pending(&state.db, user_id, t).await?;
     if pending >= i64::from(policy.max_pending) {
+        state.metrics.push_suppressed("too_many_pending");
         audit(
             &state.db,
             who,
@@ -131,6 +135,7 @@ pub async fn admit_push(
             "too many pending challenges for this user",
         ));
     }
+    state.metrics.push_suppressed("rate_limited");
     audit(&state.db, who, "push_refused", "push rate limit").await?;
     Err(ApiError::new(
         ErrorCode::RateLimited,

@@ -416,6 +416,7 @@ pub async fn claim(
     )
     .await?;
     dbtx.commit().await?;
+    state.metrics.push_started();
     tracing::info!(login = %id, tx = %tx_id, device = %device.id, "QR login scanned");
     state
         .notifier
