@@ -574,7 +574,7 @@ pub async fn expire_overdue(state: &Arc<AppState>) -> ApiResult<()> {
         // An unanswered push is a miss like a denial: a fatigue attacker's
         // pushes that the user ignores must not be free.
         let mut conn = state.db.begin().await?;
-        policy::record_answer(
+        let stopped = policy::record_answer(
             state,
             &mut conn,
             &r.user_id,
@@ -591,6 +591,9 @@ pub async fn expire_overdue(state: &Arc<AppState>) -> ApiResult<()> {
         conn.commit().await?;
         state.notifier.publish(Event::Challenge(r.id.clone())).await;
         webhook::send(state, &r.rp_id, &r.id, "expired", None);
+        if let Some(reason) = stopped {
+            webhook::send_user_suppressed(state, &r.rp_id, &r.user_id, reason);
+        }
     }
     store::nonces::delete_expired(&state.db, t).await?;
     Ok(())
@@ -826,7 +829,7 @@ async fn count_wrong_number(
         dbtx.commit().await?;
         return Ok(wrong_number_error(Some(limit - counted.number_failures)));
     }
-    policy::record_answer(
+    let stopped = policy::record_answer(
         state,
         &mut dbtx,
         &row.user_id,
@@ -844,6 +847,9 @@ async fn count_wrong_number(
         .await;
     if row.has_webhook != 0 {
         webhook::send(state, &row.rp_id, tx, "denied", Some("wrong_number"));
+        if let Some(reason) = stopped {
+            webhook::send_user_suppressed(state, &row.rp_id, &row.user_id, reason);
+        }
     }
     Ok(wrong_number_error(Some(0)))
 }
@@ -1005,7 +1011,7 @@ pub async fn answer(
         t,
     )
     .await?;
-    policy::record_answer(
+    let stopped = policy::record_answer(
         state,
         &mut dbtx,
         &device.user_id,
@@ -1025,6 +1031,9 @@ pub async fn answer(
         webhook::send(state, &row.rp_id, tx, new_state, reason);
         if outcome == Outcome::Fraud {
             webhook::send_fraud_report(state, &row.rp_id, tx, &device.id);
+        }
+        if let Some(reason) = stopped {
+            webhook::send_user_suppressed(state, &row.rp_id, &device.user_id, reason);
         }
     }
     if outcome == Outcome::Fraud {

@@ -210,7 +210,9 @@ impl Outcome {
 /// Updates the user's miss streak (its wait, suppression, the fraud lock) for
 /// how a push ended and audits it, inside the transaction that records the end.
 /// An approval ends a streak (written only when there is one); every other end
-/// is a miss.
+/// is a miss. Returns why pushes to the user stopped when this end stopped
+/// them (`fraud_report`: locked; `misses`: suppressed at the limit), for the
+/// `user.suppressed` webhook the caller sends once the transaction commits.
 pub async fn record_answer(
     state: &AppState,
     conn: &mut AnyConnection,
@@ -218,12 +220,13 @@ pub async fn record_answer(
     who: AuditSubject<'_>,
     outcome: Outcome,
     denial_streak: i64,
-) -> ApiResult<()> {
+) -> ApiResult<Option<&'static str>> {
     if outcome == Outcome::Approved {
         if denial_streak != 0 {
             store::users::reset_denial_streak(conn, user_id).await?;
         }
-        return audit_on(conn, who, "approval", "approved on device").await;
+        audit_on(conn, who, "approval", "approved on device").await?;
+        return Ok(None);
     }
     let policy = &state.config.policy;
     let t = now();
@@ -258,10 +261,17 @@ pub async fn record_answer(
         )
         .await?;
     }
-    if counters.suppressed == 1 && counters.denial_streak == limit {
+    let suppressed_now = counters.suppressed == 1 && counters.denial_streak == limit;
+    if suppressed_now {
         audit_on(conn, who, "suppression", "consecutive misses").await?;
     }
-    Ok(())
+    Ok(if fraud {
+        Some("fraud_report")
+    } else if suppressed_now {
+        Some("misses")
+    } else {
+        None
+    })
 }
 
 /// "It was me", sent by an enrolled device of the user (a request signed with
