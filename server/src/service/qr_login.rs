@@ -399,7 +399,8 @@ pub async fn claim(
         },
     )
     .await?;
-    store_copy(&mut dbtx, &tx_id, &copy).await?;
+    // The device scanned the QR: no wake-up, it fetches at once.
+    store_copy(&mut dbtx, &tx_id, &copy, ("none", "not_configured")).await?;
     let audit_id = random_id("au_")?;
     store::audit::insert(
         &mut dbtx,
