@@ -687,7 +687,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Countersign API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "The relying-party API (`/v1/rp/…`, `Authorization: Bearer csk_<key id>.<secret>`) and the device API (`/v1/device/…`, requests signed by the device: docs/PROTOCOL.md §7 and §12). Every error is `{\"error\":{\"code\",\"message\"}}`; unknown routes answer 404 `not_found`, wrong methods 405 `method_not_allowed`."
+            "description": "The relying-party API (`/v1/rp/…`, `Authorization: Bearer csk_<key id>.<secret>`) and the device API (`/v1/device/…`, requests signed by the device: docs/PROTOCOL.md §7 and §12). Every error is `{\"error\":{\"code\",\"message\"}}`; unknown routes answer 404 `not_found`, wrong methods 405 `method_not_allowed`. Every response carries `x-request-id`: the request's own when it is 1–64 visible ASCII characters, else a fresh `req_…`; the server's log lines of the request carry it."
         },
         "security": [{"apiKey": []}],
         "paths": paths,
