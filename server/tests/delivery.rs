@@ -83,6 +83,11 @@ async fn wakeup_and_webhook(db: Db) {
     assert!(d["at"].as_i64().unwrap() > 0);
     assert_eq!(d["error"], serde_json::Value::Null);
     assert_eq!(d["fetched"], false);
+    let metrics = server.state().metrics.render().unwrap();
+    assert!(
+        metrics.contains("countersign_wakeups_sent_total{provider=\"fcm\"} 1\n"),
+        "{metrics}"
+    );
 
     let opened = dev.fetch(&tx).await;
     assert_eq!(rp.status(&tx).await["delivery"][0]["fetched"], true);
@@ -185,6 +190,15 @@ async fn failed_wakeup_in_status(db: Db) {
     assert_eq!(d["error"], "the provider could not be reached");
     assert!(!st.to_string().contains("fcm-test-token"), "{st}");
     assert!(!st.to_string().contains("push.example"), "{st}");
+    let metrics = server.state().metrics.render().unwrap();
+    assert!(
+        metrics.contains("countersign_wakeups_failed_total{provider=\"fcm\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("countersign_wakeups_sent_total{"),
+        "{metrics}"
+    );
     server.shutdown().await;
 }
 
