@@ -136,6 +136,18 @@ async fn repeated_answer_is_accepted_once(db: Db) {
     assert_eq!(s.rp.status(&tx).await, status);
     assert_eq!(audit_count(&s, "approval").await, 1);
     assert_eq!(audit_count(&s, "denial").await, 0);
+    // Counted once on /metrics too (issue 15).
+    let metrics = s.server.state().metrics.render().unwrap();
+    for line in [
+        "countersign_pushes_approved_total 1\n",
+        "countersign_push_answer_seconds_count 1\n",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
+    assert!(
+        !metrics.contains("countersign_pushes_denied_total{"),
+        "{metrics}"
+    );
     let hooks = webhooks_after_settling(&s, 1).await;
     assert_eq!(hooks.len(), 1, "one webhook: {hooks:?}");
     assert!(hooks[0].contains("challenge.approved"));
