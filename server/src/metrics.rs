@@ -204,7 +204,8 @@ impl Metrics {
     }
 
     /// Counts `e` when a database statement failed. Called where errors are
-    /// answered: the HTTP layer (one middleware) and the janitor.
+    /// answered: the HTTP layer (one middleware) and the janitor; background
+    /// work that only logs its failure calls [`Metrics::database_error`].
     pub fn observe_error(&self, e: &ApiError) {
         if e.is_database() {
             self.database_error();
