@@ -234,6 +234,9 @@ pub async fn record_answer(
     let limit = i64::from(policy.denials_before_suppression);
     // 0 turns the lock off: the column only ever moves forward.
     let lock_until = t.saturating_add(i64::from(policy.fraud_lock_secs));
+    // A second "not me" while the lock holds (two requests were pending)
+    // changes nothing the RP has not been told.
+    let was_locked = fraud && store::users::locked_until(conn, user_id).await? > t;
     let counters = store::users::record_miss(
         conn,
         &store::users::Miss {
@@ -265,7 +268,7 @@ pub async fn record_answer(
     if suppressed_now {
         audit_on(conn, who, "suppression", "consecutive misses").await?;
     }
-    Ok(if fraud {
+    Ok(if fraud && !was_locked && policy.fraud_lock_secs > 0 {
         Some("fraud_report")
     } else if suppressed_now {
         Some("misses")

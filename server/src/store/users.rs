@@ -47,6 +47,16 @@ pub async fn name(db: &Db, user_id: &str) -> StoreResult<Option<String>> {
         .transpose()
 }
 
+/// Until when user `user_id` is locked after a fraud report (Unix seconds; 0
+/// when never), read inside the caller's transaction.
+pub async fn locked_until(conn: &mut AnyConnection, user_id: &str) -> StoreResult<i64> {
+    sqlx::query("SELECT locked_until FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map_or(Ok(0), |row| row.try_get("locked_until"))
+}
+
 /// Counts one passcode attempt unless the user already has `max_failures`
 /// inside the window that started after `window_start`; `false` when refused.
 pub async fn reserve_passcode_attempt(

@@ -179,15 +179,20 @@ async fn device_and_user_webhooks_are_signed_and_sent_once() {
     let (acct_a, dev_a_id) = ids[0].clone();
     let (_, dev_b_id) = ids[1].clone();
 
-    // "Not me": the challenge's webhooks and `user.suppressed` (fraud_report), once.
-    let v = rp
-        .start_push(json!({ "user": "alice", "number_matching": "off" }))
-        .await;
-    let tx = v["tx_id"].as_str().unwrap().to_owned();
-    wait_pending(&dev_a.auth, 1, 10).await;
+    // "Not me": the challenge's webhooks and `user.suppressed` (fraud_report),
+    // once: a second "not me" to a request that was pending too changes no
+    // state of the user.
+    let mut txs = Vec::new();
+    for _ in 0..2 {
+        let v = rp
+            .start_push(json!({ "user": "alice", "number_matching": "off" }))
+            .await;
+        txs.push(v["tx_id"].as_str().unwrap().to_owned());
+    }
+    wait_pending(&dev_a.auth, 2, 10).await;
     dev_a
         .auth
-        .deny(&acct_a, &tx, DenyReason::NotMe)
+        .deny(&acct_a, &txs[0], DenyReason::NotMe)
         .await
         .unwrap();
     let got = step(&log, &bad, &mut seen, 3).await;
@@ -202,6 +207,14 @@ async fn device_and_user_webhooks_are_signed_and_sent_once() {
     );
     assert_eq!(got[2]["user"], "alice");
     assert_eq!(got[2]["reason"], "fraud_report");
+    dev_a
+        .auth
+        .deny(&acct_a, &txs[1], DenyReason::NotMe)
+        .await
+        .unwrap();
+    let got = step(&log, &bad, &mut seen, 2).await;
+    let events: Vec<&str> = got.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["challenge.denied", "challenge.fraud_reported"]);
     // Refused pushes send nothing more.
     for _ in 0..2 {
         let (code, v) = rp
