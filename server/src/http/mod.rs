@@ -9,6 +9,7 @@ pub mod edge;
 pub mod extract;
 pub mod login;
 pub mod openapi;
+pub mod request_id;
 pub mod rp;
 
 use std::sync::Arc;
@@ -124,39 +125,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         // Outermost: every response of the router carries the id.
-        .layer(axum::middleware::from_fn(request_id))
+        .layer(axum::middleware::from_fn(request_id::layer))
         .with_state(state)
-}
-
-/// The request id header, on requests (taken when valid) and on every response.
-pub const REQUEST_ID: &str = "x-request-id";
-
-/// A caller's request id is kept when it is 1–64 visible ASCII characters
-/// (a proxy's or load balancer's id, so logs of both line up).
-fn valid_request_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
-}
-
-/// Gives each request an id (the caller's `x-request-id` when valid, else a
-/// random one), runs it inside a `request` span with the field `request_id`,
-/// so every log line of the request carries it, and returns it in the
-/// response's `x-request-id`.
-async fn request_id(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    use tracing::Instrument;
-    let id = request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| valid_request_id(v))
-        .map(str::to_owned)
-        .or_else(|| crate::util::random_id("req_").ok())
-        .unwrap_or_else(|| "req_unavailable".to_owned());
-    let span = tracing::info_span!("request", request_id = %id);
-    let mut response = next.run(request).instrument(span).await;
-    if let Ok(value) = header::HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
-    response
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
