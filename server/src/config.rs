@@ -66,6 +66,9 @@ pub struct Config {
     pub demo: bool,
     /// The RADIUS front (RFC 2865) for VPNs and network devices; off when absent.
     pub radius: Option<RadiusConfig>,
+    /// Serve Prometheus metrics at `GET /metrics` (no authentication: counts
+    /// only, no user names or ids; turn it off where the port is public).
+    pub metrics: bool,
 }
 
 impl Default for Config {
@@ -83,6 +86,7 @@ impl Default for Config {
             log_format: "text".into(),
             demo: false,
             radius: None,
+            metrics: true,
         }
     }
 }

@@ -15,6 +15,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// A short explanation for humans (never secrets or echoed input).
     pub message: String,
+    /// A database statement failed (counted once, where the error is answered).
+    database: bool,
 }
 
 impl ApiError {
@@ -23,7 +25,13 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            database: false,
         }
+    }
+
+    /// Whether a database statement failed (`countersign_database_errors_total`).
+    pub fn is_database(&self) -> bool {
+        self.database
     }
 
     /// A malformed request.
@@ -45,7 +53,10 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        Self::internal(format_args!("database: {e}"))
+        Self {
+            database: true,
+            ..Self::internal(format_args!("database: {e}"))
+        }
     }
 }
 

@@ -29,6 +29,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod metrics;
 pub mod push;
 mod qr;
 pub mod radius;
@@ -112,6 +113,8 @@ pub struct AppState {
     /// Work that outlives its request (webhooks): a short-lived process such as
     /// `countersign admin` waits for it before exiting.
     pub background: tokio_util::task::TaskTracker,
+    /// This instance's Prometheus metrics (`GET /metrics`).
+    pub metrics: metrics::Metrics,
 }
 
 /// What an instance needs before it listens: database, keys, clients, wake-ups.
@@ -168,6 +171,7 @@ impl Parts {
             devices: cache::Cache::new(CACHE_CAPACITY),
             api_keys: cache::Cache::new(CACHE_CAPACITY),
             background: tokio_util::task::TaskTracker::new(),
+            metrics: metrics::Metrics::new(),
         });
         (state, self.listen_task)
     }
@@ -251,12 +255,15 @@ impl Server {
                         _ = stop.wait_for(|s| *s) => return,
                     }
                     if let Err(e) = service::challenge::expire_overdue(&state).await {
+                        state.metrics.observe_error(&e);
                         tracing::warn!(error = %e, "expiry sweep failed");
                     }
                     if let Err(e) = service::devices::delete_stale_pending(&state).await {
+                        state.metrics.observe_error(&e);
                         tracing::warn!(error = %e, "pending device sweep failed");
                     }
                     if let Err(e) = service::qr_login::delete_expired(&state).await {
+                        state.metrics.observe_error(&e);
                         tracing::warn!(error = %e, "QR login sweep failed");
                     }
                 }

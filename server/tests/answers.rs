@@ -61,21 +61,28 @@ async fn sealed_to(s: &Setup) -> String {
         .unwrap()
 }
 
-/// Waits for the webhooks to arrive, then a little longer for any extra one.
+/// The challenge webhooks (not `device.enrolled` and the like) so far.
+fn challenge_webhooks(s: &Setup) -> Vec<String> {
+    s.hooks
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, body)| body.contains("\"event\":\"challenge."))
+        .map(|(_, body)| body.clone())
+        .collect()
+}
+
+/// Waits for the challenge webhooks to arrive, then a little longer for any
+/// extra one.
 async fn webhooks_after_settling(s: &Setup, want: usize) -> Vec<String> {
     for _ in 0..100 {
-        if s.hooks.lock().unwrap().len() >= want {
+        if challenge_webhooks(s).len() >= want {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    s.hooks
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, body)| body.clone())
-        .collect()
+    challenge_webhooks(s)
 }
 
 async fn post(dev: &TestDevice, tx: &str, body: &[u8]) -> (u16, Value) {
@@ -129,6 +136,18 @@ async fn repeated_answer_is_accepted_once(db: Db) {
     assert_eq!(s.rp.status(&tx).await, status);
     assert_eq!(audit_count(&s, "approval").await, 1);
     assert_eq!(audit_count(&s, "denial").await, 0);
+    // Counted once on /metrics too (issue 15).
+    let metrics = s.server.state().metrics.render().unwrap();
+    for line in [
+        "countersign_pushes_approved_total 1\n",
+        "countersign_push_answer_seconds_count 1\n",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
+    assert!(
+        !metrics.contains("countersign_pushes_denied_total{"),
+        "{metrics}"
+    );
     let hooks = webhooks_after_settling(&s, 1).await;
     assert_eq!(hooks.len(), 1, "one webhook: {hooks:?}");
     assert!(hooks[0].contains("challenge.approved"));

@@ -15,6 +15,7 @@ mod api;
 mod bindings;
 mod browser;
 mod fuzz;
+mod metrics;
 mod mobile;
 mod toolchain;
 mod webpush;
@@ -30,12 +31,13 @@ fn main() -> ExitCode {
         Some("api-test") => api::test(),
         Some("browser-test") => browser::test(),
         Some("webpush-test") => webpush::test(),
+        Some("metrics-test") => metrics::test(),
         Some("fuzz") => fuzz::command(&args[1..]),
         Some("android") => mobile::android(&args[1..]),
         Some("apple") => mobile::apple(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|demo|bindings|api-test|browser-test|webpush-test|fuzz|android|apple>"
+                "usage: cargo xtask <test|demo|bindings|api-test|browser-test|webpush-test|metrics-test|fuzz|android|apple>"
             );
             return ExitCode::from(2);
         }
@@ -201,12 +203,15 @@ fn test() -> Result {
     )?;
     // The Web Push e2e test decrypts with Python http_ece / py_vapid (issue 14).
     let webpush_python = webpush::ensure_python()?;
+    // The metrics e2e test parses /metrics with Python prometheus_client (issue 15).
+    let metrics_python = metrics::ensure_python()?;
     // --nocapture lets the known-answer suites print their per-file case counts.
     run(
         "cargo test (all crates)",
         cargo()
             .args(["test", "--workspace", "--", "--nocapture"])
-            .env(webpush::PYTHON_ENV, webpush_python),
+            .env(webpush::PYTHON_ENV, webpush_python)
+            .env(metrics::PYTHON_ENV, metrics_python),
     )?;
     // Every fuzz target for a few seconds on its committed corpus (fuzz/README.md).
     fuzz::short_pass()?;

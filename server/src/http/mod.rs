@@ -9,6 +9,7 @@ pub mod edge;
 pub mod extract;
 pub mod login;
 pub mod openapi;
+pub mod request_id;
 pub mod rp;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::error::{ApiError, ErrorBody, ErrorDetail};
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let database = self.is_database();
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code,
@@ -32,13 +34,48 @@ impl IntoResponse for ApiError {
         };
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if database {
+            response.extensions_mut().insert(DatabaseFailure);
+        }
+        response
+    }
+}
+
+/// Marks a response that answers a failed database statement, so that
+/// [`observe`] counts it with the state it has (the error itself has none).
+#[derive(Debug, Clone, Copy)]
+struct DatabaseFailure;
+
+/// Counts the database errors answered on any route: the one place where an
+/// HTTP request's failed statement is counted.
+async fn observe(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    if response.extensions().get::<DatabaseFailure>().is_some() {
+        state.metrics.database_error();
+    }
+    response
+}
+
+/// `GET /metrics`: this instance's Prometheus metrics (config `metrics`).
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    match state.metrics.render() {
+        Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
     }
 }
 
 /// Every route of the server.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    if state.config.metrics {
+        router = router.route("/metrics", get(metrics));
+    }
+    router
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi::handler))
         .route("/v1/rp/enrollments", post(rp::create_enrollment))
@@ -86,6 +123,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             Arc::new(state.config.http.clone()),
             edge::read_body,
         ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        // Outermost: every response of the router carries the id.
+        .layer(axum::middleware::from_fn(request_id::layer))
         .with_state(state)
 }
 

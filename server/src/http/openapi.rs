@@ -211,19 +211,30 @@ fn schemas_main() -> Value {
                 "description": "type: the user types the number shown on the login page (3 wrong entries end the challenge, configurable); pick: the user picks it among 3 (one wrong pick ends it)"},
             "digits": {"type": "integer", "minimum": 2, "maximum": 8, "default": 2},
             "profile": {"type": "string", "enum": ["nist"], "description": "type 6 digits (NIST SP 800-63B-4)"},
-            "timeout_secs": {"type": "integer", "minimum": 1, "maximum": 600, "default": 30}},
+            "timeout_secs": {"type": "integer", "minimum": 1, "maximum": 600, "default": 30},
+            "device_id": {"type": "string", "minLength": 1, "maxLength": 64, "description": "only this one of the user's active devices (see GET /v1/rp/users/{user}/devices); default: all of them. 404 `not_found` when it is not one of them"}},
             "description": "`user` is required for POST /v1/rp/push and ignored inside ValidateRequest.push"},
         "PushStarted": {"type": "object", "additionalProperties": false, "required": ["tx_id", "number", "expires_at", "devices"], "properties": {
             "tx_id": {"type": "string"}, "number": {"type": ["string", "null"], "description": "show it on the login page"},
             "expires_at": {"type": "integer"}, "devices": {"type": "integer", "minimum": 1}}},
         "ChallengeStatus": {"type": "object", "additionalProperties": false,
-            "required": ["tx_id", "state", "expires_at", "answered_at", "device_id", "deny_reason", "fraud_reported", "push_otp"], "properties": {
+            "required": ["tx_id", "state", "expires_at", "answered_at", "device_id", "deny_reason", "fraud_reported", "push_otp", "delivery"], "properties": {
             "tx_id": {"type": "string"}, "state": {"type": "string", "enum": ["pending", "approved", "denied", "expired"]},
             "expires_at": {"type": "integer"}, "answered_at": {"type": ["integer", "null"]},
             "device_id": {"type": ["string", "null"], "description": "the device that answered (or entered the last wrong number)"},
             "deny_reason": {"type": ["string", "null"], "enum": ["not_me", "mistake", "wrong_number", null]},
             "fraud_reported": {"type": "boolean", "description": "the user answered \"it was not me\"; pushes to the user are locked"},
-            "push_otp": {"type": ["string", "null"], "description": "the approval's push OTP; accepted by /v1/rp/validate with this tx_id only"}}},
+            "push_otp": {"type": ["string", "null"], "description": "the approval's push OTP; accepted by /v1/rp/validate with this tx_id only"},
+            "delivery": {"type": "array", "description": "one entry per device the challenge was sealed for, by device_id", "items": reference("Delivery")}}},
+        "Delivery": {"type": "object", "additionalProperties": false,
+            "required": ["device_id", "provider", "state", "at", "error", "fetched", "fetched_at"], "properties": {
+            "device_id": {"type": "string"},
+            "provider": {"type": "string", "description": "none (the device long-polls), fcm, apns, unifiedpush"},
+            "state": {"type": "string", "enum": ["pending", "sent", "failed", "not_configured"], "description": "the wake-up: pending while queued, sent when the provider accepted it, failed, or not_configured (no push token or no sender for its provider)"},
+            "at": {"type": ["integer", "null"], "description": "when the wake-up was sent or failed"},
+            "error": {"type": ["string", "null"], "description": "why it failed, in short (no token or endpoint)"},
+            "fetched": {"type": "boolean", "description": "the device fetched the challenge"},
+            "fetched_at": {"type": ["integer", "null"]}}},
         "ValidateRequest": {"type": "object", "required": ["user", "passcode"], "additionalProperties": false, "properties": {
             "user": user_name(),
             "passcode": {"type": "string", "description": "a TOTP/HOTP code or push OTP (digits), or a push trigger: empty, one character, or `push` in any case. A trigger passes the same fatigue rules as any push: it lifts no suppression or lock."},
@@ -351,7 +362,7 @@ pub fn document() -> Value {
         "post",
         rp(
             "Start a push login or transaction approval",
-            "Refused with 403 `locked` after a \"not me\" report (until the lock's time passes or an operator unlocks), 429 `suppressed` after repeated misses (denials, wrong numbers, timeouts; lifted by a valid OTP or offline code, an \"it was me\" from an enrolled device, or an operator), 429 `rate_limited` inside the growing wait after misses, over the push window or with too many pending challenges, 404 `no_device` for a user without an active device.",
+            "Refused with 403 `locked` after a \"not me\" report (until the lock's time passes or an operator unlocks), 429 `suppressed` after repeated misses (denials, wrong numbers, timeouts; lifted by a valid OTP or offline code, an \"it was me\" from an enrolled device, or an operator), 429 `rate_limited` inside the growing wait after misses, over the push window or with too many pending challenges, 404 `no_device` for a user without an active device, 404 `not_found` when `device_id` is not one of the user's active devices.",
             Some("PushRequest"),
             "PushStarted",
             &[401, 403, 404, 429],
@@ -363,7 +374,7 @@ pub fn document() -> Value {
         "get",
         rp(
             "Challenge status (long-poll with ?wait=N)",
-            "Answers at once when the challenge is no longer pending; holds no database connection while waiting.",
+            "Answers at once when the challenge is no longer pending; holds no database connection while waiting. `device_id` names the device that answered; `delivery` lists, per device the challenge was sealed for, its wake-up's outcome and whether it fetched the challenge.",
             None,
             "ChallengeStatus",
             &[401, 404],
@@ -411,7 +422,7 @@ pub fn document() -> Value {
         "get",
         rp(
             "List a user's devices",
-            "",
+            "Oldest first, with their status (`active`, `removed`; unconfirmed activations are not listed), to choose one for `device_id` in POST /v1/rp/push.",
             None,
             "DeviceList",
             &[401, 404],
@@ -644,11 +655,28 @@ pub fn document() -> Value {
             vec![],
         ),
     );
+    add(
+        "/metrics",
+        "get",
+        public(
+            "Prometheus metrics",
+            "This instance's counters, gauges and histograms in the OpenMetrics text format (pushes by outcome, wake-ups by provider, push-to-answer latency, waiting long-polls, database errors, RADIUS requests). Served while the configuration's `metrics` is true (the default). See docs/SERVER.md.",
+            None,
+            "Health",
+            &[],
+            vec![],
+        ),
+    );
     if let Some(delete) = paths.get_mut("/v1/device") {
         // The reason is optional: an empty body deregisters too.
         delete["delete"]["requestBody"]["required"] = json!(false);
     }
 
+    if let Some(get) = paths.get_mut("/metrics") {
+        // Text, not JSON.
+        get["get"]["responses"]["200"] = json!({"description": "OpenMetrics text",
+            "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}});
+    }
     // The health check's 503 carries its own body, not the error shape.
     if let Some(get) = paths.get_mut("/healthz") {
         get["get"]["responses"]["503"] = json!({"description": "database unavailable",
@@ -659,7 +687,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Countersign API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "The relying-party API (`/v1/rp/…`, `Authorization: Bearer csk_<key id>.<secret>`) and the device API (`/v1/device/…`, requests signed by the device: docs/PROTOCOL.md §7 and §12). Every error is `{\"error\":{\"code\",\"message\"}}`; unknown routes answer 404 `not_found`, wrong methods 405 `method_not_allowed`."
+            "description": "The relying-party API (`/v1/rp/…`, `Authorization: Bearer csk_<key id>.<secret>`) and the device API (`/v1/device/…`, requests signed by the device: docs/PROTOCOL.md §7 and §12). Every error is `{\"error\":{\"code\",\"message\"}}`; unknown routes answer 404 `not_found`, wrong methods 405 `method_not_allowed`. Every response carries `x-request-id`: the request's own when it is 1–64 visible ASCII characters, else a fresh `req_…`; the server's log lines of the request carry it."
         },
         "security": [{"apiKey": []}],
         "paths": paths,

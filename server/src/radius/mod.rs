@@ -123,7 +123,8 @@ impl Radius {
     ) -> std::io::Result<Self> {
         let socket = tokio::net::UdpSocket::bind(config.listen).await?;
         let addr = socket.local_addr()?;
-        let stats = Arc::new(RadiusStats::default());
+        // Kept by the metrics, so `/metrics` renders them.
+        let stats = state.metrics.radius.clone();
         let task = tokio::spawn(listener::serve(
             socket,
             state,

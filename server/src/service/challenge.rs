@@ -82,6 +82,8 @@ pub struct PushRequest {
     pub profile: Option<String>,
     /// Timeout in seconds (default 30; 1..=600).
     pub timeout_secs: Option<u32>,
+    /// Only this one of the user's active devices (default: all of them).
+    pub device_id: Option<String>,
 }
 
 /// What the RP asked for, validated, with the number to match drawn.
@@ -98,6 +100,8 @@ struct PushOptions {
     number: Option<String>,
     /// Lifetime in seconds.
     timeout: i64,
+    /// The one device to target (`None`: every active device).
+    device: Option<String>,
 }
 
 impl PushRequest {
@@ -145,6 +149,11 @@ impl PushRequest {
                 (NumberMatching::Pick { choices }, Some(shown))
             }
         };
+        if let Some(d) = &self.device_id
+            && (d.is_empty() || d.len() > 64)
+        {
+            return Err(ApiError::bad_request("device_id must be 1-64 characters"));
+        }
         let kind = if self.transaction.is_some() {
             ChallengeKind::Transaction
         } else {
@@ -164,6 +173,7 @@ impl PushRequest {
             matching,
             number,
             timeout: i64::from(timeout),
+            device: self.device_id.clone(),
         })
     }
 }
@@ -249,10 +259,13 @@ pub(crate) fn seal_copy(
 }
 
 /// Stores a sealed copy of challenge `tx_id` for its device.
+/// `wake`: the provider its wake-up goes through and its first state
+/// (`pending` when one is queued, else `not_configured`).
 pub(crate) async fn store_copy(
     conn: &mut sqlx::AnyConnection,
     tx_id: &str,
     copy: &SealedCopy,
+    wake: (&str, &str),
 ) -> ApiResult<()> {
     store::challenges::insert_delivery(
         conn,
@@ -263,6 +276,8 @@ pub(crate) async fn store_copy(
             plaintext: &copy.plaintext,
             sealed: &copy.sealed,
             kem_key_id: &copy.kem_key_id,
+            wake_provider: wake.0,
+            wake_state: wake.1,
         },
     )
     .await?;
@@ -316,6 +331,13 @@ async fn start(
     }
     if targets.is_empty() {
         return Err(no_device());
+    }
+    if let Some(only) = &opts.device {
+        // One of the user's active devices, or no such device for this RP.
+        targets.retain(|t| &t.id == only);
+        if targets.is_empty() {
+            return Err(ApiError::not_found("device"));
+        }
     }
     let who = AuditSubject {
         rp: Some(&rp.id),
@@ -388,8 +410,18 @@ async fn start(
         },
     )
     .await?;
-    for copy in &copies {
-        store_copy(&mut dbtx, &tx_id, copy).await?;
+    for (copy, target) in copies.iter().zip(&targets) {
+        let wake = if target.push_token.is_some()
+            && state
+                .senders
+                .iter()
+                .any(|s| s.provider() == target.push_provider)
+        {
+            (target.push_provider.as_str(), "pending")
+        } else {
+            (target.push_provider.as_str(), "not_configured")
+        };
+        store_copy(&mut dbtx, &tx_id, copy, wake).await?;
     }
     let audit_id = random_id("au_")?;
     let reason = format!("{kind} challenge to {} device(s)", targets.len());
@@ -408,6 +440,7 @@ async fn start(
     )
     .await?;
     dbtx.commit().await?;
+    state.metrics.push_started();
     tracing::info!(tx = %tx_id, rp = %rp.id, user = %user_id, devices = targets.len(), "push started");
 
     for target in targets.iter() {
@@ -450,7 +483,26 @@ async fn send_wakeups(state: Arc<AppState>, wakes: Vec<(String, WakeUp)>) {
         let Some(sender) = state.senders.iter().find(|s| s.provider() == provider) else {
             continue;
         };
-        match sender.send(&wake).await {
+        let sent = sender.send(&wake).await;
+        state.metrics.wakeup(&provider, sent.is_ok());
+        let (outcome, reason) = match &sent {
+            Ok(()) => ("sent", None),
+            Err(e) => ("failed", Some(wakeup_failure(e))),
+        };
+        let recorded = store::challenges::record_wakeup(
+            &state.db,
+            &wake.tx_id,
+            &wake.device_id,
+            outcome,
+            now(),
+            reason.as_deref(),
+        )
+        .await;
+        if let Err(e) = recorded {
+            state.metrics.database_error();
+            tracing::warn!(tx = %wake.tx_id, error = %e, "wake-up outcome not recorded");
+        }
+        match sent {
             Ok(()) => {}
             Err(PushError::Unregistered) => {
                 tracing::info!(device = %wake.device_id, "push token unregistered; device will long-poll");
@@ -464,8 +516,40 @@ async fn send_wakeups(state: Arc<AppState>, wakes: Vec<(String, WakeUp)>) {
     }
 }
 
+/// A short reason for the RP's status: no token, endpoint or provider text
+/// that could carry one.
+fn wakeup_failure(e: &PushError) -> String {
+    match e {
+        PushError::Unregistered => "the provider says the device token is no longer valid".into(),
+        PushError::Rejected { status, .. } => format!("the provider refused it (HTTP {status})"),
+        PushError::Transport(_) => "the provider could not be reached".into(),
+        PushError::Config(_) => "the push sender is misconfigured".into(),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The RP's view
+
+/// One targeted device's wake-up and fetch.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeliveryStatus {
+    /// The device the challenge was sealed for.
+    pub device_id: String,
+    /// `none` (the device long-polls), `fcm`, `apns`, `unifiedpush`.
+    pub provider: String,
+    /// The wake-up: `pending` (queued), `sent` (the provider accepted it),
+    /// `failed`, or `not_configured` (no push token, or no sender for its
+    /// provider: the device finds it by long-polling).
+    pub state: String,
+    /// When the wake-up was sent or failed (Unix seconds).
+    pub at: Option<i64>,
+    /// Why it failed, in short (no token or endpoint).
+    pub error: Option<String>,
+    /// Whether the device fetched the challenge.
+    pub fetched: bool,
+    /// When it fetched it (Unix seconds).
+    pub fetched_at: Option<i64>,
+}
 
 /// Challenge status.
 #[derive(Debug, Serialize, Deserialize)]
@@ -487,6 +571,8 @@ pub struct ChallengeStatus {
     /// The push OTP the device returned with its approval (to fill an OTP form;
     /// validate it with `/v1/rp/validate` and this tx id).
     pub push_otp: Option<String>,
+    /// Per targeted device: the wake-up's outcome and whether it fetched.
+    pub delivery: Vec<DeliveryStatus>,
 }
 
 async fn load_status(state: &AppState, rp: &Rp, tx: &str) -> ApiResult<ChallengeStatus> {
@@ -511,6 +597,19 @@ async fn load_status(state: &AppState, rp: &Rp, tx: &str) -> ApiResult<Challenge
         }
         _ => None,
     };
+    let delivery = store::challenges::deliveries(&state.db, tx)
+        .await?
+        .into_iter()
+        .map(|d| DeliveryStatus {
+            device_id: d.device_id,
+            provider: d.wake_provider,
+            state: d.wake_state,
+            at: d.wake_at,
+            error: d.wake_error,
+            fetched: d.fetched_at.is_some(),
+            fetched_at: d.fetched_at,
+        })
+        .collect();
     Ok(ChallengeStatus {
         tx_id: tx.to_string(),
         state: st,
@@ -520,6 +619,7 @@ async fn load_status(state: &AppState, rp: &Rp, tx: &str) -> ApiResult<Challenge
         fraud_reported: row.deny_reason.as_deref() == Some("not_me"),
         deny_reason: row.deny_reason,
         push_otp,
+        delivery,
     })
 }
 
@@ -540,6 +640,7 @@ pub async fn wait_status(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(wait));
     let wanted = Event::Challenge(tx.to_string());
     let mut stop = state.shutting_down.clone();
+    let _waiting = (wait > 0).then(|| state.metrics.long_poll("rp"));
     loop {
         let mut rx = state.notifier.subscribe();
         let status = load_status(state, rp, tx).await?;
@@ -564,11 +665,13 @@ pub async fn wait_status(
 pub async fn expire_overdue(state: &Arc<AppState>) -> ApiResult<()> {
     let t = now();
     let rows = store::challenges::expire_overdue(&state.db, t).await?;
+    // Counted here, where the rows turned `expired` (once across instances).
+    state.metrics.pushes_expired(rows.len());
     for r in rows {
         // An unanswered push is a miss like a denial: a fatigue attacker's
         // pushes that the user ignores must not be free.
         let mut conn = state.db.begin().await?;
-        policy::record_answer(
+        let stopped = policy::record_answer(
             state,
             &mut conn,
             &r.user_id,
@@ -585,6 +688,9 @@ pub async fn expire_overdue(state: &Arc<AppState>) -> ApiResult<()> {
         conn.commit().await?;
         state.notifier.publish(Event::Challenge(r.id.clone())).await;
         webhook::send(state, &r.rp_id, &r.id, "expired", None);
+        if let Some(reason) = stopped {
+            webhook::send_user_suppressed(state, &r.rp_id, &r.user_id, reason);
+        }
     }
     store::nonces::delete_expired(&state.db, t).await?;
     Ok(())
@@ -660,6 +766,7 @@ pub async fn poll(
         Event::Challenge(tx) => known.contains(tx),
     };
     let mut stop = state.shutting_down.clone();
+    let _waiting = (wait > 0).then(|| state.metrics.long_poll("device"));
     loop {
         let mut rx = state.notifier.subscribe();
         let list = pending_for(state, &device.id)
@@ -819,7 +926,7 @@ async fn count_wrong_number(
         dbtx.commit().await?;
         return Ok(wrong_number_error(Some(limit - counted.number_failures)));
     }
-    policy::record_answer(
+    let stopped = policy::record_answer(
         state,
         &mut dbtx,
         &row.user_id,
@@ -829,6 +936,7 @@ async fn count_wrong_number(
     )
     .await?;
     dbtx.commit().await?;
+    state.metrics.push_ended_wrong_number();
     tracing::info!(tx = %tx, "challenge ended after wrong numbers");
     state
         .notifier
@@ -836,6 +944,9 @@ async fn count_wrong_number(
         .await;
     if row.has_webhook != 0 {
         webhook::send(state, &row.rp_id, tx, "denied", Some("wrong_number"));
+        if let Some(reason) = stopped {
+            webhook::send_user_suppressed(state, &row.rp_id, &row.user_id, reason);
+        }
     }
     Ok(wrong_number_error(Some(0)))
 }
@@ -997,7 +1108,7 @@ pub async fn answer(
         t,
     )
     .await?;
-    policy::record_answer(
+    let stopped = policy::record_answer(
         state,
         &mut dbtx,
         &device.user_id,
@@ -1007,6 +1118,8 @@ pub async fn answer(
     )
     .await?;
     dbtx.commit().await?;
+    let issued_at = i64::try_from(challenge.issued_at).unwrap_or(t);
+    state.metrics.push_answered(reason, t - issued_at);
     state
         .notifier
         .publish(Event::Challenge(tx.to_string()))
@@ -1015,6 +1128,9 @@ pub async fn answer(
         webhook::send(state, &row.rp_id, tx, new_state, reason);
         if outcome == Outcome::Fraud {
             webhook::send_fraud_report(state, &row.rp_id, tx, &device.id);
+        }
+        if let Some(reason) = stopped {
+            webhook::send_user_suppressed(state, &row.rp_id, &device.user_id, reason);
         }
     }
     if outcome == Outcome::Fraud {

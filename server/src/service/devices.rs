@@ -243,7 +243,7 @@ fn offer_refusal(
 /// it active, in one transaction, while the offer is unexpired and unused. A
 /// repeated confirmation of a device that already confirmed (the response was
 /// lost) gets the same answer.
-pub async fn confirm(state: &AppState, device: &Device) -> ApiResult<ActivationConfirmed> {
+pub async fn confirm(state: &Arc<AppState>, device: &Device) -> ApiResult<ActivationConfirmed> {
     let confirmed = || ActivationConfirmed {
         device_id: device.id.clone(),
         status: "active".into(),
@@ -274,6 +274,13 @@ pub async fn confirm(state: &AppState, device: &Device) -> ApiResult<ActivationC
             store::devices::delete_pending_for_offer(&mut dbtx, &offer_id).await?;
             audit_on(&mut dbtx, who, "enrollment", "device activated").await?;
             dbtx.commit().await?;
+            webhook::send_device(
+                state,
+                &device.rp_id,
+                webhook::DeviceEvent::Enrolled,
+                &device.id,
+                None,
+            );
             return Ok(confirmed());
         }
         dbtx.rollback().await?;
@@ -475,10 +482,11 @@ pub async fn remove_by_operator(
 
 /// Marks a device removed (idempotent for the audit trail) and wakes its
 /// long-polls: its next request gets `device_removed` and its core wipes the
-/// account. Its pending challenges that no other active device can answer
+/// account. The one place a device is removed, so every caller (the device
+/// itself, the RP, an operator) sends the `device.removed` webhook. Its pending challenges that no other active device can answer
 /// end as `expired` in the same transaction (audited, webhook `expired`): no
 /// answer can come for them any more.
-async fn remove(
+pub async fn remove(
     state: &Arc<AppState>,
     rp_id: &str,
     user_id: &str,
@@ -511,6 +519,7 @@ async fn remove(
         .await?;
     }
     dbtx.commit().await?;
+    state.metrics.pushes_expired(ended.len());
     state
         .notifier
         .publish(Event::Device(device_id.to_string()))
@@ -519,6 +528,13 @@ async fn remove(
         state.notifier.publish(Event::Challenge(c.id.clone())).await;
         webhook::send(state, &c.rp_id, &c.id, "expired", None);
     }
+    webhook::send_device(
+        state,
+        rp_id,
+        webhook::DeviceEvent::Removed,
+        device_id,
+        Some(reason),
+    );
     Ok(())
 }
 

@@ -54,8 +54,9 @@ pub async fn check_gate(
     gate: PushGate,
     t: i64,
 ) -> ApiResult<()> {
-    let (reason, error) = if gate.locked_until > t {
+    let (label, reason, error) = if gate.locked_until > t {
         (
+            "locked",
             "locked after a fraud report",
             ApiError::new(
                 ErrorCode::Locked,
@@ -64,9 +65,10 @@ pub async fn check_gate(
             ),
         )
     } else if gate.suppressed {
-        ("suppressed after misses", suppressed_error())
+        ("suppressed", "suppressed after misses", suppressed_error())
     } else if gate.next_push_at > t {
         (
+            "waiting",
             "waiting after a miss",
             ApiError::new(
                 ErrorCode::RateLimited,
@@ -80,6 +82,7 @@ pub async fn check_gate(
     } else {
         return Ok(());
     };
+    state.metrics.push_suppressed(label);
     audit(&state.db, who, "push_refused", reason).await?;
     Err(error)
 }
@@ -119,6 +122,7 @@ pub async fn admit_push(
     }
     let pending = store::challenges::count_pending(&state.db, user_id, t).await?;
     if pending >= i64::from(policy.max_pending) {
+        state.metrics.push_suppressed("too_many_pending");
         audit(
             &state.db,
             who,
@@ -131,6 +135,7 @@ pub async fn admit_push(
             "too many pending challenges for this user",
         ));
     }
+    state.metrics.push_suppressed("rate_limited");
     audit(&state.db, who, "push_refused", "push rate limit").await?;
     Err(ApiError::new(
         ErrorCode::RateLimited,
@@ -205,7 +210,9 @@ impl Outcome {
 /// Updates the user's miss streak (its wait, suppression, the fraud lock) for
 /// how a push ended and audits it, inside the transaction that records the end.
 /// An approval ends a streak (written only when there is one); every other end
-/// is a miss.
+/// is a miss. Returns why pushes to the user stopped when this end stopped
+/// them (`fraud_report`: locked; `misses`: suppressed at the limit), for the
+/// `user.suppressed` webhook the caller sends once the transaction commits.
 pub async fn record_answer(
     state: &AppState,
     conn: &mut AnyConnection,
@@ -213,12 +220,13 @@ pub async fn record_answer(
     who: AuditSubject<'_>,
     outcome: Outcome,
     denial_streak: i64,
-) -> ApiResult<()> {
+) -> ApiResult<Option<&'static str>> {
     if outcome == Outcome::Approved {
         if denial_streak != 0 {
             store::users::reset_denial_streak(conn, user_id).await?;
         }
-        return audit_on(conn, who, "approval", "approved on device").await;
+        audit_on(conn, who, "approval", "approved on device").await?;
+        return Ok(None);
     }
     let policy = &state.config.policy;
     let t = now();
@@ -226,6 +234,9 @@ pub async fn record_answer(
     let limit = i64::from(policy.denials_before_suppression);
     // 0 turns the lock off: the column only ever moves forward.
     let lock_until = t.saturating_add(i64::from(policy.fraud_lock_secs));
+    // A second "not me" while the lock holds (two requests were pending)
+    // changes nothing the RP has not been told.
+    let was_locked = fraud && store::users::locked_until(conn, user_id).await? > t;
     let counters = store::users::record_miss(
         conn,
         &store::users::Miss {
@@ -253,10 +264,17 @@ pub async fn record_answer(
         )
         .await?;
     }
-    if counters.suppressed == 1 && counters.denial_streak == limit {
+    let suppressed_now = counters.suppressed == 1 && counters.denial_streak == limit;
+    if suppressed_now {
         audit_on(conn, who, "suppression", "consecutive misses").await?;
     }
-    Ok(())
+    Ok(if fraud && !was_locked && policy.fraud_lock_secs > 0 {
+        Some("fraud_report")
+    } else if suppressed_now {
+        Some("misses")
+    } else {
+        None
+    })
 }
 
 /// "It was me", sent by an enrolled device of the user (a request signed with

@@ -399,7 +399,8 @@ pub async fn claim(
         },
     )
     .await?;
-    store_copy(&mut dbtx, &tx_id, &copy).await?;
+    // The device scanned the QR: no wake-up, it fetches at once.
+    store_copy(&mut dbtx, &tx_id, &copy, ("none", "not_configured")).await?;
     let audit_id = random_id("au_")?;
     store::audit::insert(
         &mut dbtx,
@@ -416,6 +417,7 @@ pub async fn claim(
     )
     .await?;
     dbtx.commit().await?;
+    state.metrics.push_started();
     tracing::info!(login = %id, tx = %tx_id, device = %device.id, "QR login scanned");
     state
         .notifier

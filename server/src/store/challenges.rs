@@ -128,13 +128,17 @@ pub struct NewDelivery<'a> {
     pub sealed: &'a str,
     /// Id of the KEM key it was sealed to.
     pub kem_key_id: &'a str,
+    /// The provider its wake-up goes through (`none`: it long-polls).
+    pub wake_provider: &'a str,
+    /// `pending` (a wake-up is queued) or `not_configured`.
+    pub wake_state: &'a str,
 }
 
 /// Stores one device's sealed copy.
 pub async fn insert_delivery(conn: &mut AnyConnection, d: &NewDelivery<'_>) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO challenge_deliveries (tx_id, device_id, display_hash, plaintext, sealed, kem_key_id) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO challenge_deliveries (tx_id, device_id, display_hash, plaintext, sealed, \
+         kem_key_id, wake_provider, wake_state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(d.tx_id)
     .bind(d.device_id)
@@ -142,9 +146,63 @@ pub async fn insert_delivery(conn: &mut AnyConnection, d: &NewDelivery<'_>) -> S
     .bind(d.plaintext)
     .bind(d.sealed)
     .bind(d.kem_key_id)
+    .bind(d.wake_provider)
+    .bind(d.wake_state)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Records how the wake-up of challenge `tx` to `device_id` went (`sent` or
+/// `failed`, with a short reason).
+pub async fn record_wakeup(
+    db: &Db,
+    tx: &str,
+    device_id: &str,
+    state: &str,
+    at: i64,
+    error: Option<&str>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE challenge_deliveries SET wake_state = $1, wake_at = $2, wake_error = $3 \
+         WHERE tx_id = $4 AND device_id = $5",
+    )
+    .bind(state)
+    .bind(at)
+    .bind(error)
+    .bind(tx)
+    .bind(device_id)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// One targeted device's wake-up and fetch, as the RP sees them.
+#[derive(Debug, FromRow)]
+pub struct DeliveryRow {
+    /// The device.
+    pub device_id: String,
+    /// `none`, `fcm`, `apns`, `unifiedpush`.
+    pub wake_provider: String,
+    /// `pending`, `sent`, `failed`, `not_configured`.
+    pub wake_state: String,
+    /// When the wake-up was sent or failed (Unix seconds).
+    pub wake_at: Option<i64>,
+    /// Why it failed (short, no secrets).
+    pub wake_error: Option<String>,
+    /// When the device fetched the challenge (Unix seconds).
+    pub fetched_at: Option<i64>,
+}
+
+/// The devices challenge `tx` was sealed for, by device id.
+pub async fn deliveries(db: &Db, tx: &str) -> StoreResult<Vec<DeliveryRow>> {
+    sqlx::query_as(
+        "SELECT device_id, wake_provider, wake_state, wake_at, wake_error, fetched_at \
+         FROM challenge_deliveries WHERE tx_id = $1 ORDER BY device_id",
+    )
+    .bind(tx)
+    .fetch_all(&db.pool)
+    .await
 }
 
 /// A challenge's state as the RP sees it.

@@ -252,6 +252,28 @@ pub async fn remove(
     Ok(done.rows_affected() != 0)
 }
 
+/// What a device webhook names.
+#[derive(Debug, FromRow)]
+pub struct DeviceEventRow {
+    /// The user's name (the relying party's user id).
+    pub user_name: String,
+    /// User-chosen device name.
+    pub name: String,
+    /// `android`, `ios`, `desktop`.
+    pub platform: String,
+}
+
+/// The user and the name of device `device_id` (also once removed).
+pub async fn event_info(db: &Db, device_id: &str) -> StoreResult<Option<DeviceEventRow>> {
+    sqlx::query_as(
+        "SELECT u.name AS user_name, d.name, d.platform FROM devices d \
+         JOIN users u ON u.id = d.user_id WHERE d.id = $1",
+    )
+    .bind(device_id)
+    .fetch_optional(&db.pool)
+    .await
+}
+
 /// A device as its relying party lists it.
 #[derive(Debug, FromRow)]
 pub struct DeviceListRow {

@@ -37,6 +37,26 @@ pub async fn find_id(db: &Db, rp_id: &str, name: &str) -> StoreResult<Option<Str
         .transpose()
 }
 
+/// The name (the relying party's user id) of user `user_id`.
+pub async fn name(db: &Db, user_id: &str) -> StoreResult<Option<String>> {
+    sqlx::query("SELECT name FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .map(|row| row.try_get("name"))
+        .transpose()
+}
+
+/// Until when user `user_id` is locked after a fraud report (Unix seconds; 0
+/// when never), read inside the caller's transaction.
+pub async fn locked_until(conn: &mut AnyConnection, user_id: &str) -> StoreResult<i64> {
+    sqlx::query("SELECT locked_until FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map_or(Ok(0), |row| row.try_get("locked_until"))
+}
+
 /// Counts one passcode attempt unless the user already has `max_failures`
 /// inside the window that started after `window_start`; `false` when refused.
 pub async fn reserve_passcode_attempt(

@@ -716,10 +716,12 @@ fn serve_hook(mut conn: TcpStream, hooks: &Hooks) {
             if buf.len() >= end + 4 + len {
                 if let Ok(v) = serde_json::from_slice::<Value>(&buf[end + 4..end + 4 + len]) {
                     let tx = v["tx_id"].as_str().unwrap_or_default().to_owned();
-                    // `challenge.<state>`, or `challenge.fraud_reported`.
+                    // `challenge.<state>`, or `challenge.fraud_reported`; the
+                    // device and user events are not this test's subject.
                     let event = v["event"].as_str().unwrap_or_default();
-                    let kind = event.strip_prefix("challenge.").unwrap_or(event).to_owned();
-                    hooks.lock().unwrap().push((tx, kind));
+                    if let Some(kind) = event.strip_prefix("challenge.") {
+                        hooks.lock().unwrap().push((tx, kind.to_owned()));
+                    }
                 }
                 let _ = conn.write_all(
                     b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",

@@ -296,6 +296,20 @@ async fn radius_front_with_radclient_and_the_core_as_the_phone() {
     assert!(after.unknown_client > before.unknown_client);
     assert!(after.legacy_admitted > before.legacy_admitted);
     assert!(after.retransmissions > before.retransmissions);
+    // The same counters on /metrics (issue 15).
+    let text = s.server().state().metrics.render().unwrap();
+    for (outcome, n) in [
+        ("accept", after.accepts),
+        ("reject", after.rejects),
+        ("challenge", after.challenges),
+        ("retransmission", after.retransmissions),
+        ("unknown_client", after.unknown_client),
+        ("bad_authenticator", after.bad_authenticator),
+        ("missing_authenticator", after.missing_authenticator),
+    ] {
+        let line = format!("countersign_radius_requests_total{{outcome=\"{outcome}\"}} {n}\n");
+        assert!(text.contains(&line), "{line} in:\n{text}");
+    }
     println!("radius scenarios took {:?}", started.elapsed());
 
     // The listener stops with the server: a request held for the phone ends
