@@ -369,6 +369,8 @@ async fn start(
     let kind = match opts.kind {
         ChallengeKind::Login => "login",
         ChallengeKind::Transaction => "transaction",
+        // Made by service/transfer.rs only; an RP push never is one.
+        ChallengeKind::Transfer => return Err(ApiError::internal("transfer kind in a push")),
     };
     let dbtx = state.db.begin().await?;
     let mut dbtx = policy::admit_push(state, dbtx, &user_id, who, t).await?;
@@ -445,7 +447,9 @@ async fn start(
     })
 }
 
-async fn send_wakeups(state: Arc<AppState>, wakes: Vec<(String, WakeUp)>) {
+/// Sends wake-ups (provider, wake-up) one by one; a token the provider no
+/// longer knows is forgotten.
+pub(crate) async fn send_wakeups(state: Arc<AppState>, wakes: Vec<(String, WakeUp)>) {
     for (provider, wake) in wakes {
         let Some(sender) = state.senders.iter().find(|s| s.provider() == provider) else {
             continue;
@@ -565,6 +569,11 @@ pub async fn expire_overdue(state: &Arc<AppState>) -> ApiResult<()> {
     let t = now();
     let rows = store::challenges::expire_overdue(&state.db, t).await?;
     for r in rows {
+        if r.kind == "transfer" {
+            // Not a push: no miss, no webhook; the transfer is denied (§14).
+            super::transfer::expired(state, &r.id).await?;
+            continue;
+        }
         // An unanswered push is a miss like a denial: a fatigue attacker's
         // pushes that the user ignores must not be free.
         let mut conn = state.db.begin().await?;
@@ -997,6 +1006,21 @@ pub async fn answer(
         t,
     )
     .await?;
+    // A transfer's approval (§14) decides in this transaction; it is no login,
+    // so no miss counters, no RP webhook.
+    if let Some(tr) = store::transfers::for_tx(&mut dbtx, tx).await? {
+        let removal = super::transfer::decide(&mut dbtx, &tr, tx, device, new_state).await?;
+        dbtx.commit().await?;
+        state
+            .notifier
+            .publish(Event::Challenge(tx.to_string()))
+            .await;
+        super::transfer::after_decision(state, device, removal).await;
+        return Ok(AnswerAccepted {
+            state: new_state.into(),
+            kem_kid: Some(next_kem_kid),
+        });
+    }
     policy::record_answer(
         state,
         &mut dbtx,
