@@ -1059,7 +1059,10 @@ fn transfer_challenges_need_text_and_no_transaction() {
     let mut c = challenge();
     c.kind = ChallengeKind::Transfer;
     c.number_matching = NumberMatching::Off;
-    assert_eq!(c.validate(), Err(ProtocolError::Malformed { field: "text" }));
+    assert_eq!(
+        c.validate(),
+        Err(ProtocolError::Malformed { field: "text" })
+    );
     c.text = Some("Move alice to a new phone: Pixel 9 (android)".into());
     c.validate().unwrap();
     let json = String::from_utf8(c.to_json().unwrap()).unwrap();

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::response::Response;
 use axum::http::StatusCode;
+use axum::response::Response;
 use countersign_protocol::api::{
     ActivationConfirmed, AnswerAccepted, KemKeyAccepted, PendingList, TransferStarted,
 };

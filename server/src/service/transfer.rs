@@ -426,6 +426,9 @@ pub(crate) async fn expired(state: &AppState, tx: &str) -> ApiResult<()> {
         "the old device did not answer in time",
     )
     .await?;
-    state.notifier.publish(Event::Challenge(tx.to_owned())).await;
+    state
+        .notifier
+        .publish(Event::Challenge(tx.to_owned()))
+        .await;
     Ok(())
 }
