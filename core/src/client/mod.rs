@@ -368,16 +368,7 @@ impl<'a> DeviceClient<'a> {
             )
             .await
             .map_err(duplicate_is_network)?;
-        let confirmed: ActivationConfirmed =
-            serde_json::from_slice(&response.body).map_err(|_| Error::Tampered)?;
-        if confirmed.device_id != who.device_id {
-            return Err(Error::Tampered);
-        }
-        match (confirmed.status.as_str(), confirmed.tx_id) {
-            ("active", None) => Ok(Confirmed::Active),
-            ("awaiting_approval", Some(tx)) => Ok(Confirmed::AwaitingApproval { tx_id: tx }),
-            _ => Err(Error::Tampered),
-        }
+        confirmed_of(&response.body, who.device_id)
     }
 
     /// Starts moving this device's account to a new phone (docs/PROTOCOL.md
@@ -421,6 +412,22 @@ impl<'a> DeviceClient<'a> {
             .await
             .map_err(duplicate_is_network)
             .map(|_| ())
+    }
+}
+
+/// Reads a confirmation answer for `device_id`: `active` alone, or
+/// `awaiting_approval` with the challenge; anything else does not come from a
+/// Countersign server speaking for this device.
+fn confirmed_of(body: &[u8], device_id: &str) -> Result<Confirmed> {
+    let confirmed: ActivationConfirmed =
+        serde_json::from_slice(body).map_err(|_| Error::Tampered)?;
+    if confirmed.device_id != device_id {
+        return Err(Error::Tampered);
+    }
+    match (confirmed.status.as_str(), confirmed.tx_id) {
+        ("active", None) => Ok(Confirmed::Active),
+        ("awaiting_approval", Some(tx)) => Ok(Confirmed::AwaitingApproval { tx_id: tx }),
+        _ => Err(Error::Tampered),
     }
 }
 
@@ -509,6 +516,28 @@ mod tests {
         assert!(check_path_segment("AAECAwQFBgcICQoLDA0ODw").is_ok());
         assert_eq!(check_path_segment("../admin"), Err(Error::Tampered));
         assert_eq!(check_path_segment(""), Err(Error::Tampered));
+    }
+
+    #[test]
+    fn confirmation_answers() {
+        let c = |body: &str| confirmed_of(body.as_bytes(), "dev1");
+        assert_eq!(
+            c(r#"{"device_id":"dev1","status":"active"}"#),
+            Ok(Confirmed::Active)
+        );
+        assert_eq!(
+            c(r#"{"device_id":"dev1","status":"awaiting_approval","tx_id":"T"}"#),
+            Ok(Confirmed::AwaitingApproval { tx_id: "T".into() })
+        );
+        for bad in [
+            r#"{"device_id":"dev2","status":"active"}"#,
+            r#"{"device_id":"dev1","status":"awaiting_approval"}"#,
+            r#"{"device_id":"dev1","status":"active","tx_id":"T"}"#,
+            r#"{"device_id":"dev1","status":"pending"}"#,
+            "<html>",
+        ] {
+            assert_eq!(c(bad), Err(Error::Tampered), "{bad}");
+        }
     }
 
     #[test]
