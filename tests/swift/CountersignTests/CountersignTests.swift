@@ -371,15 +371,25 @@ final class CountersignTests: XCTestCase {
         let push = PushController(old.authenticator)
         let card = push.card(request)
         XCTAssertTrue(card.title.contains("to a new phone"), card.title)
+        let before = try await old.authenticator.account(accountId: oldAccount)
         let result = await push.approve(card)
         guard case .approved = result else { return XCTFail("not approved: \(result)") }
         let activated = try await new.authenticator.confirmPendingActivations()
         XCTAssertEqual(activated.count, 1)
-        XCTAssertEqual(activated.first?.label, user)
-        // removeOld: the old phone is removed; its next call wipes the account.
-        await assertThrows(.DeviceDeregistered) {
-            try await old.authenticator.awaitPending(wait: .zero)
+        // The same label and issuer as on the old phone.
+        XCTAssertEqual(activated.first?.label, before.label)
+        XCTAssertTrue(before.label.hasPrefix(user), before.label)
+        XCTAssertEqual(activated.first?.issuer, before.issuer)
+        // removeOld: the old phone is removed; its next call (if the
+        // approval's own follow-up did not already) wipes the account.
+        let still = try await old.authenticator.accounts()
+        if !still.isEmpty {
+            await assertThrows(.DeviceDeregistered) {
+                try await old.authenticator.awaitPending(wait: .zero)
+            }
         }
+        let left = try await old.authenticator.accounts()
+        XCTAssertTrue(left.isEmpty)
     }
 }
 

@@ -485,13 +485,21 @@ class BindingTests {
         val card = push.card(request)
         assertEquals("Move your Binding Tests account to a new phone?", card.title)
         assertTrue(card.body.contains("to a new phone"), card.body)
+        val before = old.authenticator.account(oldAccount)
         assertTrue(push.approve(card, null) is ActionResult.Approved)
         val activated = new.authenticator.confirmPendingActivations()
         assertEquals(1, activated.size)
-        assertEquals(user, activated.single().label)
-        // remove_old: the old phone is removed; its next call wipes the account.
-        assertThrows(CountersignException.DeviceDeregistered::class.java) {
-            runBlocking { old.authenticator.pending(Duration.ZERO, null) }
+        // The same label and issuer as on the old phone.
+        assertEquals(before.label, activated.single().label)
+        assertTrue(before.label.startsWith(user), before.label)
+        assertEquals(before.issuer, activated.single().issuer)
+        // remove_old: the old phone is removed; its next call (if the
+        // approval's own follow-up did not already) wipes the account.
+        if (old.authenticator.accounts().isNotEmpty()) {
+            assertThrows(CountersignException.DeviceDeregistered::class.java) {
+                runBlocking { old.authenticator.pending(Duration.ZERO, null) }
+            }
         }
+        assertTrue(old.authenticator.accounts().isEmpty())
     }
 }
