@@ -16,7 +16,7 @@ use super::types::TransferOffer;
 use crate::crypto::ct_eq;
 use crate::error::{Error, Result};
 use crate::platform::LogLevel;
-use crate::protocol::{ActivationOffer, ServerUrl, Verification};
+use crate::protocol::{ActivationOffer, OfferCredentials, ServerUrl, Verification};
 
 /// The verification moving account `p` needs: what its policy and its user
 /// require, and at least a PIN or biometrics whenever one is set up (handing
@@ -28,6 +28,20 @@ pub(super) fn transfer_verification(p: &PushAccount) -> Verification {
     } else {
         required
     }
+}
+
+/// The new phone pins what the offer URI says: it must name this account's
+/// server (`server_url`) and pinned key (`pinned`, S's fingerprint), and the
+/// typed `code` the same offer. Anything else is [`Error::Tampered`].
+fn check_offer(uri: &str, code: &str, server_url: &str, pinned: &[u8; 32]) -> Result<()> {
+    let offer = ActivationOffer::parse_uri(uri).map_err(|_| Error::Tampered)?;
+    let typed = OfferCredentials::parse_code(code).map_err(|_| Error::Tampered)?;
+    let ours = ServerUrl::parse(server_url).map_err(|_| Error::Internal)?;
+    let same = offer.server_url.as_str() == ours.as_str()
+        && ct_eq(&offer.server_key_fingerprint, pinned)
+        && offer.credentials.id == typed.id
+        && ct_eq(offer.credentials.secret.as_bytes(), typed.secret.as_bytes());
+    if same { Ok(()) } else { Err(Error::Tampered) }
 }
 
 impl Authenticator {
@@ -67,24 +81,17 @@ impl Authenticator {
         let call = self.connect(&session)?;
         let started = call.client.start_transfer(&call.who, remove_old).await;
         let started = self.check_deregistered(account_id, started)?;
-        // The new phone pins what the URI says: it must be our server and key.
-        let offer = ActivationOffer::parse_uri(&started.offer_uri).map_err(|_| Error::Tampered)?;
-        let ours = ServerUrl::parse(&server_url).map_err(|_| Error::Internal)?;
+        let offer_uri = Zeroizing::new(started.offer_uri);
+        let code = Zeroizing::new(started.code);
         let pinned = public_from_text(&server_key)?.fingerprint();
-        if offer.server_url.as_str() != ours.as_str()
-            || !ct_eq(&offer.server_key_fingerprint, &pinned)
-            || offer.credentials.to_code().to_string().replace('-', "")
-                != started.code.replace('-', "")
-        {
-            return Err(Error::Tampered);
-        }
+        check_offer(&offer_uri, &code, &server_url, &pinned)?;
         self.log(
             LogLevel::Info,
             "transfer started; show the offer to the new phone",
         );
         Ok(TransferOffer {
-            offer_uri: Zeroizing::new(started.offer_uri),
-            code: Zeroizing::new(started.code),
+            offer_uri,
+            code,
             expires_at: u64::try_from(started.expires_at).unwrap_or(0),
         })
     }
@@ -92,9 +99,46 @@ impl Authenticator {
 
 #[cfg(test)]
 mod tests {
-    use super::transfer_verification;
+    use super::{check_offer, transfer_verification};
     use crate::authenticator::record::test_push_account;
-    use crate::protocol::Verification;
+    use crate::error::Error;
+    use crate::protocol::{ActivationOffer, OfferCredentials, ServerUrl, Verification};
+
+    #[test]
+    fn the_offer_must_name_our_server_key_and_code() {
+        let creds = OfferCredentials::generate().unwrap();
+        let offer = |url: &str, fp: [u8; 32]| ActivationOffer {
+            server_url: ServerUrl::parse(url).unwrap(),
+            credentials: creds.clone(),
+            server_key_fingerprint: fp,
+            issuer: None,
+            label: Some("alice".into()),
+            pin_min_length: None,
+        };
+        let code = creds.to_code().to_string();
+        let ours = "https://cs.example/";
+        let good = offer(ours, [7; 32]).to_uri().to_string();
+        assert_eq!(check_offer(&good, &code, ours, &[7; 32]), Ok(()));
+        // Another key, another server, another offer's code: refused.
+        assert_eq!(
+            check_offer(&good, &code, ours, &[8; 32]),
+            Err(Error::Tampered)
+        );
+        let elsewhere = offer("https://evil.example/", [7; 32]).to_uri().to_string();
+        assert_eq!(
+            check_offer(&elsewhere, &code, ours, &[7; 32]),
+            Err(Error::Tampered)
+        );
+        let other = OfferCredentials::generate().unwrap().to_code().to_string();
+        assert_eq!(
+            check_offer(&good, &other, ours, &[7; 32]),
+            Err(Error::Tampered)
+        );
+        assert_eq!(
+            check_offer("https://not-an-offer", &code, ours, &[7; 32]),
+            Err(Error::Tampered)
+        );
+    }
 
     #[test]
     fn moving_an_account_asks_for_what_is_set_up() {
