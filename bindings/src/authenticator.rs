@@ -15,7 +15,7 @@ use crate::platform::{
 use crate::types::{
     AccountInfo, ActivationOptions, ApprovalOutcome, AuthenticatorConfig, Delivery, DenyReason,
     MigrationImport, OfflineCode, OtpCode, OutboxEntry, PendingRequest, PushRegistration,
-    SecretString, TimeSpan, Verification,
+    SecretString, TimeSpan, TransferOffer, Verification,
 };
 
 /// Cancels a long-running call (`Authenticator.pending` with a wait). Cancelling
@@ -194,6 +194,36 @@ impl Authenticator {
     pub async fn handle_push(&self, data: HashMap<String, String>) -> Result<PendingRequest> {
         self.run(|a| async move { Ok(a.handle_push(&data).await?.into()) })
             .await
+    }
+
+    /// Starts moving push account `account_id` to a new phone: asks for the
+    /// PIN or biometrics when the account has them, then returns the offer
+    /// to show as a QR code. This device then receives a `Transfer` request
+    /// naming the new phone; approving it activates the new phone (and with
+    /// `remove_old` removes this device), denying it leaves nothing active.
+    #[uniffi::method(default(remove_old = false))]
+    pub async fn start_transfer(
+        &self,
+        account_id: String,
+        remove_old: bool,
+    ) -> Result<TransferOffer> {
+        self.run(|a| async move { Ok(a.start_transfer(&account_id, remove_old).await?.into()) })
+            .await
+    }
+
+    /// Asks the servers about activations still waiting: on a transfer's new
+    /// phone (`activateUri` failed with `AwaitingApproval`), call this every
+    /// few seconds. Returns the accounts activated now; `TransferDenied` when
+    /// the old device refused (the waiting account is gone); still waiting is
+    /// an empty list.
+    pub async fn confirm_pending_activations(&self) -> Result<Vec<AccountInfo>> {
+        self.run(|a| async move { Ok(a.confirm_pending_activations().await?) })
+            .await
+    }
+
+    /// Whether an activation still waits for its confirmation (no network).
+    pub async fn has_pending_activations(&self) -> Result<bool> {
+        self.blocking(|a| Ok(a.has_pending_activations()?)).await
     }
 
     /// Verifies, opens and records a signed challenge envelope that arrived by

@@ -140,6 +140,15 @@ pub enum CountersignError {
         /// The server's error code (`code` is `server_rejected`).
         server_code: String,
     },
+    /// A transfer's new phone: the activation waits for the approval on the
+    /// old device. Poll `confirmPendingActivations`; the account is listed
+    /// once approved.
+    #[error("awaiting approval on the old device")]
+    AwaitingApproval,
+    /// The old device denied the move to this phone (or did not answer in
+    /// time); the waiting account was dropped.
+    #[error("transfer denied by the old device")]
+    TransferDenied,
     /// Local storage or the key vault failed.
     #[error("storage failure")]
     Storage,
@@ -185,6 +194,8 @@ impl CountersignError {
             Self::Network => "network",
             Self::NotCountersignServer => "not_countersign_server",
             Self::ServerRejected { .. } => "server_rejected",
+            Self::AwaitingApproval => "awaiting_approval",
+            Self::TransferDenied => "transfer_denied",
             Self::Storage => "storage",
             Self::HookFailed => "hook_failed",
             Self::Cancelled => "cancelled",
@@ -215,6 +226,8 @@ impl From<countersign_core::Error> for CountersignError {
             E::Network => Self::Network,
             E::NotCountersignServer => Self::NotCountersignServer,
             E::ServerRejected { code } => Self::ServerRejected { server_code: code },
+            E::AwaitingApproval => Self::AwaitingApproval,
+            E::TransferDenied => Self::TransferDenied,
             E::Storage => Self::Storage,
             E::HookFailed => Self::HookFailed,
             E::Cancelled => Self::Cancelled,
@@ -281,6 +294,8 @@ mod tests {
             E::ServerRejected {
                 server_code: "x".into(),
             },
+            E::AwaitingApproval,
+            E::TransferDenied,
             E::Storage,
             E::HookFailed,
             E::Cancelled,

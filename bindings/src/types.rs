@@ -157,13 +157,17 @@ pub struct AccountInfo {
     pub pin_failures: u32,
 }
 
-/// Login or transaction signing.
+/// Login, transaction signing, or moving the account to a new phone.
 #[uniffi::remote(Enum)]
 pub enum ChallengeKind {
     /// A login.
     Login,
     /// A transaction to confirm: show [`PendingRequest::transaction`].
     Transaction,
+    /// A new phone asks to take over this account (a transfer this device
+    /// started): show [`PendingRequest::text`], which names the new phone.
+    /// Approving makes it active; deny if it is not the user's phone.
+    Transfer,
 }
 
 /// Transaction fields to show; the answer signs exactly these.
@@ -345,6 +349,38 @@ pub struct ActivationOptions {
     /// Protect approvals with biometrics (a user-verification-bound vault key).
     #[uniffi(default = false)]
     pub biometric: bool,
+}
+
+/// The offer a transfer's new phone activates with: show `offer_uri` as a QR
+/// code (or `code` to type) until `expires_at`. Both hold the offer secret.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+pub struct TransferOffer {
+    /// `countersign://activate?…` for the QR code.
+    pub offer_uri: SecretString,
+    /// The typed code (five groups of five).
+    pub code: SecretString,
+    /// When the offer expires (server clock).
+    pub expires_at: SystemTime,
+}
+
+impl std::fmt::Debug for TransferOffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferOffer")
+            .field("offer_uri", &"<redacted>")
+            .field("code", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl From<core_auth::TransferOffer> for TransferOffer {
+    fn from(o: core_auth::TransferOffer) -> Self {
+        Self {
+            offer_uri: o.offer_uri,
+            code: o.code,
+            expires_at: unix_time(o.expires_at),
+        }
+    }
 }
 
 /// A one-time password.

@@ -21,7 +21,7 @@ use countersign_core::platform::{
 };
 use countersign_core::protocol::otpauth::OtpauthUri;
 use countersign_core::protocol::{
-    ActivationOffer, Decision, DenyReason, NumberMatching, Platform, Verification,
+    ActivationOffer, ChallengeKind, Decision, DenyReason, NumberMatching, Platform, Verification,
 };
 use countersign_core::{Authenticator, AuthenticatorConfig, Error, PlatformHooks};
 use serde_json::{Value, json};
@@ -148,6 +148,16 @@ pub enum DeviceCommand {
     Offline {
         /// The QR code's content.
         payload: String,
+    },
+    /// Move a push account to a new phone: prints a QR code (and the link and
+    /// code) for the new phone to activate with. Its activation then waits for
+    /// this device's approval (`countersign device listen`).
+    Transfer {
+        /// Account id or label (default: the only push account).
+        account: Option<String>,
+        /// Remove this device once the new phone is active.
+        #[arg(long)]
+        remove_old: bool,
     },
     /// Scan a QR login from a sign-in page (countersign://login?…): shows where
     /// the browser is and asks to approve or deny (or `--approve` / `--deny`).
@@ -297,6 +307,12 @@ pub fn explain(e: &Error) -> String {
             "the number does not match the sign-in page: not approved"
         }
         Error::ServerRejected { .. } => "the server refused it",
+        Error::AwaitingApproval => {
+            "approve the move on the old device; `countersign device outbox` checks again"
+        }
+        Error::TransferDenied => {
+            "the old device did not approve the move; nothing was activated: start a new transfer"
+        }
         Error::Storage => {
             "local storage failed; check the data folder's permissions and the storage key"
         }
@@ -438,7 +454,11 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
                 let account = auth.activate_code(&server, offer, None, options).await;
                 (server, account)
             };
-            let account = account.map_err(|e| activation_error(&e, &server))?;
+            let account = match account {
+                // A transfer's offer: the old device must approve this one.
+                Err(Error::AwaitingApproval) => await_transfer_approval(&auth, json).await?,
+                other => other.map_err(|e| activation_error(&e, &server))?,
+            };
             emit(
                 json,
                 &account_json(&account),
@@ -772,6 +792,42 @@ pub async fn run(opts: DeviceOpts, command: DeviceCommand) -> Result<(), String>
             }
             Ok(())
         }
+        DeviceCommand::Transfer {
+            account,
+            remove_old,
+        } => {
+            let auth = open(&opts, None).await?;
+            let account = resolve(&auth, account.as_deref(), true)?;
+            let offer = auth
+                .start_transfer(&account.id, remove_old)
+                .await
+                .map_err(|e| explain(&e))?;
+            if json {
+                outln!(
+                    "{}",
+                    json!({"account_id": account.id, "offer_uri": offer.offer_uri.as_str(),
+                           "code": offer.code.as_str(), "expires_at": offer.expires_at,
+                           "remove_old": remove_old})
+                );
+                return Ok(());
+            }
+            outln!(
+                "Scan this with the new phone to move {}:",
+                display_name(&account)
+            );
+            outln!("{}", term::qr(&offer.offer_uri)?);
+            outln!("Link: {}", offer.offer_uri.as_str());
+            outln!("Code: {}", offer.code.as_str());
+            outln!(
+                "Then approve the new phone here: `countersign device listen`.{}",
+                if remove_old {
+                    " Once it is approved, this device is removed from the account."
+                } else {
+                    ""
+                }
+            );
+            Ok(())
+        }
         DeviceCommand::Scan {
             uri,
             account,
@@ -921,6 +977,29 @@ fn activation_error(e: &Error, server: &str) -> String {
     format!("activation failed: {what}\nhint: {hint}")
 }
 
+/// A transfer's new phone: polls until the old device approves (the account
+/// is then listed) or refuses, for at most the offer's 10 minutes.
+async fn await_transfer_approval(auth: &Authenticator, json: bool) -> Result<AccountInfo, String> {
+    if json {
+        eprintln!("Waiting for the approval on the old device…");
+    } else {
+        outln!("Waiting for the approval on the old device…");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(660);
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        match auth.confirm_pending_activations().await {
+            Ok(mut done) if !done.is_empty() => return Ok(done.remove(0)),
+            Ok(_) => {}
+            Err(e) => return Err(format!("activation failed: {}", explain(&e))),
+        }
+    }
+    Err(
+        "no answer from the old device yet; `countersign device outbox` checks again later"
+            .to_owned(),
+    )
+}
+
 /// What `approve` and `deny` print when the answer waits in the outbox.
 const QUEUED_APPROVAL: &str = "Approved, but the server could not be reached: the approval is saved and is sent by the next `countersign device` command.";
 const QUEUED_DENIAL: &str = "Denied, but the server could not be reached: the denial is saved and is sent by the next `countersign device` command.";
@@ -991,10 +1070,10 @@ fn request_json(auth: &Authenticator, r: &PendingRequest) -> Value {
 fn describe(auth: &Authenticator, r: &PendingRequest) -> String {
     let c = &r.challenge;
     let mut s = String::new();
-    let title = if c.transaction.is_some() {
-        "Transaction to sign"
-    } else {
-        "Sign-in request"
+    let title = match c.kind {
+        ChallengeKind::Transfer => "Move this account to a new phone",
+        ChallengeKind::Transaction => "Transaction to sign",
+        ChallengeKind::Login => "Sign-in request",
     };
     s.push_str(&format!("── {title} ── {}\n", r.tx_id));
     s.push_str(&format!("  From:     {}\n", c.context.rp));

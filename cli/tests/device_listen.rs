@@ -265,3 +265,73 @@ fn os_keyring_mode_keeps_the_storage_key_in_a_secret_service() {
         "--key-file must not read keyring data"
     );
 }
+
+/// `countersign device transfer`: the old home prints the offer, the new home's
+/// `activate` waits until the old home approves, then the old device is gone.
+#[test]
+fn transfer_to_a_new_home_approved_by_the_old_one() {
+    let f = Fixture::start("transfer");
+    let old = f.home();
+    let new = f.dir.path().join("new-device");
+    let account = activate(&f, "erin");
+    let out = device(
+        &old,
+        &[
+            "--json",
+            "transfer",
+            account["id"].as_str().unwrap(),
+            "--remove-old",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let offer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let uri = offer["offer_uri"].as_str().unwrap().to_owned();
+    assert!(uri.starts_with("countersign://activate?"), "{offer}");
+    assert_eq!(offer["remove_old"], true);
+
+    // The new home activates and waits for the approval.
+    let waiting = {
+        let new = new.clone();
+        std::thread::spawn(move || device(&new, &["--json", "activate", &uri]))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let tx = loop {
+        let out = device(&old, &["--json", "pending", "--wait", "2"]);
+        let pending: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if let Some(r) = pending.as_array().and_then(|l| l.first()) {
+            assert_eq!(r["kind"], "transfer", "{r}");
+            assert!(
+                r["text"].as_str().unwrap().contains("to a new phone"),
+                "{r}"
+            );
+            break r["tx_id"].as_str().unwrap().to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no transfer request");
+    };
+    let out = device(&old, &["approve", &tx]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = waiting.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let activated: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(activated["kind"], "push", "{activated}");
+    let devices = f.rp("GET", "/v1/rp/users/erin/devices", None);
+    let statuses: Vec<&str> = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["removed", "active"], "{devices}");
+}

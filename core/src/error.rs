@@ -73,6 +73,16 @@ pub enum Error {
         /// The server's machine-readable error code.
         code: String,
     },
+    /// A transfer's new phone (docs/PROTOCOL.md §14): the activation waits for
+    /// the approval on the old device. The account stays unlisted until then;
+    /// [`Authenticator::confirm_pending_activations`](crate::Authenticator::confirm_pending_activations)
+    /// and the other retry points check again.
+    #[error("awaiting approval on the old device")]
+    AwaitingApproval,
+    /// The old device denied the move to this phone, or did not answer in
+    /// time; the waiting account was dropped. Start the transfer again.
+    #[error("transfer denied by the old device")]
+    TransferDenied,
     /// Local storage or the key vault failed.
     #[error("storage failure")]
     Storage,
@@ -167,6 +177,7 @@ pub(crate) fn from_server_code(status: u16, code: ErrorCode) -> Error {
         ErrorCode::Unsupported => Error::Unsupported,
         // The challenge needs a PIN or biometric approval that was not given.
         ErrorCode::VerificationRequired => Error::VerificationFailed,
+        ErrorCode::TransferDenied => Error::TransferDenied,
         other => Error::ServerRejected {
             code: other.as_str().to_owned(),
         },
@@ -200,6 +211,10 @@ mod tests {
             Error::ServerRejected {
                 code: "wrong_number".into()
             }
+        );
+        assert_eq!(
+            from_server_code(410, ErrorCode::TransferDenied),
+            Error::TransferDenied
         );
         assert_eq!(
             from_server_code(400, ErrorCode::Unknown),

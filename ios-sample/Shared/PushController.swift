@@ -97,6 +97,8 @@ public func actionResult(_ error: Error) -> ActionResult {
             ? .retry("That number does not match the sign-in page")
             : .failed("The server refused the answer (\(serverCode))")
     case .Network: return .failed("No connection: try again")
+    case .AwaitingApproval: return .retry("Approve this phone on your old phone")
+    case .TransferDenied: return .accountWiped("Your old phone did not approve this phone")
     default: return .failed("Something went wrong")
     }
 }
@@ -115,6 +117,8 @@ public final class PushController: Sendable {
         switch r.kind {
         case .login: title = "Sign in to \(r.rp)?"
         case .transaction: title = "Confirm payment for \(r.rp)?"
+        // The text names the new phone: deny if it is not the user's.
+        case .transfer: title = "Move your \(r.rp) account to a new phone?"
         }
         var lines: [String] = []
         if let t = r.transaction { lines.append("\(t.amount) \(t.currency) to \(t.payee)") }

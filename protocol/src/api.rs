@@ -54,6 +54,9 @@ pub enum ErrorCode {
     NoDevice,
     /// The message uses a protocol version this server does not speak.
     Unsupported,
+    /// The old device denied this transfer to a new phone, or did not answer
+    /// in time (docs/PROTOCOL.md §14): the new phone drops the account.
+    TransferDenied,
     /// The request body is too large.
     PayloadTooLarge,
     /// The request body did not arrive within the server's body timeout.
@@ -77,7 +80,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// Every code a server sends (all but [`ErrorCode::Unknown`]), for documents
     /// that list them (the server's OpenAPI document).
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 28] = [
         Self::BadRequest,
         Self::Unauthorized,
         Self::Forbidden,
@@ -98,6 +101,7 @@ impl ErrorCode {
         Self::AlreadyAnswered,
         Self::NoDevice,
         Self::Unsupported,
+        Self::TransferDenied,
         Self::PayloadTooLarge,
         Self::RequestTimeout,
         Self::MethodNotAllowed,
@@ -122,7 +126,7 @@ impl ErrorCode {
             | Self::Locked => 403,
             Self::NotFound | Self::NoDevice => 404,
             Self::Replayed | Self::AlreadyAnswered => 409,
-            Self::Expired | Self::DeviceRemoved => 410,
+            Self::Expired | Self::DeviceRemoved | Self::TransferDenied => 410,
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,
             Self::PayloadTooLarge => 413,
@@ -157,6 +161,7 @@ impl ErrorCode {
             Self::AlreadyAnswered => "already_answered",
             Self::NoDevice => "no_device",
             Self::Unsupported => "unsupported",
+            Self::TransferDenied => "transfer_denied",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RequestTimeout => "request_timeout",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -239,14 +244,45 @@ pub struct KemKeyAccepted {
 }
 
 /// The answer to `POST /v1/device/activate/confirm` (phase two of activation):
-/// the device is active. A repeated confirmation of the same device (its
-/// response was lost) gets the same body.
+/// the device is active (`200`), or, for an offer a transfer made
+/// (docs/PROTOCOL.md §14), waits for the old device's approval (`202`). A
+/// repeated confirmation of the same device (its response was lost) gets the
+/// same body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivationConfirmed {
     /// The device id (the one in the activation result).
     pub device_id: String,
-    /// Always `active`.
+    /// `active`, or `awaiting_approval` (a transfer the old device has not
+    /// answered yet).
     pub status: String,
+    /// The old device's approval challenge, with `awaiting_approval` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_id: Option<String>,
+}
+
+/// The body of `POST /v1/device/transfers` (docs/PROTOCOL.md §14): an
+/// enrolled device starts moving its account to a new phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    /// Remove this device once the new phone is active.
+    #[serde(default)]
+    pub remove_old: bool,
+}
+
+/// The answer to `POST /v1/device/transfers`: an activation offer for the new
+/// phone, the fields of the relying party's offer without the rendered QR
+/// images (the old device draws the QR itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferStarted {
+    /// The offer id.
+    pub offer_id: String,
+    /// `countersign://activate?…`, for the QR the new phone scans.
+    pub offer_uri: String,
+    /// The typed code (five groups of five).
+    pub code: String,
+    /// Unix seconds (server clock).
+    pub expires_at: i64,
 }
 
 /// Why a device deregisters itself (`DELETE /v1/device`, optional body).
@@ -298,6 +334,7 @@ mod tests {
                 | ErrorCode::AlreadyAnswered
                 | ErrorCode::NoDevice
                 | ErrorCode::Unsupported
+                | ErrorCode::TransferDenied
                 | ErrorCode::PayloadTooLarge
                 | ErrorCode::RequestTimeout
                 | ErrorCode::MethodNotAllowed

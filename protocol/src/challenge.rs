@@ -24,7 +24,7 @@ use crate::crypto::{KeyAgreement, PublicKey, random_array, sha256};
 /// HPKE `info` for challenges.
 pub const CHALLENGE_HPKE_INFO: &str = "countersign/v1/challenge";
 
-/// Login or transaction signing.
+/// Login, transaction signing, or approving a move to a new phone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChallengeKind {
@@ -32,6 +32,10 @@ pub enum ChallengeKind {
     Login,
     /// Transaction signing: `transaction` fields required.
     Transaction,
+    /// The user's enrolled device approves a new phone taking over the
+    /// account (docs/PROTOCOL.md §14): `text` (naming the new phone) required,
+    /// no transaction fields.
+    Transfer,
 }
 
 /// Where the request comes from, as shown to the user.
@@ -283,6 +287,11 @@ impl Challenge {
         match (self.kind, &self.transaction) {
             (ChallengeKind::Login, None) => {}
             (ChallengeKind::Transaction, Some(t)) => t.validate()?,
+            // What is being approved is only in the text: it must be there.
+            (ChallengeKind::Transfer, None) if self.text.is_some() => {}
+            (ChallengeKind::Transfer, None) => {
+                return Err(ProtocolError::Malformed { field: "text" });
+            }
             _ => {
                 return Err(ProtocolError::Malformed {
                     field: "transaction",

@@ -1052,3 +1052,36 @@ fn public_key_type_is_usable_in_sets() {
     assert_eq!(a, k.dp.public_key());
     assert_ne!(a, k.du.public_key());
 }
+
+#[test]
+fn transfer_challenges_need_text_and_no_transaction() {
+    let k = keys();
+    let mut c = challenge();
+    c.kind = ChallengeKind::Transfer;
+    c.number_matching = NumberMatching::Off;
+    assert_eq!(
+        c.validate(),
+        Err(ProtocolError::Malformed { field: "text" })
+    );
+    c.text = Some("Move alice to a new phone: Pixel 9 (android)".into());
+    c.validate().unwrap();
+    let json = String::from_utf8(c.to_json().unwrap()).unwrap();
+    assert!(json.contains(r#""kind":"transfer""#), "{json}");
+    // Sealed, signed and opened like any challenge.
+    let opened = SealedChallenge::verify(&sealed_msg(&k, &c), &k.s.public_key())
+        .unwrap()
+        .open(&k.k, &binding(), T0 + 1, 0)
+        .unwrap();
+    assert_eq!(opened.challenge.kind, ChallengeKind::Transfer);
+    c.transaction = Some(TransactionDetails {
+        amount: "1".into(),
+        currency: "EUR".into(),
+        payee: "Bob".into(),
+    });
+    assert_eq!(
+        c.validate(),
+        Err(ProtocolError::Malformed {
+            field: "transaction"
+        })
+    );
+}

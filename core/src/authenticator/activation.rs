@@ -70,6 +70,11 @@ impl Authenticator {
     /// the next retry point ([`Self::deliver_outbox`], `pending`, `handle_push`);
     /// it is listed by [`Self::accounts`] once confirmed, or dropped if the
     /// server refuses (the offer expired or was used again meanwhile).
+    ///
+    /// [`Error::AwaitingApproval`]: the offer came from a transfer (§14) and
+    /// the old device must approve this phone. The account waits, unlisted;
+    /// poll [`Self::confirm_pending_activations`] (it is listed once approved;
+    /// [`Error::TransferDenied`] drops it).
     pub async fn activate_uri(&self, uri: &str, options: ActivationOptions) -> Result<AccountInfo> {
         let offer = ActivationOffer::parse_uri(uri).map_err(from_input("activation URI"))?;
         self.activate(
@@ -154,6 +159,7 @@ impl Authenticator {
         match self.confirm_new(&id).await? {
             Confirmation::Done(info) => Ok(info),
             Confirmation::Waiting => Err(Error::Network),
+            Confirmation::AwaitingApproval => Err(Error::AwaitingApproval),
         }
     }
 

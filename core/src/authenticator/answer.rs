@@ -16,17 +16,19 @@ use super::kem::NewKem;
 use super::record::SEEN_GRACE;
 use super::record::{SEED_AAD, SeenTx};
 use super::session::Session;
+use super::transfer::transfer_verification;
 use super::types::{ApprovalOutcome, Delivery, OutboxEntry, OutboxState};
 use crate::error::{Error, Result, internal};
 use crate::platform::LogLevel;
 use crate::protocol::encoding::b64url;
 use crate::protocol::{
-    Answer, Approval, Decision, DenyReason, OpenedChallenge, SignedMessage, Verification,
+    Answer, Approval, ChallengeKind, Decision, DenyReason, OpenedChallenge, SignedMessage,
+    Verification,
 };
 
 /// The effective verification: the stronger of what the challenge asks and what
 /// the user requires (`biometric` and `pin` are alternatives; see `unlock_user_key`).
-fn stronger(a: Verification, b: Verification) -> Verification {
+pub(super) fn stronger(a: Verification, b: Verification) -> Verification {
     match (a, b) {
         (Verification::Biometric, _) | (_, Verification::Biometric) => Verification::Biometric,
         (Verification::Pin, _) | (_, Verification::Pin) => Verification::Pin,
@@ -121,22 +123,28 @@ impl Authenticator {
             .number_matching
             .check_entry(number)
             .map_err(|_| Error::InvalidInput { what: "number" })?;
+        let transfer = opened.challenge.kind == ChallengeKind::Transfer;
         let (required, seed, digits) = self.read(account_id, |r| {
             let p = r.push()?;
-            Ok((
-                stronger(opened.challenge.verification, p.min_verification),
-                p.seed_secret()?,
-                p.otp.digits,
-            ))
+            let mut required = stronger(opened.challenge.verification, p.min_verification);
+            if transfer {
+                // Handing the account to another phone: at least what starting
+                // a transfer asks (see `transfer`).
+                required = stronger(required, transfer_verification(p));
+            }
+            Ok((required, p.seed_secret()?, p.otp.digits))
         })?;
         let rp = opened.challenge.context.rp.clone();
+        let reason = if transfer {
+            format!("Approve moving your {rp} account to a new phone")
+        } else {
+            format!("Approve sign-in to {rp}")
+        };
         // User verification: no lock is held while the prompt is open.
         let (du, verification) = match required {
             Verification::None => (None, Verification::None),
             Verification::Pin | Verification::Biometric => {
-                let (key, how) = self
-                    .unlock_user_key(account_id, &format!("Approve sign-in to {rp}"))
-                    .await?;
+                let (key, how) = self.unlock_user_key(account_id, &reason).await?;
                 (Some(key), how)
             }
         };

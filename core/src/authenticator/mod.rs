@@ -83,6 +83,7 @@
 //! * `answer`: approving and denying.
 //! * `verification`: PIN and biometrics.
 //! * `otp`: codes, `otpauth://` import/export, offline QR answers.
+//! * `transfer`: moving an account to a new phone, approved by this one.
 //!
 //! [`UserVerifier`]: crate::platform::UserVerifier
 //! [`HttpClient`]: crate::platform::HttpClient
@@ -99,6 +100,7 @@ mod record;
 mod server_sync;
 mod session;
 mod store;
+mod transfer;
 mod types;
 pub mod userkey;
 mod util;
@@ -111,7 +113,7 @@ pub use self::types::{
     AccountInfo, AccountKind, ActivationOptions, ApprovalOutcome, AuthenticatorConfig,
     DEFAULT_CLOCK_SKEW_SECS, DEFAULT_PIN_MAX_ATTEMPTS, Delivery, KEM_KEY_GRACE, MAX_KEM_KEYS,
     MigrationImport, OfflineCode, OtpCode, OutboxEntry, OutboxState, PendingRequest, PlatformHooks,
-    SkippedAccount,
+    SkippedAccount, TransferOffer,
 };
 pub use self::util::CancelHandle;
 use crate::error::Result;

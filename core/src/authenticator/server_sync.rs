@@ -33,7 +33,7 @@ use super::Authenticator;
 use super::record::AccountRecord;
 use super::store::{account_info, vault_aliases};
 use super::types::AccountInfo;
-use crate::client::DeregisterReason;
+use crate::client::{Confirmed, DeregisterReason};
 use crate::error::{Error, Result};
 use crate::platform::LogLevel;
 
@@ -68,6 +68,9 @@ pub(super) enum Confirmation {
     Done(AccountInfo),
     /// The server could not be reached (or answered "retry"): still waiting.
     Waiting,
+    /// A transfer's new phone: the old device must approve first (§14);
+    /// still waiting, with nothing to retry at once.
+    AwaitingApproval,
 }
 
 /// Whether the server's refusal of a deregistration means the device is gone
@@ -84,7 +87,10 @@ fn is_gone(e: &Error) -> bool {
 /// the activation was replaced or the device removed); the rest is retried.
 fn is_final(e: &Error) -> bool {
     match e {
-        Error::RequestExpired | Error::DeviceDeregistered | Error::RequestNotFound => true,
+        Error::RequestExpired
+        | Error::DeviceDeregistered
+        | Error::RequestNotFound
+        | Error::TransferDenied => true,
         Error::ServerRejected { code } => !matches!(
             code.as_str(),
             "rate_limited" | "replayed" | "unavailable" | "internal"
@@ -159,10 +165,17 @@ impl Authenticator {
         let session = self.session_of(p)?;
         let call = self.connect(&session)?;
         match call.client.confirm_activation(&call.who).await {
-            Ok(()) => {
+            Ok(Confirmed::Active) => {
                 let info = self.finish_confirmed(&rec)?;
                 self.log(LogLevel::Info, "account activated");
                 Ok(Confirmation::Done(info))
+            }
+            Ok(Confirmed::AwaitingApproval { .. }) => {
+                self.log(
+                    LogLevel::Info,
+                    "activation awaits the approval of the old device",
+                );
+                Ok(Confirmation::AwaitingApproval)
             }
             Err(e) if is_final(&e) => {
                 self.log(
@@ -222,16 +235,52 @@ impl Authenticator {
         }
     }
 
-    /// Tries every waiting confirmation once.
-    async fn confirm_waiting(&self) -> Result<()> {
+    /// Tries every waiting confirmation once; returns the accounts it
+    /// activated and the first final refusal (whose account was dropped).
+    async fn confirm_waiting(&self) -> Result<(Vec<AccountInfo>, Option<Error>)> {
+        let mut done = Vec::new();
+        let mut refused = None;
         for key in self.hooks.storage.list(CONFIRMING_PREFIX)? {
             let Some(id) = id_of(&key, CONFIRMING_PREFIX) else {
                 continue;
             };
             // Outcomes are logged; a refusal already dropped the account.
-            let _ = self.confirm(id).await;
+            match self.confirm(id).await {
+                Ok(Confirmation::Done(info)) => done.push(info),
+                Ok(Confirmation::Waiting | Confirmation::AwaitingApproval) => {}
+                Err(e) => {
+                    refused.get_or_insert(e);
+                }
+            }
         }
-        Ok(())
+        Ok((done, refused))
+    }
+
+    /// Asks the servers once about every activation still waiting: a
+    /// transfer's new phone polls this while the old device decides
+    /// (docs/PROTOCOL.md §14); the other retry points do the same quietly.
+    /// Returns the accounts activated now (they are listed from now on). A
+    /// final refusal ([`Error::TransferDenied`], the offer expired, …) drops its
+    /// account and is returned as the error once the others were tried; an
+    /// activation still waiting (approval not given yet, server unreachable)
+    /// stays waiting and is not an error.
+    pub async fn confirm_pending_activations(&self) -> Result<Vec<AccountInfo>> {
+        let (done, refused) = self.confirm_waiting().await?;
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
+    }
+
+    /// Whether an activation is waiting for its confirmation (a transfer's
+    /// new phone waiting for the old device, or a server not reached yet).
+    pub fn has_pending_activations(&self) -> Result<bool> {
+        Ok(self
+            .hooks
+            .storage
+            .list(CONFIRMING_PREFIX)?
+            .iter()
+            .any(|k| id_of(k, CONFIRMING_PREFIX).is_some()))
     }
 
     // -----------------------------------------------------------------------
@@ -334,7 +383,14 @@ impl Authenticator {
     /// Everything the servers must still hear about: waiting confirmations,
     /// then tombstones. Failures are logged only.
     pub(super) async fn sync_with_servers(&self) {
-        if let Err(e) = self.confirm_waiting().await {
+        if let Err(e) = self
+            .confirm_waiting()
+            .await
+            .and_then(|(_, refused)| match refused {
+                Some(e) => Err(e),
+                None => Ok(()),
+            })
+        {
             self.log(LogLevel::Warn, &format!("activation confirmations: {e}"));
         }
         self.deliver_tombstones().await;
@@ -349,6 +405,8 @@ mod tests {
     fn final_refusals_and_retries() {
         assert!(is_final(&Error::RequestExpired));
         assert!(is_final(&Error::DeviceDeregistered));
+        assert!(is_final(&Error::TransferDenied));
+        assert!(!is_final(&Error::AwaitingApproval));
         assert!(is_final(&Error::ServerRejected {
             code: "unauthorized".into()
         }));

@@ -115,6 +115,27 @@ pub enum AccountKind {
     Otp,
 }
 
+/// The offer a transfer's new phone activates with (docs/PROTOCOL.md §14):
+/// show `offer_uri` as a QR code, or `code` to type. Both hold the offer
+/// secret: zeroized when dropped, never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TransferOffer {
+    /// `countersign://activate?…`.
+    pub offer_uri: Zeroizing<String>,
+    /// The typed code (five groups of five).
+    pub code: Zeroizing<String>,
+    /// When the offer expires, server unix seconds.
+    pub expires_at: u64,
+}
+
+impl std::fmt::Debug for TransferOffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferOffer")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An account as the app lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountInfo {

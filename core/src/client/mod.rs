@@ -5,7 +5,8 @@
 //! | call | route | body → answer |
 //! |---|---|---|
 //! | [`DeviceClient::activate`] | `POST /v1/device/activate` | signed activation request → signed result (unsigned HTTP: the body is signed) |
-//! | [`DeviceClient::confirm_activation`] | `POST /v1/device/activate/confirm` | `{}` → `{"device_id","status"}` |
+//! | [`DeviceClient::confirm_activation`] | `POST /v1/device/activate/confirm` | `{}` → `{"device_id","status","tx_id"}` |
+//! | [`DeviceClient::start_transfer`] | `POST /v1/device/transfers` | `{"remove_old"}` → `{"offer_id","offer_uri","code","expires_at"}` |
 //! | [`DeviceClient::pending`] | `GET /v1/device/challenges?wait=N&known=T1,T2` | → `{"challenges":[{"tx","exp"}]}` |
 //! | [`DeviceClient::fetch_challenge`] | `GET /v1/device/challenges/{tx}` | → challenge envelope signed by S |
 //! | [`DeviceClient::answer`] | `POST /v1/device/challenges/{tx}/answer` | signed answer → `{"state","kem_kid"}` |
@@ -44,9 +45,25 @@ pub use crate::protocol::api::AnswerAccepted;
 pub use crate::protocol::api::DeregisterReason;
 /// A pending challenge as listed by the server.
 pub use crate::protocol::api::PendingChallenge as PendingEntry;
+/// The server's offer for a transfer's new phone.
+pub use crate::protocol::api::TransferStarted;
 use crate::protocol::api::{
     ActivationConfirmed, Deregistration, ErrorBody, KemKeyAccepted, KemKeyUpdate, PendingList,
+    TransferRequest,
 };
+
+/// What the server said to an activation confirmation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmed {
+    /// The device is active.
+    Active,
+    /// A transfer's new phone: the old device has been asked to approve
+    /// (challenge `tx_id`); confirm again later.
+    AwaitingApproval {
+        /// The old device's approval challenge.
+        tx_id: String,
+    },
+}
 use crate::protocol::encoding::b64url;
 
 /// Who is calling: a device id on a server, and its possession key.
@@ -336,9 +353,11 @@ impl<'a> DeviceClient<'a> {
     }
 
     /// Confirms the activation (phase two): the server makes the pending device
-    /// active. A repeat after a lost response gets the same answer; a copy the
-    /// network delivered twice (`replayed`) is a network error to retry.
-    pub async fn confirm_activation(&self, who: &DeviceIdentity<'_>) -> Result<()> {
+    /// active, or, for a transfer's offer, answers that the old device's
+    /// approval is awaited ([`Confirmed::AwaitingApproval`]). A repeat after a
+    /// lost response gets the same answer; a copy the network delivered twice
+    /// (`replayed`) is a network error to retry.
+    pub async fn confirm_activation(&self, who: &DeviceIdentity<'_>) -> Result<Confirmed> {
         let response = self
             .signed(
                 who,
@@ -349,12 +368,31 @@ impl<'a> DeviceClient<'a> {
             )
             .await
             .map_err(duplicate_is_network)?;
-        let confirmed: ActivationConfirmed =
-            serde_json::from_slice(&response.body).map_err(|_| Error::Tampered)?;
-        if confirmed.device_id != who.device_id || confirmed.status != "active" {
-            return Err(Error::Tampered);
-        }
-        Ok(())
+        confirmed_of(&response.body, who.device_id)
+    }
+
+    /// Starts moving this device's account to a new phone (docs/PROTOCOL.md
+    /// §14): the server's activation offer for the new phone. Not retried on a
+    /// lost response (a second call makes a second offer; an unused one
+    /// expires).
+    pub async fn start_transfer(
+        &self,
+        who: &DeviceIdentity<'_>,
+        remove_old: bool,
+    ) -> Result<TransferStarted> {
+        let body =
+            serde_json::to_vec(&TransferRequest { remove_old }).map_err(|_| Error::Internal)?;
+        let response = self
+            .signed(
+                who,
+                HttpMethod::Post,
+                "/v1/device/transfers",
+                body,
+                CALL_TIMEOUT,
+            )
+            .await
+            .map_err(duplicate_is_network)?;
+        serde_json::from_slice(&response.body).map_err(|_| Error::Tampered)
     }
 
     /// Deregisters the device (the server marks it removed), saying why when
@@ -374,6 +412,22 @@ impl<'a> DeviceClient<'a> {
             .await
             .map_err(duplicate_is_network)
             .map(|_| ())
+    }
+}
+
+/// Reads a confirmation answer for `device_id`: `active` alone, or
+/// `awaiting_approval` with the challenge; anything else does not come from a
+/// Countersign server speaking for this device.
+fn confirmed_of(body: &[u8], device_id: &str) -> Result<Confirmed> {
+    let confirmed: ActivationConfirmed =
+        serde_json::from_slice(body).map_err(|_| Error::Tampered)?;
+    if confirmed.device_id != device_id {
+        return Err(Error::Tampered);
+    }
+    match (confirmed.status.as_str(), confirmed.tx_id) {
+        ("active", None) => Ok(Confirmed::Active),
+        ("awaiting_approval", Some(tx)) => Ok(Confirmed::AwaitingApproval { tx_id: tx }),
+        _ => Err(Error::Tampered),
     }
 }
 
@@ -462,6 +516,28 @@ mod tests {
         assert!(check_path_segment("AAECAwQFBgcICQoLDA0ODw").is_ok());
         assert_eq!(check_path_segment("../admin"), Err(Error::Tampered));
         assert_eq!(check_path_segment(""), Err(Error::Tampered));
+    }
+
+    #[test]
+    fn confirmation_answers() {
+        let c = |body: &str| confirmed_of(body.as_bytes(), "dev1");
+        assert_eq!(
+            c(r#"{"device_id":"dev1","status":"active"}"#),
+            Ok(Confirmed::Active)
+        );
+        assert_eq!(
+            c(r#"{"device_id":"dev1","status":"awaiting_approval","tx_id":"T"}"#),
+            Ok(Confirmed::AwaitingApproval { tx_id: "T".into() })
+        );
+        for bad in [
+            r#"{"device_id":"dev2","status":"active"}"#,
+            r#"{"device_id":"dev1","status":"awaiting_approval"}"#,
+            r#"{"device_id":"dev1","status":"active","tx_id":"T"}"#,
+            r#"{"device_id":"dev1","status":"pending"}"#,
+            "<html>",
+        ] {
+            assert_eq!(c(bad), Err(Error::Tampered), "{bad}");
+        }
     }
 
     #[test]

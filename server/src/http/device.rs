@@ -5,8 +5,11 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
-use countersign_protocol::api::{ActivationConfirmed, AnswerAccepted, KemKeyAccepted, PendingList};
+use countersign_protocol::api::{
+    ActivationConfirmed, AnswerAccepted, KemKeyAccepted, PendingList, TransferStarted,
+};
 use serde_json::{Value, json};
 
 use super::auth::{ConfirmingDevice, SignedDevice};
@@ -14,7 +17,7 @@ use super::extract::{Json, Path, Query, RawBody};
 use super::signed_json;
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::service::{challenge, devices, policy, qr_login};
+use crate::service::{challenge, devices, policy, qr_login, transfer};
 
 /// `POST /v1/device/activate`: body is the signed activation request; the answer
 /// is the activation result signed by S.
@@ -27,12 +30,31 @@ pub async fn activate(
 
 /// `POST /v1/device/activate/confirm`: phase two of activation, signed with Dp
 /// by the device the activation result named (body `{}`); the answer is
-/// `{"device_id":…,"status":"active"}`, the same again for a repeated call.
+/// `{"device_id":…,"status":"active"}`, the same again for a repeated call,
+/// or `202 {"device_id":…,"status":"awaiting_approval","tx_id":…}` while a
+/// transfer waits for the old device (docs/PROTOCOL.md §14).
 pub async fn confirm_activation(
     State(state): State<Arc<AppState>>,
     ConfirmingDevice(signed): ConfirmingDevice,
-) -> ApiResult<Json<ActivationConfirmed>> {
-    Ok(Json(devices::confirm(&state, &signed.device).await?))
+) -> ApiResult<(StatusCode, Json<ActivationConfirmed>)> {
+    let confirmed = devices::confirm(&state, &signed.device).await?;
+    let status = if confirmed.status == "active" {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(confirmed)))
+}
+
+/// `POST /v1/device/transfers`: body `{"remove_old":bool}` (or empty); the
+/// answer is an activation offer for the new phone (docs/PROTOCOL.md §14).
+pub async fn start_transfer(
+    State(state): State<Arc<AppState>>,
+    signed: SignedDevice,
+) -> ApiResult<Json<TransferStarted>> {
+    Ok(Json(
+        transfer::start(&state, &signed.device, &signed.body).await?,
+    ))
 }
 
 /// `?wait=N&known=tx1,tx2` for the device's long-poll.

@@ -110,6 +110,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/device/webpush", get(device::webpush_key))
         .route("/v1/device/kem", put(device::update_kem_key))
         .route("/v1/device/resume", post(device::resume_pushes))
+        .route("/v1/device/transfers", post(device::start_transfer))
         .route("/v1/device", delete(device::deregister))
         .merge(demo::router(state.clone()))
         // After every route and merge: the fallbacks and layers cover exactly

@@ -135,10 +135,15 @@ fn user_name() -> Value {
            "description": "the relying party's user name: 1–128 bytes of UTF-8, no control characters"})
 }
 
-/// The schemas of QR login (§13), static passwords and the Web Push key,
+/// The schemas of QR login (§13), static passwords, the Web Push key and transfers (§14),
 /// apart: one `json!` holds only so many.
 fn qr_password_webpush_schemas() -> Value {
     json!({
+        "TransferRequest": {"type": "object", "additionalProperties": false, "properties": {
+            "remove_old": {"type": "boolean", "description": "remove this device once the new phone is active (default false)"}}},
+        "TransferStarted": {"type": "object", "additionalProperties": false, "required": ["offer_id", "offer_uri", "code", "expires_at"], "properties": {
+            "offer_id": {"type": "string"}, "offer_uri": {"type": "string"}, "code": {"type": "string"},
+            "expires_at": {"type": "integer"}}},
         "QrLoginRequest": {"type": "object", "additionalProperties": false, "properties": {
             "user": user_name(), "context": reference("Context"),
             "text": {"type": "string", "maxLength": 1024, "description": "shown on the phone; at most 1024 bytes"},
@@ -296,7 +301,8 @@ fn schemas_main() -> Value {
         "KemKeyAccepted": {"type": "object", "additionalProperties": false, "required": ["kem_kid"], "properties": {"kem_kid": {"type": "string"}}},
         "Empty": {"type": "object", "additionalProperties": false},
         "ActivationConfirmed": {"type": "object", "additionalProperties": false, "required": ["device_id", "status"], "properties": {
-            "device_id": {"type": "string"}, "status": {"const": "active"}}},
+            "device_id": {"type": "string"}, "status": {"type": "string", "enum": ["active", "awaiting_approval"]},
+            "tx_id": {"type": "string", "description": "the old device's approval challenge (awaiting_approval only, §14)"}}},
         "Deregistration": {"type": "object", "additionalProperties": false, "required": ["reason"], "properties": {
             "reason": {"type": "string", "enum": ["wiped_on_device"]}}},
         "Resumed": {"type": "object", "additionalProperties": false, "required": ["status"], "properties": {"status": {"const": "resumed"}}},
@@ -495,7 +501,7 @@ pub fn document() -> Value {
         "post",
         device(
             "Confirm an activation (phase two, §3.5)",
-            "Signed by the Dp of the activation request. Makes the pending device active and uses up the offer; a repeat gets the same answer. 410 `expired` once the offer expired, 401 when a newer activation replaced the pending device.",
+            "Signed by the Dp of the activation request. Makes the pending device active and uses up the offer; a repeat gets the same answer. 410 `expired` once the offer expired, 401 when a newer activation replaced the pending device. For a transfer's offer (§14): 202 `awaiting_approval` with the old device's challenge (the same on a repeat) until the old device approves; 410 `transfer_denied` after it denied or did not answer in time.",
             Some("Empty"),
             "ActivationConfirmed",
             &[401, 409, 410],
@@ -644,6 +650,18 @@ pub fn document() -> Value {
         ),
     );
     add(
+        "/v1/device/transfers",
+        "post",
+        device(
+            "Move this account to a new phone (§14)",
+            "Body `{\"remove_old\":bool}` (or empty). The answer is an activation offer for the user (URI for the QR, typed code, expiry); the new phone activates with it, and this device approves the new phone with a signed answer to a `transfer` challenge.",
+            Some("TransferRequest"),
+            "TransferStarted",
+            &[401, 409, 410],
+            vec![],
+        ),
+    );
+    add(
         "/v1/device",
         "delete",
         device(
@@ -667,6 +685,15 @@ pub fn document() -> Value {
             vec![],
         ),
     );
+    if let Some(confirm) = paths.get_mut("/v1/device/activate/confirm") {
+        // A transfer's new phone waits for the old device's approval (§14).
+        confirm["post"]["responses"]["202"] = json!({"description": "Awaiting the old device's approval",
+            "content": {"application/json": {"schema": reference("ActivationConfirmed")}}});
+    }
+    if let Some(transfers) = paths.get_mut("/v1/device/transfers") {
+        // An empty body is `{"remove_old":false}`.
+        transfers["post"]["requestBody"]["required"] = json!(false);
+    }
     if let Some(delete) = paths.get_mut("/v1/device") {
         // The reason is optional: an empty body deregisters too.
         delete["delete"]["requestBody"]["required"] = json!(false);

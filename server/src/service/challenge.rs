@@ -391,6 +391,8 @@ async fn start(
     let kind = match opts.kind {
         ChallengeKind::Login => "login",
         ChallengeKind::Transaction => "transaction",
+        // Made by service/transfer.rs only; an RP push never is one.
+        ChallengeKind::Transfer => return Err(ApiError::internal("transfer kind in a push")),
     };
     let dbtx = state.db.begin().await?;
     let mut dbtx = policy::admit_push(state, dbtx, &user_id, who, t).await?;
@@ -478,7 +480,9 @@ async fn start(
     })
 }
 
-async fn send_wakeups(state: Arc<AppState>, wakes: Vec<(String, WakeUp)>) {
+/// Sends wake-ups (provider, wake-up) one by one; a token the provider no
+/// longer knows is forgotten.
+pub(crate) async fn send_wakeups(state: Arc<AppState>, wakes: Vec<(String, WakeUp)>) {
     for (provider, wake) in wakes {
         let Some(sender) = state.senders.iter().find(|s| s.provider() == provider) else {
             continue;
@@ -668,6 +672,11 @@ pub async fn expire_overdue(state: &Arc<AppState>) -> ApiResult<()> {
     // Counted here, where the rows turned `expired` (once across instances).
     state.metrics.pushes_expired(rows.len());
     for r in rows {
+        if r.kind == "transfer" {
+            // Not a push: no miss, no webhook; the transfer is denied (§14).
+            super::transfer::expired(state, &r.id).await?;
+            continue;
+        }
         // An unanswered push is a miss like a denial: a fatigue attacker's
         // pushes that the user ignores must not be free.
         let mut conn = state.db.begin().await?;
@@ -1108,6 +1117,32 @@ pub async fn answer(
         t,
     )
     .await?;
+    // A transfer's approval (§14) decides in this transaction; it is no login,
+    // so no miss counters, no RP webhook.
+    if let Some(tr) = store::transfers::for_tx(&mut dbtx, tx).await? {
+        let removal = super::transfer::decide(&mut dbtx, &tr, tx, device, new_state).await?;
+        dbtx.commit().await?;
+        state
+            .notifier
+            .publish(Event::Challenge(tx.to_string()))
+            .await;
+        if new_state == "approved"
+            && let Some(new_device) = &tr.new_device_id
+        {
+            webhook::send_device(
+                state,
+                &device.rp_id,
+                webhook::DeviceEvent::Enrolled,
+                new_device,
+                None,
+            );
+        }
+        super::transfer::after_decision(state, device, removal).await;
+        return Ok(AnswerAccepted {
+            state: new_state.into(),
+            kem_kid: Some(next_kem_kid),
+        });
+    }
     let stopped = policy::record_answer(
         state,
         &mut dbtx,

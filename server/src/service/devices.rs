@@ -243,10 +243,14 @@ fn offer_refusal(
 /// it active, in one transaction, while the offer is unexpired and unused. A
 /// repeated confirmation of a device that already confirmed (the response was
 /// lost) gets the same answer.
+///
+/// For an offer a transfer made (docs/PROTOCOL.md §14) a pending device is
+/// not made active here: see [`super::transfer::confirm_pending`].
 pub async fn confirm(state: &Arc<AppState>, device: &Device) -> ApiResult<ActivationConfirmed> {
     let confirmed = || ActivationConfirmed {
         device_id: device.id.clone(),
         status: "active".into(),
+        tx_id: None,
     };
     let who = AuditSubject {
         rp: Some(&device.rp_id),
@@ -262,7 +266,18 @@ pub async fn confirm(state: &Arc<AppState>, device: &Device) -> ApiResult<Activa
         return Ok(confirmed());
     };
     let t = now();
-    if status == "pending" {
+    if status == "pending"
+        && let Some(tr) = store::transfers::for_offer(&state.db, &offer_id).await?
+    {
+        let offer = store::offers::find(&state.db, &offer_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("activation offer"))?;
+        if let Some(answer) =
+            super::transfer::confirm_pending(state, device, &offer_id, &offer, tr).await?
+        {
+            return Ok(answer);
+        }
+    } else if status == "pending" {
         let mut dbtx = state.db.begin().await?;
         if store::offers::confirm(&mut dbtx, &offer_id, &device.id, t).await? {
             if !store::devices::activate_pending(&mut dbtx, &device.id, t).await? {
@@ -293,6 +308,9 @@ pub async fn confirm(state: &Arc<AppState>, device: &Device) -> ApiResult<Activa
     // The offer names this device only if its confirmation committed (which
     // made it active in the same transaction): also a concurrent repeat.
     if offer.device_id.as_deref() == Some(device.id.as_str()) {
+        // Came by a transfer: finish removing the old device if the server
+        // stopped before it could.
+        super::transfer::finish_removal(state, &offer_id).await?;
         return Ok(confirmed());
     }
     if offer.used_at.is_some() {

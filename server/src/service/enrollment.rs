@@ -1,10 +1,11 @@
 //! Activation offers: single-use, short-lived invitations for a user's device
 //! (URI / QR code and a typed code).
 
+use countersign_protocol::api::TransferStarted;
 use countersign_protocol::{ActivationOffer, OfferCredentials, ServerUrl};
 use serde::{Deserialize, Serialize};
 
-use super::audit::{AuditSubject, audit};
+use super::audit::{AuditSubject, audit_on};
 use super::auth::Rp;
 use super::check_user_name;
 use crate::AppState;
@@ -53,20 +54,66 @@ pub async fn create(
     let user_id = store::users::find_id(&state.db, &rp.id, &req.user)
         .await?
         .ok_or_else(|| ApiError::internal("user vanished"))?;
+    let label = req.label.unwrap_or_else(|| req.user.clone());
+    let issuer = req.issuer.unwrap_or_else(|| rp.name.clone());
+    let policy = super::devices::account_policy_for(&state.db, &rp.id).await?;
+    let mut conn = state.db.pool.acquire().await?;
+    let offer = new_offer(
+        state,
+        &mut conn,
+        &user_id,
+        &label,
+        &issuer,
+        policy.pin_min_length,
+        t,
+    )
+    .await?;
+    // The operator's offer is audited with its user: after a lost phone this
+    // is the record that a new activation was handed out.
+    audit_on(
+        &mut conn,
+        AuditSubject {
+            rp: Some(&rp.id),
+            user: Some(&user_id),
+            ..Default::default()
+        },
+        "enrollment_offer",
+        "offer created",
+    )
+    .await?;
+    let (qr_svg, qr_png) = crate::qr::render(offer.offer_uri.as_bytes())?;
+    Ok(EnrollmentResponse {
+        offer_id: offer.offer_id,
+        offer_uri: offer.offer_uri,
+        code: offer.code,
+        qr_svg,
+        qr_png_base64: qr_png,
+        expires_at: offer.expires_at,
+    })
+}
+
+/// Makes and stores a new offer for `user_id` on `conn` (the RP's, or a
+/// transfer's in the transaction that records the transfer).
+pub(crate) async fn new_offer(
+    state: &AppState,
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+    label: &str,
+    issuer: &str,
+    pin_min_length: u8,
+    t: i64,
+) -> ApiResult<TransferStarted> {
     let creds = OfferCredentials::generate().map_err(ApiError::internal)?;
     let server_url = ServerUrl::parse(&state.public_url)
         .map_err(|e| ApiError::internal(format_args!("public_url: {e}")))?;
-    let policy = super::devices::account_policy_for(&state.db, &rp.id).await?;
-    let label = req.label.unwrap_or_else(|| req.user.clone());
-    let issuer = req.issuer.unwrap_or_else(|| rp.name.clone());
     let offer = ActivationOffer {
         server_url,
         credentials: creds.clone(),
         server_key_fingerprint: state.signing_key.public_key().fingerprint(),
-        issuer: Some(issuer.clone()),
-        label: Some(label.clone()),
+        issuer: Some(issuer.to_owned()),
+        label: Some(label.to_owned()),
         // The device checks the user's PIN against this before any network call.
-        pin_min_length: Some(policy.pin_min_length),
+        pin_min_length: Some(pin_min_length),
     };
     offer
         .validate()
@@ -80,36 +127,22 @@ pub async fn create(
         creds.secret.as_bytes(),
     )?;
     store::offers::insert(
-        &state.db,
+        conn,
         &store::offers::NewOffer {
             id: &offer_id,
-            user_id: &user_id,
+            user_id,
             secret: &sealed,
-            issuer: &issuer,
-            label: &label,
+            issuer,
+            label,
             created_at: t,
             expires_at,
         },
     )
     .await?;
-    audit(
-        &state.db,
-        AuditSubject {
-            rp: Some(&rp.id),
-            user: Some(&user_id),
-            ..Default::default()
-        },
-        "enrollment_offer",
-        "offer created",
-    )
-    .await?;
-    let (qr_svg, qr_png) = crate::qr::render(uri.as_bytes())?;
-    Ok(EnrollmentResponse {
+    Ok(TransferStarted {
         offer_id,
         offer_uri: uri.to_string(),
         code: code.to_string(),
-        qr_svg,
-        qr_png_base64: qr_png,
         expires_at,
     })
 }

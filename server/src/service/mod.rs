@@ -15,6 +15,7 @@ pub mod passwords;
 pub mod policy;
 pub mod qr_login;
 pub mod secrets;
+pub mod transfer;
 pub mod webhook;
 
 use countersign_protocol::ProtocolError;

@@ -43,7 +43,7 @@ pub fn send_fraud_report(state: &Arc<AppState>, rp_id: &str, tx_id: &str, device
 pub fn send_user_suppressed(state: &Arc<AppState>, rp_id: &str, user_id: &str, reason: &str) {
     let (state2, user_id, reason) = (state.clone(), user_id.to_owned(), reason.to_owned());
     let rp_id = rp_id.to_owned();
-    tokio::spawn(async move {
+    state.background.spawn(async move {
         let Ok(Some(user)) = store::users::name(&state2.db, &user_id).await else {
             return;
         };
@@ -79,7 +79,7 @@ pub fn send_device(
     let state2 = state.clone();
     let (rp_id, device_id) = (rp_id.to_owned(), device_id.to_owned());
     let reason = reason.map(str::to_owned);
-    tokio::spawn(async move {
+    state.background.spawn(async move {
         let Ok(Some(info)) = store::devices::event_info(&state2.db, &device_id).await else {
             return;
         };
@@ -105,7 +105,10 @@ pub fn send_device(
 fn post(state: &Arc<AppState>, rp_id: &str, body: String) {
     let state = state.clone();
     let rp_id = rp_id.to_string();
-    state.clone().background.spawn(async move { deliver(&state, &rp_id, body).await });
+    state
+        .clone()
+        .background
+        .spawn(async move { deliver(&state, &rp_id, body).await });
 }
 
 /// Posts `body` to the RP's webhook (if it has one), signed: three tries with

@@ -292,13 +292,15 @@ pub struct ExpiredRow {
     pub rp_id: String,
     /// The user.
     pub user_id: String,
+    /// `login`, `transaction`, `transfer`.
+    pub kind: String,
 }
 
 /// Marks overdue pending challenges expired and returns them.
 pub async fn expire_overdue(db: &Db, now: i64) -> StoreResult<Vec<ExpiredRow>> {
     sqlx::query_as(
         "UPDATE challenges SET state = 'expired' WHERE state = 'pending' AND expires_at < $1 \
-         RETURNING id, rp_id, user_id",
+         RETURNING id, rp_id, user_id, kind",
     )
     .bind(now)
     .fetch_all(&db.pool)
@@ -317,7 +319,7 @@ pub async fn expire_for_removed_device(
          AND id IN (SELECT tx_id FROM challenge_deliveries WHERE device_id = $1) \
          AND NOT EXISTS (SELECT 1 FROM challenge_deliveries cd JOIN devices d ON d.id = cd.device_id \
          WHERE cd.tx_id = challenges.id AND d.status = 'active') \
-         RETURNING id, rp_id, user_id",
+         RETURNING id, rp_id, user_id, kind",
     )
     .bind(device_id)
     .fetch_all(&mut *conn)

@@ -19,6 +19,7 @@ pub mod otp;
 pub mod qr_logins;
 pub mod relying_parties;
 pub mod secrets;
+pub mod transfers;
 pub mod users;
 
 use std::time::Duration;

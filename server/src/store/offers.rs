@@ -23,8 +23,8 @@ pub struct NewOffer<'a> {
     pub expires_at: i64,
 }
 
-/// Stores an offer.
-pub async fn insert(db: &Db, o: &NewOffer<'_>) -> StoreResult<()> {
+/// Stores an offer (a transfer's in the same transaction as its row).
+pub async fn insert(conn: &mut AnyConnection, o: &NewOffer<'_>) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO enrollment_offers (id, user_id, secret, issuer, label, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -36,7 +36,7 @@ pub async fn insert(db: &Db, o: &NewOffer<'_>) -> StoreResult<()> {
     .bind(o.label)
     .bind(o.created_at)
     .bind(o.expires_at)
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

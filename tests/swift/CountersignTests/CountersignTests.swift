@@ -348,6 +348,49 @@ final class CountersignTests: XCTestCase {
             try await device.authenticator.scanLoginQr(uri: "countersign://login?v=1", accountId: nil)
         }
     }
+
+    func testTransferToANewPhoneApprovedByTheOldOne() async throws {
+        let old = try Device()
+        let (user, oldAccount) = try await old.activate("transfer")
+        let offer = try await old.authenticator.startTransfer(accountId: oldAccount, removeOld: true)
+        XCTAssertTrue(offer.offerUri.hasPrefix("countersign://activate?"), offer.offerUri)
+        let new = try Device()
+        // The new phone waits, unlisted, for the old phone's approval.
+        await assertThrows(.AwaitingApproval) {
+            try await new.authenticator.activateUri(uri: offer.offerUri, options: ActivationOptions(pin: nil, biometric: false))
+        }
+        let listed = try await new.authenticator.accounts()
+        XCTAssertTrue(listed.isEmpty)
+        let waiting = try await new.authenticator.hasPendingActivations()
+        XCTAssertTrue(waiting)
+        let none = try await new.authenticator.confirmPendingActivations()
+        XCTAssertTrue(none.isEmpty)
+        // The old phone shows the transfer request like any request.
+        let requests = try await old.authenticator.awaitPending(wait: .seconds(10))
+        let request = try XCTUnwrap(requests.first { $0.kind == .transfer })
+        let push = PushController(old.authenticator)
+        let card = push.card(request)
+        XCTAssertTrue(card.title.contains("to a new phone"), card.title)
+        let before = try await old.authenticator.account(accountId: oldAccount)
+        let result = await push.approve(card)
+        guard case .approved = result else { return XCTFail("not approved: \(result)") }
+        let activated = try await new.authenticator.confirmPendingActivations()
+        XCTAssertEqual(activated.count, 1)
+        // The same label and issuer as on the old phone.
+        XCTAssertEqual(activated.first?.label, before.label)
+        XCTAssertTrue(before.label.hasPrefix(user), before.label)
+        XCTAssertEqual(activated.first?.issuer, before.issuer)
+        // removeOld: the old phone is removed; its next call (if the
+        // approval's own follow-up did not already) wipes the account.
+        let still = try await old.authenticator.accounts()
+        if !still.isEmpty {
+            await assertThrows(.DeviceDeregistered) {
+                try await old.authenticator.awaitPending(wait: .zero)
+            }
+        }
+        let left = try await old.authenticator.accounts()
+        XCTAssertTrue(left.isEmpty)
+    }
 }
 
 /// The lists a pending-request sequence yielded (tx ids), in order.

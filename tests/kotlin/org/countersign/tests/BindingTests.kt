@@ -15,6 +15,7 @@ import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 import kotlinx.coroutines.withTimeoutOrNull
 import org.countersign.AccountKind
+import org.countersign.ChallengeKind
 import org.countersign.ActivationOptions
 import org.countersign.CountersignException
 import org.countersign.DenyReason
@@ -462,5 +463,43 @@ class BindingTests {
             runBlocking { device.authenticator.scanLoginQr("countersign://login?v=1", null) }
         }
         assertEquals(InputField.LOGIN_QR, bad.field)
+    }
+
+    @Test
+    fun transferToANewPhoneApprovedByTheOldOne() = runBlocking<Unit> {
+        val old = Device()
+        val (user, oldAccount) = activate(old, "transfer")
+        val offer = old.authenticator.startTransfer(oldAccount, true)
+        assertTrue(offer.offerUri.startsWith("countersign://activate?"), offer.offerUri)
+        val new = Device()
+        // The new phone waits, unlisted, for the old phone's approval.
+        assertThrows(CountersignException.AwaitingApproval::class.java) {
+            runBlocking { new.authenticator.activateUri(offer.offerUri, ActivationOptions(null, false)) }
+        }
+        assertTrue(new.authenticator.accounts().isEmpty())
+        assertTrue(new.authenticator.hasPendingActivations())
+        assertTrue(new.authenticator.confirmPendingActivations().isEmpty())
+        // The old phone shows the transfer request like any request.
+        val request = old.authenticator.awaitPending(10.seconds).single { it.kind == ChallengeKind.TRANSFER }
+        val push = PushController(old.authenticator)
+        val card = push.card(request)
+        assertEquals("Move your Binding Tests account to a new phone?", card.title)
+        assertTrue(card.body.contains("to a new phone"), card.body)
+        val before = old.authenticator.account(oldAccount)
+        assertTrue(push.approve(card, null) is ActionResult.Approved)
+        val activated = new.authenticator.confirmPendingActivations()
+        assertEquals(1, activated.size)
+        // The same label and issuer as on the old phone.
+        assertEquals(before.label, activated.single().label)
+        assertTrue(before.label.startsWith(user), before.label)
+        assertEquals(before.issuer, activated.single().issuer)
+        // remove_old: the old phone is removed; its next call (if the
+        // approval's own follow-up did not already) wipes the account.
+        if (old.authenticator.accounts().isNotEmpty()) {
+            assertThrows(CountersignException.DeviceDeregistered::class.java) {
+                runBlocking { old.authenticator.pending(Duration.ZERO, null) }
+            }
+        }
+        assertTrue(old.authenticator.accounts().isEmpty())
     }
 }

@@ -107,6 +107,8 @@ fun actionResult(e: CountersignException): ActionResult = when (e) {
         else -> ActionResult.Failed("The server refused the answer (${e.serverCode})")
     }
     is CountersignException.Network -> ActionResult.Failed("No connection: try again")
+    is CountersignException.AwaitingApproval -> ActionResult.Retry("Approve this phone on your old phone")
+    is CountersignException.TransferDenied -> ActionResult.AccountWiped("Your old phone did not approve this phone")
     else -> ActionResult.Failed("Something went wrong")
 }
 
@@ -127,6 +129,8 @@ class PushController(private val authenticator: Authenticator) {
         val title = when (request.kind) {
             ChallengeKind.LOGIN -> "Sign in to ${request.rp}?"
             ChallengeKind.TRANSACTION -> "Confirm payment for ${request.rp}?"
+            // The text names the new phone: deny if it is not the user's.
+            ChallengeKind.TRANSFER -> "Move your ${request.rp} account to a new phone?"
         }
         val lines = buildList {
             request.transaction?.let { add("${it.amount} ${it.currency} to ${it.payee}") }
