@@ -69,6 +69,40 @@ pub struct Config {
     /// Serve Prometheus metrics at `GET /metrics` (no authentication: counts
     /// only, no user names or ids; turn it off where the port is public).
     pub metrics: bool,
+    /// How long finished records are kept (the background pruning).
+    pub retention: RetentionConfig,
+}
+
+/// How long finished records are kept before the background pruning deletes
+/// them, so the database stays bounded (docs/SERVER.md "Retention").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Challenges (and their sealed copies) this long after they expired; the
+    /// relying party can read a challenge's status until then (at least 3600).
+    pub challenges_secs: u32,
+    /// Activation offers (and their transfers) this long after they expired
+    /// (at least 3600).
+    pub offers_secs: u32,
+    /// Audit records this many days old; 0 keeps them for ever.
+    pub audit_days: u32,
+    /// Rows deleted per table and statement (smaller batches hold the
+    /// database's write lock for shorter).
+    pub batch: u32,
+    /// Seconds between pruning runs.
+    pub interval_secs: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            challenges_secs: 86_400,
+            offers_secs: 86_400,
+            audit_days: 365,
+            batch: 2_000,
+            interval_secs: 60,
+        }
+    }
 }
 
 impl Default for Config {
@@ -87,6 +121,7 @@ impl Default for Config {
             demo: false,
             radius: None,
             metrics: true,
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -130,6 +165,15 @@ impl Config {
             ));
         }
         self.http.validate()?;
+        let r = &self.retention;
+        // A challenge's push OTP validates for 600 s after its answer, and an
+        // RP may read a status late: keep finished records at least an hour.
+        if r.challenges_secs < 3600 || r.offers_secs < 3600 || r.batch == 0 || r.interval_secs == 0
+        {
+            return Err(ConfigError::Invalid(
+                "retention.challenges_secs and offers_secs must be at least 3600, batch and interval_secs positive".into(),
+            ));
+        }
         if self.database_max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "database_max_connections must be positive".into(),

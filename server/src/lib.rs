@@ -249,6 +249,9 @@ impl Server {
             let state = state.clone();
             let mut stop = stop_rx.clone();
             tokio::spawn(async move {
+                let prune_every =
+                    std::time::Duration::from_secs(u64::from(state.config.retention.interval_secs));
+                let mut last_prune = std::time::Instant::now();
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
@@ -265,6 +268,13 @@ impl Server {
                     if let Err(e) = service::qr_login::delete_expired(&state).await {
                         state.metrics.observe_error(&e);
                         tracing::warn!(error = %e, "QR login sweep failed");
+                    }
+                    if last_prune.elapsed() >= prune_every {
+                        last_prune = std::time::Instant::now();
+                        if let Err(e) = service::retention::prune(&state, util::now()).await {
+                            state.metrics.observe_error(&e);
+                            tracing::warn!(error = %e, "retention pruning failed");
+                        }
                     }
                 }
             })

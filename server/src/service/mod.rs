@@ -14,6 +14,7 @@ pub mod otp;
 pub mod passwords;
 pub mod policy;
 pub mod qr_login;
+pub mod retention;
 pub mod secrets;
 pub mod transfer;
 pub mod webhook;

@@ -18,6 +18,7 @@ pub mod offline;
 pub mod otp;
 pub mod qr_logins;
 pub mod relying_parties;
+pub mod retention;
 pub mod secrets;
 pub mod transfers;
 pub mod users;
