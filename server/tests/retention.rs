@@ -46,7 +46,9 @@ async fn pruning_keeps_the_database_bounded(db: Db) {
         let answer = device.approval(&opened, None);
         assert_eq!(device.post_answer(&answer).await.0, 200);
     }
-    let pending = rp.start_push(json!({"user": "ann", "timeout_secs": 600})).await;
+    let pending = rp
+        .start_push(json!({"user": "ann", "timeout_secs": 600}))
+        .await;
     let pending_tx = pending["tx_id"].as_str().unwrap().to_string();
     let unused_offer = rp.enroll("bob").await;
     assert_eq!(count(&s, "challenges").await, 4);
