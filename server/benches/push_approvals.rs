@@ -134,9 +134,9 @@ impl Bench {
             c.policy.max_pending = 1000;
             if let Some(n) = std::env::var("COUNTERSIGN_BENCH_DB_CONNECTIONS")
                 .ok()
-                .and_then(|v| v.parse().ok())
+                .and_then(|v| v.parse::<u32>().ok())
             {
-                c.database_max_connections = n;
+                c.database_max_connections = Some(n);
             }
         }));
         let rp = server_rt.block_on(server.rp("Bench Bank"));

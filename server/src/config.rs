@@ -42,8 +42,13 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `sqlite://path/to/file.db` (default) or `postgres://user@host:port/db`.
     pub database_url: String,
-    /// Maximum database connections per instance.
-    pub database_max_connections: u32,
+    /// Maximum database connections per instance. Absent: 8 on PostgreSQL and
+    /// 1 on SQLite, where one connection does the most logins per CPU-second
+    /// (SQLite has one writer at a time, and a connection's page cache is
+    /// dropped whenever another connection commits; see BENCHMARKS.md).
+    pub database_max_connections: Option<u32>,
+    /// SQLite only: when a commit reaches the disk (docs/SERVER.md "Durability").
+    pub sqlite_synchronous: SqliteSynchronous,
     /// The externally reachable base URL of this server, put into activation offers
     /// (devices call the device API there). Defaults to `http://{listen}`.
     pub public_url: Option<String>,
@@ -71,6 +76,30 @@ pub struct Config {
     pub metrics: bool,
     /// How long finished records are kept (the background pruning).
     pub retention: RetentionConfig,
+}
+
+/// SQLite's `synchronous` setting in WAL mode: what a commit waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// The WAL is synced to disk at every commit: a commit survives a process
+    /// crash, an OS crash and a power cut.
+    Full,
+    /// The WAL is written at every commit and synced at checkpoints: a commit
+    /// survives a process crash; an OS crash or power cut may lose the last
+    /// commits (never corrupts the database).
+    #[default]
+    Normal,
+}
+
+impl SqliteSynchronous {
+    /// The `PRAGMA synchronous` value.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
 }
 
 /// How long finished records are kept before the background pruning deletes
@@ -110,7 +139,8 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: "sqlite://countersign.db".into(),
-            database_max_connections: 8,
+            database_max_connections: None,
+            sqlite_synchronous: SqliteSynchronous::default(),
             public_url: None,
             master_key: None,
             server_name: "Countersign".into(),
@@ -127,6 +157,16 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The database connections per instance: the configured number, or the
+    /// backend's default.
+    pub fn database_connections(&self) -> u32 {
+        match self.database_max_connections {
+            Some(n) => n,
+            None if self.database_url.starts_with("sqlite:") => 1,
+            None => 8,
+        }
+    }
+
     /// Reads a TOML configuration file; missing fields take their defaults.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -174,7 +214,7 @@ impl Config {
                 "retention.challenges_secs and offers_secs must be at least 3600, batch and interval_secs positive".into(),
             ));
         }
-        if self.database_max_connections == 0 {
+        if self.database_max_connections == Some(0) {
             return Err(ConfigError::Invalid(
                 "database_max_connections must be positive".into(),
             ));

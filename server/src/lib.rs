@@ -131,7 +131,12 @@ impl Parts {
     /// Connects to (and migrates) the database and loads the server's keys.
     async fn connect(config: &Config) -> Result<Self, StartError> {
         config.validate()?;
-        let db = Db::connect(&config.database_url, config.database_max_connections).await?;
+        let db = Db::connect_with(
+            &config.database_url,
+            config.database_connections(),
+            config.sqlite_synchronous,
+        )
+        .await?;
         let (master, signing_key) = service::secrets::load(&db, config.master_key.as_deref())
             .await
             .map_err(|e| StartError::Keys(e.message))?;
@@ -205,7 +210,7 @@ impl AppState {
     pub async fn finish(&self, limit: std::time::Duration) {
         self.background.close();
         let _ = tokio::time::timeout(limit, self.background.wait()).await;
-        self.db.pool.close().await;
+        self.db.close().await;
     }
 }
 
@@ -281,7 +286,7 @@ impl Server {
         };
         let limits = state.config.http.clone();
         let max_connections =
-            http::edge::connection_bound(&limits, state.config.database_max_connections);
+            http::edge::connection_bound(&limits, state.config.database_connections());
         let stop_rx_radius = stop_rx.clone();
         let serve = tokio::spawn(http::edge::serve(
             listener,
@@ -373,7 +378,7 @@ impl RunningServer {
         if let Some(task) = self.listen_task {
             task.abort();
         }
-        self.state.db.pool.close().await;
+        self.state.db.close().await;
     }
 
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully.

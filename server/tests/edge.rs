@@ -131,7 +131,7 @@ impl ServerProcess {
         let created = countersign_server::admin::create_rp(&db, &master, name, None)
             .await
             .unwrap();
-        db.pool.close().await;
+        db.close().await;
         RpClient::new(self.base.clone(), created.api_key)
     }
 

@@ -24,7 +24,7 @@ async fn database_errors_are_counted_once_per_request() {
         "{text}"
     );
     // The database goes away: each request fails on its first statement.
-    s.server().state().db.pool.close().await;
+    s.server().state().db.close().await;
     for _ in 0..2 {
         let (code, v) = rp.get("/v1/rp/challenges/tx_none").await;
         assert_eq!((code, v["error"]["code"].as_str()), (500, Some("internal")));

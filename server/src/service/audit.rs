@@ -11,7 +11,7 @@ use crate::util::{now, random_id};
 /// Appends one audit record. `reason` is a short fixed phrase, never a secret
 /// or raw user input.
 pub async fn audit(db: &Db, who: AuditSubject<'_>, event: &str, reason: &str) -> ApiResult<()> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.conn().await?;
     audit_on(&mut conn, who, event, reason).await
 }
 

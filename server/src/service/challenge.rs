@@ -1119,7 +1119,12 @@ pub async fn answer(
     .await?;
     // A transfer's approval (§14) decides in this transaction; it is no login,
     // so no miss counters, no RP webhook.
-    if let Some(tr) = store::transfers::for_tx(&mut dbtx, tx).await? {
+    let transfer = if row.kind == "transfer" {
+        store::transfers::for_tx(&mut dbtx, tx).await?
+    } else {
+        None
+    };
+    if let Some(tr) = transfer {
         let removal = super::transfer::decide(&mut dbtx, &tr, tx, device, new_state).await?;
         dbtx.commit().await?;
         state

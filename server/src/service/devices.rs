@@ -95,6 +95,9 @@ pub async fn activate(state: &AppState, body: &[u8]) -> ApiResult<Vec<u8>> {
     };
     // The attempt is counted first, in the transaction that stores the pending
     // device: it also orders concurrent activations and the confirmation.
+    // Read before the transaction: a statement on another connection while it
+    // is open could wait for a connection that only its own commit frees.
+    let policy = account_policy_for(&state.db, &offer.rp_id).await?;
     let mut dbtx = state.db.begin().await?;
     if !store::offers::count_attempt(&mut dbtx, &offer_id, max, t).await? {
         dbtx.rollback().await?;
@@ -138,7 +141,7 @@ pub async fn activate(state: &AppState, body: &[u8]) -> ApiResult<Vec<u8>> {
         device_id: device_id.clone(),
         user_label: offer.label.clone(),
         issuer: offer.issuer.clone(),
-        policy: account_policy_for(&state.db, &offer.rp_id).await?,
+        policy,
         otp,
         server_time: u64::try_from(t).unwrap_or(0),
     };
@@ -422,7 +425,7 @@ pub async fn update_kem_key(
         .and_then(|sec1| PublicKey::from_sec1(&sec1).ok())
         .ok_or_else(|| ApiError::bad_request("kem_key must be a base64url P-256 public key"))?;
     let kem_kid = key.key_id();
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = state.db.conn().await?;
     store::devices::rotate_kem_key(&mut conn, &device.id, &b64(&key.to_sec1()), &kem_kid, now())
         .await?;
     audit_on(

@@ -57,7 +57,7 @@ pub async fn create(
     let label = req.label.unwrap_or_else(|| req.user.clone());
     let issuer = req.issuer.unwrap_or_else(|| rp.name.clone());
     let policy = super::devices::account_policy_for(&state.db, &rp.id).await?;
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = state.db.conn().await?;
     let offer = new_offer(
         state,
         &mut conn,

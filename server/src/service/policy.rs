@@ -117,7 +117,8 @@ pub async fn admit_push(
     }
     dbtx.rollback().await?;
     // A miss recorded since the targets were read (a concurrent denial).
-    if let Some(gate) = store::users::gate(&state.db, user_id).await? {
+    let gate = store::users::gate(&state.db, user_id).await?;
+    if let Some(gate) = gate {
         check_gate(state, who, gate.into(), t).await?;
     }
     let pending = store::challenges::count_pending(&state.db, user_id, t).await?;

@@ -107,6 +107,6 @@ pub async fn query(db: &Db, filter: &AuditFilter<'_>) -> StoreResult<Vec<AuditRo
     .bind(filter.since)
     .bind(filter.until)
     .bind(filter.limit)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await
 }

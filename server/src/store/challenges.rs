@@ -49,7 +49,7 @@ pub async fn push_targets(
     .bind(user)
     .bind(key_id)
     .bind(now)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await
 }
 
@@ -61,7 +61,7 @@ pub async fn count_pending(db: &Db, user_id: &str, now: i64) -> StoreResult<i64>
     )
     .bind(user_id)
     .bind(now)
-    .fetch_one(&db.pool)
+    .fetch_one(&mut *db.conn().await?)
     .await?
     .try_get("pending")
 }
@@ -172,7 +172,7 @@ pub async fn record_wakeup(
     .bind(error)
     .bind(tx)
     .bind(device_id)
-    .execute(&db.pool)
+    .execute(&mut *db.conn().await?)
     .await?;
     Ok(())
 }
@@ -201,7 +201,7 @@ pub async fn deliveries(db: &Db, tx: &str) -> StoreResult<Vec<DeliveryRow>> {
          FROM challenge_deliveries WHERE tx_id = $1 ORDER BY device_id",
     )
     .bind(tx)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await
 }
 
@@ -239,7 +239,7 @@ pub async fn status(
     .bind(rp_id)
     .bind(key_id)
     .bind(now)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.conn().await?)
     .await
 }
 
@@ -269,7 +269,7 @@ pub async fn push_otp_of(
     .bind(tx)
     .bind(user_id)
     .bind(since)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.conn().await?)
     .await
 }
 
@@ -278,7 +278,7 @@ pub async fn consume_push_otp(db: &Db, tx: &str) -> StoreResult<bool> {
     let done =
         sqlx::query("UPDATE challenges SET push_otp_used = 1 WHERE id = $1 AND push_otp_used = 0")
             .bind(tx)
-            .execute(&db.pool)
+            .execute(&mut *db.conn().await?)
             .await?;
     Ok(done.rows_affected() != 0)
 }
@@ -303,7 +303,7 @@ pub async fn expire_overdue(db: &Db, now: i64) -> StoreResult<Vec<ExpiredRow>> {
          RETURNING id, rp_id, user_id, kind",
     )
     .bind(now)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await
 }
 
@@ -352,7 +352,7 @@ pub async fn pending_for_device(
     )
     .bind(device_id)
     .bind(now)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await
 }
 
@@ -372,7 +372,7 @@ pub async fn fetch_sealed(
     .bind(now)
     .bind(tx)
     .bind(device_id)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.conn().await?)
     .await?
     .map(|row| row.try_get("sealed"))
     .transpose()
@@ -395,7 +395,7 @@ pub async fn delivered_state(db: &Db, tx: &str, device_id: &str) -> StoreResult<
     )
     .bind(tx)
     .bind(device_id)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.conn().await?)
     .await
 }
 
@@ -430,6 +430,8 @@ pub struct AnswerRow {
     pub device_kem_key_id: Option<String>,
     /// The `next_kem` key ids of answers counted as wrong numbers, space-separated.
     pub number_failure_kids: String,
+    /// `login`, `transaction` or `transfer`.
+    pub kind: String,
 }
 
 /// Challenge `tx` with the device's copy, its RP's webhook flag, its user's
@@ -439,7 +441,7 @@ pub async fn for_answer(db: &Db, tx: &str, device_id: &str) -> StoreResult<Optio
         "SELECT cd.display_hash, cd.plaintext, c.state, c.expires_at, c.number, c.rp_id, c.user_id, \
          CASE WHEN r.webhook_url IS NULL THEN 0 ELSE 1 END AS has_webhook, u.denial_streak, \
          c.answered_by, c.deny_reason, c.answer_kem_key_id, dv.kem_key_id AS device_kem_key_id, \
-         c.number_failure_kids \
+         c.number_failure_kids, c.kind \
          FROM challenges c LEFT JOIN challenge_deliveries cd ON cd.tx_id = c.id AND cd.device_id = $2 \
          JOIN relying_parties r ON r.id = c.rp_id JOIN users u ON u.id = c.user_id \
          LEFT JOIN devices dv ON dv.id = $2 \
@@ -447,7 +449,7 @@ pub async fn for_answer(db: &Db, tx: &str, device_id: &str) -> StoreResult<Optio
     )
     .bind(tx)
     .bind(device_id)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.conn().await?)
     .await
 }
 

@@ -30,7 +30,7 @@ pub async fn keys(db: &Db, device_id: &str) -> StoreResult<Option<DeviceKeysRow>
          d.otp_seed, d.otp_digits FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
     )
     .bind(device_id)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.conn().await?)
     .await
 }
 
@@ -38,7 +38,7 @@ pub async fn keys(db: &Db, device_id: &str) -> StoreResult<Option<DeviceKeysRow>
 pub async fn status(db: &Db, device_id: &str) -> StoreResult<Option<String>> {
     sqlx::query("SELECT status FROM devices WHERE id = $1")
         .bind(device_id)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *db.conn().await?)
         .await?
         .map(|row| row.try_get("status"))
         .transpose()
@@ -151,7 +151,7 @@ pub async fn offer_and_status(
 ) -> StoreResult<Option<(Option<String>, String)>> {
     let row = sqlx::query("SELECT offer_id, status FROM devices WHERE id = $1")
         .bind(device_id)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *db.conn().await?)
         .await?;
     row.map(|r| Ok((r.try_get("offer_id")?, r.try_get("status")?)))
         .transpose()
@@ -166,7 +166,7 @@ pub async fn delete_stale_pending(db: &Db, now: i64) -> StoreResult<Vec<String>>
          RETURNING id",
     )
     .bind(now)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await?;
     rows.iter().map(|r| r.try_get("id")).collect()
 }
@@ -176,7 +176,7 @@ pub async fn touch(db: &Db, device_id: &str, now: i64) -> StoreResult<()> {
     sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
         .bind(now)
         .bind(device_id)
-        .execute(&db.pool)
+        .execute(&mut *db.conn().await?)
         .await?;
     Ok(())
 }
@@ -216,7 +216,7 @@ pub async fn set_push(
     .bind(token)
     .bind(now)
     .bind(device_id)
-    .execute(&db.pool)
+    .execute(&mut *db.conn().await?)
     .await?;
     Ok(())
 }
@@ -226,7 +226,7 @@ pub async fn clear_push_token(db: &Db, device_id: &str, token: &str) -> StoreRes
     sqlx::query("UPDATE devices SET push_token = NULL WHERE id = $1 AND push_token = $2")
         .bind(device_id)
         .bind(token)
-        .execute(&db.pool)
+        .execute(&mut *db.conn().await?)
         .await?;
     Ok(())
 }
@@ -270,7 +270,7 @@ pub async fn event_info(db: &Db, device_id: &str) -> StoreResult<Option<DeviceEv
          JOIN users u ON u.id = d.user_id WHERE d.id = $1",
     )
     .bind(device_id)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.conn().await?)
     .await
 }
 
@@ -303,7 +303,7 @@ pub async fn list_for_user(db: &Db, rp_id: &str, user: &str) -> StoreResult<Vec<
     )
     .bind(rp_id)
     .bind(user)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await
 }
 
@@ -334,7 +334,7 @@ pub async fn offline_target(
     .bind(rp_id)
     .bind(user)
     .bind(device_id)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.conn().await?)
     .await
 }
 
@@ -356,7 +356,7 @@ pub async fn owner(db: &Db, device_id: &str) -> StoreResult<Option<OwnerRow>> {
          JOIN users u ON u.id = d.user_id WHERE d.id = $1 AND d.status <> 'pending'",
     )
     .bind(device_id)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.conn().await?)
     .await
 }
 
@@ -366,7 +366,7 @@ pub async fn rename(db: &Db, device_id: &str, name: &str) -> StoreResult<bool> {
         sqlx::query("UPDATE devices SET name = $2 WHERE id = $1 AND status <> 'pending'")
             .bind(device_id)
             .bind(name)
-            .execute(&db.pool)
+            .execute(&mut *db.conn().await?)
             .await?
             .rows_affected()
             == 1,

@@ -6,6 +6,15 @@
 //! The store knows nothing of HTTP or of the services above it: functions take
 //! plain values and return rows or `sqlx::Error`. Those that must commit with
 //! other writes take a connection (`&mut AnyConnection`, e.g. a [`Tx`]).
+//!
+//! Statements run on a [`Conn`] from [`Db::conn`]. On SQLite that is our own
+//! small set of connections rather than sqlx's pool: sqlx pings a connection
+//! every time it goes back to its pool, and on SQLite a ping is one more round
+//! trip to the connection's worker thread, as costly as the statement itself
+//! (issue 16's profile). A SQLite connection cannot drop, and sqlx's worker runs
+//! commands in order, so a rollback queued by an abandoned [`Tx`] still runs
+//! before the connection's next statement: the ping buys nothing there.
+//! PostgreSQL connections can drop, so they keep sqlx's pool and its checks.
 
 pub mod api_keys;
 pub mod audit;
@@ -23,18 +32,21 @@ pub mod secrets;
 pub mod transfers;
 pub mod users;
 
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::any::AnyPoolOptions;
+use sqlx::any::{AnyPoolOptions, AnyTransactionManager};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, TransactionManager};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub use crate::config::SqliteSynchronous;
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, sqlx::Error>;
-
-/// A database transaction; pass `&mut tx` to the store functions that take a
-/// connection, so their writes commit together.
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +60,9 @@ pub enum Backend {
 /// The schema migrations (`server/migrations/NNNN_name.sql`), embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
+/// How long a statement waits for a free connection before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The pool and what it talks to.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -57,11 +72,23 @@ pub struct Db {
     pub backend: Backend,
     /// The URL (PostgreSQL LISTEN needs its own connection).
     url: String,
+    /// SQLite: the connections statements run on (see the module doc).
+    local: Option<Arc<LocalConnections>>,
 }
 
 impl Db {
-    /// Connects (creating a SQLite file if needed) and runs the migrations.
+    /// Connects (creating a SQLite file if needed) and runs the migrations,
+    /// with SQLite's default durability ([`SqliteSynchronous::Full`]).
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        Self::connect_with(url, max_connections, SqliteSynchronous::default()).await
+    }
+
+    /// [`Db::connect`] with SQLite's `synchronous` setting.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        synchronous: SqliteSynchronous,
+    ) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if url.starts_with("sqlite:") {
             let url = if url.contains('?') || url.contains(":memory:") {
@@ -79,7 +106,7 @@ impl Db {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             // sqlx pings every idle connection before handing it out: one more
             // round trip to SQLite's worker thread per statement. A SQLite
             // connection cannot drop, so skip it there; PostgreSQL keeps the ping
@@ -88,22 +115,47 @@ impl Db {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the writer; the busy timeout makes
-                        // concurrent writers wait instead of failing.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
-                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-                        )
-                        .await?;
+                        sqlite_settings(conn, synchronous).await?;
                     }
                     Ok(())
                 })
             })
             .connect(&url)
             .await?;
-        let db = Self { pool, backend, url };
+        let local = (backend == Backend::Sqlite).then(|| {
+            Arc::new(LocalConnections {
+                url: url.clone(),
+                synchronous,
+                slots: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(max_connections.max(1) as usize)),
+                max: max_connections.max(1) as usize,
+                closed: AtomicBool::new(false),
+            })
+        });
+        let db = Self {
+            pool,
+            backend,
+            url,
+            local,
+        };
         MIGRATOR.run(&db.pool).await?;
         Ok(db)
+    }
+
+    /// A connection for a few statements; it goes back when dropped.
+    pub async fn conn(&self) -> StoreResult<Conn> {
+        match &self.local {
+            Some(local) => local.acquire().await,
+            None => Ok(Conn(ConnKind::Pooled(self.pool.acquire().await?))),
+        }
+    }
+
+    /// Closes every connection; later statements fail with `PoolClosed`.
+    pub async fn close(&self) {
+        if let Some(local) = &self.local {
+            local.close();
+        }
+        self.pool.close().await;
     }
 
     /// The database URL.
@@ -113,13 +165,172 @@ impl Db {
 
     /// Checks the database answers.
     pub async fn ping(&self) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await?;
-        let c: &mut AnyConnection = &mut conn;
-        c.ping().await
+        self.conn().await?.ping().await
     }
 
     /// Starts a transaction.
     pub async fn begin(&self) -> StoreResult<Tx> {
-        self.pool.begin().await
+        let mut conn = self.conn().await?;
+        AnyTransactionManager::begin(&mut conn, None).await?;
+        Ok(Tx { conn, open: true })
+    }
+}
+
+/// The SQLite settings of every connection. WAL lets readers run beside the
+/// writer; the busy timeout makes concurrent writers wait instead of failing.
+async fn sqlite_settings(
+    conn: &mut AnyConnection,
+    synchronous: SqliteSynchronous,
+) -> StoreResult<()> {
+    let sql = format!(
+        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+         PRAGMA foreign_keys = ON; PRAGMA synchronous = {};",
+        synchronous.pragma()
+    );
+    conn.execute(sql.as_str()).await?;
+    Ok(())
+}
+
+/// SQLite connections handed out without sqlx's pool (see the module doc):
+/// at most `permits` at once, each opened on first need and kept.
+#[derive(Debug)]
+struct LocalConnections {
+    url: String,
+    synchronous: SqliteSynchronous,
+    slots: Mutex<Vec<Arc<tokio::sync::Mutex<AnyConnection>>>>,
+    permits: Arc<Semaphore>,
+    max: usize,
+    closed: AtomicBool,
+}
+
+impl LocalConnections {
+    async fn acquire(&self) -> StoreResult<Conn> {
+        // As sqlx's pool does: a request waits at most this long for a connection.
+        let permit = tokio::time::timeout(ACQUIRE_TIMEOUT, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(sqlx::Error::PoolClosed);
+        }
+        // A permit means a slot is free, or one may still be opened: a guard
+        // is dropped before its permit (field order of `ConnKind::Local`).
+        let (free, may_open) = {
+            let slots = self.slots.lock().map_err(|_| sqlx::Error::PoolClosed)?;
+            let free = slots.iter().find_map(|s| s.clone().try_lock_owned().ok());
+            (free, slots.len() < self.max)
+        };
+        let guard = match free {
+            Some(guard) => guard,
+            None if may_open => {
+                let mut conn = AnyConnection::connect(&self.url).await?;
+                sqlite_settings(&mut conn, self.synchronous).await?;
+                let slot = Arc::new(tokio::sync::Mutex::new(conn));
+                let guard = slot
+                    .clone()
+                    .try_lock_owned()
+                    .map_err(|_| sqlx::Error::PoolClosed)?;
+                self.slots
+                    .lock()
+                    .map_err(|_| sqlx::Error::PoolClosed)?
+                    .push(slot);
+                guard
+            }
+            None => return Err(sqlx::Error::PoolTimedOut),
+        };
+        Ok(Conn(ConnKind::Local {
+            guard,
+            _permit: permit,
+        }))
+    }
+
+    /// Refuses new acquisitions and drops the connections (each closes when
+    /// its last user lets go).
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.permits.close();
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.clear();
+        }
+    }
+}
+
+/// A database connection from [`Db::conn`]; dereferences to the connection, so
+/// `&mut *conn` is a sqlx executor.
+#[derive(Debug)]
+pub struct Conn(ConnKind);
+
+#[derive(Debug)]
+enum ConnKind {
+    Pooled(PoolConnection<Any>),
+    // Field order matters: the guard is released before the permit.
+    Local {
+        guard: tokio::sync::OwnedMutexGuard<AnyConnection>,
+        _permit: OwnedSemaphorePermit,
+    },
+}
+
+impl Deref for Conn {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        match &self.0 {
+            ConnKind::Pooled(c) => c,
+            ConnKind::Local { guard, .. } => guard,
+        }
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match &mut self.0 {
+            ConnKind::Pooled(c) => c,
+            ConnKind::Local { guard, .. } => guard,
+        }
+    }
+}
+
+/// A database transaction; pass `&mut tx` to the store functions that take a
+/// connection, so their writes commit together. Dropped without
+/// [`Tx::commit`], it rolls back (queued before the connection's next use).
+#[derive(Debug)]
+pub struct Tx {
+    conn: Conn,
+    open: bool,
+}
+
+impl Tx {
+    /// Commits the transaction.
+    pub async fn commit(mut self) -> StoreResult<()> {
+        AnyTransactionManager::commit(&mut self.conn).await?;
+        self.open = false;
+        Ok(())
+    }
+
+    /// Rolls the transaction back.
+    pub async fn rollback(mut self) -> StoreResult<()> {
+        AnyTransactionManager::rollback(&mut self.conn).await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Deref for Tx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if self.open {
+            AnyTransactionManager::start_rollback(&mut self.conn);
+        }
     }
 }

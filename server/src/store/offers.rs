@@ -71,7 +71,7 @@ pub async fn find(db: &Db, id: &str) -> StoreResult<Option<OfferRow>> {
          FROM enrollment_offers o JOIN users u ON u.id = o.user_id WHERE o.id = $1",
     )
     .bind(id)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.conn().await?)
     .await
 }
 

@@ -51,7 +51,7 @@ pub async fn for_offer(db: &Db, offer_id: &str) -> StoreResult<Option<TransferRo
         "SELECT {COLUMNS} FROM transfers WHERE offer_id = $1"
     ))
     .bind(offer_id)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.conn().await?)
     .await
 }
 
@@ -133,7 +133,7 @@ pub async fn withdraw_challenge(conn: &mut AnyConnection, tx: &str) -> StoreResu
 pub async fn challenge_state(db: &Db, tx: &str) -> StoreResult<Option<(String, i64)>> {
     sqlx::query_as("SELECT state, expires_at FROM challenges WHERE id = $1")
         .bind(tx)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *db.conn().await?)
         .await
 }
 
@@ -181,7 +181,7 @@ pub async fn device(db: &Db, device_id: &str) -> StoreResult<Option<DeviceForTra
          LEFT JOIN enrollment_offers o ON o.id = d.offer_id WHERE d.id = $1",
     )
     .bind(device_id)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.conn().await?)
     .await
 }
 

@@ -21,7 +21,7 @@ pub async fn insert_if_absent(
     .bind(rp_id)
     .bind(name)
     .bind(created_at)
-    .execute(&db.pool)
+    .execute(&mut *db.conn().await?)
     .await?;
     Ok(())
 }
@@ -31,7 +31,7 @@ pub async fn find_id(db: &Db, rp_id: &str, name: &str) -> StoreResult<Option<Str
     sqlx::query("SELECT id FROM users WHERE rp_id = $1 AND name = $2")
         .bind(rp_id)
         .bind(name)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *db.conn().await?)
         .await?
         .map(|row| row.try_get("id"))
         .transpose()
@@ -41,7 +41,7 @@ pub async fn find_id(db: &Db, rp_id: &str, name: &str) -> StoreResult<Option<Str
 pub async fn name(db: &Db, user_id: &str) -> StoreResult<Option<String>> {
     sqlx::query("SELECT name FROM users WHERE id = $1")
         .bind(user_id)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *db.conn().await?)
         .await?
         .map(|row| row.try_get("name"))
         .transpose()
@@ -76,7 +76,7 @@ pub async fn reserve_passcode_attempt(
     .bind(window_start)
     .bind(now)
     .bind(max_failures)
-    .execute(&db.pool)
+    .execute(&mut *db.conn().await?)
     .await?;
     Ok(counted.rows_affected() != 0)
 }
@@ -89,7 +89,7 @@ pub async fn reset_after_valid_otp(db: &Db, user_id: &str) -> StoreResult<()> {
          otp_fail_count = 0, otp_fail_window_start = 0 WHERE id = $1",
     )
     .bind(user_id)
-    .execute(&db.pool)
+    .execute(&mut *db.conn().await?)
     .await?;
     Ok(())
 }
@@ -101,7 +101,7 @@ pub async fn resume_pushes(db: &Db, user_id: &str) -> StoreResult<bool> {
         "UPDATE users SET suppressed = 0, denial_streak = 0, next_push_at = 0 WHERE id = $1",
     )
     .bind(user_id)
-    .execute(&db.pool)
+    .execute(&mut *db.conn().await?)
     .await?;
     Ok(done.rows_affected() != 0)
 }
@@ -114,7 +114,7 @@ pub async fn unlock(db: &Db, user_id: &str) -> StoreResult<bool> {
          WHERE id = $1",
     )
     .bind(user_id)
-    .execute(&db.pool)
+    .execute(&mut *db.conn().await?)
     .await?;
     Ok(done.rows_affected() != 0)
 }
@@ -134,7 +134,7 @@ pub struct GateRow {
 pub async fn gate(db: &Db, user_id: &str) -> StoreResult<Option<GateRow>> {
     sqlx::query_as("SELECT suppressed, locked_until, next_push_at FROM users WHERE id = $1")
         .bind(user_id)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *db.conn().await?)
         .await
 }
 
@@ -240,7 +240,7 @@ pub async fn record_miss(conn: &mut AnyConnection, m: &Miss<'_>) -> StoreResult<
 pub async fn password_hash(db: &Db, user_id: &str) -> StoreResult<Option<Option<String>>> {
     sqlx::query("SELECT password_hash FROM users WHERE id = $1")
         .bind(user_id)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *db.conn().await?)
         .await?
         .map(|row| row.try_get("password_hash"))
         .transpose()
@@ -252,7 +252,7 @@ pub async fn set_password_hash(db: &Db, user_id: &str, hash: Option<&str>) -> St
     let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
         .bind(user_id)
         .bind(hash)
-        .execute(&db.pool)
+        .execute(&mut *db.conn().await?)
         .await?;
     Ok(done.rows_affected() != 0)
 }
@@ -264,7 +264,7 @@ pub async fn release_passcode_attempt(db: &Db, user_id: &str) -> StoreResult<()>
         "UPDATE users SET otp_fail_count = otp_fail_count - 1 WHERE id = $1 AND otp_fail_count > 0",
     )
     .bind(user_id)
-    .execute(&db.pool)
+    .execute(&mut *db.conn().await?)
     .await?;
     Ok(())
 }
@@ -298,7 +298,7 @@ const USER_ROW: &str = "SELECT u.id, u.name, u.suppressed, u.locked_until, u.den
 pub async fn list(db: &Db, rp_id: &str) -> StoreResult<Vec<UserRow>> {
     sqlx::query_as(&format!("{USER_ROW} WHERE u.rp_id = $1 ORDER BY u.name"))
         .bind(rp_id)
-        .fetch_all(&db.pool)
+        .fetch_all(&mut *db.conn().await?)
         .await
 }
 
@@ -307,6 +307,6 @@ pub async fn get(db: &Db, rp_id: &str, name: &str) -> StoreResult<Option<UserRow
     sqlx::query_as(&format!("{USER_ROW} WHERE u.rp_id = $1 AND u.name = $2"))
         .bind(rp_id)
         .bind(name)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *db.conn().await?)
         .await
 }
