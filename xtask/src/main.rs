@@ -12,6 +12,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 mod api;
+mod bench;
 mod bindings;
 mod browser;
 mod fuzz;
@@ -33,11 +34,13 @@ fn main() -> ExitCode {
         Some("webpush-test") => webpush::test(),
         Some("metrics-test") => metrics::test(),
         Some("fuzz") => fuzz::command(&args[1..]),
+        Some("bench") => bench::command(&args[1..]),
+        Some("bench-peer") => bench::peer(&args[1..]),
         Some("android") => mobile::android(&args[1..]),
         Some("apple") => mobile::apple(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|demo|bindings|api-test|browser-test|webpush-test|metrics-test|fuzz|android|apple>"
+                "usage: cargo xtask <test|demo|bindings|api-test|browser-test|webpush-test|metrics-test|fuzz|bench|bench-peer|android|apple>"
             );
             return ExitCode::from(2);
         }
@@ -215,6 +218,7 @@ fn test() -> Result {
     )?;
     // Every fuzz target for a few seconds on its committed corpus (fuzz/README.md).
     fuzz::short_pass()?;
+    bench::smoke()?;
     // The demo pages in headless Chromium, the CLI as the phone (issue 7).
     browser::test()?;
     // Requests generated from /openapi.json against a live server (issue 12).

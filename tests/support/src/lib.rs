@@ -7,12 +7,14 @@
 // Test code: a panic is how a helper reports a failed step.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod device;
 pub mod postgres;
 mod rp;
 mod server;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use device::{TestDevice, offer_credentials};
 /// The HTTP client crate behind [`http_client`] and [`RpClient`].
 pub use reqwest;
 pub use rp::{Offer, RpClient};
