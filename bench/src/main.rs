@@ -147,6 +147,15 @@ impl Options {
             return Err("--concurrency and --workers must be positive".into());
         }
         o.workers = o.workers.min(o.concurrency as usize);
+        // privacyIDEA resolves relative paths in pi.cfg from its own directory.
+        let absolute =
+            |p: &PathBuf| std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()));
+        o.work_dir = absolute(&o.work_dir)?;
+        o.report = absolute(&o.report)?;
+        o.server_bin = absolute(&o.server_bin)?;
+        if let Some(venv) = &o.venv {
+            o.venv = Some(absolute(venv)?);
+        }
         Ok(o)
     }
 

@@ -39,8 +39,9 @@ pub struct Phone {
     pub user: String,
     /// The push token's serial.
     pub serial: String,
-    /// The phone's RSA key, PKCS#8 DER, base64.
-    pub pkcs8: String,
+    /// The phone's RSA private key, DER (PKCS#1 `RSAPrivateKey`, as
+    /// `openssl genpkey -outform DER` writes it), base64.
+    pub key_der: String,
 }
 
 /// A phone in a worker: its key and HTTP client.
@@ -128,9 +129,9 @@ impl PhoneClient {
     /// The phone's client for privacyIDEA at `base`.
     pub fn new(base: &str, phone: Phone) -> Result<Self, String> {
         let der = STANDARD
-            .decode(&phone.pkcs8)
+            .decode(&phone.key_der)
             .map_err(|e| format!("phone key: {e}"))?;
-        let key = RsaKeyPair::from_pkcs8(&der).map_err(|e| format!("phone key: {e}"))?;
+        let key = RsaKeyPair::from_der(&der).map_err(|e| format!("phone key: {e}"))?;
         Ok(Self {
             phone,
             key,
@@ -314,18 +315,18 @@ fn openssl(args: &[&str], input: Option<&[u8]>) -> Result<Vec<u8>, String> {
     Ok(out.stdout)
 }
 
-/// Phone `index`'s key pair: (PKCS#8 DER, SubjectPublicKeyInfo DER), made by
+/// Phone `index`'s key pair: (private key DER, SubjectPublicKeyInfo DER), made by
 /// openssl once and kept in `cache`.
 fn phone_key(cache: &Path, index: u64) -> Result<(Vec<u8>, Vec<u8>), String> {
     let file = cache.join(format!("phone-{index}.der"));
-    if let Ok(pkcs8) = std::fs::read(&file) {
+    if let Ok(key_der) = std::fs::read(&file) {
         let spki = openssl(
             &["pkey", "-inform", "DER", "-pubout", "-outform", "DER"],
-            Some(&pkcs8),
+            Some(&key_der),
         )?;
-        return Ok((pkcs8, spki));
+        return Ok((key_der, spki));
     }
-    let pkcs8 = openssl(
+    let key_der = openssl(
         &[
             "genpkey",
             "-algorithm",
@@ -339,10 +340,10 @@ fn phone_key(cache: &Path, index: u64) -> Result<(Vec<u8>, Vec<u8>), String> {
     )?;
     let spki = openssl(
         &["pkey", "-inform", "DER", "-pubout", "-outform", "DER"],
-        Some(&pkcs8),
+        Some(&key_der),
     )?;
-    std::fs::write(&file, &pkcs8).map_err(|e| format!("{}: {e}", file.display()))?;
-    Ok((pkcs8, spki))
+    std::fs::write(&file, &key_der).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok((key_der, spki))
 }
 
 /// What `pi-manage` makes once: the encryption key, the audit keys and the
@@ -546,7 +547,7 @@ async fn configure(
             .as_str()
             .ok_or_else(|| format!("token/init: no enrollment_credential: {init}"))?
             .to_owned();
-        let (pkcs8, spki) = phone_key(keys, i)?;
+        let (key_der, spki) = phone_key(keys, i)?;
         call(
             &http,
             "POST",
@@ -563,7 +564,7 @@ async fn configure(
         phones.push(Phone {
             user,
             serial,
-            pkcs8: STANDARD.encode(&pkcs8),
+            key_der: STANDARD.encode(&key_der),
         });
     }
     Ok(phones)
