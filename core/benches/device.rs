@@ -164,7 +164,7 @@ impl MockServer {
         let request = ActivationRequest::verify(&msg).unwrap();
         request.check_offer(&self.offer).unwrap();
         let grant = ActivationGrant {
-            offer_id: request.offer_id.clone(),
+            offer_id: request.offer_id,
             account_id: "acct-bench".into(),
             device_id: "dev-bench".into(),
             user_label: "alice@example.com".into(),

@@ -12,6 +12,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 mod api;
+mod bench_device;
 mod bindings;
 mod browser;
 mod fuzz;
@@ -35,9 +36,10 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::command(&args[1..]),
         Some("android") => mobile::android(&args[1..]),
         Some("apple") => mobile::apple(&args[1..]),
+        Some("bench-device") => bench_device::command(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|demo|bindings|api-test|browser-test|webpush-test|metrics-test|fuzz|android|apple>"
+                "usage: cargo xtask <test|demo|bindings|api-test|browser-test|webpush-test|metrics-test|fuzz|android|apple|bench-device>"
             );
             return ExitCode::from(2);
         }
@@ -222,6 +224,7 @@ fn test() -> Result {
     // Kotlin (JVM, JNA) and Swift (Linux) binding tests against a live server (issue 6).
     report_free_space();
     bindings::test_kotlin_and_swift()?;
+    bench_device::report(true)?;
     println!(
         "\nall suites passed in {:.0}s",
         started.elapsed().as_secs_f64()
