@@ -65,6 +65,12 @@ let package = Package(
             dependencies: ["Countersign", "CountersignSampleKit", "CountersignTestKit"],
             path: "tests/swift/NotificationExtensionHarness"
         ),
+        // The FFI's per-call cost from Swift (`cargo xtask bench-device`).
+        .executableTarget(
+            name: "FfiBench",
+            dependencies: ["Countersign"],
+            path: "bindings/benches/swift/FfiBench"
+        ),
         .testTarget(
             name: "CountersignTests",
             dependencies: ["Countersign", "CountersignSampleKit", "CountersignTestKit"],

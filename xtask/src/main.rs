@@ -5,6 +5,8 @@
 //! * `cargo xtask demo`: the end-to-end demo (the README's main command).
 //! * `cargo xtask fuzz [--secs N] [--merge] [target ...]`: coverage-guided fuzzing
 //!   of every parser an attacker can reach (fuzz/README.md).
+//! * `cargo xtask bench`, `bench-peer`, `bench-device`: the performance reports
+//!   (BENCHMARKS.md). Not part of `test`, which runs a bounded smoke of each.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use std::time::Instant;
 
 mod api;
 mod bench;
+mod bench_device;
 mod bindings;
 mod browser;
 mod fuzz;
@@ -36,11 +39,12 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::command(&args[1..]),
         Some("bench") => bench::command(&args[1..]),
         Some("bench-peer") => bench::peer(&args[1..]),
+        Some("bench-device") => bench_device::command(&args[1..]),
         Some("android") => mobile::android(&args[1..]),
         Some("apple") => mobile::apple(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|demo|bindings|api-test|browser-test|webpush-test|metrics-test|fuzz|bench|bench-peer|android|apple>"
+                "usage: cargo xtask <test|demo|bindings|api-test|browser-test|webpush-test|metrics-test|fuzz|bench|bench-peer|bench-device|android|apple>"
             );
             return ExitCode::from(2);
         }
@@ -218,6 +222,8 @@ fn test() -> Result {
     )?;
     // Every fuzz target for a few seconds on its committed corpus (fuzz/README.md).
     fuzz::short_pass()?;
+    // The server benchmark and the privacyIDEA comparison, bounded to seconds, so
+    // the benchmark code cannot rot (the full report is `cargo xtask bench`).
     bench::smoke()?;
     // The demo pages in headless Chromium, the CLI as the phone (issue 7).
     browser::test()?;
@@ -226,6 +232,8 @@ fn test() -> Result {
     // Kotlin (JVM, JNA) and Swift (Linux) binding tests against a live server (issue 6).
     report_free_space();
     bindings::test_kotlin_and_swift()?;
+    // Device costs, FFI calls from Kotlin and Swift, library size: bounded smoke.
+    bench_device::report(true)?;
     println!(
         "\nall suites passed in {:.0}s",
         started.elapsed().as_secs_f64()

@@ -1,14 +1,15 @@
 //! Key vault: P-256 keys and AES-256-GCM sealing keys addressed by alias, never
 //! exported.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use zeroize::Zeroizing;
 
 use super::storage::{SecureStorage, StorageError};
 use crate::crypto::{
-    AgreementKey, PublicKey, Signature, SigningKey, aes_gcm_open, aes_gcm_seal, random_array,
+    AgreementKey, PublicKey, Signature, SigningKey, aes_gcm_open, aes_gcm_seal, ct_eq, random_array,
 };
 
 /// What a key is for (a platform key is created for one use only).
@@ -139,9 +140,35 @@ pub trait KeyVault: Send + Sync {
 /// It cannot bind a key to user verification: `user_verification` is recorded but
 /// enforced only by the core asking the [`super::UserVerifier`] first. Use a
 /// platform vault on phones.
+///
+/// Parsed keys are cached in memory (loading a P-256 scalar costs a base-point
+/// multiplication, more than the signature or ECDH itself). The storage stays the
+/// truth: every call still reads the key's slot, and a cached key is used only
+/// when its scalar equals the stored one (compared in constant time), so a key
+/// replaced or deleted by another process or vault is never used stale. Cached
+/// scalars are zeroized when dropped (ring's own copy inside a signing key pair
+/// is not: see [`crate::crypto`]).
 pub struct SoftwareKeyVault {
     storage: Arc<dyn SecureStorage>,
+    cache: Mutex<HashMap<String, CachedKey>>,
 }
+
+/// A parsed key and the stored scalar it was parsed from.
+#[derive(Clone)]
+struct CachedKey {
+    scalar: Arc<Zeroizing<Vec<u8>>>,
+    key: ParsedKey,
+}
+
+#[derive(Clone)]
+enum ParsedKey {
+    Signing(Arc<SigningKey>),
+    Agreement(Arc<AgreementKey>),
+}
+
+/// Parsed keys kept at most (a phone holds a few per account); past it the cache
+/// starts again empty.
+const MAX_CACHED_KEYS: usize = 64;
 
 impl fmt::Debug for SoftwareKeyVault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -165,7 +192,38 @@ fn storage_err(e: StorageError) -> KeyVaultError {
 impl SoftwareKeyVault {
     /// A vault keeping its keys in `storage`.
     pub fn new(storage: Arc<dyn SecureStorage>) -> Self {
-        Self { storage }
+        Self {
+            storage,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedKey>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cached key for `alias` if it was parsed from exactly `scalar`.
+    fn cached(&self, alias: &str, scalar: &[u8]) -> Option<ParsedKey> {
+        let entry = self.cache().get(alias).cloned()?;
+        ct_eq(entry.scalar.as_slice(), scalar).then_some(entry.key)
+    }
+
+    fn remember(&self, alias: &str, scalar: Zeroizing<Vec<u8>>, key: ParsedKey) {
+        let mut cache = self.cache();
+        if cache.len() >= MAX_CACHED_KEYS && !cache.contains_key(alias) {
+            cache.clear();
+        }
+        cache.insert(
+            alias.to_owned(),
+            CachedKey {
+                scalar: Arc::new(scalar),
+                key,
+            },
+        );
+    }
+
+    fn forget(&self, alias: &str) {
+        self.cache().remove(alias);
     }
 
     fn slot(alias: &str) -> String {
@@ -186,20 +244,38 @@ impl SoftwareKeyVault {
         }
     }
 
-    fn signing_key(&self, alias: &str) -> Result<SigningKey, KeyVaultError> {
+    fn signing_key(&self, alias: &str) -> Result<Arc<SigningKey>, KeyVaultError> {
         match self.load(alias)? {
             None => Err(KeyVaultError::NotFound),
-            Some((TAG_SIGNING, scalar)) => SigningKey::from_bytes(&scalar)
-                .map_err(|_| KeyVaultError::Platform("corrupt key".into())),
+            Some((TAG_SIGNING, scalar)) => {
+                if let Some(ParsedKey::Signing(key)) = self.cached(alias, &scalar) {
+                    return Ok(key);
+                }
+                let key = Arc::new(
+                    SigningKey::from_bytes(&scalar)
+                        .map_err(|_| KeyVaultError::Platform("corrupt key".into()))?,
+                );
+                self.remember(alias, scalar, ParsedKey::Signing(key.clone()));
+                Ok(key)
+            }
             Some(_) => Err(KeyVaultError::WrongPurpose),
         }
     }
 
-    fn agreement_key(&self, alias: &str) -> Result<AgreementKey, KeyVaultError> {
+    fn agreement_key(&self, alias: &str) -> Result<Arc<AgreementKey>, KeyVaultError> {
         match self.load(alias)? {
             None => Err(KeyVaultError::NotFound),
-            Some((TAG_AGREEMENT, scalar)) => AgreementKey::from_bytes(&scalar)
-                .map_err(|_| KeyVaultError::Platform("corrupt key".into())),
+            Some((TAG_AGREEMENT, scalar)) => {
+                if let Some(ParsedKey::Agreement(key)) = self.cached(alias, &scalar) {
+                    return Ok(key);
+                }
+                let key = Arc::new(
+                    AgreementKey::from_bytes(&scalar)
+                        .map_err(|_| KeyVaultError::Platform("corrupt key".into()))?,
+                );
+                self.remember(alias, scalar, ParsedKey::Agreement(key.clone()));
+                Ok(key)
+            }
             Some(_) => Err(KeyVaultError::WrongPurpose),
         }
     }
@@ -226,17 +302,26 @@ impl SoftwareKeyVault {
 impl KeyVault for SoftwareKeyVault {
     fn create_key(&self, alias: &str, spec: KeySpec) -> Result<PublicKey, KeyVaultError> {
         let rng = |_| KeyVaultError::Platform("key generation failed".into());
-        let (tag, scalar, public) = match spec.purpose {
+        let (tag, scalar, public, parsed) = match spec.purpose {
             KeyPurpose::Signing => {
                 let k = SigningKey::generate().map_err(rng)?;
-                (TAG_SIGNING, k.to_bytes(), k.public_key())
+                let (scalar, public) = (k.to_bytes(), k.public_key());
+                (TAG_SIGNING, scalar, public, ParsedKey::Signing(Arc::new(k)))
             }
             KeyPurpose::KeyAgreement => {
                 let k = AgreementKey::generate().map_err(rng)?;
-                (TAG_AGREEMENT, k.to_bytes(), k.public_key())
+                let (scalar, public) = (k.to_bytes(), k.public_key());
+                (
+                    TAG_AGREEMENT,
+                    scalar,
+                    public,
+                    ParsedKey::Agreement(Arc::new(k)),
+                )
             }
         };
+        self.forget(alias);
         self.store(alias, tag, spec.user_verification, scalar.as_slice())?;
+        self.remember(alias, Zeroizing::new(scalar.to_vec()), parsed);
         Ok(public)
     }
 
@@ -262,10 +347,12 @@ impl KeyVault for SoftwareKeyVault {
     }
 
     fn delete_key(&self, alias: &str) -> Result<(), KeyVaultError> {
+        self.forget(alias);
         self.storage.delete(&Self::slot(alias)).map_err(storage_err)
     }
 
     fn create_sealing_key(&self, alias: &str) -> Result<(), KeyVaultError> {
+        self.forget(alias);
         let key = Zeroizing::new(
             random_array::<32>()
                 .map_err(|_| KeyVaultError::Platform("key generation failed".into()))?,
@@ -329,6 +416,45 @@ mod tests {
         assert_eq!(v.public_key("a").unwrap(), None);
         assert_eq!(v.sign("a", b"m"), Err(KeyVaultError::NotFound));
         assert!(format!("{v:?}").contains("SoftwareKeyVault"));
+    }
+
+    #[test]
+    fn cached_keys_follow_the_storage() {
+        let storage = Arc::new(MemoryStorage::new());
+        let a = SoftwareKeyVault::new(storage.clone());
+        let b = SoftwareKeyVault::new(storage.clone());
+        let spec = |purpose| KeySpec {
+            purpose,
+            user_verification: false,
+        };
+        let first = a.create_key("k", spec(KeyPurpose::Signing)).unwrap();
+        first.verify(b"m", &a.sign("k", b"m").unwrap()).unwrap();
+        // Another vault (another process) replaces the key: `a` signs with the new one.
+        let second = b.create_key("k", spec(KeyPurpose::Signing)).unwrap();
+        assert_ne!(first, second);
+        second.verify(b"m", &a.sign("k", b"m").unwrap()).unwrap();
+        assert_eq!(a.public_key("k").unwrap(), Some(second));
+        // ... or turns it into an agreement key, or deletes it.
+        let agreement = b.create_key("k", spec(KeyPurpose::KeyAgreement)).unwrap();
+        assert_eq!(a.sign("k", b"m"), Err(KeyVaultError::WrongPurpose));
+        let peer = AgreementKey::generate().unwrap();
+        assert_eq!(
+            *a.ecdh("k", &peer.public_key()).unwrap(),
+            *peer.diffie_hellman(&agreement).unwrap()
+        );
+        b.delete_key("k").unwrap();
+        assert_eq!(a.sign("k", b"m"), Err(KeyVaultError::NotFound));
+        assert_eq!(
+            a.ecdh("k", &peer.public_key()),
+            Err(KeyVaultError::NotFound)
+        );
+        // The cache stays bounded.
+        for i in 0..(MAX_CACHED_KEYS + 3) {
+            a.create_key(&format!("n{i}"), spec(KeyPurpose::Signing))
+                .unwrap();
+        }
+        assert!(a.cache().len() <= MAX_CACHED_KEYS);
+        a.sign("n0", b"m").unwrap();
     }
 
     #[test]

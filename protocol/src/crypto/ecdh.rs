@@ -4,10 +4,8 @@ use std::fmt;
 
 use zeroize::{Zeroize as _, Zeroizing};
 
-use super::{CryptoError, PublicKey, random_array};
-
-/// How many random scalars [`AgreementKey::generate`] draws before giving up.
-const GENERATE_ATTEMPTS: usize = 8;
+use super::random::generate_p256;
+use super::{CryptoError, PublicKey};
 
 /// A static ECDH P-256 private key (e.g. the device's HPKE key K).
 ///
@@ -18,17 +16,15 @@ pub struct AgreementKey {
 }
 
 impl AgreementKey {
-    /// Generates a key from the OS random number generator.
+    /// Generates a key from the OS random number generator (ring's key
+    /// generation: one fast base-point multiplication; the point is then
+    /// validated like any other public key).
     pub fn generate() -> Result<Self, CryptoError> {
-        for _ in 0..GENERATE_ATTEMPTS {
-            let scalar = Zeroizing::new(random_array::<32>()?);
-            match Self::from_bytes(scalar.as_ref()) {
-                Ok(key) => return Ok(key),
-                Err(CryptoError::InvalidKey) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(CryptoError::Rng)
+        let (scalar, point) = generate_p256()?;
+        let secret =
+            p256::SecretKey::from_slice(scalar.as_ref()).map_err(|_| CryptoError::InvalidKey)?;
+        let public = PublicKey::from_sec1(&point)?;
+        Ok(Self { secret, public })
     }
 
     /// Loads a 32-byte big-endian scalar in `[1, n-1]`.
@@ -120,6 +116,12 @@ mod tests {
         assert_eq!(*ab, *ba);
         let a2 = AgreementKey::from_bytes(a.to_bytes().as_ref()).unwrap();
         assert_eq!(a2.public_key(), a.public_key());
+        // ring's generated pair: the public key is the scalar's (p256 agrees).
+        for _ in 0..16 {
+            let k = AgreementKey::generate().unwrap();
+            let again = AgreementKey::from_bytes(k.to_bytes().as_ref()).unwrap();
+            assert_eq!(again.public_key(), k.public_key());
+        }
         assert!(format!("{a:?}").contains("redacted"));
         assert_eq!(
             AgreementKey::from_bytes(&[0u8; 32]).err(),

@@ -2,41 +2,51 @@
 //! p256 for RFC 6979 deterministic signatures.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use p256::ecdsa::signature::Signer as _;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-use zeroize::{Zeroize as _, Zeroizing};
+use zeroize::Zeroizing;
 
-use super::{CryptoError, PublicKey, Signature, random_array};
-
-/// How many random scalars [`SigningKey::generate`] draws before giving up;
-/// a draw fails with probability below 2^-32, so this only stops a broken RNG.
-const GENERATE_ATTEMPTS: usize = 8;
+use super::random::generate_p256;
+use super::{CryptoError, PublicKey, Signature};
 
 /// An ECDSA P-256 private key.
 ///
-/// The scalar is held by p256's key (zeroized on drop); the ring key pair is
-/// parsed once and cached, so [`sign`](Self::sign) does not re-parse.
-/// `Debug` shows only the public key.
+/// The scalar is kept zeroizing (and by p256's key, zeroized on drop, once
+/// deterministic signing needed it); the ring key pair is parsed once and
+/// cached, so [`sign`](Self::sign) does not re-parse. `Debug` shows only the
+/// public key.
 pub struct SigningKey {
     ring: EcdsaKeyPair,
-    p256: p256::ecdsa::SigningKey,
+    scalar: Zeroizing<[u8; 32]>,
+    /// p256's key (its construction costs a base-point multiplication): made
+    /// by [`Self::from_bytes`], or on the first deterministic signature.
+    p256: OnceLock<p256::ecdsa::SigningKey>,
     public: PublicKey,
 }
 
 impl SigningKey {
-    /// Generates a key from the OS random number generator.
+    /// Generates a key from the OS random number generator (ring's key
+    /// generation: one fast base-point multiplication, which ring checks again
+    /// when it loads the pair).
     pub fn generate() -> Result<Self, CryptoError> {
-        for _ in 0..GENERATE_ATTEMPTS {
-            let scalar = Zeroizing::new(random_array::<32>()?);
-            match Self::from_bytes(scalar.as_ref()) {
-                Ok(key) => return Ok(key),
-                Err(CryptoError::InvalidKey) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(CryptoError::Rng)
+        let (scalar, point) = generate_p256()?;
+        let public = PublicKey::from_sec1(&point)?;
+        let ring = EcdsaKeyPair::from_private_key_and_public_key(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            scalar.as_ref(),
+            &point,
+            &SystemRandom::new(),
+        )
+        .map_err(|_| CryptoError::InvalidKey)?;
+        Ok(Self {
+            ring,
+            scalar,
+            p256: OnceLock::new(),
+            public,
+        })
     }
 
     /// Loads a 32-byte big-endian scalar in `[1, n-1]`.
@@ -54,18 +64,30 @@ impl SigningKey {
             &SystemRandom::new(),
         )
         .map_err(|_| CryptoError::InvalidKey)?;
-        Ok(Self { ring, p256, public })
+        let mut stored = Zeroizing::new([0u8; 32]);
+        stored.copy_from_slice(scalar);
+        Ok(Self {
+            ring,
+            scalar: stored,
+            p256: OnceLock::from(p256),
+            public,
+        })
     }
 
     /// The 32-byte big-endian scalar (zeroized on drop).
     pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
-        let mut bytes = self.p256.to_bytes();
-        let mut out = Zeroizing::new([0u8; 32]);
-        for (o, i) in out.iter_mut().zip(bytes.iter()) {
-            *o = *i;
+        self.scalar.clone()
+    }
+
+    /// p256's key, made on first use.
+    fn p256(&self) -> Result<&p256::ecdsa::SigningKey, CryptoError> {
+        if let Some(key) = self.p256.get() {
+            return Ok(key);
         }
-        bytes.zeroize();
-        out
+        let key = p256::ecdsa::SigningKey::from_slice(self.scalar.as_ref())
+            .map_err(|_| CryptoError::InvalidKey)?;
+        // Another thread may have set it first: same scalar, same key.
+        Ok(self.p256.get_or_init(|| key))
     }
 
     /// The matching public key.
@@ -86,7 +108,7 @@ impl SigningKey {
     /// and message always give the same signature, for published vectors.
     pub fn sign_deterministic(&self, msg: &[u8]) -> Result<Signature, CryptoError> {
         let sig: p256::ecdsa::Signature = self
-            .p256
+            .p256()?
             .try_sign(msg)
             .map_err(|_| CryptoError::InvalidKey)?;
         Signature::from_raw(&sig.to_bytes())
@@ -108,6 +130,22 @@ mod tests {
 
     // RFC 6979 A.2.5 (P-256, SHA-256).
     const X: &str = "c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721";
+
+    #[test]
+    fn generated_keys_are_consistent() {
+        for _ in 0..16 {
+            let key = SigningKey::generate().unwrap();
+            let again = SigningKey::from_bytes(key.to_bytes().as_ref()).unwrap();
+            assert_eq!(again.public_key(), key.public_key());
+            let sig = key.sign(b"m").unwrap();
+            key.public_key().verify(b"m", &sig).unwrap();
+            // p256's key is made on demand and agrees with a loaded one.
+            assert_eq!(
+                key.sign_deterministic(b"m").unwrap(),
+                again.sign_deterministic(b"m").unwrap()
+            );
+        }
+    }
 
     #[test]
     fn rfc6979_known_answer_and_ring_verifies() {
