@@ -7,8 +7,8 @@
 //!    the former hot spots for the before/after).
 //! 2. FFI overhead: `ping(u64)` from Rust (`bindings/benches/ffi_baseline.rs`),
 //!    from Kotlin (JVM + JNA, `bindings/benches/kotlin/FfiBench.kt`) and from
-//!    Swift (Linux, the `FfiBench` executable of `Package.swift`), all on the
-//!    release library.
+//!    Swift (Linux, the `FfiBench` executable of `Package.swift`), on the release
+//!    library (Swift in `--smoke`: a debug build on the debug library).
 //! 3. Library size: the release cdylib of countersign-ffi, stripped, with and
 //!    without the reqwest HTTP client, and its largest contributors by crate
 //!    (`nm --size-sort` of the unstripped build).
@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use crate::Result;
 use crate::toolchain::{self, Bind, join_paths, target_dir};
@@ -32,7 +32,8 @@ const PUSH_RATIO_TARGET: f64 = 1.2;
 const APPROVE_RATIO_TARGET: f64 = 1.2;
 const KOTLIN_TARGET_NS: f64 = 5_000.0;
 const SWIFT_TARGET_NS: f64 = 1_000.0;
-const SIZE_TARGET_BYTES: u64 = 4 * 1024 * 1024;
+/// 4 MB (decimal, as the sizes are printed).
+const SIZE_TARGET_BYTES: u64 = 4_000_000;
 
 /// `cargo xtask bench-device [--smoke]`.
 pub fn command(args: &[String]) -> Result {
@@ -110,8 +111,59 @@ fn human(ns: f64) -> String {
     }
 }
 
+/// Bytes in decimal megabytes.
 fn mib(bytes: u64) -> String {
-    format!("{:.2} MB", bytes as f64 / 1_048_576.0)
+    format!("{:.2} MB", bytes as f64 / 1_000_000.0)
+}
+
+/// FNV-1a over the files' names and contents: whether sources changed (the
+/// binding generator rewrites its files, so their times say nothing).
+fn fingerprint(files: &[PathBuf]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for file in files {
+        let bytes = fs::read(file).unwrap_or_default();
+        for b in file.to_string_lossy().as_bytes().iter().chain(&bytes) {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// Generates the bindings unless those in place were generated from the
+/// current library (the binding tests just did): regenerating rewrites the
+/// Swift package's sources, which SwiftPM would then recompile.
+fn ensure_bindings() -> Result<PathBuf> {
+    let mut build = crate::cargo();
+    build.args([
+        "build",
+        "--quiet",
+        "-p",
+        crate::bindings::FFI_PACKAGE,
+        "--features",
+        "cli",
+        "--lib",
+        "--bin",
+        "uniffi-bindgen",
+    ]);
+    crate::run(
+        "build countersign-ffi (debug) and uniffi-bindgen",
+        &mut build,
+    )?;
+    let library = target_dir().join("debug/libcountersign_ffi.so");
+    let kotlin = crate::bindings::out_dir().join("kotlin");
+    let swift =
+        crate::root().join("bindings/swift/Sources/Countersign/Generated/countersign.swift");
+    let time = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    let fresh = match (time(&library), time(&kotlin), time(&swift)) {
+        (Some(lib), Some(k), Some(s)) => k >= lib && s >= lib,
+        _ => false,
+    };
+    if fresh {
+        println!("==> bindings up to date with {}", library.display());
+        return Ok(kotlin);
+    }
+    Ok(crate::bindings::generate(false)?.kotlin)
 }
 
 fn load_average() -> String {
@@ -190,32 +242,29 @@ fn parse_runner(text: &str) -> RunnerOutput {
     }
 }
 
-fn newest_mtime(paths: &[PathBuf]) -> Option<SystemTime> {
-    paths
-        .iter()
-        .filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
-        .max()
-}
-
-/// The release library, built with the default features (reqwest).
+/// The release library with the default features (reqwest), built in its own
+/// target folder: `cargo bench` of the FFI crate writes the same file name in
+/// `target/release`, and the two would relink each other's every run.
 fn release_library() -> PathBuf {
-    target_dir().join("release/libcountersign_ffi.so")
+    target_dir().join("size-full/release/libcountersign_ffi.so")
 }
 
 /// Compiles (when a source changed) and runs the Kotlin bench on the release library.
 fn kotlin_bench(smoke: bool) -> Result<RunnerOutput> {
     let kotlin = toolchain::kotlin()?;
-    let generated = crate::bindings::generate(false)?;
+    let generated = ensure_bindings()?;
     let root = crate::root();
     let bench_source = root.join("bindings/benches/kotlin/FfiBench.kt");
     let mut files = Vec::new();
-    collect(&generated.kotlin, "kt", &mut files)?;
+    collect(&generated, "kt", &mut files)?;
     files.push(bench_source);
     let out = target_dir().join("bench/kotlin");
     fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let jar = out.join("ffi-bench.jar");
-    let jar_time = fs::metadata(&jar).and_then(|m| m.modified()).ok();
-    if jar_time.is_none() || newest_mtime(&files) > jar_time {
+    let stamp = out.join("sources.fnv");
+    let sources = fingerprint(&files);
+    let built = fs::read_to_string(&stamp).unwrap_or_default();
+    if !jar.exists() || built != sources {
         let mut kotlinc = Command::new(&kotlin.kotlinc);
         kotlinc
             .arg("-nowarn")
@@ -226,6 +275,10 @@ fn kotlin_bench(smoke: bool) -> Result<RunnerOutput> {
             .args(&files)
             .env("JAVA_OPTS", "-Xmx1g");
         crate::run("kotlinc FfiBench", &mut kotlinc)?;
+        fs::write(&stamp, &sources)
+            .map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    } else {
+        println!("==> FfiBench.jar up to date");
     }
     let lib_dir = release_library()
         .parent()
@@ -253,26 +306,40 @@ fn kotlin_bench(smoke: bool) -> Result<RunnerOutput> {
     Ok(parsed)
 }
 
-/// Builds (release) and runs the Swift `FfiBench` in the trixie root on the
-/// release library.
+/// Builds and runs the Swift `FfiBench` in the trixie root. The full run
+/// builds it in release against the release library; `--smoke` builds it in
+/// debug against the debug library, in the binding tests' build folder, where
+/// everything but the bench itself is already compiled.
 fn swift_bench(smoke: bool) -> Result<RunnerOutput> {
     let swift = toolchain::swift_root()?;
-    // The generated Swift in the package (the Kotlin part generated it too).
-    crate::bindings::generate(false)?;
+    // The generated Swift in the package (the Kotlin part made sure of it).
+    ensure_bindings()?;
     let root = crate::root();
-    let scratch = target_dir().join("bench/swift");
+    let (scratch, config, library) = if smoke {
+        (
+            target_dir().join("binding-tests/swift"),
+            "debug",
+            target_dir().join("debug/libcountersign_ffi.so"),
+        )
+    } else {
+        (
+            target_dir().join("bench/swift"),
+            "release",
+            release_library(),
+        )
+    };
     fs::create_dir_all(&scratch)
         .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
-    let lib_dir = release_library()
+    let lib_dir = library
         .parent()
         .and_then(|d| d.strip_prefix(&root).ok())
         .map(|p| format!("/project/{}", p.display()))
-        .ok_or("the release library is outside the project")?;
+        .ok_or("the library is outside the project")?;
     let iterations = if smoke { "1000000" } else { "50000000" };
     let script = format!(
         "cd /project && export COUNTERSIGN_LIB_DIR={lib_dir} LD_LIBRARY_PATH={lib_dir}; \
-         {{ swift build -c release --product FfiBench --scratch-path /scratch/build && \
-         /scratch/build/release/FfiBench {iterations}; }} >/scratch/ffi-bench.log 2>&1; \
+         {{ swift build -c {config} --product FfiBench --scratch-path /scratch/build && \
+         /scratch/build/{config}/FfiBench {iterations}; }} >/scratch/ffi-bench.log 2>&1; \
          status=$?; cat /scratch/ffi-bench.log; exit $status"
     );
     println!("\n==> Swift FfiBench ({iterations} calls)");
@@ -325,8 +392,8 @@ struct Size {
     by_crate: Vec<(String, u64)>,
 }
 
-/// Builds the release cdylib (`lean`: without reqwest, in its own target
-/// folder so both variants stay built), strips a copy like `release-stripped`
+/// Builds the release cdylib (`lean`: without reqwest; each variant in its own
+/// target folder, so both stay built), strips a copy like `release-stripped`
 /// does (`strip --strip-all`), and sums the unstripped symbols by crate.
 fn measure_size(lean: bool) -> Result<Size> {
     let mut cmd = crate::cargo();
@@ -446,9 +513,13 @@ pub fn report(smoke: bool) -> Result {
     // 1. Device costs.
     let device_run = run_criterion("countersign-core", "device", smoke);
     checks.part("criterion core/benches/device.rs", device_run);
-    // 2. FFI: the Rust side.
-    let ffi_run = run_criterion("countersign-ffi", "ffi_baseline", smoke);
-    checks.part("criterion bindings/benches/ffi_baseline.rs", ffi_run);
+    // 2. FFI: the Rust side (a fraction of a nanosecond). Building the bench
+    // links the FFI crate's cdylib and staticlib with LTO (about a minute), so
+    // `--smoke` shows the last full run's figures instead.
+    if !smoke {
+        let ffi_run = run_criterion("countersign-ffi", "ffi_baseline", smoke);
+        checks.part("criterion bindings/benches/ffi_baseline.rs", ffi_run);
+    }
     let kotlin = checks.part("Kotlin FfiBench", kotlin_bench(smoke));
     let swift = checks.part("Swift FfiBench", swift_bench(smoke));
     let load_after = load_average();
@@ -599,12 +670,13 @@ pub fn report(smoke: bool) -> Result {
     md.push_str("## 2. FFI overhead (`ping(u64) -> u64`)\n\n| caller | per call |\n|---|---|\n");
     let rust_ping = m("ffi/ping_rust");
     let rust_c = m("ffi/ping_c_abi");
+    let rust_note = if smoke { " (last full run)" } else { "" };
     for (label, value) in [
         ("Rust, direct call", rust_ping),
         ("Rust, through the C ABI scaffolding", rust_c),
     ] {
         md.push_str(&format!(
-            "| {label} | {} |\n",
+            "| {label}{rust_note} | {} |\n",
             value.map(human).unwrap_or_else(|| "n/a".into())
         ));
     }
@@ -639,7 +711,12 @@ pub fn report(smoke: bool) -> Result {
         checks.check("Swift FfiBench checks", s.failed == 0 && s.passed > 0);
         if let Some(ns) = s.results.get("swift_ping_ns").copied() {
             md.push_str(&format!(
-                "| Swift (Linux, release) | {} (overhead {} over Rust; target ≤ 1 µs: {}) |\n",
+                "| Swift (Linux, {}) | {} (overhead {} over Rust; target ≤ 1 µs: {}) |\n",
+                if smoke {
+                    "debug build"
+                } else {
+                    "release build"
+                },
                 human(ns),
                 human(ns - baseline),
                 met(ns - baseline <= SWIFT_TARGET_NS)
