@@ -67,8 +67,12 @@ fn driver(subcommand: &str, driver: &PathBuf, server: &PathBuf, what: &str) -> C
 
 /// `cargo xtask bench [flags]`: the throughput report (bench/src/main.rs lists
 /// the flags: --logins, --concurrency, --secs, --db, --big-logins,
-/// --sqlite-synchronous, --quick).
+/// --sqlite-synchronous, --quick). `cargo xtask bench --smoke` runs only the
+/// smoke that `cargo xtask test` runs.
 pub fn command(args: &[String]) -> Result {
+    if args.iter().any(|a| a == "--smoke") {
+        return smoke();
+    }
     crate::ensure_debian_packages(&["postgresql"], &["/usr/lib/postgresql/15/bin/initdb"])?;
     let server = build_release_server()?;
     let bench = build_driver()?;
