@@ -270,7 +270,9 @@ fn run(opts: &Options) -> Result<(), String> {
         "\nStatements are counted in a separate pass: the server runs with \
          `COUNTERSIGN_LOG=warn,sqlx::query=debug`, and the sqlx statement lines it logs \
          while one worker runs the counted logins (after a warm-up) are grouped by sqlx's \
-         summary. Latency is one login's wall time seen by the driver (four HTTP round \
+         summary. Only what sqlx logs is counted: transaction control is partly \
+         invisible (no BEGIN on either backend, no COMMIT on SQLite; PostgreSQL's COMMIT \
+         lines show the transactions per login). Latency is one login's wall time seen by the driver (four HTTP round \
          trips); in the half-load pass it counts from the login's scheduled start."
     );
     write_report(opts, &out)?;

@@ -21,6 +21,7 @@ impl Service {
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| format!("start {name}: {e}"))?;
+        watchdog(child.id());
         Ok(Self {
             name: name.into(),
             child,
@@ -64,6 +65,35 @@ impl Drop for Service {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Stops `child` when this process ends, even when it is killed and `Drop`
+/// never runs (a detached shell polls for our pid, as tests/support's
+/// PostgreSQL watchdog does).
+fn watchdog(child: u32) {
+    // The child's start time (field 22 of its stat) tells it from a later
+    // process that reuses its pid.
+    let started = std::fs::read_to_string(format!("/proc/{child}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s.get(s.rfind(')')? + 1..)?.to_owned();
+            rest.split_whitespace().nth(19).map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let same = format!(
+        "[ \"$(sed 's/.*) //' /proc/{child}/stat 2>/dev/null | cut -d' ' -f20)\" = \"{started}\" ]"
+    );
+    let script = format!(
+        "while kill -0 {me} 2>/dev/null; do sleep 0.5; done; {same} && kill -TERM {child}; \
+         sleep 5; {same} && kill -KILL {child}",
+        me = std::process::id()
+    );
+    let _ = Command::new("setsid")
+        .args(["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
 }
 
 /// A free loopback port.

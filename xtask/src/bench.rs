@@ -67,8 +67,12 @@ fn driver(subcommand: &str, driver: &PathBuf, server: &PathBuf, what: &str) -> C
 
 /// `cargo xtask bench [flags]`: the throughput report (bench/src/main.rs lists
 /// the flags: --logins, --concurrency, --secs, --db, --big-logins,
-/// --sqlite-synchronous, --quick).
+/// --sqlite-synchronous, --quick). `cargo xtask bench --smoke` runs only the
+/// smoke that `cargo xtask test` runs.
 pub fn command(args: &[String]) -> Result {
+    if args.iter().any(|a| a == "--smoke") {
+        return smoke();
+    }
     crate::ensure_debian_packages(&["postgresql"], &["/usr/lib/postgresql/15/bin/initdb"])?;
     let server = build_release_server()?;
     let bench = build_driver()?;
@@ -79,6 +83,8 @@ pub fn command(args: &[String]) -> Result {
 
 /// `cargo xtask bench-peer [flags]`: Countersign and privacyIDEA 3.14 side by side.
 pub fn peer(args: &[String]) -> Result {
+    // openssl makes the simulated phones' RSA keys.
+    crate::ensure_debian_packages(&["openssl"], &["openssl"])?;
     let venv = privacyidea_venv()?;
     let server = build_release_server()?;
     let bench = build_driver()?;
@@ -92,6 +98,8 @@ pub fn peer(args: &[String]) -> Result {
 /// logins, with assertions; ends with `N passed, N failed`. Uses the dev
 /// server: it checks that the code works, not how fast.
 pub fn smoke() -> Result {
+    crate::ensure_debian_packages(&["openssl"], &["openssl"])?;
+    crate::ensure_debian_packages(&["postgresql"], &["/usr/lib/postgresql/15/bin/initdb"])?;
     let venv = privacyidea_venv()?;
     crate::build_host_binaries()?;
     let bench = build_driver()?;
