@@ -70,6 +70,7 @@ pub enum RpCommand {
     /// Set the webhook URL with a new signing secret (shown once), or clear it.
     SetWebhook {
         /// The relying party (id or name).
+        #[arg(allow_hyphen_values = true)]
         rp: String,
         /// The new URL.
         #[arg(long, required_unless_present = "clear", conflicts_with = "clear")]
@@ -82,6 +83,7 @@ pub enum RpCommand {
     /// accounts keep the one signed into their activation).
     SetPolicy {
         /// The relying party (id or name).
+        #[arg(allow_hyphen_values = true)]
         rp: String,
         /// What a push asks for when it names nothing: `none`, `pin` or `biometric`.
         #[arg(long, value_parser = ["none", "pin", "biometric"])]
@@ -107,7 +109,7 @@ pub enum KeyCommand {
     /// Create an API key (shown once).
     Create {
         /// The relying party (id or name).
-        #[arg(long)]
+        #[arg(allow_hyphen_values = true, long)]
         rp: String,
         /// Your name for the key, e.g. "billing backend".
         #[arg(long, default_value = "")]
@@ -116,13 +118,14 @@ pub enum KeyCommand {
     /// List API keys (ids and state, never secrets).
     List {
         /// Only this relying party's (id or name).
-        #[arg(long)]
+        #[arg(allow_hyphen_values = true, long)]
         rp: Option<String>,
     },
     /// Create a new key for the same relying party; the old one keeps working
     /// for the grace period, then stops.
     Rotate {
         /// The key id (`csk_<id>.…` or the id).
+        #[arg(allow_hyphen_values = true)]
         key: String,
         /// How long the old key still works, e.g. `24h`, `30m`, `0s` (at most 30 days).
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
@@ -131,6 +134,7 @@ pub enum KeyCommand {
     /// Revoke a key now: every instance refuses it from its next request.
     Revoke {
         /// The key id (`csk_<id>.…` or the id).
+        #[arg(allow_hyphen_values = true)]
         key: String,
     },
 }
@@ -141,23 +145,25 @@ pub enum UserCommand {
     /// List a relying party's users with their push state.
     List {
         /// The relying party (id or name).
-        #[arg(long)]
+        #[arg(allow_hyphen_values = true, long)]
         rp: String,
     },
     /// Show a user, their push state and devices.
     Show {
         /// The relying party (id or name).
-        #[arg(long)]
+        #[arg(allow_hyphen_values = true, long)]
         rp: String,
         /// The user name the relying party uses.
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// Lift a fraud lock ("not me") or a suppression after misses.
     Unlock {
         /// The relying party (id or name).
-        #[arg(long)]
+        #[arg(allow_hyphen_values = true, long)]
         rp: String,
         /// The user name the relying party uses.
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
 }
@@ -168,15 +174,16 @@ pub enum DeviceCommand {
     /// List a user's devices.
     List {
         /// The relying party (id or name).
-        #[arg(long)]
+        #[arg(allow_hyphen_values = true, long)]
         rp: String,
         /// The user name the relying party uses.
-        #[arg(long)]
+        #[arg(allow_hyphen_values = true, long)]
         user: String,
     },
     /// Rename a device.
     Rename {
         /// The device id.
+        #[arg(allow_hyphen_values = true)]
         device: String,
         /// The new name (1-64 characters).
         name: String,
@@ -184,6 +191,7 @@ pub enum DeviceCommand {
     /// Remove a device: its next request is refused and its app wipes the account.
     Remove {
         /// The device id.
+        #[arg(allow_hyphen_values = true)]
         device: String,
     },
 }
@@ -192,13 +200,13 @@ pub enum DeviceCommand {
 #[derive(Args, Debug)]
 pub struct AuditArgs {
     /// Only this relying party's records (id or name).
-    #[arg(long)]
+    #[arg(allow_hyphen_values = true, long)]
     rp: Option<String>,
     /// Only this user's records (needs `--rp`).
-    #[arg(long, requires = "rp")]
+    #[arg(allow_hyphen_values = true, long, requires = "rp")]
     user: Option<String>,
     /// Only this challenge's records.
-    #[arg(long)]
+    #[arg(allow_hyphen_values = true, long)]
     tx: Option<String>,
     /// Only this event, e.g. `approved`, `denied`, `unlocked`, `api_key_revoked`.
     #[arg(long)]
@@ -584,4 +592,66 @@ async fn audit(state: &Arc<AppState>, out: &Output, args: AuditArgs) -> AdminRes
         "no audit records",
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Admin {
+        #[command(flatten)]
+        admin: AdminArgs,
+    }
+
+    fn parse(args: &[&str]) -> AdminCommand {
+        let all: Vec<&str> = std::iter::once("admin")
+            .chain(args.iter().copied())
+            .collect();
+        Admin::try_parse_from(&all)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .admin
+            .command
+    }
+
+    /// Ids are base64url: a random one begins with `-` one time in 64, and must
+    /// still be read as an id, not as an unknown flag (a CI run once drew one).
+    #[test]
+    fn ids_that_begin_with_a_hyphen_are_ids() {
+        let id = "-frV38WmXGxNVYiiu0ad_w";
+        match parse(&["audit", "--tx", id, "--limit", "5"]) {
+            AdminCommand::Audit(a) => {
+                assert_eq!(a.tx.as_deref(), Some(id));
+                assert_eq!(a.limit, 5);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["key", "rotate", id, "--grace", "1h"]) {
+            AdminCommand::Key(KeyCommand::Rotate { key, grace }) => {
+                assert_eq!(key, id);
+                assert_eq!(grace, Duration::from_secs(3600));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["device", "remove", id]) {
+            AdminCommand::Device(DeviceCommand::Remove { device }) => assert_eq!(device, id),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["device", "rename", id, "Work phone"]) {
+            AdminCommand::Device(DeviceCommand::Rename { device, name }) => {
+                assert_eq!(device, id);
+                assert_eq!(name, "Work phone");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["user", "unlock", "--rp", id, id]) {
+            AdminCommand::User(UserCommand::Unlock { rp, user }) => {
+                assert_eq!(rp, id);
+                assert_eq!(user, id);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
