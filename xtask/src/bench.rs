@@ -81,16 +81,36 @@ pub fn command(args: &[String]) -> Result {
     run("countersign-bench run", &mut cmd)
 }
 
-/// `cargo xtask bench-peer [flags]`: Countersign and privacyIDEA 3.14 side by side.
+/// Where `bench-peer --tmpfs` keeps both servers' databases: in memory, so that
+/// neither waits for the disk. privacyIDEA's SQLite (rollback journal,
+/// `synchronous = FULL`) syncs every commit, Countersign's default (`normal`,
+/// WAL) does not: on disk the comparison would mostly measure the disk.
+const PEER_TMPFS: &str = "/dev/shm/countersign-bench-peer";
+
+/// `cargo xtask bench-peer [--tmpfs] [flags]`: Countersign and privacyIDEA 3.14
+/// side by side.
 pub fn peer(args: &[String]) -> Result {
     // openssl makes the simulated phones' RSA keys.
     crate::ensure_debian_packages(&["openssl"], &["openssl"])?;
     let venv = privacyidea_venv()?;
     let server = build_release_server()?;
     let bench = build_driver()?;
-    let mut cmd = driver("peer", &bench, &server, "peer");
-    cmd.arg("--venv").arg(venv).args(args);
-    run("countersign-bench peer", &mut cmd)
+    let tmpfs = args.iter().any(|a| a == "--tmpfs");
+    let what = if tmpfs { "peer-tmpfs" } else { "peer" };
+    let mut cmd = driver("peer", &bench, &server, what);
+    if tmpfs {
+        // A later --work-dir wins over the one `driver` set.
+        cmd.arg("--work-dir").arg(PEER_TMPFS);
+    }
+    cmd.arg("--venv")
+        .arg(venv)
+        .args(args.iter().filter(|a| *a != "--tmpfs"));
+    let outcome = run("countersign-bench peer", &mut cmd);
+    if tmpfs {
+        // Memory, not disk: give it back (the report is in target/bench).
+        let _ = std::fs::remove_dir_all(PEER_TMPFS);
+    }
+    outcome
 }
 
 /// The bench code's smoke: a few hundred logins on SQLite, a few on
