@@ -262,7 +262,7 @@ fn kotlin_bench(smoke: bool) -> Result<RunnerOutput> {
     let root = crate::root();
     let bench_source = root.join("bindings/benches/kotlin/FfiBench.kt");
     let mut files = Vec::new();
-    collect(&generated, "kt", &mut files)?;
+    crate::bindings::sources(&generated, "kt", &mut files)?;
     files.push(bench_source);
     let out = target_dir().join("bench/kotlin");
     fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
@@ -376,22 +376,6 @@ fn swift_bench(smoke: bool) -> Result<RunnerOutput> {
         return Err(format!("Swift FfiBench: {e}"));
     }
     Ok(parsed)
-}
-
-fn collect(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) -> Result {
-    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            collect(&path, ext, out)?;
-        } else if path.extension().is_some_and(|e| e == ext) {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// One size measurement: the stripped library and the unstripped one's

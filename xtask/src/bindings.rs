@@ -369,7 +369,7 @@ impl Drop for TestServer {
 }
 
 /// Every file under `dir` ending in `ext`, sorted.
-fn sources(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) -> Result {
+pub fn sources(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) -> Result {
     if !dir.exists() {
         return Err(format!("{} is missing", dir.display()));
     }
