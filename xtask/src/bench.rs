@@ -24,12 +24,10 @@ fn privacyidea_venv() -> Result<PathBuf> {
     Ok(venv)
 }
 
-/// Builds the bench driver (dev profile); answers its path.
+/// Builds the bench driver (dev profile, with the host binaries: one feature
+/// resolution); answers its path.
 fn build_driver() -> Result<PathBuf> {
-    run(
-        "cargo build countersign-bench",
-        cargo().args(["build", "--quiet", "-p", "countersign-bench"]),
-    )?;
+    crate::build_host_binaries()?;
     Ok(target_dir().join("debug/countersign-bench"))
 }
 
@@ -121,7 +119,6 @@ pub fn smoke() -> Result {
     crate::ensure_debian_packages(&["openssl"], &["openssl"])?;
     crate::ensure_debian_packages(&["postgresql"], &["/usr/lib/postgresql/15/bin/initdb"])?;
     let venv = privacyidea_venv()?;
-    crate::build_host_binaries()?;
     let bench = build_driver()?;
     let server = target_dir().join("debug/countersign-server");
     let mut cmd = driver("smoke", &bench, &server, "smoke");

@@ -160,13 +160,14 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Builds the `countersign` and `countersign-server` binaries (debug) in one cargo
-/// call. The browser and binding tests both ask for it: one feature resolution, so
-/// the second call finds everything built (separate `-p` builds resolve features
-/// differently and recompile shared dependencies).
+/// Builds the `countersign` and `countersign-server` binaries and the benchmark
+/// driver `countersign-bench` (debug) in one cargo call. The browser, API,
+/// binding and benchmark tests all ask for it: one feature resolution, so later
+/// calls find everything built (separate `-p` builds resolve features
+/// differently and recompile shared dependencies: the driver alone took 190 s).
 pub fn build_host_binaries() -> Result {
     run(
-        "cargo build countersign and countersign-server",
+        "cargo build countersign, countersign-server and countersign-bench",
         cargo().args([
             "build",
             "--quiet",
@@ -174,6 +175,8 @@ pub fn build_host_binaries() -> Result {
             "countersign-cli",
             "-p",
             "countersign-server",
+            "-p",
+            "countersign-bench",
             "--bins",
         ]),
     )
