@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use crate::Result;
-use crate::toolchain::{self, Bind, join_paths, target_dir};
+use crate::toolchain::{self, join_paths, target_dir};
 
 /// Targets of issue 16.
 const PUSH_RATIO_TARGET: f64 = 1.2;
@@ -352,22 +352,7 @@ fn swift_bench(smoke: bool) -> Result<RunnerOutput> {
          status=$?; cat /scratch/ffi-bench.log; exit $status"
     );
     println!("\n==> Swift FfiBench ({iterations} calls)");
-    let outcome = swift.run(
-        "Swift FfiBench",
-        &script,
-        &[
-            Bind {
-                host: &root,
-                guest: "/project",
-                read_only: true,
-            },
-            Bind {
-                host: &scratch,
-                guest: "/scratch",
-                read_only: false,
-            },
-        ],
-    );
+    let outcome = swift.run_in_project("Swift FfiBench", &script, &scratch);
     let text = fs::read_to_string(scratch.join("ffi-bench.log")).unwrap_or_default();
     let parsed = parse_runner(&text);
     if let Err(e) = outcome

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::Result;
-use crate::toolchain::{self, Bind, Kotlin, SwiftRoot, join_paths, target_dir};
+use crate::toolchain::{self, Kotlin, SwiftRoot, join_paths, target_dir};
 
 /// The cargo package and library names of the FFI crate.
 pub const FFI_PACKAGE: &str = "countersign-ffi";
@@ -495,22 +495,7 @@ fn run_swift(swift: &SwiftRoot, generated: &Generated, server: &TestServer) -> R
     );
     println!("\n==> Swift tests (swift test in the Debian trixie root)");
     let test_started = Instant::now();
-    let outcome = swift.run(
-        "swift test",
-        &script,
-        &[
-            Bind {
-                host: &root,
-                guest: "/project",
-                read_only: true,
-            },
-            Bind {
-                host: &scratch,
-                guest: "/scratch",
-                read_only: false,
-            },
-        ],
-    );
+    let outcome = swift.run_in_project("swift test", &script, &scratch);
     println!(
         "<== Swift tests: {:.1}s",
         test_started.elapsed().as_secs_f64()

@@ -342,6 +342,29 @@ fn refuse_if_mounted(dir: &Path) -> Result {
 }
 
 impl SwiftRoot {
+    /// [`SwiftRoot::run`] with the project mounted read-only at `/project` and
+    /// `scratch` (build output, logs) writable at `/scratch`: how the Swift
+    /// package is built and run.
+    pub fn run_in_project(&self, what: &str, script: &str, scratch: &Path) -> Result {
+        let root = crate::root();
+        self.run(
+            what,
+            script,
+            &[
+                Bind {
+                    host: &root,
+                    guest: "/project",
+                    read_only: true,
+                },
+                Bind {
+                    host: scratch,
+                    guest: "/scratch",
+                    read_only: false,
+                },
+            ],
+        )
+    }
+
     /// Runs `script` with `sh` inside the root, with /proc and `binds` mounted for
     /// this run only. The mounts live in a private mount namespace and are
     /// unmounted on the way out (and die with the namespace whatever happens).
