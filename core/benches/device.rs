@@ -35,8 +35,8 @@ use countersign_core::crypto::{
 };
 use countersign_core::otp::{OcraInputs, OcraSuite, TotpParams, ocra, totp_at};
 use countersign_core::platform::{
-    HookError, HttpClient, HttpError, HttpRequest, HttpResponse, NoopLogger, SecureStorage,
-    SoftwareKeyVault, StorageError, SystemClock, UserVerifier, VerificationOutcome,
+    HookError, HttpClient, HttpError, HttpRequest, HttpResponse, MemoryStorage, NoopLogger,
+    SecureStorage, SoftwareKeyVault, SystemClock, UserVerifier, VerificationOutcome,
     VerificationPrompt,
 };
 use countersign_core::protocol::api::{ActivationConfirmed, AnswerAccepted, PendingList};
@@ -68,59 +68,25 @@ fn now() -> u64 {
 // ---------------------------------------------------------------------------
 // Storage with snapshots
 
-/// In-memory storage that can be put back to a snapshot.
-#[derive(Default)]
-struct SnapshotStorage {
-    map: Mutex<BTreeMap<String, Zeroizing<Vec<u8>>>>,
+/// Every entry of `storage` (the core's own in-memory store), to put back later.
+fn snapshot(storage: &MemoryStorage) -> BTreeMap<String, Zeroizing<Vec<u8>>> {
+    storage
+        .list("")
+        .unwrap()
+        .into_iter()
+        .filter_map(|key| storage.get(&key).unwrap().map(|value| (key, value)))
+        .collect()
 }
 
-impl SnapshotStorage {
-    fn snapshot(&self) -> BTreeMap<String, Zeroizing<Vec<u8>>> {
-        self.map.lock().unwrap().clone()
-    }
-
-    fn restore(&self, snapshot: &BTreeMap<String, Zeroizing<Vec<u8>>>) {
-        *self.map.lock().unwrap() = snapshot.clone();
-    }
-}
-
-impl SecureStorage for SnapshotStorage {
-    fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StorageError> {
-        Ok(self.map.lock().unwrap().get(key).cloned())
-    }
-    fn put(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.map
-            .lock()
-            .unwrap()
-            .insert(key.to_owned(), Zeroizing::new(value.to_vec()));
-        Ok(())
-    }
-    fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.map.lock().unwrap().remove(key);
-        Ok(())
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        Ok(self
-            .map
-            .lock()
-            .unwrap()
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .cloned()
-            .collect())
-    }
-    fn compare_and_put(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        value: &[u8],
-    ) -> Result<bool, StorageError> {
-        let mut map = self.map.lock().unwrap();
-        if map.get(key).map(|v| v.as_slice()) != expected {
-            return Ok(false);
+/// Puts `storage` back to `snapshot`: what was added since is deleted.
+fn restore(storage: &MemoryStorage, snapshot: &BTreeMap<String, Zeroizing<Vec<u8>>>) {
+    for key in storage.list("").unwrap() {
+        if !snapshot.contains_key(&key) {
+            storage.delete(&key).unwrap();
         }
-        map.insert(key.to_owned(), Zeroizing::new(value.to_vec()));
-        Ok(true)
+    }
+    for (key, value) in snapshot {
+        storage.put(key, value).unwrap();
     }
 }
 
@@ -321,7 +287,7 @@ impl UserVerifier for PinUser {
 
 struct Device {
     auth: Authenticator,
-    storage: Arc<SnapshotStorage>,
+    storage: Arc<MemoryStorage>,
     server: Arc<MockServer>,
     account: String,
     activated: BTreeMap<String, Zeroizing<Vec<u8>>>,
@@ -329,7 +295,7 @@ struct Device {
 
 impl Device {
     fn new(rt: &Runtime, pin: bool) -> Self {
-        let storage = Arc::new(SnapshotStorage::default());
+        let storage = Arc::new(MemoryStorage::new());
         let server = Arc::new(MockServer::new());
         let hooks = PlatformHooks {
             storage: storage.clone(),
@@ -350,7 +316,7 @@ impl Device {
         let info = rt
             .block_on(auth.activate_code("https://bench.invalid", code.as_str(), None, options))
             .unwrap();
-        let activated = storage.snapshot();
+        let activated = snapshot(&storage);
         Self {
             auth,
             storage,
@@ -362,7 +328,7 @@ impl Device {
 
     /// Back to the state right after activation.
     fn reset(&self) {
-        self.storage.restore(&self.activated);
+        restore(&self.storage, &self.activated);
     }
 
     /// One push handled; checks the challenge opened.
