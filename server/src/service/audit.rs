@@ -1,7 +1,7 @@
 //! Audit records (event names: `enrollment`, `push`, `approval`, `denial`,
 //! `fraud_report`, `suppression`, `deregistration`, …), also logged.
 
-use sqlx::AnyConnection;
+use crate::store::Conn;
 
 use crate::error::ApiResult;
 pub use crate::store::audit::AuditSubject;
@@ -18,7 +18,7 @@ pub async fn audit(db: &Db, who: AuditSubject<'_>, event: &str, reason: &str) ->
 /// [`audit`] on a given connection or inside a transaction, so the record commits
 /// (or not) with the change it describes.
 pub async fn audit_on(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     who: AuditSubject<'_>,
     event: &str,
     reason: &str,

@@ -262,7 +262,7 @@ pub(crate) fn seal_copy(
 /// `wake`: the provider its wake-up goes through and its first state
 /// (`pending` when one is queued, else `not_configured`).
 pub(crate) async fn store_copy(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     tx_id: &str,
     copy: &SealedCopy,
     wake: (&str, &str),

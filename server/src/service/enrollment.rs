@@ -96,7 +96,7 @@ pub async fn create(
 /// transfer's in the transaction that records the transfer).
 pub(crate) async fn new_offer(
     state: &AppState,
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     user_id: &str,
     label: &str,
     issuer: &str,

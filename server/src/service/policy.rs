@@ -5,7 +5,7 @@
 //! Every limit is enforced by one conditional statement, so it holds across
 //! concurrent requests and instances.
 
-use sqlx::AnyConnection;
+use crate::store::Conn;
 
 use super::audit::{AuditSubject, audit, audit_on};
 use super::auth::Device;
@@ -216,7 +216,7 @@ impl Outcome {
 /// `user.suppressed` webhook the caller sends once the transaction commits.
 pub async fn record_answer(
     state: &AppState,
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     user_id: &str,
     who: AuditSubject<'_>,
     outcome: Outcome,

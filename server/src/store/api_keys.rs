@@ -26,7 +26,7 @@ pub async fn find_active(db: &Db, key_id: &str, now: i64) -> StoreResult<Option<
     )
     .bind(key_id)
     .bind(now)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
@@ -37,7 +37,7 @@ pub async fn is_active(db: &Db, key_id: &str, now: i64) -> StoreResult<bool> {
     )
     .bind(key_id)
     .bind(now)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await?
     .is_some())
 }
@@ -68,7 +68,7 @@ pub async fn insert(db: &Db, key: &NewKey<'_>) -> StoreResult<()> {
     .bind(key.key_hash)
     .bind(key.label)
     .bind(key.created_at)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(())
 }
@@ -95,7 +95,7 @@ pub async fn list(db: &Db, rp_id: Option<&str>) -> StoreResult<Vec<KeyRow>> {
          WHERE $1 IS NULL OR rp_id = $1 ORDER BY created_at, key_id",
     )
     .bind(rp_id)
-    .fetch_all(&mut *db.conn().await?)
+    .fetch_all(&mut db.conn().await?)
     .await
 }
 
@@ -105,7 +105,7 @@ pub async fn get(db: &Db, key_id: &str) -> StoreResult<Option<KeyRow>> {
         "SELECT key_id, rp_id, label, created_at, revoked_at FROM api_keys WHERE key_id = $1",
     )
     .bind(key_id)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
@@ -119,7 +119,7 @@ pub async fn revoke(db: &Db, key_id: &str, at: i64, now: i64) -> StoreResult<boo
     .bind(key_id)
     .bind(at)
     .bind(now)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?
     .rows_affected()
         == 1)
@@ -152,6 +152,6 @@ pub async fn rp_with_active_key(
     )
     .bind(id_or_name)
     .bind(now)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }

@@ -1,8 +1,8 @@
 //! `audit_log`: one row per security-relevant event.
 
-use sqlx::{AnyConnection, FromRow};
+use sqlx::{FromRow};
 
-use super::{Db, StoreResult};
+use super::{Conn, Db, StoreResult};
 
 /// Who and what an audit record is about.
 #[derive(Debug, Default, Clone, Copy)]
@@ -33,7 +33,7 @@ pub struct AuditRecord<'a> {
 }
 
 /// Appends `record` on `conn` (a pooled connection or a transaction).
-pub async fn insert(conn: &mut AnyConnection, record: &AuditRecord<'_>) -> StoreResult<()> {
+pub async fn insert(conn: &mut Conn, record: &AuditRecord<'_>) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO audit_log (id, at, rp_id, user_id, device_id, tx_id, event, reason) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -107,6 +107,6 @@ pub async fn query(db: &Db, filter: &AuditFilter<'_>) -> StoreResult<Vec<AuditRo
     .bind(filter.since)
     .bind(filter.until)
     .bind(filter.limit)
-    .fetch_all(&mut *db.conn().await?)
+    .fetch_all(&mut db.conn().await?)
     .await
 }

@@ -1,9 +1,9 @@
 //! `challenges` and `challenge_deliveries`: push challenges, one sealed copy
 //! per device, their answers and push OTPs.
 
-use sqlx::{AnyConnection, FromRow, Row};
+use sqlx::{FromRow, Row};
 
-use super::{Db, StoreResult};
+use super::{Conn, Db, StoreResult};
 
 /// A user and one of its active devices (no device: the `device_*` fields are
 /// `None`), as a push needs them.
@@ -49,7 +49,7 @@ pub async fn push_targets(
     .bind(user)
     .bind(key_id)
     .bind(now)
-    .fetch_all(&mut *db.conn().await?)
+    .fetch_all(&mut db.conn().await?)
     .await
 }
 
@@ -61,7 +61,7 @@ pub async fn count_pending(db: &Db, user_id: &str, now: i64) -> StoreResult<i64>
     )
     .bind(user_id)
     .bind(now)
-    .fetch_one(&mut *db.conn().await?)
+    .fetch_one(&mut db.conn().await?)
     .await?
     .try_get("pending")
 }
@@ -92,7 +92,7 @@ pub struct NewChallenge<'a> {
 }
 
 /// Stores a pending challenge.
-pub async fn insert(conn: &mut AnyConnection, c: &NewChallenge<'_>) -> StoreResult<()> {
+pub async fn insert(conn: &mut Conn, c: &NewChallenge<'_>) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO challenges (id, rp_id, user_id, kind, state, created_at, expires_at, \
          number_mode, number, verification, request) \
@@ -135,7 +135,7 @@ pub struct NewDelivery<'a> {
 }
 
 /// Stores one device's sealed copy.
-pub async fn insert_delivery(conn: &mut AnyConnection, d: &NewDelivery<'_>) -> StoreResult<()> {
+pub async fn insert_delivery(conn: &mut Conn, d: &NewDelivery<'_>) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO challenge_deliveries (tx_id, device_id, display_hash, plaintext, sealed, \
          kem_key_id, wake_provider, wake_state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -172,7 +172,7 @@ pub async fn record_wakeup(
     .bind(error)
     .bind(tx)
     .bind(device_id)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(())
 }
@@ -201,7 +201,7 @@ pub async fn deliveries(db: &Db, tx: &str) -> StoreResult<Vec<DeliveryRow>> {
          FROM challenge_deliveries WHERE tx_id = $1 ORDER BY device_id",
     )
     .bind(tx)
-    .fetch_all(&mut *db.conn().await?)
+    .fetch_all(&mut db.conn().await?)
     .await
 }
 
@@ -239,7 +239,7 @@ pub async fn status(
     .bind(rp_id)
     .bind(key_id)
     .bind(now)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
@@ -269,7 +269,7 @@ pub async fn push_otp_of(
     .bind(tx)
     .bind(user_id)
     .bind(since)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
@@ -278,7 +278,7 @@ pub async fn consume_push_otp(db: &Db, tx: &str) -> StoreResult<bool> {
     let done =
         sqlx::query("UPDATE challenges SET push_otp_used = 1 WHERE id = $1 AND push_otp_used = 0")
             .bind(tx)
-            .execute(&mut *db.conn().await?)
+            .execute(&mut db.conn().await?)
             .await?;
     Ok(done.rows_affected() != 0)
 }
@@ -303,7 +303,7 @@ pub async fn expire_overdue(db: &Db, now: i64) -> StoreResult<Vec<ExpiredRow>> {
          RETURNING id, rp_id, user_id, kind",
     )
     .bind(now)
-    .fetch_all(&mut *db.conn().await?)
+    .fetch_all(&mut db.conn().await?)
     .await
 }
 
@@ -311,7 +311,7 @@ pub async fn expire_overdue(db: &Db, now: i64) -> StoreResult<Vec<ExpiredRow>> {
 /// active device can still answer (run after the device was removed, in the
 /// same transaction); returns them.
 pub async fn expire_for_removed_device(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     device_id: &str,
 ) -> StoreResult<Vec<ExpiredRow>> {
     sqlx::query_as(
@@ -352,7 +352,7 @@ pub async fn pending_for_device(
     )
     .bind(device_id)
     .bind(now)
-    .fetch_all(&mut *db.conn().await?)
+    .fetch_all(&mut db.conn().await?)
     .await
 }
 
@@ -372,7 +372,7 @@ pub async fn fetch_sealed(
     .bind(now)
     .bind(tx)
     .bind(device_id)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await?
     .map(|row| row.try_get("sealed"))
     .transpose()
@@ -395,7 +395,7 @@ pub async fn delivered_state(db: &Db, tx: &str, device_id: &str) -> StoreResult<
     )
     .bind(tx)
     .bind(device_id)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
@@ -449,7 +449,7 @@ pub async fn for_answer(db: &Db, tx: &str, device_id: &str) -> StoreResult<Optio
     )
     .bind(tx)
     .bind(device_id)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
@@ -474,7 +474,7 @@ pub struct AnswerOutcome<'a> {
 
 /// Records the answer while the challenge is pending and unexpired; `false`
 /// when another answer (or expiry) came first.
-pub async fn record_answer(conn: &mut AnyConnection, a: &AnswerOutcome<'_>) -> StoreResult<bool> {
+pub async fn record_answer(conn: &mut Conn, a: &AnswerOutcome<'_>) -> StoreResult<bool> {
     let done = sqlx::query(
         "UPDATE challenges SET state = $1, answered_at = $2, answered_by = $3, deny_reason = $4, \
          push_otp = $5, answer_kem_key_id = $6 \
@@ -523,7 +523,7 @@ pub struct WrongNumberCount {
 /// `wrong_number`. `None` when it was not counted (answered, expired, or
 /// counted by a concurrent copy).
 pub async fn count_wrong_number(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     w: &WrongNumber<'_>,
 ) -> StoreResult<Option<WrongNumberCount>> {
     sqlx::query_as(

@@ -1,8 +1,8 @@
 //! `devices`: activated devices, their keys, push registration and status.
 
-use sqlx::{AnyConnection, FromRow, Row};
+use sqlx::{FromRow, Row};
 
-use super::{Db, StoreResult};
+use super::{Conn, Db, StoreResult};
 
 /// What never changes about a device once activated.
 #[derive(Debug, FromRow)]
@@ -30,7 +30,7 @@ pub async fn keys(db: &Db, device_id: &str) -> StoreResult<Option<DeviceKeysRow>
          d.otp_seed, d.otp_digits FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
     )
     .bind(device_id)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
@@ -38,7 +38,7 @@ pub async fn keys(db: &Db, device_id: &str) -> StoreResult<Option<DeviceKeysRow>
 pub async fn status(db: &Db, device_id: &str) -> StoreResult<Option<String>> {
     sqlx::query("SELECT status FROM devices WHERE id = $1")
         .bind(device_id)
-        .fetch_optional(&mut *db.conn().await?)
+        .fetch_optional(&mut db.conn().await?)
         .await?
         .map(|row| row.try_get("status"))
         .transpose()
@@ -85,7 +85,7 @@ pub struct NewDevice<'a> {
 
 /// Stores a device with status `pending` (OTP algorithm SHA1): it receives
 /// nothing and may only confirm until [`activate_pending`] makes it active.
-pub async fn insert_pending(conn: &mut AnyConnection, d: &NewDevice<'_>) -> StoreResult<()> {
+pub async fn insert_pending(conn: &mut Conn, d: &NewDevice<'_>) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO devices (id, account_id, user_id, name, platform, possession_key, possession_key_id, \
          verification_key, kem_key, kem_key_id, push_provider, push_token, status, otp_seed, otp_algorithm, \
@@ -117,7 +117,7 @@ pub async fn insert_pending(conn: &mut AnyConnection, d: &NewDevice<'_>) -> Stor
 /// Deletes the pending device(s) of offer `offer_id` (a new activation with the
 /// same offer replaces them); returns how many.
 pub async fn delete_pending_for_offer(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     offer_id: &str,
 ) -> StoreResult<u64> {
     let done = sqlx::query("DELETE FROM devices WHERE offer_id = $1 AND status = 'pending'")
@@ -129,7 +129,7 @@ pub async fn delete_pending_for_offer(
 
 /// Makes the pending device `device_id` active; `false` if it is not pending.
 pub async fn activate_pending(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     device_id: &str,
     now: i64,
 ) -> StoreResult<bool> {
@@ -151,7 +151,7 @@ pub async fn offer_and_status(
 ) -> StoreResult<Option<(Option<String>, String)>> {
     let row = sqlx::query("SELECT offer_id, status FROM devices WHERE id = $1")
         .bind(device_id)
-        .fetch_optional(&mut *db.conn().await?)
+        .fetch_optional(&mut db.conn().await?)
         .await?;
     row.map(|r| Ok((r.try_get("offer_id")?, r.try_get("status")?)))
         .transpose()
@@ -166,7 +166,7 @@ pub async fn delete_stale_pending(db: &Db, now: i64) -> StoreResult<Vec<String>>
          RETURNING id",
     )
     .bind(now)
-    .fetch_all(&mut *db.conn().await?)
+    .fetch_all(&mut db.conn().await?)
     .await?;
     rows.iter().map(|r| r.try_get("id")).collect()
 }
@@ -176,14 +176,14 @@ pub async fn touch(db: &Db, device_id: &str, now: i64) -> StoreResult<()> {
     sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
         .bind(now)
         .bind(device_id)
-        .execute(&mut *db.conn().await?)
+        .execute(&mut db.conn().await?)
         .await?;
     Ok(())
 }
 
 /// Replaces the device's KEM key (after each answer) and records it was seen.
 pub async fn rotate_kem_key(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     device_id: &str,
     kem_key: &str,
     kem_key_id: &str,
@@ -216,7 +216,7 @@ pub async fn set_push(
     .bind(token)
     .bind(now)
     .bind(device_id)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(())
 }
@@ -226,14 +226,14 @@ pub async fn clear_push_token(db: &Db, device_id: &str, token: &str) -> StoreRes
     sqlx::query("UPDATE devices SET push_token = NULL WHERE id = $1 AND push_token = $2")
         .bind(device_id)
         .bind(token)
-        .execute(&mut *db.conn().await?)
+        .execute(&mut db.conn().await?)
         .await?;
     Ok(())
 }
 
 /// Marks the user's active device removed; `false` if there was none.
 pub async fn remove(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     device_id: &str,
     user_id: &str,
     reason: &str,
@@ -270,7 +270,7 @@ pub async fn event_info(db: &Db, device_id: &str) -> StoreResult<Option<DeviceEv
          JOIN users u ON u.id = d.user_id WHERE d.id = $1",
     )
     .bind(device_id)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
@@ -303,7 +303,7 @@ pub async fn list_for_user(db: &Db, rp_id: &str, user: &str) -> StoreResult<Vec<
     )
     .bind(rp_id)
     .bind(user)
-    .fetch_all(&mut *db.conn().await?)
+    .fetch_all(&mut db.conn().await?)
     .await
 }
 
@@ -334,7 +334,7 @@ pub async fn offline_target(
     .bind(rp_id)
     .bind(user)
     .bind(device_id)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
@@ -356,7 +356,7 @@ pub async fn owner(db: &Db, device_id: &str) -> StoreResult<Option<OwnerRow>> {
          JOIN users u ON u.id = d.user_id WHERE d.id = $1 AND d.status <> 'pending'",
     )
     .bind(device_id)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
@@ -366,7 +366,7 @@ pub async fn rename(db: &Db, device_id: &str, name: &str) -> StoreResult<bool> {
         sqlx::query("UPDATE devices SET name = $2 WHERE id = $1 AND status <> 'pending'")
             .bind(device_id)
             .bind(name)
-            .execute(&mut *db.conn().await?)
+            .execute(&mut db.conn().await?)
             .await?
             .rows_affected()
             == 1,

@@ -29,6 +29,7 @@ pub mod qr_logins;
 pub mod relying_parties;
 pub mod retention;
 pub mod secrets;
+mod sqlite;
 pub mod transfers;
 pub mod users;
 
@@ -37,11 +38,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, AnyTransactionManager};
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use sqlx::any::{
+    AnyPoolOptions, AnyQueryResult, AnyRow, AnyStatement, AnyTransactionManager, AnyTypeInfo,
+};
 use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, TransactionManager};
+use sqlx::{
+    Any, AnyConnection, AnyPool, Connection, Describe, Either, Execute, Executor,
+    TransactionManager,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use sqlite::SqliteConnection;
 
 pub use crate::config::SqliteSynchronous;
 
@@ -171,7 +181,7 @@ impl Db {
     /// Starts a transaction.
     pub async fn begin(&self) -> StoreResult<Tx> {
         let mut conn = self.conn().await?;
-        AnyTransactionManager::begin(&mut conn, None).await?;
+        conn.begin().await?;
         Ok(Tx { conn, open: true })
     }
 }
@@ -197,7 +207,7 @@ async fn sqlite_settings(
 struct LocalConnections {
     url: String,
     synchronous: SqliteSynchronous,
-    slots: Mutex<Vec<Arc<tokio::sync::Mutex<AnyConnection>>>>,
+    slots: Mutex<Vec<Arc<tokio::sync::Mutex<SqliteConnection>>>>,
     permits: Arc<Semaphore>,
     max: usize,
     closed: AtomicBool,
@@ -223,8 +233,7 @@ impl LocalConnections {
         let guard = match free {
             Some(guard) => guard,
             None if may_open => {
-                let mut conn = AnyConnection::connect(&self.url).await?;
-                sqlite_settings(&mut conn, self.synchronous).await?;
+                let conn = SqliteConnection::open(&self.url, self.synchronous)?;
                 let slot = Arc::new(tokio::sync::Mutex::new(conn));
                 let guard = slot
                     .clone()
@@ -255,8 +264,9 @@ impl LocalConnections {
     }
 }
 
-/// A database connection from [`Db::conn`]; dereferences to the connection, so
-/// `&mut *conn` is a sqlx executor.
+/// A database connection from [`Db::conn`]; it goes back when dropped.
+/// `&mut Conn` is a sqlx executor (`query(…).fetch_one(&mut conn)`), on either
+/// backend.
 #[derive(Debug)]
 pub struct Conn(ConnKind);
 
@@ -265,33 +275,145 @@ enum ConnKind {
     Pooled(PoolConnection<Any>),
     // Field order matters: the guard is released before the permit.
     Local {
-        guard: tokio::sync::OwnedMutexGuard<AnyConnection>,
+        guard: tokio::sync::OwnedMutexGuard<SqliteConnection>,
         _permit: OwnedSemaphorePermit,
     },
 }
 
-impl Deref for Conn {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        match &self.0 {
-            ConnKind::Pooled(c) => c,
-            ConnKind::Local { guard, .. } => guard,
+impl Conn {
+    /// Checks the connection answers.
+    pub async fn ping(&mut self) -> StoreResult<()> {
+        match &mut self.0 {
+            ConnKind::Pooled(c) => c.ping().await,
+            ConnKind::Local { guard, .. } => guard.run("SELECT 1", None, None).map(drop),
+        }
+    }
+
+    async fn begin(&mut self) -> StoreResult<()> {
+        match &mut self.0 {
+            ConnKind::Pooled(c) => AnyTransactionManager::begin(c, None).await,
+            ConnKind::Local { guard, .. } => guard.command("BEGIN"),
+        }
+    }
+
+    async fn commit(&mut self) -> StoreResult<()> {
+        match &mut self.0 {
+            ConnKind::Pooled(c) => AnyTransactionManager::commit(c).await,
+            ConnKind::Local { guard, .. } => guard.command("COMMIT"),
+        }
+    }
+
+    async fn rollback(&mut self) -> StoreResult<()> {
+        match &mut self.0 {
+            ConnKind::Pooled(c) => AnyTransactionManager::rollback(c).await,
+            ConnKind::Local { guard, .. } => guard.command("ROLLBACK"),
+        }
+    }
+
+    /// The rollback of an abandoned transaction: queued on a pooled
+    /// connection (it runs before the connection's next use), done at once on
+    /// SQLite (inline, nothing to wait for).
+    fn start_rollback(&mut self) {
+        match &mut self.0 {
+            ConnKind::Pooled(c) => AnyTransactionManager::start_rollback(c),
+            ConnKind::Local { guard, .. } => {
+                if guard.in_transaction()
+                    && let Err(e) = guard.command("ROLLBACK")
+                {
+                    tracing::error!(error = %e, "rollback of an abandoned transaction failed");
+                }
+            }
         }
     }
 }
 
-impl DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        match &mut self.0 {
-            ConnKind::Pooled(c) => c,
-            ConnKind::Local { guard, .. } => guard,
+impl<'c> Executor<'c> for &'c mut Conn {
+    type Database = Any;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        mut query: E,
+    ) -> BoxStream<'e, StoreResult<Either<AnyQueryResult, AnyRow>>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        match self {
+            Conn(ConnKind::Pooled(c)) => (&mut **c).fetch_many(query),
+            Conn(ConnKind::Local { guard, .. }) => {
+                let steps = query
+                    .take_arguments()
+                    .map_err(sqlx::Error::Encode)
+                    .and_then(|args| guard.run(query.sql(), args, None));
+                let steps: Vec<StoreResult<_>> = match steps {
+                    Ok(steps) => steps.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                Box::pin(futures_util::stream::iter(steps))
+            }
         }
     }
+
+    fn fetch_optional<'e, 'q: 'e, E>(self, mut query: E) -> BoxFuture<'e, StoreResult<Option<AnyRow>>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        match self {
+            Conn(ConnKind::Pooled(c)) => (&mut **c).fetch_optional(query),
+            Conn(ConnKind::Local { guard, .. }) => {
+                let row = query
+                    .take_arguments()
+                    .map_err(sqlx::Error::Encode)
+                    .and_then(|args| guard.run(query.sql(), args, Some(1)))
+                    .map(|steps| {
+                        steps.into_iter().find_map(|step| match step {
+                            Either::Right(row) => Some(row),
+                            Either::Left(_) => None,
+                        })
+                    });
+                Box::pin(std::future::ready(row))
+            }
+        }
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+        parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, StoreResult<AnyStatement<'q>>>
+    where
+        'c: 'e,
+    {
+        match self {
+            Conn(ConnKind::Pooled(c)) => (&mut **c).prepare_with(sql, parameters),
+            // The store never prepares explicitly; statements are cached as they run.
+            Conn(ConnKind::Local { .. }) => {
+                Box::pin(std::future::ready(Err(unsupported("prepare"))))
+            }
+        }
+    }
+
+    fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, StoreResult<Describe<Any>>>
+    where
+        'c: 'e,
+    {
+        match self {
+            Conn(ConnKind::Pooled(c)) => (&mut **c).describe(sql),
+            Conn(ConnKind::Local { .. }) => {
+                Box::pin(std::future::ready(Err(unsupported("describe"))))
+            }
+        }
+    }
+}
+
+fn unsupported(what: &str) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("{what} is not supported on the server's SQLite connections"))
 }
 
 /// A database transaction; pass `&mut tx` to the store functions that take a
 /// connection, so their writes commit together. Dropped without
-/// [`Tx::commit`], it rolls back (queued before the connection's next use).
+/// [`Tx::commit`], it rolls back.
 #[derive(Debug)]
 pub struct Tx {
     conn: Conn,
@@ -301,28 +423,28 @@ pub struct Tx {
 impl Tx {
     /// Commits the transaction.
     pub async fn commit(mut self) -> StoreResult<()> {
-        AnyTransactionManager::commit(&mut self.conn).await?;
+        self.conn.commit().await?;
         self.open = false;
         Ok(())
     }
 
     /// Rolls the transaction back.
     pub async fn rollback(mut self) -> StoreResult<()> {
-        AnyTransactionManager::rollback(&mut self.conn).await?;
+        self.conn.rollback().await?;
         self.open = false;
         Ok(())
     }
 }
 
 impl Deref for Tx {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
         &self.conn
     }
 }
 
 impl DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
+    fn deref_mut(&mut self) -> &mut Conn {
         &mut self.conn
     }
 }
@@ -330,7 +452,7 @@ impl DerefMut for Tx {
 impl Drop for Tx {
     fn drop(&mut self) {
         if self.open {
-            AnyTransactionManager::start_rollback(&mut self.conn);
+            self.conn.start_rollback();
         }
     }
 }

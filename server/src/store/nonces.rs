@@ -23,7 +23,7 @@ pub async fn insert_if_allowed(
     .bind(nonce)
     .bind(keep_until)
     .bind(i64::from(allow_pending))
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(fresh.rows_affected() != 0)
 }
@@ -32,7 +32,7 @@ pub async fn insert_if_allowed(
 pub async fn delete_expired(db: &Db, now: i64) -> StoreResult<()> {
     sqlx::query("DELETE FROM used_nonces WHERE expires_at < $1")
         .bind(now)
-        .execute(&mut *db.conn().await?)
+        .execute(&mut db.conn().await?)
         .await?;
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! `enrollment_offers`: single-use activation offers.
 
-use sqlx::{AnyConnection, FromRow};
+use sqlx::{FromRow};
 
-use super::{Db, StoreResult};
+use super::{Conn, Db, StoreResult};
 
 /// A new offer.
 #[derive(Debug)]
@@ -24,7 +24,7 @@ pub struct NewOffer<'a> {
 }
 
 /// Stores an offer (a transfer's in the same transaction as its row).
-pub async fn insert(conn: &mut AnyConnection, o: &NewOffer<'_>) -> StoreResult<()> {
+pub async fn insert(conn: &mut Conn, o: &NewOffer<'_>) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO enrollment_offers (id, user_id, secret, issuer, label, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -71,7 +71,7 @@ pub async fn find(db: &Db, id: &str) -> StoreResult<Option<OfferRow>> {
          FROM enrollment_offers o JOIN users u ON u.id = o.user_id WHERE o.id = $1",
     )
     .bind(id)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
@@ -80,7 +80,7 @@ pub async fn find(db: &Db, id: &str) -> StoreResult<Option<OfferRow>> {
 /// in the activation's transaction: it also serialises activations and the
 /// confirmation of one offer (they all write its row first).
 pub async fn count_attempt(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: &str,
     max: i64,
     now: i64,
@@ -100,7 +100,7 @@ pub async fn count_attempt(
 /// Uses the offer for `device_id` (the confirmation), only while it is unused
 /// and unexpired at `now`; `false` otherwise.
 pub async fn confirm(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: &str,
     device_id: &str,
     now: i64,

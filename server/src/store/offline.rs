@@ -39,7 +39,7 @@ pub async fn insert(db: &Db, o: &NewOfflineChallenge<'_>) -> StoreResult<()> {
     .bind(o.question)
     .bind(o.created_at)
     .bind(o.expires_at)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(())
 }
@@ -76,7 +76,7 @@ pub async fn find(db: &Db, id: &str, rp_id: &str) -> StoreResult<Option<OfflineR
     )
     .bind(id)
     .bind(rp_id)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
@@ -84,7 +84,7 @@ pub async fn find(db: &Db, id: &str, rp_id: &str) -> StoreResult<Option<OfflineR
 pub async fn add_failed_attempt(db: &Db, id: &str) -> StoreResult<()> {
     sqlx::query("UPDATE offline_challenges SET attempts = attempts + 1 WHERE id = $1")
         .bind(id)
-        .execute(&mut *db.conn().await?)
+        .execute(&mut db.conn().await?)
         .await?;
     Ok(())
 }
@@ -95,7 +95,7 @@ pub async fn consume(db: &Db, id: &str, now: i64) -> StoreResult<bool> {
         sqlx::query("UPDATE offline_challenges SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
             .bind(now)
             .bind(id)
-            .execute(&mut *db.conn().await?)
+            .execute(&mut db.conn().await?)
             .await?;
     Ok(done.rows_affected() != 0)
 }

@@ -68,7 +68,7 @@ pub async fn credentials(db: &Db, user_id: &str) -> StoreResult<Vec<OtpCredentia
          FROM oath_tokens WHERE user_id = $1 AND status = 'active'",
     )
     .bind(user_id)
-    .fetch_all(&mut *db.conn().await?)
+    .fetch_all(&mut db.conn().await?)
     .await
 }
 
@@ -89,7 +89,7 @@ pub async fn advance_totp(
     .bind(step)
     .bind(drift)
     .bind(id)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(done.rows_affected() != 0)
 }
@@ -102,7 +102,7 @@ pub async fn advance_hotp(db: &Db, source: OtpSource, id: &str, next: i64) -> St
     ))
     .bind(next)
     .bind(id)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(done.rows_affected() != 0)
 }
@@ -145,7 +145,7 @@ pub async fn insert_oath_token(db: &Db, t: &NewOathToken<'_>) -> StoreResult<()>
     .bind(t.period)
     .bind(t.hotp_counter)
     .bind(t.created_at)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! `qr_logins`: logins started by a QR code on the login page, claimed by the
 //! device that scans it.
 
-use sqlx::{AnyConnection, FromRow};
+use sqlx::{FromRow};
 
-use super::{Db, StoreResult};
+use super::{Conn, Db, StoreResult};
 
 /// A new QR login.
 #[derive(Debug)]
@@ -50,7 +50,7 @@ pub async fn insert(db: &Db, q: &NewQrLogin<'_>) -> StoreResult<()> {
     .bind(q.number_mode)
     .bind(q.number)
     .bind(q.request)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(())
 }
@@ -102,7 +102,7 @@ pub async fn find(db: &Db, id: &str) -> StoreResult<Option<QrLoginRow>> {
          LEFT JOIN users u ON u.id = COALESCE(c.user_id, q.user_id) WHERE q.id = $1",
     )
     .bind(id)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
@@ -110,14 +110,14 @@ pub async fn find(db: &Db, id: &str) -> StoreResult<Option<QrLoginRow>> {
 pub async fn claimer_kem_key(db: &Db, device_id: &str) -> StoreResult<Option<String>> {
     sqlx::query_scalar("SELECT kem_key FROM devices WHERE id = $1 AND status = 'active'")
         .bind(device_id)
-        .fetch_optional(&mut *db.conn().await?)
+        .fetch_optional(&mut db.conn().await?)
         .await
 }
 
 /// Binds login `id` to the device and challenge of its claim; `false` when
 /// another claim came first.
 pub async fn bind(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: &str,
     device_id: &str,
     tx_id: &str,
@@ -140,7 +140,7 @@ pub async fn number_entered(db: &Db, id: &str, now: i64) -> StoreResult<bool> {
     )
     .bind(id)
     .bind(now)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(done.rows_affected() != 0)
 }
@@ -155,7 +155,7 @@ pub async fn count_wrong_number(db: &Db, id: &str, limit: i64) -> StoreResult<Op
     )
     .bind(id)
     .bind(limit)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
@@ -163,7 +163,7 @@ pub async fn count_wrong_number(db: &Db, id: &str, limit: i64) -> StoreResult<Op
 pub async fn delete_expired(db: &Db, before: i64) -> StoreResult<u64> {
     let done = sqlx::query("DELETE FROM qr_logins WHERE expires_at < $1")
         .bind(before)
-        .execute(&mut *db.conn().await?)
+        .execute(&mut db.conn().await?)
         .await?;
     Ok(done.rows_affected())
 }

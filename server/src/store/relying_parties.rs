@@ -30,7 +30,7 @@ pub async fn insert(db: &Db, rp: &NewRp<'_>) -> StoreResult<()> {
     .bind(rp.webhook_url)
     .bind(rp.webhook_secret)
     .bind(rp.created_at)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(())
 }
@@ -39,7 +39,7 @@ pub async fn insert(db: &Db, rp: &NewRp<'_>) -> StoreResult<()> {
 pub async fn find_by_name(db: &Db, name: &str) -> StoreResult<Option<String>> {
     sqlx::query("SELECT id FROM relying_parties WHERE name = $1 ORDER BY created_at, id LIMIT 1")
         .bind(name)
-        .fetch_optional(&mut *db.conn().await?)
+        .fetch_optional(&mut db.conn().await?)
         .await?
         .map(|row| row.try_get("id"))
         .transpose()
@@ -58,7 +58,7 @@ pub struct WebhookRow {
 pub async fn webhook(db: &Db, rp_id: &str) -> StoreResult<Option<WebhookRow>> {
     sqlx::query_as("SELECT webhook_url, webhook_secret FROM relying_parties WHERE id = $1")
         .bind(rp_id)
-        .fetch_optional(&mut *db.conn().await?)
+        .fetch_optional(&mut db.conn().await?)
         .await
 }
 
@@ -80,7 +80,7 @@ pub async fn list(db: &Db) -> StoreResult<Vec<RpRow>> {
     sqlx::query_as(
         "SELECT id, name, webhook_url, created_at FROM relying_parties ORDER BY created_at, id",
     )
-    .fetch_all(&mut *db.conn().await?)
+    .fetch_all(&mut db.conn().await?)
     .await
 }
 
@@ -91,14 +91,14 @@ pub async fn resolve(db: &Db, id_or_name: &str) -> StoreResult<Option<RpRow>> {
          ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END, created_at, id LIMIT 1",
     )
     .bind(id_or_name)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
 /// Whether there is any relying party at all.
 pub async fn any(db: &Db) -> StoreResult<bool> {
     Ok(sqlx::query("SELECT 1 FROM relying_parties LIMIT 1")
-        .fetch_optional(&mut *db.conn().await?)
+        .fetch_optional(&mut db.conn().await?)
         .await?
         .is_some())
 }
@@ -117,7 +117,7 @@ pub async fn set_webhook(
     .bind(id)
     .bind(url)
     .bind(sealed_secret)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?
     .rows_affected()
         == 1)
@@ -127,7 +127,7 @@ pub async fn set_webhook(
 pub async fn account_policy(db: &Db, id: &str) -> StoreResult<Option<String>> {
     sqlx::query("SELECT account_policy FROM relying_parties WHERE id = $1")
         .bind(id)
-        .fetch_optional(&mut *db.conn().await?)
+        .fetch_optional(&mut db.conn().await?)
         .await?
         .map(|row| row.try_get::<Option<String>, _>("account_policy"))
         .transpose()
@@ -141,7 +141,7 @@ pub async fn set_account_policy(db: &Db, id: &str, policy: Option<&str>) -> Stor
         sqlx::query("UPDATE relying_parties SET account_policy = $2 WHERE id = $1")
             .bind(id)
             .bind(policy)
-            .execute(&mut *db.conn().await?)
+            .execute(&mut db.conn().await?)
             .await?
             .rows_affected()
             == 1,

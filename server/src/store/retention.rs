@@ -32,7 +32,7 @@ async fn delete_batch(
     Ok(sqlx::query(&sql)
         .bind(before)
         .bind(batch)
-        .execute(&mut *db.conn().await?)
+        .execute(&mut db.conn().await?)
         .await?
         .rows_affected())
 }

@@ -8,7 +8,7 @@ use super::{Db, StoreResult};
 pub async fn read(db: &Db, name: &str) -> StoreResult<Option<String>> {
     sqlx::query("SELECT value FROM server_secrets WHERE name = $1")
         .bind(name)
-        .fetch_optional(&mut *db.conn().await?)
+        .fetch_optional(&mut db.conn().await?)
         .await?
         .map(|row| row.try_get("value"))
         .transpose()
@@ -23,7 +23,7 @@ pub async fn insert_if_absent(db: &Db, name: &str, value: &str, now: i64) -> Sto
     .bind(name)
     .bind(value)
     .bind(now)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! `transfers`: moving an account to a new phone, approved by the old device
 //! (docs/PROTOCOL.md §14). The offer is an ordinary `enrollment_offers` row.
 
-use sqlx::{AnyConnection, FromRow};
+use sqlx::{FromRow};
 
-use super::{Db, StoreResult};
+use super::{Conn, Db, StoreResult};
 
 /// A transfer.
 #[derive(Debug, Clone, FromRow)]
@@ -26,7 +26,7 @@ const COLUMNS: &str = "offer_id, old_device_id, remove_old, state, new_device_id
 
 /// Records a started transfer for offer `offer_id` (in the offer's transaction).
 pub async fn insert(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     offer_id: &str,
     old_device_id: &str,
     remove_old: bool,
@@ -51,12 +51,12 @@ pub async fn for_offer(db: &Db, offer_id: &str) -> StoreResult<Option<TransferRo
         "SELECT {COLUMNS} FROM transfers WHERE offer_id = $1"
     ))
     .bind(offer_id)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
 /// The transfer whose approval challenge is `tx`, if any.
-pub async fn for_tx(conn: &mut AnyConnection, tx: &str) -> StoreResult<Option<TransferRow>> {
+pub async fn for_tx(conn: &mut Conn, tx: &str) -> StoreResult<Option<TransferRow>> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM transfers WHERE tx_id = $1"))
         .bind(tx)
         .fetch_optional(&mut *conn)
@@ -67,7 +67,7 @@ pub async fn for_tx(conn: &mut AnyConnection, tx: &str) -> StoreResult<Option<Tr
 /// challenge `tx_id`, unless it already waits for that device or was decided;
 /// `false` when refused (a concurrent confirmation of the same device won).
 pub async fn await_approval(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     offer_id: &str,
     new_device_id: &str,
     tx_id: &str,
@@ -88,7 +88,7 @@ pub async fn await_approval(
 /// Records the decision (`approved` or `denied`) of the transfer waiting on
 /// challenge `tx_id`; `false` if it is not waiting on it any more.
 pub async fn decide(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     offer_id: &str,
     tx_id: &str,
     state: &str,
@@ -109,7 +109,7 @@ pub async fn decide(
 
 /// Uses offer `offer_id` up without a device (a denied transfer): it cannot
 /// be activated or confirmed any more.
-pub async fn consume_offer(conn: &mut AnyConnection, offer_id: &str, now: i64) -> StoreResult<()> {
+pub async fn consume_offer(conn: &mut Conn, offer_id: &str, now: i64) -> StoreResult<()> {
     sqlx::query("UPDATE enrollment_offers SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
         .bind(now)
         .bind(offer_id)
@@ -120,7 +120,7 @@ pub async fn consume_offer(conn: &mut AnyConnection, offer_id: &str, now: i64) -
 
 /// Ends a pending approval challenge that no longer decides anything (its
 /// new phone was replaced); `true` if it was pending.
-pub async fn withdraw_challenge(conn: &mut AnyConnection, tx: &str) -> StoreResult<bool> {
+pub async fn withdraw_challenge(conn: &mut Conn, tx: &str) -> StoreResult<bool> {
     let done =
         sqlx::query("UPDATE challenges SET state = 'expired' WHERE id = $1 AND state = 'pending'")
             .bind(tx)
@@ -133,7 +133,7 @@ pub async fn withdraw_challenge(conn: &mut AnyConnection, tx: &str) -> StoreResu
 pub async fn challenge_state(db: &Db, tx: &str) -> StoreResult<Option<(String, i64)>> {
     sqlx::query_as("SELECT state, expires_at FROM challenges WHERE id = $1")
         .bind(tx)
-        .fetch_optional(&mut *db.conn().await?)
+        .fetch_optional(&mut db.conn().await?)
         .await
 }
 
@@ -181,14 +181,14 @@ pub async fn device(db: &Db, device_id: &str) -> StoreResult<Option<DeviceForTra
          LEFT JOIN enrollment_offers o ON o.id = d.offer_id WHERE d.id = $1",
     )
     .bind(device_id)
-    .fetch_optional(&mut *db.conn().await?)
+    .fetch_optional(&mut db.conn().await?)
     .await
 }
 
 /// Ends transfer `offer_id` as denied before any approval was asked (the old
 /// device is gone), naming the new device that asked.
 pub async fn refuse(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     offer_id: &str,
     new_device_id: &str,
     now: i64,

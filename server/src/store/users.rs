@@ -1,9 +1,9 @@
 //! `users`: a relying party's users, with their counters (push window, denial
 //! streak and suppression, failed passcodes).
 
-use sqlx::{AnyConnection, FromRow, Row};
+use sqlx::{FromRow, Row};
 
-use super::{Db, StoreResult};
+use super::{Conn, Db, StoreResult};
 
 /// Creates user `name` of `rp_id` unless it exists.
 pub async fn insert_if_absent(
@@ -21,7 +21,7 @@ pub async fn insert_if_absent(
     .bind(rp_id)
     .bind(name)
     .bind(created_at)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(())
 }
@@ -31,7 +31,7 @@ pub async fn find_id(db: &Db, rp_id: &str, name: &str) -> StoreResult<Option<Str
     sqlx::query("SELECT id FROM users WHERE rp_id = $1 AND name = $2")
         .bind(rp_id)
         .bind(name)
-        .fetch_optional(&mut *db.conn().await?)
+        .fetch_optional(&mut db.conn().await?)
         .await?
         .map(|row| row.try_get("id"))
         .transpose()
@@ -41,7 +41,7 @@ pub async fn find_id(db: &Db, rp_id: &str, name: &str) -> StoreResult<Option<Str
 pub async fn name(db: &Db, user_id: &str) -> StoreResult<Option<String>> {
     sqlx::query("SELECT name FROM users WHERE id = $1")
         .bind(user_id)
-        .fetch_optional(&mut *db.conn().await?)
+        .fetch_optional(&mut db.conn().await?)
         .await?
         .map(|row| row.try_get("name"))
         .transpose()
@@ -49,7 +49,7 @@ pub async fn name(db: &Db, user_id: &str) -> StoreResult<Option<String>> {
 
 /// Until when user `user_id` is locked after a fraud report (Unix seconds; 0
 /// when never), read inside the caller's transaction.
-pub async fn locked_until(conn: &mut AnyConnection, user_id: &str) -> StoreResult<i64> {
+pub async fn locked_until(conn: &mut Conn, user_id: &str) -> StoreResult<i64> {
     sqlx::query("SELECT locked_until FROM users WHERE id = $1")
         .bind(user_id)
         .fetch_optional(&mut *conn)
@@ -76,7 +76,7 @@ pub async fn reserve_passcode_attempt(
     .bind(window_start)
     .bind(now)
     .bind(max_failures)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(counted.rows_affected() != 0)
 }
@@ -89,7 +89,7 @@ pub async fn reset_after_valid_otp(db: &Db, user_id: &str) -> StoreResult<()> {
          otp_fail_count = 0, otp_fail_window_start = 0 WHERE id = $1",
     )
     .bind(user_id)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(())
 }
@@ -101,7 +101,7 @@ pub async fn resume_pushes(db: &Db, user_id: &str) -> StoreResult<bool> {
         "UPDATE users SET suppressed = 0, denial_streak = 0, next_push_at = 0 WHERE id = $1",
     )
     .bind(user_id)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(done.rows_affected() != 0)
 }
@@ -114,7 +114,7 @@ pub async fn unlock(db: &Db, user_id: &str) -> StoreResult<bool> {
          WHERE id = $1",
     )
     .bind(user_id)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(done.rows_affected() != 0)
 }
@@ -134,7 +134,7 @@ pub struct GateRow {
 pub async fn gate(db: &Db, user_id: &str) -> StoreResult<Option<GateRow>> {
     sqlx::query_as("SELECT suppressed, locked_until, next_push_at FROM users WHERE id = $1")
         .bind(user_id)
-        .fetch_optional(&mut *db.conn().await?)
+        .fetch_optional(&mut db.conn().await?)
         .await
 }
 
@@ -157,7 +157,7 @@ pub struct PushAdmission<'a> {
 /// bound have room and the user is neither suppressed, locked nor in the wait
 /// after a miss (one statement, so concurrent pushes cannot slip past a check
 /// made a moment before); `false` when refused.
-pub async fn admit_push(conn: &mut AnyConnection, a: &PushAdmission<'_>) -> StoreResult<bool> {
+pub async fn admit_push(conn: &mut Conn, a: &PushAdmission<'_>) -> StoreResult<bool> {
     let counted = sqlx::query(
         "UPDATE users SET \
            push_count = CASE WHEN push_window_start <= $2 THEN 1 ELSE push_count + 1 END, \
@@ -178,7 +178,7 @@ pub async fn admit_push(conn: &mut AnyConnection, a: &PushAdmission<'_>) -> Stor
 }
 
 /// Ends a miss streak and its wait (after an approval).
-pub async fn reset_denial_streak(conn: &mut AnyConnection, user_id: &str) -> StoreResult<()> {
+pub async fn reset_denial_streak(conn: &mut Conn, user_id: &str) -> StoreResult<()> {
     sqlx::query("UPDATE users SET denial_streak = 0, next_push_at = 0 WHERE id = $1")
         .bind(user_id)
         .execute(&mut *conn)
@@ -216,7 +216,7 @@ pub struct Miss<'a> {
 /// `backoff · 2^(streak-2)` seconds (at most 32 times the base; a single miss,
 /// such as one slow answer, costs nothing); they are suppressed once the streak
 /// reaches `suppress_at`, and a fraud report locks them. One statement.
-pub async fn record_miss(conn: &mut AnyConnection, m: &Miss<'_>) -> StoreResult<MissCounters> {
+pub async fn record_miss(conn: &mut Conn, m: &Miss<'_>) -> StoreResult<MissCounters> {
     sqlx::query_as(
         "UPDATE users SET denial_streak = denial_streak + 1, fraud_reports = fraud_reports + $2, \
          suppressed = CASE WHEN denial_streak + 1 >= $3 THEN 1 ELSE suppressed END, \
@@ -240,7 +240,7 @@ pub async fn record_miss(conn: &mut AnyConnection, m: &Miss<'_>) -> StoreResult<
 pub async fn password_hash(db: &Db, user_id: &str) -> StoreResult<Option<Option<String>>> {
     sqlx::query("SELECT password_hash FROM users WHERE id = $1")
         .bind(user_id)
-        .fetch_optional(&mut *db.conn().await?)
+        .fetch_optional(&mut db.conn().await?)
         .await?
         .map(|row| row.try_get("password_hash"))
         .transpose()
@@ -252,7 +252,7 @@ pub async fn set_password_hash(db: &Db, user_id: &str, hash: Option<&str>) -> St
     let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
         .bind(user_id)
         .bind(hash)
-        .execute(&mut *db.conn().await?)
+        .execute(&mut db.conn().await?)
         .await?;
     Ok(done.rows_affected() != 0)
 }
@@ -264,7 +264,7 @@ pub async fn release_passcode_attempt(db: &Db, user_id: &str) -> StoreResult<()>
         "UPDATE users SET otp_fail_count = otp_fail_count - 1 WHERE id = $1 AND otp_fail_count > 0",
     )
     .bind(user_id)
-    .execute(&mut *db.conn().await?)
+    .execute(&mut db.conn().await?)
     .await?;
     Ok(())
 }
@@ -298,7 +298,7 @@ const USER_ROW: &str = "SELECT u.id, u.name, u.suppressed, u.locked_until, u.den
 pub async fn list(db: &Db, rp_id: &str) -> StoreResult<Vec<UserRow>> {
     sqlx::query_as(&format!("{USER_ROW} WHERE u.rp_id = $1 ORDER BY u.name"))
         .bind(rp_id)
-        .fetch_all(&mut *db.conn().await?)
+        .fetch_all(&mut db.conn().await?)
         .await
 }
 
@@ -307,6 +307,6 @@ pub async fn get(db: &Db, rp_id: &str, name: &str) -> StoreResult<Option<UserRow
     sqlx::query_as(&format!("{USER_ROW} WHERE u.rp_id = $1 AND u.name = $2"))
         .bind(rp_id)
         .bind(name)
-        .fetch_optional(&mut *db.conn().await?)
+        .fetch_optional(&mut db.conn().await?)
         .await
 }
