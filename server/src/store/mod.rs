@@ -149,6 +149,15 @@ impl Db {
             local,
         };
         MIGRATOR.run(&db.pool).await?;
+        if let Some(local) = &db.local {
+            sqlite::spawn_checkpointer(
+                &local.url,
+                synchronous,
+                sqlite::WAL_CAP_FRAMES,
+                Arc::downgrade(local),
+                LocalConnections::is_open,
+            )?;
+        }
         Ok(db)
     }
 
@@ -251,6 +260,11 @@ impl LocalConnections {
             guard,
             _permit: permit,
         }))
+    }
+
+    /// Whether [`LocalConnections::close`] has not been called.
+    fn is_open(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
     }
 
     /// Refuses new acquisitions and drops the connections (each closes when
