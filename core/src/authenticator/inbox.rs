@@ -38,7 +38,7 @@ impl Authenticator {
             .records()?
             .into_iter()
             .find(|r| r.push().map(|p| &p.device_id == device_id).unwrap_or(false))
-            .map(|r| r.id)
+            .map(|r| r.id.clone())
             .ok_or(Error::NotActivated)?;
         let request = self.fetch_and_open(&id, tx_id).await;
         self.deliver_outbox_quietly().await;
@@ -113,7 +113,7 @@ impl Authenticator {
                     .and_then(|p| ServerUrl::parse(&p.server_url).ok())
                     .is_some_and(|url| url == qr.server_url)
             })
-            .map(|r| r.id)
+            .map(|r| r.id.clone())
             .collect();
         let id = match (account_id, on_server.as_slice()) {
             (Some(chosen), _) if on_server.iter().any(|i| i == chosen) => chosen.to_owned(),
