@@ -194,6 +194,13 @@ impl Authenticator {
         Err(Error::Storage)
     }
 
+    /// The account's current record, to read several things from one read of
+    /// storage. It is a copy of what was stored: never write it back (changes
+    /// go through [`Self::update`]).
+    pub(super) fn snapshot(&self, id: &str) -> Result<Arc<AccountRecord>> {
+        self.load(id).map(|(_, rec)| rec)
+    }
+
     /// Runs `f` on the account's current record.
     pub(super) fn read<R>(
         &self,
