@@ -12,9 +12,10 @@
 use zeroize::Zeroizing;
 
 use super::Authenticator;
+use super::inbox::stored_request_in;
 use super::kem::NewKem;
 use super::record::SEEN_GRACE;
-use super::record::{SEED_AAD, SeenTx};
+use super::record::{PushAccount, SEED_AAD, SeenTx};
 use super::session::Session;
 use super::transfer::transfer_verification;
 use super::types::{ApprovalOutcome, Delivery, OutboxEntry, OutboxState};
@@ -66,6 +67,20 @@ fn is_transient(e: &Error) -> bool {
         || matches!(e, Error::ServerRejected { code } if code == "rate_limited" || code == "replayed")
 }
 
+/// The answer saved for `tx` in push account `p` and not yet acknowledged, if any.
+fn saved_answer_in(p: &PushAccount, tx: &str) -> Result<Option<Answer>> {
+    p.seen
+        .iter()
+        .find(|s| s.tx == tx && s.waiting())
+        .and_then(|s| s.answer.as_ref())
+        .map(|json| {
+            SignedMessage::from_json(json.as_bytes())
+                .and_then(|m| Answer::from_payload(m.payload_unverified()))
+                .map_err(|_| Error::Storage)
+        })
+        .transpose()
+}
+
 /// Whether the outbox tells the app about a refused answer (background
 /// deliveries) or the caller gets the error itself (approve, deny).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -104,10 +119,14 @@ impl Authenticator {
         tx_id: &str,
         number: Option<&str>,
     ) -> Result<ApprovalOutcome> {
-        if let Some(saved) = self.saved_answer(account_id, tx_id)? {
+        // One read of the record for the saved answer, the stored request, the
+        // expiry, what verification is required, the seed and the session.
+        let mut rec = self.snapshot(account_id)?;
+        if let Some(saved) = saved_answer_in(rec.push()?, tx_id)? {
             if saved.decision != Decision::Approve {
                 return Err(Error::AlreadyAnswered);
             }
+            drop(rec);
             let delivery = self.deliver(account_id, tx_id, Report::ToCaller).await?;
             return Ok(ApprovalOutcome {
                 push_otp: Zeroizing::new(saved.otp.clone().unwrap_or_default()),
@@ -115,25 +134,35 @@ impl Authenticator {
                 delivery,
             });
         }
-        let opened = self.request_to_answer(account_id, tx_id).await?;
+        let opened = match stored_request_in(rec.push()?, tx_id)? {
+            Some(opened) => opened,
+            None => {
+                // Not stored (e.g. a notification action after a restart):
+                // fetched, opened and recorded, so the record is read again.
+                drop(rec);
+                let opened = self.request_to_answer(account_id, tx_id).await?;
+                rec = self.snapshot(account_id)?;
+                opened
+            }
+        };
         let opened = &opened;
-        self.check_not_expired(account_id, opened)?;
+        let p = rec.push()?;
+        self.check_not_expired_at(p.clock_offset, opened)?;
         opened
             .challenge
             .number_matching
             .check_entry(number)
             .map_err(|_| Error::InvalidInput { what: "number" })?;
         let transfer = opened.challenge.kind == ChallengeKind::Transfer;
-        let (required, seed, digits) = self.read(account_id, |r| {
-            let p = r.push()?;
-            let mut required = stronger(opened.challenge.verification, p.min_verification);
-            if transfer {
-                // Handing the account to another phone: at least what starting
-                // a transfer asks (see `transfer`).
-                required = stronger(required, transfer_verification(p));
-            }
-            Ok((required, p.seed_secret()?, p.otp.digits))
-        })?;
+        let mut required = stronger(opened.challenge.verification, p.min_verification);
+        if transfer {
+            // Handing the account to another phone: at least what starting
+            // a transfer asks (see `transfer`).
+            required = stronger(required, transfer_verification(p));
+        }
+        let (seed, digits) = (p.seed_secret()?, p.otp.digits);
+        let session = self.session_of(p)?;
+        drop(rec);
         let rp = opened.challenge.context.rp.clone();
         let reason = if transfer {
             format!("Approve moving your {rp} account to a new phone")
@@ -148,11 +177,20 @@ impl Authenticator {
                 (Some(key), how)
             }
         };
-        self.check_not_expired(account_id, opened)?;
+        let session = if du.is_some() {
+            // The user took their time: read the record again (a challenge
+            // received meanwhile may have moved the clock offset). Expired
+            // meanwhile?
+            let rec = self.snapshot(account_id)?;
+            let p = rec.push()?;
+            self.check_not_expired_at(p.clock_offset, opened)?;
+            self.session_of(p)?
+        } else {
+            session
+        };
         let seed = self.open_secret(&seed, SEED_AAD, account_id)?;
         let otp = crate::protocol::answer::push_otp(opened, &seed, digits).map_err(internal)?;
         drop(seed);
-        let session = self.session(account_id)?;
         let time = self.server_now(session.clock_offset)?;
         // The next KEM key, created in the vault before the record names it.
         let next = self.create_kem_key(account_id)?;
@@ -248,19 +286,7 @@ impl Authenticator {
 
     /// The answer saved for `tx` and not yet acknowledged, if any.
     fn saved_answer(&self, id: &str, tx: &str) -> Result<Option<Answer>> {
-        let json = self.read(id, |r| {
-            Ok(r.push()?
-                .seen
-                .iter()
-                .find(|s| s.tx == tx && s.waiting())
-                .and_then(|s| s.answer.clone()))
-        })?;
-        json.map(|j| {
-            SignedMessage::from_json(j.as_bytes())
-                .and_then(|m| Answer::from_payload(m.payload_unverified()))
-                .map_err(|_| Error::Storage)
-        })
-        .transpose()
+        saved_answer_in(self.snapshot(id)?.push()?, tx)
     }
 
     /// Persists the answer and the next KEM key's handle (the outbox), then
@@ -306,20 +332,21 @@ impl Authenticator {
     /// (done, KEM key confirmed), still queued (network failure, throttled) or
     /// refused for good (reported to the caller or kept in the outbox).
     async fn deliver(&self, id: &str, tx: &str, report: Report) -> Result<Delivery> {
-        let saved = self.read(id, |r| {
-            Ok(r.push()?
-                .seen
-                .iter()
-                .find(|s| s.tx == tx)
-                .map(|s| (s.answer.clone(), s.exp, s.done)))
-        })?;
-        let (answer, exp) = match saved {
-            Some((Some(answer), exp, false)) => (answer, exp),
-            // Acknowledged meanwhile (another process delivered it).
-            Some((_, _, true)) => return Ok(Delivery::Delivered),
-            _ => return Err(Error::RequestNotFound),
+        // One read of the record for the answer and the session.
+        let (answer, exp, session) = {
+            let rec = self.snapshot(id)?;
+            let p = rec.push()?;
+            let (answer, exp) = match p.seen.iter().find(|s| s.tx == tx) {
+                // Acknowledged meanwhile (another process delivered it).
+                Some(s) if s.done => return Ok(Delivery::Delivered),
+                Some(s) => match &s.answer {
+                    Some(answer) => (answer.clone(), s.exp),
+                    None => return Err(Error::RequestNotFound),
+                },
+                None => return Err(Error::RequestNotFound),
+            };
+            (answer, exp, self.session_of(p)?)
         };
-        let session = self.session(id)?;
         let call = self.connect(&session)?;
         let mut sent = call.client.answer(&call.who, tx, answer.as_bytes()).await;
         for _ in 0..REPLAYED_RETRIES {
@@ -424,6 +451,12 @@ impl Authenticator {
     /// waiting for their confirmation (the account is listed once confirmed)
     /// and devices wiped after too many wrong PINs (deregistered).
     pub async fn deliver_outbox(&self) -> Result<Vec<OutboxEntry>> {
+        self.send_outbox().await?;
+        self.outbox()
+    }
+
+    /// What [`Self::deliver_outbox`] sends, without listing what is left.
+    async fn send_outbox(&self) -> Result<()> {
         self.sync_with_servers().await;
         for rec in self.records()? {
             let Ok(p) = rec.push() else { continue };
@@ -442,12 +475,13 @@ impl Authenticator {
                 }
             }
         }
-        self.outbox()
+        Ok(())
     }
 
-    /// [`Self::deliver_outbox`] before another call: failures are logged only.
+    /// [`Self::deliver_outbox`] before or after another call: failures are
+    /// logged only, and what is left is not listed (nobody would read it).
     pub(super) async fn deliver_outbox_quietly(&self) {
-        if let Err(e) = self.deliver_outbox().await {
+        if let Err(e) = self.send_outbox().await {
             self.log(LogLevel::Warn, &format!("outbox delivery failed: {e}"));
         }
     }

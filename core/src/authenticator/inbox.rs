@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::Authenticator;
-use super::record::{Secret, SeenTx};
+use super::record::{PushAccount, Secret, SeenTx};
 use super::session::{Session, shifted_clock};
 use super::store::public_from_text;
 use super::types::PendingRequest;
@@ -16,6 +16,16 @@ use crate::platform::LogLevel;
 use crate::protocol::encoding::b64url;
 use crate::protocol::login::LoginQr;
 use crate::protocol::{DeviceBinding, OpenedChallenge, SealedChallenge, ServerUrl, SignedMessage};
+
+/// The stored, unanswered request `tx` of push account `p`, if any.
+pub(super) fn stored_request_in(p: &PushAccount, tx: &str) -> Result<Option<OpenedChallenge>> {
+    p.seen
+        .iter()
+        .find(|s| s.tx == tx && !s.done && s.answer.is_none())
+        .and_then(|s| s.shown.as_ref())
+        .map(|plain| OpenedChallenge::from_stored_plaintext(&plain.0).map_err(|_| Error::Storage))
+        .transpose()
+}
 
 /// Whether a server's list differs from the ids held (`known`) as a set.
 fn differs(list: &[PendingEntry], known: &[String]) -> bool {
@@ -38,7 +48,7 @@ impl Authenticator {
             .records()?
             .into_iter()
             .find(|r| r.push().map(|p| &p.device_id == device_id).unwrap_or(false))
-            .map(|r| r.id)
+            .map(|r| r.id.clone())
             .ok_or(Error::NotActivated)?;
         let request = self.fetch_and_open(&id, tx_id).await;
         self.deliver_outbox_quietly().await;
@@ -48,11 +58,17 @@ impl Authenticator {
     /// The pending request `tx` of account `id`: the stored one, or fetched from
     /// the server, verified, opened and recorded.
     pub(super) async fn fetch_and_open(&self, id: &str, tx: &str) -> Result<PendingRequest> {
-        if let Some(opened) = self.stored_request(id, tx)? {
-            return self.to_request(id, &opened);
-        }
-        self.read(id, |r| r.push()?.check_unanswered(tx))?;
-        let session = self.session(id)?;
+        // One read of the record for the stored request, the replay check and
+        // the session.
+        let session = {
+            let rec = self.snapshot(id)?;
+            let p = rec.push()?;
+            if let Some(opened) = stored_request_in(p, tx)? {
+                return self.to_request(id, &opened, p.clock_offset);
+            }
+            p.check_unanswered(tx)?;
+            self.session_of(p)?
+        };
         let call = self.connect(&session)?;
         let fetched = call.client.fetch_challenge(&call.who, tx).await;
         let envelope = self.check_deregistered(id, fetched)?;
@@ -113,7 +129,7 @@ impl Authenticator {
                     .and_then(|p| ServerUrl::parse(&p.server_url).ok())
                     .is_some_and(|url| url == qr.server_url)
             })
-            .map(|r| r.id)
+            .map(|r| r.id.clone())
             .collect();
         let id = match (account_id, on_server.as_slice()) {
             (Some(chosen), _) if on_server.iter().any(|i| i == chosen) => chosen.to_owned(),
@@ -154,18 +170,17 @@ impl Authenticator {
         let skew = self.config().clock_skew_secs;
         // Copy what is needed out of the record (KEM keys are vault handles;
         // a legacy inline scalar stays zeroizing).
-        let (server_key, binding, kem_keys, offset) = self.read(id, |r| {
-            let p = r.push()?;
-            Ok((
-                public_from_text(&p.server_key)?,
-                DeviceBinding {
-                    account_id: p.account_id.clone(),
-                    device_id: p.device_id.clone(),
-                },
-                p.kem_keys.clone(),
-                p.clock_offset,
-            ))
-        })?;
+        // One read of the record for the checks (a copy: KEM keys are vault
+        // handles; a legacy inline scalar stays zeroizing). The update below
+        // checks the replay state again on the record it changes.
+        let rec = self.snapshot(id)?;
+        let p = rec.push()?;
+        let server_key = public_from_text(&p.server_key)?;
+        let binding = DeviceBinding {
+            account_id: p.account_id.clone(),
+            device_id: p.device_id.clone(),
+        };
+        let offset = p.clock_offset;
         // 1. S's signature, before anything else is looked at.
         let sealed = SealedChallenge::verify(envelope, &server_key).map_err(|e| {
             self.log(LogLevel::Warn, "challenge envelope failed verification");
@@ -173,9 +188,10 @@ impl Authenticator {
         })?;
         let header = sealed.header();
         // 2. Replay: a signed header naming an answered transaction.
-        self.read(id, |r| r.push()?.check_unanswered(&header.tx_id))?;
+        p.check_unanswered(&header.tx_id)?;
         // 3. The KEM key it names (a deleted key cannot open it: forward secrecy).
-        let kem = kem_keys
+        let kem = p
+            .kem_keys
             .iter()
             .find(|k| k.kid == header.kem_kid)
             .ok_or_else(|| {
@@ -186,6 +202,7 @@ impl Authenticator {
                 Error::Tampered
             })
             .and_then(|k| self.kem_opener(k))?;
+        drop(rec);
         let sealed_to = header.kem_kid.clone();
         // 4. Binding, expiry by the server clock, decryption, strict parse.
         let local_now = self.hooks.clock.now()?;
@@ -203,7 +220,7 @@ impl Authenticator {
         let exp = opened.challenge.expires_at;
         let iat = opened.challenge.issued_at;
         let local_now = i64::try_from(local_now).unwrap_or(i64::MAX);
-        self.update(id, |r| {
+        let offset = self.update(id, |r| {
             let p = r.push_mut()?;
             // The server's clock read at least `iat` when it signed the challenge.
             let evidence = i64::try_from(iat).unwrap_or(0).saturating_sub(local_now);
@@ -223,13 +240,19 @@ impl Authenticator {
             }
             let now = u64::try_from(local_now.saturating_add(p.clock_offset)).unwrap_or(0);
             p.prune_seen(now);
-            Ok(())
+            Ok(p.clock_offset)
         })?;
-        self.to_request(id, &opened)
+        self.to_request(id, &opened, offset)
     }
 
-    fn to_request(&self, id: &str, opened: &OpenedChallenge) -> Result<PendingRequest> {
-        let offset = self.read(id, |r| Ok(r.push()?.clock_offset))?;
+    /// The request to show for `opened`, its time left by the server clock
+    /// estimated with `offset` (the account's stored clock offset).
+    fn to_request(
+        &self,
+        id: &str,
+        opened: &OpenedChallenge,
+        offset: i64,
+    ) -> Result<PendingRequest> {
         let now = self.server_now(offset)?;
         let exp = opened.challenge.expires_at;
         Ok(PendingRequest {
@@ -243,18 +266,7 @@ impl Authenticator {
 
     /// The stored, unanswered request `tx` of account `id`, if any.
     pub(super) fn stored_request(&self, id: &str, tx: &str) -> Result<Option<OpenedChallenge>> {
-        let shown = self.read(id, |r| {
-            Ok(r.push()?
-                .seen
-                .iter()
-                .find(|s| s.tx == tx && !s.done && s.answer.is_none())
-                .and_then(|s| s.shown.clone()))
-        })?;
-        shown
-            .map(|plain| {
-                OpenedChallenge::from_stored_plaintext(&plain.0).map_err(|_| Error::Storage)
-            })
-            .transpose()
+        stored_request_in(self.snapshot(id)?.push()?, tx)
     }
 
     /// Lists pending requests of every push account, asking each server; with
@@ -477,6 +489,11 @@ impl Authenticator {
     /// estimated server clock.
     pub(super) fn check_not_expired(&self, id: &str, opened: &OpenedChallenge) -> Result<()> {
         let offset = self.read(id, |r| Ok(r.push()?.clock_offset))?;
+        self.check_not_expired_at(offset, opened)
+    }
+
+    /// [`Self::check_not_expired`] with the account's clock offset already read.
+    pub(super) fn check_not_expired_at(&self, offset: i64, opened: &OpenedChallenge) -> Result<()> {
         let skew = self.config().clock_skew_secs;
         if self.server_now(offset)? > opened.challenge.expires_at.saturating_add(skew) {
             return Err(Error::RequestExpired);

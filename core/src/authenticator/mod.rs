@@ -58,22 +58,25 @@
 //!
 //! # State, processes and locks
 //!
-//! The core keeps no account state in memory between calls: every read goes to
-//! [`SecureStorage`], and every change is a compare-and-swap of the account's
-//! record, re-applied if another thread or process wrote first (see
-//! [`SecureStorage`] on several processes). Two `Authenticator`s on one store,
-//! in one process or two, never lose or roll back each other's writes, and the
-//! wrong-PIN counter and replay state only move forward.
+//! [`SecureStorage`] is the truth: every read gets the account's record from
+//! it, and every change is a compare-and-swap of the record, re-applied if
+//! another thread or process wrote first (see [`SecureStorage`] on several
+//! processes). Two `Authenticator`s on one store, in one process or two, never
+//! lose or roll back each other's writes, and the wrong-PIN counter and replay
+//! state only move forward. The only account state kept between calls is a
+//! cache of decoded records, each used only while storage holds exactly the
+//! bytes it was decoded from (`cache`): decoding is skipped, reading is not.
 //!
 //! The core holds no lock while it calls any hook, so a hook may call back into
-//! the `Authenticator` (the only lock is the settings' read-write lock, held
-//! while copying them).
+//! the `Authenticator` (the locks are the settings' read-write lock, held while
+//! copying them, and the record cache's, held while copying an entry).
 //!
 //! # Layout
 //!
 //! The `Authenticator` is defined here; its methods live by job:
 //! * `types`: the public records (options, account info, requests, outcomes).
 //! * `store`: account slots, record load/save, the read/update helpers, removal.
+//! * `cache`: decoded records, checked against the stored bytes on every read.
 //! * `session`: a push account's server identity and device API client.
 //! * `activation`: redeeming an offer.
 //! * `server_sync`: what the servers must still hear: activations to confirm and
@@ -93,6 +96,7 @@
 
 mod activation;
 mod answer;
+mod cache;
 mod inbox;
 mod kem;
 mod otp;
@@ -123,6 +127,9 @@ use crate::platform::LogLevel;
 pub struct Authenticator {
     hooks: PlatformHooks,
     config: RwLock<AuthenticatorConfig>,
+    /// Decoded records, used only while storage still holds the bytes they
+    /// were decoded from.
+    cache: cache::RecordCache,
 }
 
 impl fmt::Debug for Authenticator {
@@ -141,6 +148,7 @@ impl Authenticator {
         Ok(Self {
             hooks,
             config: RwLock::new(config),
+            cache: cache::RecordCache::default(),
         })
     }
 

@@ -2,14 +2,20 @@
 //! (so two processes on one store never lose each other's writes), the
 //! read/update helpers every operation goes through, and removal.
 //!
-//! The core keeps no copy of a record between calls. Each operation reads the
-//! record it needs, and each change re-reads, applies and swaps it in (see
-//! [`SecureStorage`](crate::platform::SecureStorage) on several processes). No
-//! lock is held across any hook call.
+//! Storage is the truth. Each operation reads the record it needs, and each
+//! change re-reads, applies and swaps it in (see
+//! [`SecureStorage`](crate::platform::SecureStorage) on several processes).
+//! Decoded records are kept in memory only as a cache of stored bytes: a read
+//! still gets the bytes from storage and decodes them again unless they are
+//! exactly the cached ones (see [`super::cache`]). No lock is held across any
+//! hook call.
+
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
 use super::Authenticator;
+use super::cache::StoredBytes;
 use super::record::{AccountRecord, RECORD_PREFIX, RecordKind, Sealed, StoredSecret};
 use super::types::{AccountInfo, AccountKind};
 use crate::crypto::{PublicKey, random_array};
@@ -73,28 +79,50 @@ pub(super) fn account_info(rec: &AccountRecord) -> AccountInfo {
 
 impl Authenticator {
     /// The stored bytes of an account's record and the record they hold.
-    fn load(&self, id: &str) -> Result<(Zeroizing<Vec<u8>>, AccountRecord)> {
-        let key = AccountRecord::storage_key(id);
-        let bytes = self
-            .hooks
-            .storage
-            .get(&key)?
-            .ok_or(Error::AccountNotFound)?;
-        let rec = AccountRecord::parse(&key, &bytes)?;
+    fn load(&self, id: &str) -> Result<(StoredBytes, Arc<AccountRecord>)> {
+        self.load_key(&AccountRecord::storage_key(id))?
+            .ok_or(Error::AccountNotFound)
+    }
+
+    /// The stored bytes under `key` and the record they hold (`None`: no
+    /// record).
+    fn load_key(&self, key: &str) -> Result<Option<(StoredBytes, Arc<AccountRecord>)>> {
+        match self.hooks.storage.get(key)? {
+            Some(bytes) => self.decode(key, bytes).map(Some),
+            None => {
+                self.cache.forget(key);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The record `bytes` (just read under `key`) hold: the cached one if it
+    /// was decoded from exactly these bytes, else decoded now and cached.
+    fn decode(
+        &self,
+        key: &str,
+        bytes: Zeroizing<Vec<u8>>,
+    ) -> Result<(StoredBytes, Arc<AccountRecord>)> {
+        if let Some(hit) = self.cache.get(key, &bytes) {
+            return Ok(hit);
+        }
+        let rec = Arc::new(AccountRecord::parse(key, &bytes)?);
+        let bytes = Arc::new(bytes);
+        self.cache.remember(key, bytes.clone(), rec.clone());
         Ok((bytes, rec))
     }
 
     /// Every readable account record, by id. An unreadable one is skipped and
     /// logged (it cannot be used, and must not brick the others).
-    pub(super) fn records(&self) -> Result<Vec<AccountRecord>> {
+    pub(super) fn records(&self) -> Result<Vec<Arc<AccountRecord>>> {
         let mut keys = self.hooks.storage.list(RECORD_PREFIX)?;
         keys.sort();
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             match self.hooks.storage.get(&key) {
-                Ok(None) => {} // removed since it was listed
-                Ok(Some(bytes)) => match AccountRecord::parse(&key, &bytes) {
-                    Ok(rec) => out.push(rec),
+                Ok(None) => self.cache.forget(&key), // removed since it was listed
+                Ok(Some(bytes)) => match self.decode(&key, bytes) {
+                    Ok((_, rec)) => out.push(rec),
                     Err(_) => self.log(LogLevel::Error, "skipping an unreadable account record"),
                 },
                 Err(e) => return Err(e.into()),
@@ -109,7 +137,7 @@ impl Authenticator {
             .records()?
             .into_iter()
             .filter(|r| r.push().is_ok())
-            .map(|r| r.id)
+            .map(|r| r.id.clone())
             .collect())
     }
 
@@ -140,15 +168,22 @@ impl Authenticator {
     ) -> Result<R> {
         let key = AccountRecord::storage_key(id);
         for _ in 0..MAX_SWAP_ATTEMPTS {
-            let (old, mut rec) = self.load(id)?;
+            let (old, cached) = self.load(id)?;
+            // `f` changes a copy: the cached record stays what storage holds.
+            let mut rec = AccountRecord::clone(&cached);
+            drop(cached);
             let out = f(&mut rec)?;
             let new = rec.to_bytes()?;
-            if new.as_slice() == old.as_slice()
-                || self
-                    .hooks
-                    .storage
-                    .compare_and_put(&key, Some(old.as_slice()), &new)?
+            if new.as_slice() == old.as_slice() {
+                return Ok(out);
+            }
+            if self
+                .hooks
+                .storage
+                .compare_and_put(&key, Some(old.as_slice()), &new)?
             {
+                // Stored: from now on these bytes are the record.
+                self.cache.remember(&key, Arc::new(new), Arc::new(rec));
                 return Ok(out);
             }
         }
@@ -157,6 +192,13 @@ impl Authenticator {
             "storage kept changing under a record update",
         );
         Err(Error::Storage)
+    }
+
+    /// The account's current record, to read several things from one read of
+    /// storage. It is a copy of what was stored: never write it back (changes
+    /// go through [`Self::update`]).
+    pub(super) fn snapshot(&self, id: &str) -> Result<Arc<AccountRecord>> {
+        self.load(id).map(|(_, rec)| rec)
     }
 
     /// Runs `f` on the account's current record.
@@ -225,7 +267,7 @@ impl Authenticator {
 
     /// Every account.
     pub fn accounts(&self) -> Result<Vec<AccountInfo>> {
-        Ok(self.records()?.iter().map(account_info).collect())
+        Ok(self.records()?.iter().map(|r| account_info(r)).collect())
     }
 
     /// One account.
@@ -280,7 +322,9 @@ impl Authenticator {
             Err(e) => return Err(e),
         };
         // The record goes first: without it the keys are unusable.
-        self.hooks.storage.delete(&AccountRecord::storage_key(id))?;
+        let key = AccountRecord::storage_key(id);
+        self.hooks.storage.delete(&key)?;
+        self.cache.forget(&key);
         for alias in aliases {
             if Some(alias.as_str()) == keep {
                 continue;

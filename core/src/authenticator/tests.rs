@@ -45,6 +45,10 @@ impl Clock for FixedClock {
 }
 
 fn authenticator(storage: Arc<MemoryStorage>) -> Authenticator {
+    authenticator_on(storage)
+}
+
+fn authenticator_on(storage: Arc<dyn SecureStorage>) -> Authenticator {
     let hooks = PlatformHooks {
         storage: storage.clone(),
         vault: Arc::new(SoftwareKeyVault::new(storage)),
@@ -180,6 +184,119 @@ fn two_authenticators_on_one_store_lose_no_write() {
     let exported = second.export_otpauth(&id).unwrap();
     assert!(exported.contains("counter=100"), "{}", exported.as_str());
     assert!(codes.len() >= 99);
+}
+
+/// The decoded record another process replaced is never used: the cache
+/// follows the stored bytes (a change, a rewrite, a deletion).
+#[test]
+fn cached_records_follow_the_storage() {
+    let storage = Arc::new(MemoryStorage::new());
+    let first = authenticator(storage.clone());
+    let second = authenticator(storage.clone());
+    let id = first.import_otpauth(RFC_HOTP).unwrap().id;
+    let key = record::AccountRecord::storage_key(&id);
+    // RFC 4226 Appendix D: counters 0, 1, 2, 3.
+    assert_eq!(first.otp(&id).unwrap().code.as_str(), "755224");
+    // Cached as stored, not ahead of or behind storage.
+    let stored = storage.get(&key).unwrap().unwrap();
+    assert_eq!(
+        first.cache.cached_bytes(&key).unwrap().as_slice(),
+        stored.as_slice()
+    );
+    // Another process moves the counter on: the first one counts from there.
+    assert_eq!(second.otp(&id).unwrap().code.as_str(), "287082");
+    assert_eq!(first.otp(&id).unwrap().code.as_str(), "359152");
+    assert_eq!(second.otp(&id).unwrap().code.as_str(), "969429");
+
+    // Storage rewritten behind both (a restored backup, another version): the
+    // new record is what they read.
+    let mut rec = record::AccountRecord::parse(&key, &storage.get(&key).unwrap().unwrap()).unwrap();
+    rec.label = "renamed".into();
+    storage.put(&key, &rec.to_bytes().unwrap()).unwrap();
+    assert_eq!(first.account(&id).unwrap().label, "renamed");
+    assert_eq!(first.accounts().unwrap()[0].label, "renamed");
+
+    // Deleted behind it: gone, and its entry with it.
+    storage.delete(&key).unwrap();
+    assert_eq!(first.account(&id).err(), Some(Error::AccountNotFound));
+    assert!(first.cache.cached_bytes(&key).is_none());
+}
+
+/// Storage whose compare-and-swap can be made to fail or to lose every swap.
+struct FlakyWrites {
+    inner: MemoryStorage,
+    /// 0: works, 1: fails with an I/O error, 2: another writer always wins.
+    mode: AtomicU64,
+}
+
+impl SecureStorage for FlakyWrites {
+    fn get(
+        &self,
+        key: &str,
+    ) -> std::result::Result<Option<zeroize::Zeroizing<Vec<u8>>>, crate::platform::StorageError>
+    {
+        self.inner.get(key)
+    }
+    fn put(
+        &self,
+        key: &str,
+        value: &[u8],
+    ) -> std::result::Result<(), crate::platform::StorageError> {
+        self.inner.put(key, value)
+    }
+    fn delete(&self, key: &str) -> std::result::Result<(), crate::platform::StorageError> {
+        self.inner.delete(key)
+    }
+    fn list(
+        &self,
+        prefix: &str,
+    ) -> std::result::Result<Vec<String>, crate::platform::StorageError> {
+        self.inner.list(prefix)
+    }
+    fn compare_and_put(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> std::result::Result<bool, crate::platform::StorageError> {
+        match self.mode.load(Ordering::SeqCst) {
+            0 => self.inner.compare_and_put(key, expected, value),
+            1 => Err(crate::platform::StorageError::Io("disk full".into())),
+            _ => Ok(false),
+        }
+    }
+}
+
+/// A write that fails, or loses every swap, leaves the cache where storage is:
+/// the next call works from the stored record, not the one that was not stored.
+#[test]
+fn a_failed_write_does_not_move_the_cache_ahead_of_storage() {
+    let storage = Arc::new(FlakyWrites {
+        inner: MemoryStorage::new(),
+        mode: AtomicU64::new(0),
+    });
+    let auth = authenticator_on(storage.clone());
+    let id = auth.import_otpauth(RFC_HOTP).unwrap().id;
+    let key = record::AccountRecord::storage_key(&id);
+    assert_eq!(auth.otp(&id).unwrap().code.as_str(), "755224");
+    for mode in [1, 2] {
+        storage.mode.store(mode, Ordering::SeqCst);
+        assert_eq!(auth.otp(&id).err(), Some(Error::Storage), "mode {mode}");
+        let stored = storage.get(&key).unwrap().unwrap();
+        assert_eq!(
+            auth.cache.cached_bytes(&key).unwrap().as_slice(),
+            stored.as_slice(),
+            "mode {mode}"
+        );
+    }
+    // Nothing was stored, so the counter did not move.
+    storage.mode.store(0, Ordering::SeqCst);
+    assert_eq!(auth.otp(&id).unwrap().code.as_str(), "287082");
+    // A fresh authenticator (a restart) agrees.
+    assert_eq!(
+        authenticator_on(storage).otp(&id).unwrap().code.as_str(),
+        "359152"
+    );
 }
 
 /// A clock that throws reaches the caller as a typed error.

@@ -45,8 +45,10 @@ pub enum StorageError {
 ///
 /// An app may run the core in more than one process on the same store (an iOS
 /// Notification Service Extension, an Android push service in its own process).
-/// The core keeps no copy of a record between calls: every change reads the
-/// current value, applies the change and writes it back with
+/// The core trusts no copy of a record between calls (a decoded record it keeps
+/// is used only while the stored bytes are exactly the ones it was decoded
+/// from): every change reads the current value, applies the change and writes
+/// it back with
 /// [`compare_and_put`](Self::compare_and_put). If another process (or thread)
 /// wrote in between, the swap fails, the core re-reads and applies its change
 /// again. So no process loses or rolls back another's write, and counters kept

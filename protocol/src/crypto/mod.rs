@@ -38,9 +38,34 @@ use subtle::ConstantTimeEq;
 ///
 /// Time depends only on the lengths (which may leak), never on the contents.
 /// Different lengths compare unequal.
+///
+/// Eight bytes at a time: every byte is read and OR-ed into one difference
+/// word, with no branch on the contents, and the word is tested once at the
+/// end with `subtle`. `subtle`'s slice comparison puts an optimisation barrier
+/// after every byte; here there is one per [`CT_BLOCK`] bytes (so the compiler
+/// cannot turn the loop into an early exit either). The core compares whole
+/// account records with it on every read (its record cache).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    bool::from(a.ct_eq(b))
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut diff = 0u64;
+    for (x, y) in a.chunks(CT_BLOCK).zip(b.chunks(CT_BLOCK)) {
+        let (xw, xr) = x.as_chunks::<8>();
+        let (yw, yr) = y.as_chunks::<8>();
+        for (p, q) in xw.iter().zip(yw) {
+            diff |= u64::from_ne_bytes(*p) ^ u64::from_ne_bytes(*q);
+        }
+        for (p, q) in xr.iter().zip(yr) {
+            diff |= u64::from(p ^ q);
+        }
+        diff = core::hint::black_box(diff);
+    }
+    bool::from(diff.ct_eq(&0))
 }
+
+/// Bytes [`ct_eq`] compares between optimisation barriers.
+const CT_BLOCK: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -52,6 +77,24 @@ mod tests {
         assert!(ct_eq(b"abc", b"abc"));
         assert!(!ct_eq(b"abc", b"abd"));
         assert!(!ct_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn ct_eq_sees_every_byte_at_every_length() {
+        // Lengths around the word and block sizes; one bit flipped at every
+        // position (words, the tail, every block) must make them differ.
+        for len in [1, 7, 8, 9, 63, 64, 65, 127, 128, 129, 2050] {
+            let a: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
+            assert!(ct_eq(&a, &a.clone()), "len {len}");
+            for pos in 0..len {
+                for bit in [0x01u8, 0x80] {
+                    let mut b = a.clone();
+                    b[pos] ^= bit;
+                    assert!(!ct_eq(&a, &b), "len {len} pos {pos} bit {bit:#x}");
+                }
+            }
+            assert!(!ct_eq(&a, &a[..len - 1]), "len {len}");
+        }
     }
 
     #[test]
