@@ -101,7 +101,15 @@ mod reqwest_client {
 
     /// The default client: reqwest over rustls with its ring provider (one crypto
     /// library in the binary), certificates checked by rustls-platform-verifier
-    /// (the OS trust store), no redirects, HTTP/2 when the server offers it.
+    /// (the OS trust store), no redirects, HTTP/1.1.
+    ///
+    /// HTTP/1.1 only, not HTTP/2: a device talks to its own server only, a few
+    /// requests per login plus one long-poll per account, so h2's multiplexing
+    /// saves little (reqwest keeps a pool of kept-alive HTTP/1.1 connections,
+    /// one per request in flight), and h2 was about 0.3 MB of the mobile
+    /// library. The server speaks both; ALPN offers only `http/1.1`, so the
+    /// client stays on HTTP/1.1 even in a build where another crate turns on
+    /// reqwest's `http2` feature.
     ///
     /// Must run inside a tokio runtime (reqwest is built on tokio).
     #[derive(Debug, Clone)]
@@ -121,10 +129,14 @@ mod reqwest_client {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(verifier))
                 .with_no_client_auth();
-            tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            tls.alpn_protocols = vec![b"http/1.1".to_vec()];
             let client = reqwest::Client::builder()
                 .tls_backend_preconfigured(tls)
                 .redirect(reqwest::redirect::Policy::none())
+                // Below the server's 60 s idle limit (PROTOCOL §12.2): a pooled
+                // HTTP/1.1 connection is dropped here before the server closes
+                // it, not reused while the server's close is in flight.
+                .pool_idle_timeout(std::time::Duration::from_secs(50))
                 .user_agent(concat!("countersign-core/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .map_err(|e| HttpError::Other(format!("client: {e}")))?;
