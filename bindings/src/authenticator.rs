@@ -89,7 +89,9 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
-#[uniffi::export(async_runtime = "tokio")]
+// No `async_runtime = "tokio"`: the methods only spawn onto `workers()` and await
+// the JoinHandle, which works from uniffi's foreign-driven executor as it is.
+#[uniffi::export]
 impl Authenticator {
     /// Opens the authenticator on the app's storage.
     ///
