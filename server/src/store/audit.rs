@@ -1,6 +1,6 @@
 //! `audit_log`: one row per security-relevant event.
 
-use sqlx::{FromRow};
+use sqlx::FromRow;
 
 use super::{Conn, Db, StoreResult};
 

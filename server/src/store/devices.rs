@@ -116,10 +116,7 @@ pub async fn insert_pending(conn: &mut Conn, d: &NewDevice<'_>) -> StoreResult<(
 
 /// Deletes the pending device(s) of offer `offer_id` (a new activation with the
 /// same offer replaces them); returns how many.
-pub async fn delete_pending_for_offer(
-    conn: &mut Conn,
-    offer_id: &str,
-) -> StoreResult<u64> {
+pub async fn delete_pending_for_offer(conn: &mut Conn, offer_id: &str) -> StoreResult<u64> {
     let done = sqlx::query("DELETE FROM devices WHERE offer_id = $1 AND status = 'pending'")
         .bind(offer_id)
         .execute(&mut *conn)
@@ -128,11 +125,7 @@ pub async fn delete_pending_for_offer(
 }
 
 /// Makes the pending device `device_id` active; `false` if it is not pending.
-pub async fn activate_pending(
-    conn: &mut Conn,
-    device_id: &str,
-    now: i64,
-) -> StoreResult<bool> {
+pub async fn activate_pending(conn: &mut Conn, device_id: &str, now: i64) -> StoreResult<bool> {
     let done = sqlx::query(
         "UPDATE devices SET status = 'active', last_seen_at = $1 WHERE id = $2 AND status = 'pending'",
     )

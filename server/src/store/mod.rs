@@ -368,7 +368,10 @@ impl<'c> Executor<'c> for &'c mut Conn {
         }
     }
 
-    fn fetch_optional<'e, 'q: 'e, E>(self, mut query: E) -> BoxFuture<'e, StoreResult<Option<AnyRow>>>
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        mut query: E,
+    ) -> BoxFuture<'e, StoreResult<Option<AnyRow>>>
     where
         'c: 'e,
         E: 'q + Execute<'q, Any>,
@@ -422,7 +425,9 @@ impl<'c> Executor<'c> for &'c mut Conn {
 }
 
 fn unsupported(what: &str) -> sqlx::Error {
-    sqlx::Error::Protocol(format!("{what} is not supported on the server's SQLite connections"))
+    sqlx::Error::Protocol(format!(
+        "{what} is not supported on the server's SQLite connections"
+    ))
 }
 
 /// A database transaction; pass `&mut tx` to the store functions that take a

@@ -1,6 +1,6 @@
 //! `enrollment_offers`: single-use activation offers.
 
-use sqlx::{FromRow};
+use sqlx::FromRow;
 
 use super::{Conn, Db, StoreResult};
 
@@ -79,12 +79,7 @@ pub async fn find(db: &Db, id: &str) -> StoreResult<Option<OfferRow>> {
 /// unexpired at `now` and below `max` attempts; `false` when refused. Run first
 /// in the activation's transaction: it also serialises activations and the
 /// confirmation of one offer (they all write its row first).
-pub async fn count_attempt(
-    conn: &mut Conn,
-    id: &str,
-    max: i64,
-    now: i64,
-) -> StoreResult<bool> {
+pub async fn count_attempt(conn: &mut Conn, id: &str, max: i64, now: i64) -> StoreResult<bool> {
     let counted = sqlx::query(
         "UPDATE enrollment_offers SET attempts = attempts + 1 \
          WHERE id = $1 AND used_at IS NULL AND expires_at >= $2 AND attempts < $3",
@@ -99,12 +94,7 @@ pub async fn count_attempt(
 
 /// Uses the offer for `device_id` (the confirmation), only while it is unused
 /// and unexpired at `now`; `false` otherwise.
-pub async fn confirm(
-    conn: &mut Conn,
-    id: &str,
-    device_id: &str,
-    now: i64,
-) -> StoreResult<bool> {
+pub async fn confirm(conn: &mut Conn, id: &str, device_id: &str, now: i64) -> StoreResult<bool> {
     let done = sqlx::query(
         "UPDATE enrollment_offers SET used_at = $1, device_id = $2 \
          WHERE id = $3 AND used_at IS NULL AND expires_at >= $1",

@@ -1,7 +1,7 @@
 //! `qr_logins`: logins started by a QR code on the login page, claimed by the
 //! device that scans it.
 
-use sqlx::{FromRow};
+use sqlx::FromRow;
 
 use super::{Conn, Db, StoreResult};
 
@@ -116,12 +116,7 @@ pub async fn claimer_kem_key(db: &Db, device_id: &str) -> StoreResult<Option<Str
 
 /// Binds login `id` to the device and challenge of its claim; `false` when
 /// another claim came first.
-pub async fn bind(
-    conn: &mut Conn,
-    id: &str,
-    device_id: &str,
-    tx_id: &str,
-) -> StoreResult<bool> {
+pub async fn bind(conn: &mut Conn, id: &str, device_id: &str, tx_id: &str) -> StoreResult<bool> {
     let done = sqlx::query(
         "UPDATE qr_logins SET device_id = $2, tx_id = $3 WHERE id = $1 AND tx_id IS NULL",
     )

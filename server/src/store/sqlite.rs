@@ -84,10 +84,8 @@ impl SqliteConnection {
         }
         let conn = rusqlite::Connection::open(path).map_err(driver_error)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
-            row.get::<_, String>(0)
-        })
-        .map_err(driver_error)?;
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+            .map_err(driver_error)?;
         conn.execute_batch(&format!(
             "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON; \
              PRAGMA synchronous = {}; PRAGMA wal_autocheckpoint = 0;",
@@ -168,7 +166,12 @@ impl SqliteConnection {
 /// the same shape, so `COUNTERSIGN_LOG=sqlx::query=debug` and the benchmark's
 /// statement count see SQLite's statements as they see PostgreSQL's. The SQL
 /// text only: bound values (secrets among them) are never logged.
-fn log_statement(sql: &str, rows_affected: u64, rows_returned: usize, elapsed: std::time::Duration) {
+fn log_statement(
+    sql: &str,
+    rows_affected: u64,
+    rows_returned: usize,
+    elapsed: std::time::Duration,
+) {
     let summary = sql.split_whitespace().take(4).collect::<Vec<_>>().join(" ");
     tracing::debug!(
         target: "sqlx::query",
@@ -227,7 +230,9 @@ impl SqliteConnection {
     /// Runs `PRAGMA wal_checkpoint(mode)`; returns the WAL's size in frames.
     fn wal_checkpoint(&mut self, mode: &str) -> rusqlite::Result<i64> {
         self.conn
-            .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| row.get(1))
+            .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+                row.get(1)
+            })
     }
 }
 
@@ -389,7 +394,10 @@ mod tests {
         let (found, n) = rows(
             c.run(
                 "SELECT a, b, c, d FROM t WHERE a = $1 AND a = $1 AND b = $2",
-                args(vec![AnyValueKind::Text("one".into()), AnyValueKind::BigInt(7)]),
+                args(vec![
+                    AnyValueKind::Text("one".into()),
+                    AnyValueKind::BigInt(7),
+                ]),
                 None,
             )
             .unwrap(),
@@ -402,8 +410,14 @@ mod tests {
         assert_eq!(row.try_get::<i32, _>(1).unwrap(), 7);
         assert_eq!(row.try_get::<Vec<u8>, _>("c").unwrap(), vec![0, 255]);
         assert_eq!(row.try_get::<Option<String>, _>("d").unwrap(), None);
-        assert!(row.try_get::<String, _>("d").is_err(), "NULL is not a String");
-        assert!(row.try_get::<String, _>("b").is_err(), "an integer is not a String");
+        assert!(
+            row.try_get::<String, _>("d").is_err(),
+            "NULL is not a String"
+        );
+        assert!(
+            row.try_get::<String, _>("b").is_err(),
+            "an integer is not a String"
+        );
     }
 
     #[test]
@@ -412,11 +426,17 @@ mod tests {
         let mut c = open(&dir);
         c.run("CREATE TABLE t (a INTEGER)", None, None).unwrap();
         for i in 0..3 {
-            c.run("INSERT INTO t (a) VALUES ($1)", args(vec![AnyValueKind::BigInt(i)]), None)
-                .unwrap();
+            c.run(
+                "INSERT INTO t (a) VALUES ($1)",
+                args(vec![AnyValueKind::BigInt(i)]),
+                None,
+            )
+            .unwrap();
         }
-        let (updated, n) =
-            rows(c.run("UPDATE t SET a = a + 10 RETURNING a", None, None).unwrap());
+        let (updated, n) = rows(
+            c.run("UPDATE t SET a = a + 10 RETURNING a", None, None)
+                .unwrap(),
+        );
         assert_eq!((updated.len(), n), (3, 3));
         let (first, _) = rows(c.run("SELECT a FROM t ORDER BY a", None, Some(1)).unwrap());
         assert_eq!(first.len(), 1);
@@ -428,8 +448,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut c = open(&dir);
         c.run("CREATE TABLE t (a INTEGER)", None, None).unwrap();
-        let missing = c.run("SELECT a FROM t WHERE a = $2", args(vec![AnyValueKind::BigInt(1)]), None);
-        assert!(matches!(missing, Err(sqlx::Error::Protocol(_))), "{:?}", missing.err());
+        let missing = c.run(
+            "SELECT a FROM t WHERE a = $2",
+            args(vec![AnyValueKind::BigInt(1)]),
+            None,
+        );
+        assert!(
+            matches!(missing, Err(sqlx::Error::Protocol(_))),
+            "{:?}",
+            missing.err()
+        );
         assert!(c.run("SELEKT 1", None, None).is_err());
         // The connection still works after both.
         assert!(c.run("SELECT 1", None, None).is_ok());
@@ -456,7 +484,11 @@ mod tests {
     #[test]
     fn in_memory_databases_are_refused() {
         let refused = SqliteConnection::open("sqlite::memory:", SqliteSynchronous::Normal);
-        assert!(matches!(refused, Err(sqlx::Error::Configuration(_))), "{:?}", refused.err());
+        assert!(
+            matches!(refused, Err(sqlx::Error::Configuration(_))),
+            "{:?}",
+            refused.err()
+        );
     }
 
     #[test]
@@ -467,23 +499,33 @@ mod tests {
         c.run("CREATE TABLE t (a BLOB)", None, None).unwrap();
         let owner = Arc::new(true);
         let cap = 256;
-        spawn_checkpointer(&url, SqliteSynchronous::Normal, cap, Arc::downgrade(&owner), |open| {
-            *open
-        })
+        spawn_checkpointer(
+            &url,
+            SqliteSynchronous::Normal,
+            cap,
+            Arc::downgrade(&owner),
+            |open| *open,
+        )
         .unwrap();
         // Bursts of writes, a page a row, 16 times the cap in all, faster than
         // the checkpointer runs (without it the WAL would hold all 4,000 pages).
         for _ in 0..40 {
             for _ in 0..100 {
-                c.run("INSERT INTO t (a) VALUES (randomblob(3900))", None, None).unwrap();
+                c.run("INSERT INTO t (a) VALUES (randomblob(3900))", None, None)
+                    .unwrap();
             }
             std::thread::sleep(Duration::from_millis(25));
         }
         std::thread::sleep(CHECKPOINT_EVERY * 4);
         // Request connections never checkpoint: only the thread copied pages.
         let db_len = std::fs::metadata(dir.path().join("t.db")).unwrap().len();
-        assert!(db_len > 4000 * 3900, "database file {db_len} bytes: not checkpointed");
-        let wal_len = std::fs::metadata(dir.path().join("t.db-wal")).unwrap().len();
+        assert!(
+            db_len > 4000 * 3900,
+            "database file {db_len} bytes: not checkpointed"
+        );
+        let wal_len = std::fs::metadata(dir.path().join("t.db-wal"))
+            .unwrap()
+            .len();
         assert!(wal_len < 2500 * 4096, "WAL {wal_len} bytes: not bounded");
         // The thread ends with its owner.
         drop(owner);

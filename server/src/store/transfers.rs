@@ -1,7 +1,7 @@
 //! `transfers`: moving an account to a new phone, approved by the old device
 //! (docs/PROTOCOL.md §14). The offer is an ordinary `enrollment_offers` row.
 
-use sqlx::{FromRow};
+use sqlx::FromRow;
 
 use super::{Conn, Db, StoreResult};
 
