@@ -61,6 +61,18 @@ async fn observe(
     response
 }
 
+/// Answers only once the request's writes are committed: on SQLite several
+/// requests share one commit (see `store::Durability`); a failed commit turns
+/// the answer into the storage error it is.
+async fn durable(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let durability = crate::store::Durability::default();
+    let response = durability.scope(next.run(request)).await;
+    match durability.wait().await {
+        Ok(()) => response,
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
 /// `GET /metrics`: this instance's Prometheus metrics (config `metrics`).
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     match state.metrics.render() {
@@ -117,6 +129,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         // the routes present when they are added.
         .fallback(extract::not_found)
         .method_not_allowed_fallback(extract::method_not_allowed)
+        .layer(axum::middleware::from_fn(durable))
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.http.max_body_bytes,
         ))

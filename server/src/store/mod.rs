@@ -15,6 +15,18 @@
 //! commands in order, so a rollback queued by an abandoned [`Tx`] still runs
 //! before the connection's next statement: the ping buys nothing there.
 //! PostgreSQL connections can drop, so they keep sqlx's pool and its checks.
+//!
+//! **Group commit (SQLite, one connection).** Inside a request (see
+//! [`Durability`]) the connection's statements run in a transaction that
+//! several requests share: a request's own transaction ([`Tx`]) is a savepoint
+//! in it, and when a request lets the connection go with writes pending, a
+//! commit is queued behind the requests already waiting for the connection.
+//! One commit then covers them all: one WAL append of each page they changed
+//! instead of one per request, and with `synchronous = full` one disk sync. No
+//! request answers before its writes committed ([`Durability::wait`]), so what
+//! a client was told survives a crash as before. Work outside a request
+//! (background jobs, RADIUS) commits first whatever group is open and then runs
+//! on its own, as it always did.
 
 pub mod api_keys;
 pub mod audit;
@@ -33,6 +45,7 @@ mod sqlite;
 pub mod transfers;
 pub mod users;
 
+use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -72,6 +85,49 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// How long a statement waits for a free connection before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+tokio::task_local! {
+    /// The request's [`Durability`], while its handler runs.
+    static DURABILITY: Durability;
+}
+
+/// What a request must wait for before it answers: the commit of every SQLite
+/// commit group it wrote to or read from (see the module doc). Requests on
+/// PostgreSQL, and outside [`Durability::scope`], commit as they go and wait
+/// for nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Durability(Arc<Mutex<Vec<Arc<sqlite::Group>>>>);
+
+impl Durability {
+    /// Runs `work` (a request's handler) with this as its durability:
+    /// connections it lets go with writes pending leave them to a shared commit
+    /// and note the group here.
+    pub async fn scope<F: Future>(&self, work: F) -> F::Output {
+        DURABILITY.scope(self.clone(), work).await
+    }
+
+    /// Waits until everything the request's statements wrote or read is
+    /// committed; an error if a group's commit failed (its writes are gone,
+    /// and the request must not report success).
+    pub async fn wait(&self) -> StoreResult<()> {
+        let groups = match self.0.lock() {
+            Ok(mut groups) => std::mem::take(&mut *groups),
+            Err(_) => return Err(sqlx::Error::PoolClosed),
+        };
+        for group in groups {
+            group.wait().await?;
+        }
+        Ok(())
+    }
+
+    fn join(&self, group: Arc<sqlite::Group>) {
+        if let Ok(mut groups) = self.0.lock()
+            && !groups.iter().any(|g| Arc::ptr_eq(g, &group))
+        {
+            groups.push(group);
+        }
+    }
+}
 
 /// The pool and what it talks to.
 #[derive(Debug, Clone)]
@@ -139,6 +195,9 @@ impl Db {
                 slots: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(max_connections.max(1) as usize)),
                 max: max_connections.max(1) as usize,
+                // With several connections each would hold a write transaction
+                // open and block the others' writes: group only with one.
+                grouping: max_connections <= 1,
                 closed: AtomicBool::new(false),
             })
         });
@@ -155,7 +214,6 @@ impl Db {
                 synchronous,
                 sqlite::WAL_CAP_FRAMES,
                 Arc::downgrade(local),
-                LocalConnections::is_open,
             )?;
         }
         Ok(db)
@@ -219,11 +277,73 @@ struct LocalConnections {
     slots: Mutex<Vec<Arc<tokio::sync::Mutex<SqliteConnection>>>>,
     permits: Arc<Semaphore>,
     max: usize,
+    /// Whether requests share commits (see the module doc).
+    grouping: bool,
     closed: AtomicBool,
 }
 
 impl LocalConnections {
-    async fn acquire(&self) -> StoreResult<Conn> {
+    async fn acquire(self: &Arc<Self>) -> StoreResult<Conn> {
+        let (mut guard, permit) = self.checkout().await?;
+        let in_request = DURABILITY.try_with(|_| ()).is_ok();
+        if self.grouping && in_request {
+            guard.open_group()?;
+        } else {
+            // Run on its own, after what the requests before it wrote.
+            guard.commit_group();
+        }
+        Ok(Conn(ConnKind::Local {
+            guard,
+            _permit: permit,
+            local: self.clone(),
+        }))
+    }
+
+    /// A request lets the connection go: a group with nothing written ends
+    /// now; one with writes is noted in the request's [`Durability`] and a
+    /// commit is queued (once per group) behind the requests already waiting.
+    fn release(self: &Arc<Self>, conn: &mut SqliteConnection) {
+        if !conn.group_open() {
+            return;
+        }
+        let Some(group) = conn.dirty_group() else {
+            conn.commit_group();
+            return;
+        };
+        if DURABILITY.try_with(|d| d.join(group)).is_err() {
+            conn.commit_group();
+            return;
+        }
+        if conn.schedule_flush() {
+            tokio::spawn(self.clone().flush());
+        }
+    }
+
+    /// Commits the open group once the requests already waiting for the
+    /// connection (and the tasks ready to run, which may be about to ask for
+    /// it) had their turn: they join the group and share its commit.
+    async fn flush(self: Arc<Self>) {
+        tokio::task::yield_now().await;
+        loop {
+            match self.checkout().await {
+                Ok((mut guard, _permit)) => return guard.commit_group(),
+                // A connection held this long: keep queueing, the group's
+                // requests are waiting for this commit.
+                Err(sqlx::Error::PoolTimedOut) => continue,
+                // Closed: dropping the connection failed the group.
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Takes a connection (opening it if need be) without touching its
+    /// transaction state.
+    async fn checkout(
+        &self,
+    ) -> StoreResult<(
+        tokio::sync::OwnedMutexGuard<SqliteConnection>,
+        OwnedSemaphorePermit,
+    )> {
         // As sqlx's pool does: a request waits at most this long for a connection.
         let permit = tokio::time::timeout(ACQUIRE_TIMEOUT, self.permits.clone().acquire_owned())
             .await
@@ -256,16 +376,9 @@ impl LocalConnections {
             }
             None => return Err(sqlx::Error::PoolTimedOut),
         };
-        Ok(Conn(ConnKind::Local {
-            guard,
-            _permit: permit,
-        }))
+        Ok((guard, permit))
     }
 
-    /// Whether [`LocalConnections::close`] has not been called.
-    fn is_open(&self) -> bool {
-        !self.closed.load(Ordering::Acquire)
-    }
 
     /// Refuses new acquisitions and drops the connections (each closes when
     /// its last user lets go).
@@ -275,6 +388,38 @@ impl LocalConnections {
         if let Ok(mut slots) = self.slots.lock() {
             slots.clear();
         }
+    }
+}
+
+impl sqlite::CheckpointOwner for LocalConnections {
+    /// Whether [`LocalConnections::close`] has not been called.
+    fn is_open(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
+    }
+
+    /// Waits its turn for the connection (on the checkpointer's thread, so no
+    /// request thread blocks), commits the open group, then runs `work`.
+    fn with_writers_held(&self, work: &mut dyn FnMut()) {
+        if !self.grouping {
+            return work();
+        }
+        let held = futures_executor::block_on(async {
+            let permit = self.permits.clone().acquire_owned().await.ok()?;
+            let slot = self.slots.lock().ok()?.first().cloned();
+            let guard = match slot {
+                Some(slot) => Some(slot.lock_owned().await),
+                None => None,
+            };
+            Some((guard, permit))
+        });
+        // Closed: nothing to checkpoint for.
+        let Some((mut guard, _permit)) = held else {
+            return;
+        };
+        if let Some(conn) = &mut guard {
+            conn.commit_group();
+        }
+        work();
     }
 }
 
@@ -291,7 +436,16 @@ enum ConnKind {
     Local {
         guard: tokio::sync::OwnedMutexGuard<SqliteConnection>,
         _permit: OwnedSemaphorePermit,
+        local: Arc<LocalConnections>,
     },
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let ConnKind::Local { guard, local, .. } = &mut self.0 {
+            local.release(guard);
+        }
+    }
 }
 
 impl Conn {
@@ -306,6 +460,10 @@ impl Conn {
     async fn begin(&mut self) -> StoreResult<()> {
         match &mut self.0 {
             ConnKind::Pooled(c) => AnyTransactionManager::begin(c, None).await,
+            // Inside a commit group a request's transaction is a savepoint.
+            ConnKind::Local { guard, .. } if guard.group_open() => {
+                guard.command("SAVEPOINT request")
+            }
             ConnKind::Local { guard, .. } => guard.command("BEGIN"),
         }
     }
@@ -313,6 +471,9 @@ impl Conn {
     async fn commit(&mut self) -> StoreResult<()> {
         match &mut self.0 {
             ConnKind::Pooled(c) => AnyTransactionManager::commit(c).await,
+            ConnKind::Local { guard, .. } if guard.group_open() => {
+                guard.command("RELEASE request")
+            }
             ConnKind::Local { guard, .. } => guard.command("COMMIT"),
         }
     }
@@ -320,6 +481,9 @@ impl Conn {
     async fn rollback(&mut self) -> StoreResult<()> {
         match &mut self.0 {
             ConnKind::Pooled(c) => AnyTransactionManager::rollback(c).await,
+            ConnKind::Local { guard, .. } if guard.group_open() => {
+                guard.command(ROLLBACK_SAVEPOINT)
+            }
             ConnKind::Local { guard, .. } => guard.command("ROLLBACK"),
         }
     }
@@ -331,8 +495,13 @@ impl Conn {
         match &mut self.0 {
             ConnKind::Pooled(c) => AnyTransactionManager::start_rollback(c),
             ConnKind::Local { guard, .. } => {
+                let rollback = if guard.group_open() {
+                    ROLLBACK_SAVEPOINT
+                } else {
+                    "ROLLBACK"
+                };
                 if guard.in_transaction()
-                    && let Err(e) = guard.command("ROLLBACK")
+                    && let Err(e) = guard.command(rollback)
                 {
                     tracing::error!(error = %e, "rollback of an abandoned transaction failed");
                 }
@@ -340,6 +509,9 @@ impl Conn {
         }
     }
 }
+
+/// Undoes a request's transaction inside a commit group and ends it.
+const ROLLBACK_SAVEPOINT: &str = "ROLLBACK TO request; RELEASE request";
 
 impl<'c> Executor<'c> for &'c mut Conn {
     type Database = Any;

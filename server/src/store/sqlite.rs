@@ -57,6 +57,54 @@ pub(super) type Steps = Vec<Either<AnyQueryResult, AnyRow>>;
 pub struct SqliteConnection {
     conn: rusqlite::Connection,
     columns: HashMap<Box<str>, Columns>,
+    /// The commit group whose transaction is open on this connection.
+    group: Option<OpenGroup>,
+}
+
+/// One commit group: the writes of the requests that used the connection
+/// between two commits, committed by one SQLite transaction (see
+/// `store::Durability`). Each request answers only once its group committed.
+#[derive(Debug)]
+pub(super) struct Group {
+    /// `None` while open; then whether the commit succeeded (and if not, why).
+    outcome: tokio::sync::watch::Sender<Option<Result<(), String>>>,
+}
+
+impl Group {
+    fn new() -> Self {
+        Self {
+            outcome: tokio::sync::watch::Sender::new(None),
+        }
+    }
+
+    /// Waits until the group's transaction committed; an error if it was rolled
+    /// back (or its connection closed) instead.
+    pub(super) async fn wait(&self) -> StoreResult<()> {
+        let mut outcome = self.outcome.subscribe();
+        let outcome = outcome
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        match &*outcome {
+            Some(Err(why)) => Err(protocol(format!(
+                "the transaction holding this request's writes did not commit: {why}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn finish(&self, outcome: Result<(), String>) {
+        self.outcome.send_replace(Some(outcome));
+    }
+}
+
+/// The group whose transaction is open, with what is needed to decide whether
+/// it wrote anything and whether a commit is on its way.
+#[derive(Debug)]
+struct OpenGroup {
+    group: Arc<Group>,
+    changes_at_begin: u64,
+    flush_scheduled: bool,
 }
 
 /// The column names of one statement's rows, shared by every row.
@@ -95,6 +143,7 @@ impl SqliteConnection {
         Ok(Self {
             conn,
             columns: HashMap::new(),
+            group: None,
         })
     }
 
@@ -102,6 +151,19 @@ impl SqliteConnection {
     /// order for a bare `?`) and returns its rows (at most `max_rows`), then its
     /// result. A statement without arguments may be several, separated by `;`.
     pub(super) fn run(
+        &mut self,
+        sql: &str,
+        arguments: Option<AnyArguments<'_>>,
+        max_rows: Option<usize>,
+    ) -> StoreResult<Steps> {
+        let steps = self.run_statement(sql, arguments, max_rows);
+        if let Err(e) = &steps {
+            self.after_error(e);
+        }
+        steps
+    }
+
+    fn run_statement(
         &mut self,
         sql: &str,
         arguments: Option<AnyArguments<'_>>,
@@ -153,12 +215,92 @@ impl SqliteConnection {
 
     /// Runs a statement that returns nothing (`BEGIN`, `COMMIT`, `ROLLBACK`).
     pub(super) fn command(&mut self, sql: &str) -> StoreResult<()> {
-        self.conn.execute_batch(sql).map_err(driver_error)
+        let done = self.conn.execute_batch(sql).map_err(driver_error);
+        if let Err(e) = &done {
+            self.after_error(e);
+        }
+        done
+    }
+
+    /// Opens a commit group (`BEGIN`) unless one is open.
+    pub(super) fn open_group(&mut self) -> StoreResult<()> {
+        if self.group.is_none() {
+            self.command("BEGIN")?;
+            self.group = Some(OpenGroup {
+                group: Arc::new(Group::new()),
+                changes_at_begin: self.conn.total_changes(),
+                flush_scheduled: false,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether a commit group's transaction is open.
+    pub(super) fn group_open(&self) -> bool {
+        self.group.is_some()
+    }
+
+    /// The open group, if it holds writes not yet committed.
+    pub(super) fn dirty_group(&self) -> Option<Arc<Group>> {
+        self.group
+            .as_ref()
+            .filter(|open| self.conn.total_changes() != open.changes_at_begin)
+            .map(|open| open.group.clone())
+    }
+
+    /// Notes that a commit of the open group is on its way; false if one
+    /// already was (or no group is open).
+    pub(super) fn schedule_flush(&mut self) -> bool {
+        match &mut self.group {
+            Some(open) if !open.flush_scheduled => {
+                open.flush_scheduled = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Commits the open group, if any, and tells its requests how it went. A
+    /// failed commit is rolled back: none of the group's writes stay.
+    pub(super) fn commit_group(&mut self) {
+        let Some(open) = self.group.take() else {
+            return;
+        };
+        let outcome = self.conn.execute_batch("COMMIT").map_err(|e| {
+            tracing::error!(error = %e, "commit of a group of requests' writes failed");
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            e.to_string()
+        });
+        open.group.finish(outcome);
+    }
+
+    /// SQLite rolls the whole transaction back on some errors (a full disk,
+    /// I/O errors): the open group's writes are gone, so its requests fail.
+    fn after_error(&mut self, error: &sqlx::Error) {
+        if self.group.is_some()
+            && self.conn.is_autocommit()
+            && let Some(open) = self.group.take()
+        {
+            open.group
+                .finish(Err(format!("rolled back after an error: {error}")));
+        }
     }
 
     /// Whether a transaction is open (SQLite's autocommit is off).
     pub(super) fn in_transaction(&self) -> bool {
         !self.conn.is_autocommit()
+    }
+}
+
+impl Drop for SqliteConnection {
+    fn drop(&mut self) {
+        // Closing rolls the open transaction back: its requests must not wait
+        // for a commit that will never come.
+        if let Some(open) = self.group.take() {
+            open.group.finish(Err("the connection closed".into()));
+        }
     }
 }
 
@@ -194,20 +336,22 @@ fn log_statement(
 /// catch up with the writer, and SQLite restarts the WAL only after one has, so
 /// past `cap_frames` ([`WAL_CAP_FRAMES`]) a `RESTART` checkpoint briefly holds
 /// the writers until the WAL starts over: the file stays bounded.
-pub(super) fn spawn_checkpointer<T: Send + Sync + 'static>(
+pub(super) fn spawn_checkpointer<T: CheckpointOwner>(
     url: &str,
     synchronous: SqliteSynchronous,
     cap_frames: i64,
-    alive: Weak<T>,
-    still_open: fn(&T) -> bool,
+    owner: Weak<T>,
 ) -> StoreResult<()> {
     let mut conn = SqliteConnection::open(url, synchronous)?;
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
-            while alive.upgrade().is_some_and(|owner| still_open(&owner)) {
+            loop {
                 std::thread::sleep(CHECKPOINT_EVERY);
-                if let Err(e) = conn.checkpoint(cap_frames) {
+                let Some(owner) = owner.upgrade().filter(|owner| owner.is_open()) else {
+                    break;
+                };
+                if let Err(e) = conn.checkpoint(cap_frames, &*owner) {
                     tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
                 }
             }
@@ -216,13 +360,25 @@ pub(super) fn spawn_checkpointer<T: Send + Sync + 'static>(
     Ok(())
 }
 
+/// What the checkpointer needs from the owner of the request connections.
+pub(super) trait CheckpointOwner: Send + Sync + 'static {
+    /// Whether the connections are still in use; the thread ends once not.
+    fn is_open(&self) -> bool;
+
+    /// Runs `work` while no request uses the database and no commit group's
+    /// transaction is open. A `RESTART` checkpoint waits for every reader,
+    /// while holding off every writer: an open group would make both wait.
+    fn with_writers_held(&self, work: &mut dyn FnMut());
+}
+
 impl SqliteConnection {
     /// One checkpoint pass (see [`spawn_checkpointer`]).
-    fn checkpoint(&mut self, cap_frames: i64) -> rusqlite::Result<()> {
+    fn checkpoint(&mut self, cap_frames: i64, owner: &dyn CheckpointOwner) -> rusqlite::Result<()> {
         let wal_frames = self.wal_checkpoint("PASSIVE")?;
         if wal_frames > cap_frames {
-            let after = self.wal_checkpoint("RESTART")?;
-            tracing::debug!(wal_frames, after, "WAL over its cap: restarted");
+            let mut restarted = Ok(0);
+            owner.with_writers_held(&mut || restarted = self.wal_checkpoint("RESTART"));
+            tracing::debug!(wal_frames, after = restarted?, "WAL over its cap: restarted");
         }
         Ok(())
     }
@@ -493,20 +649,22 @@ mod tests {
 
     #[test]
     fn the_checkpointer_copies_the_wal_and_keeps_it_bounded() {
+        struct Open;
+        impl CheckpointOwner for Open {
+            fn is_open(&self) -> bool {
+                true
+            }
+            fn with_writers_held(&self, work: &mut dyn FnMut()) {
+                work()
+            }
+        }
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let mut c = SqliteConnection::open(&url, SqliteSynchronous::Normal).unwrap();
         c.run("CREATE TABLE t (a BLOB)", None, None).unwrap();
-        let owner = Arc::new(true);
+        let owner = Arc::new(Open);
         let cap = 256;
-        spawn_checkpointer(
-            &url,
-            SqliteSynchronous::Normal,
-            cap,
-            Arc::downgrade(&owner),
-            |open| *open,
-        )
-        .unwrap();
+        spawn_checkpointer(&url, SqliteSynchronous::Normal, cap, Arc::downgrade(&owner)).unwrap();
         // Bursts of writes, a page a row, 16 times the cap in all, faster than
         // the checkpointer runs (without it the WAL would hold all 4,000 pages).
         for _ in 0..40 {
