@@ -144,7 +144,7 @@ pub struct Db {
 
 impl Db {
     /// Connects (creating a SQLite file if needed) and runs the migrations,
-    /// with SQLite's default durability ([`SqliteSynchronous::Full`]).
+    /// with the default `synchronous` ([`SqliteSynchronous::Normal`]).
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         Self::connect_with(url, max_connections, SqliteSynchronous::default()).await
     }
@@ -284,7 +284,7 @@ struct LocalConnections {
 
 impl LocalConnections {
     async fn acquire(self: &Arc<Self>) -> StoreResult<Conn> {
-        let (mut guard, permit) = self.checkout().await?;
+        let Checkout { mut guard, permit } = self.checkout().await?;
         let in_request = DURABILITY.try_with(|_| ()).is_ok();
         if self.grouping && in_request {
             guard.open_group()?;
@@ -326,7 +326,7 @@ impl LocalConnections {
         tokio::task::yield_now().await;
         loop {
             match self.checkout().await {
-                Ok((mut guard, _permit)) => return guard.commit_group(),
+                Ok(mut held) => return held.guard.commit_group(),
                 // A connection held this long: keep queueing, the group's
                 // requests are waiting for this commit.
                 Err(sqlx::Error::PoolTimedOut) => continue,
@@ -338,12 +338,7 @@ impl LocalConnections {
 
     /// Takes a connection (opening it if need be) without touching its
     /// transaction state.
-    async fn checkout(
-        &self,
-    ) -> StoreResult<(
-        tokio::sync::OwnedMutexGuard<SqliteConnection>,
-        OwnedSemaphorePermit,
-    )> {
+    async fn checkout(&self) -> StoreResult<Checkout> {
         // As sqlx's pool does: a request waits at most this long for a connection.
         let permit = tokio::time::timeout(ACQUIRE_TIMEOUT, self.permits.clone().acquire_owned())
             .await
@@ -374,11 +369,14 @@ impl LocalConnections {
                     .push(slot);
                 guard
             }
-            None => return Err(sqlx::Error::PoolTimedOut),
+            // Not expected (guards go before their permits); wait rather than fail.
+            None => match self.slots.lock().ok().and_then(|s| s.first().cloned()) {
+                Some(slot) => slot.lock_owned().await,
+                None => return Err(sqlx::Error::PoolClosed),
+            },
         };
-        Ok((guard, permit))
+        Ok(Checkout { guard, permit })
     }
-
 
     /// Refuses new acquisitions and drops the connections (each closes when
     /// its last user lets go).
@@ -389,6 +387,14 @@ impl LocalConnections {
             slots.clear();
         }
     }
+}
+
+/// A connection taken from [`LocalConnections`] and the permit it was taken
+/// with. Field order matters: the connection goes back before the permit, so
+/// whoever is given the permit finds it free.
+struct Checkout {
+    guard: tokio::sync::OwnedMutexGuard<SqliteConnection>,
+    permit: OwnedSemaphorePermit,
 }
 
 impl sqlite::CheckpointOwner for LocalConnections {
@@ -406,20 +412,25 @@ impl sqlite::CheckpointOwner for LocalConnections {
         let held = futures_executor::block_on(async {
             let permit = self.permits.clone().acquire_owned().await.ok()?;
             let slot = self.slots.lock().ok()?.first().cloned();
-            let guard = match slot {
-                Some(slot) => Some(slot.lock_owned().await),
-                None => None,
-            };
-            Some((guard, permit))
+            // Ok: the connection, its group committed; Err: the permit alone
+            // (no connection was opened yet).
+            Some(match slot {
+                Some(slot) => {
+                    let mut held = Checkout {
+                        guard: slot.lock_owned().await,
+                        permit,
+                    };
+                    held.guard.commit_group();
+                    Ok(held)
+                }
+                None => Err(permit),
+            })
         });
-        // Closed: nothing to checkpoint for.
-        let Some((mut guard, _permit)) = held else {
-            return;
-        };
-        if let Some(conn) = &mut guard {
-            conn.commit_group();
+        // `None`: closed, nothing to checkpoint for.
+        if let Some(held) = held {
+            work();
+            drop(held);
         }
-        work();
     }
 }
 
@@ -471,9 +482,7 @@ impl Conn {
     async fn commit(&mut self) -> StoreResult<()> {
         match &mut self.0 {
             ConnKind::Pooled(c) => AnyTransactionManager::commit(c).await,
-            ConnKind::Local { guard, .. } if guard.group_open() => {
-                guard.command("RELEASE request")
-            }
+            ConnKind::Local { guard, .. } if guard.group_open() => guard.command("RELEASE request"),
             ConnKind::Local { guard, .. } => guard.command("COMMIT"),
         }
     }
@@ -645,5 +654,145 @@ impl Drop for Tx {
         if self.open {
             self.conn.start_rollback();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn open(dir: &tempfile::TempDir) -> Db {
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::connect(&url, 1).await.unwrap();
+        let mut conn = db.conn().await.unwrap();
+        sqlx::query("CREATE TABLE t (a INTEGER)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        db
+    }
+
+    /// The rows of `t` another process would see: committed ones only.
+    fn committed(dir: &tempfile::TempDir) -> Vec<i64> {
+        let conn = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+        let mut stmt = conn.prepare("SELECT a FROM t ORDER BY a").unwrap();
+        stmt.query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    async fn insert(conn: &mut Conn, a: i64) -> StoreResult<()> {
+        sqlx::query("INSERT INTO t (a) VALUES ($1)")
+            .bind(a)
+            .execute(conn)
+            .await
+            .map(drop)
+    }
+
+    // The runtime has one thread, so the queued commit runs only once the test
+    // awaits something that is not ready: what each step leaves is exact.
+    #[tokio::test]
+    async fn requests_share_one_commit_and_answer_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir).await;
+        let (first, second) = (Durability::default(), Durability::default());
+        first
+            .scope(async { insert(&mut db.conn().await?, 1).await })
+            .await
+            .unwrap();
+        second
+            .scope(async { insert(&mut db.conn().await?, 2).await })
+            .await
+            .unwrap();
+        // Written, not committed: neither request may answer yet.
+        assert_eq!(committed(&dir), Vec::<i64>::new());
+        first.wait().await.unwrap();
+        // One commit made both durable.
+        assert_eq!(committed(&dir), [1, 2]);
+        second.wait().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_request_rolling_back_keeps_the_others_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir).await;
+        let (kept, undone, abandoned) = (
+            Durability::default(),
+            Durability::default(),
+            Durability::default(),
+        );
+        kept.scope(async { insert(&mut db.conn().await?, 1).await })
+            .await
+            .unwrap();
+        undone
+            .scope(async {
+                let mut tx = db.begin().await?;
+                insert(&mut tx, 2).await?;
+                tx.rollback().await
+            })
+            .await
+            .unwrap();
+        abandoned
+            .scope(async {
+                let mut tx = db.begin().await?;
+                insert(&mut tx, 3).await
+                // Dropped without a commit.
+            })
+            .await
+            .unwrap();
+        for d in [&kept, &undone, &abandoned] {
+            d.wait().await.unwrap();
+        }
+        assert_eq!(committed(&dir), [1]);
+    }
+
+    #[tokio::test]
+    async fn work_outside_a_request_commits_the_open_group_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir).await;
+        let request = Durability::default();
+        request
+            .scope(async { insert(&mut db.conn().await?, 1).await })
+            .await
+            .unwrap();
+        // A background job (or RADIUS) writes: it commits as it goes.
+        insert(&mut db.conn().await.unwrap(), 2).await.unwrap();
+        assert_eq!(committed(&dir), [1, 2]);
+        request.wait().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_group_that_cannot_commit_fails_its_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir).await;
+        let request = Durability::default();
+        request
+            .scope(async { insert(&mut db.conn().await?, 1).await })
+            .await
+            .unwrap();
+        // Closed before the queued commit ran: the write is rolled back, and
+        // the request must not report success.
+        db.close().await;
+        assert!(request.wait().await.is_err());
+        assert_eq!(committed(&dir), Vec::<i64>::new());
+    }
+
+    #[tokio::test]
+    async fn requests_that_only_read_commit_nothing_and_wait_for_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir).await;
+        let reader = Durability::default();
+        let rows = reader
+            .scope(async {
+                sqlx::query("SELECT a FROM t")
+                    .fetch_all(&mut db.conn().await?)
+                    .await
+            })
+            .await
+            .unwrap();
+        assert!(rows.is_empty());
+        assert!(reader.0.lock().unwrap().is_empty());
+        reader.wait().await.unwrap();
     }
 }

@@ -136,6 +136,7 @@ impl SqliteConnection {
             .map_err(driver_error)?;
         conn.execute_batch(&format!(
             "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON; \
+             PRAGMA temp_store = MEMORY; \
              PRAGMA synchronous = {}; PRAGMA wal_autocheckpoint = 0;",
             synchronous.pragma()
         ))
@@ -378,7 +379,11 @@ impl SqliteConnection {
         if wal_frames > cap_frames {
             let mut restarted = Ok(0);
             owner.with_writers_held(&mut || restarted = self.wal_checkpoint("RESTART"));
-            tracing::debug!(wal_frames, after = restarted?, "WAL over its cap: restarted");
+            tracing::debug!(
+                wal_frames,
+                after = restarted?,
+                "WAL over its cap: restarted"
+            );
         }
         Ok(())
     }
