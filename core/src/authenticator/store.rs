@@ -27,6 +27,10 @@ use crate::protocol::encoding::{b64url, b64url_array};
 /// A record's stored bytes and the record they hold.
 pub(super) type Loaded = (StoredBytes, Arc<AccountRecord>);
 
+/// Bytes a record update may add (a signed answer, a request) without the
+/// buffer it is written to having to grow.
+const RECORD_SLACK: usize = 2048;
+
 /// How many times a change is re-applied when other writers keep winning the
 /// swap before the core gives up with [`Error::Storage`].
 const MAX_SWAP_ATTEMPTS: usize = 64;
@@ -190,7 +194,8 @@ impl Authenticator {
             // `f` changes a copy: the cached record stays what storage holds.
             let mut rec = AccountRecord::clone(&cached);
             let out = f(&mut rec)?;
-            let new = rec.to_bytes()?;
+            // Room for the old record and an answer or a request more.
+            let new = rec.to_bytes_sized(old.len().saturating_add(RECORD_SLACK))?;
             if new.as_slice() == old.as_slice() {
                 if fresh {
                     return Ok((out, (old, cached)));
