@@ -17,6 +17,7 @@ use super::kem::NewKem;
 use super::record::SEEN_GRACE;
 use super::record::{PushAccount, SEED_AAD, SeenTx};
 use super::session::Session;
+use super::store::Loaded;
 use super::transfer::transfer_verification;
 use super::types::{ApprovalOutcome, Delivery, OutboxEntry, OutboxState};
 use crate::error::{Error, Result, internal};
@@ -81,6 +82,32 @@ fn saved_answer_in(p: &PushAccount, tx: &str) -> Result<Option<Answer>> {
         .transpose()
 }
 
+/// An answer to save and send (see `save_and_send`).
+struct Saving<'a> {
+    opened: &'a OpenedChallenge,
+    signed: SignedMessage,
+    decision: Decision,
+    next: &'a NewKem,
+    /// Sends it (the record's session when the answer was made).
+    session: &'a Session,
+    /// The record the answer was made from, if this call read it (saves
+    /// reading it again; the swap still checks it).
+    base: Option<Loaded>,
+}
+
+/// A stored answer to send (see `send_saved`).
+struct Saved<'a> {
+    tx: &'a str,
+    /// The signed answer's JSON, as stored.
+    answer: &'a str,
+    /// The challenge's expiry (server time).
+    exp: u64,
+    session: &'a Session,
+    /// The record as this call last read or stored it, to record the outcome
+    /// from (the swap still checks it).
+    base: Option<Loaded>,
+}
+
 /// Whether the outbox tells the app about a refused answer (background
 /// deliveries) or the caller gets the error itself (approve, deny).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -120,13 +147,14 @@ impl Authenticator {
         number: Option<&str>,
     ) -> Result<ApprovalOutcome> {
         // One read of the record for the saved answer, the stored request, the
-        // expiry, what verification is required, the seed and the session.
-        let mut rec = self.snapshot(account_id)?;
-        if let Some(saved) = saved_answer_in(rec.push()?, tx_id)? {
+        // expiry, what verification is required, the seed and the session;
+        // the answer's save starts from it too (see `update_from`).
+        let mut loaded = self.load(account_id)?;
+        if let Some(saved) = saved_answer_in(loaded.1.push()?, tx_id)? {
             if saved.decision != Decision::Approve {
                 return Err(Error::AlreadyAnswered);
             }
-            drop(rec);
+            drop(loaded);
             let delivery = self.deliver(account_id, tx_id, Report::ToCaller).await?;
             return Ok(ApprovalOutcome {
                 push_otp: Zeroizing::new(saved.otp.clone().unwrap_or_default()),
@@ -134,19 +162,19 @@ impl Authenticator {
                 delivery,
             });
         }
-        let opened = match stored_request_in(rec.push()?, tx_id)? {
+        let opened = match stored_request_in(loaded.1.push()?, tx_id)? {
             Some(opened) => opened,
             None => {
                 // Not stored (e.g. a notification action after a restart):
                 // fetched, opened and recorded, so the record is read again.
-                drop(rec);
+                drop(loaded);
                 let opened = self.request_to_answer(account_id, tx_id).await?;
-                rec = self.snapshot(account_id)?;
+                loaded = self.load(account_id)?;
                 opened
             }
         };
         let opened = &opened;
-        let p = rec.push()?;
+        let p = loaded.1.push()?;
         self.check_not_expired_at(p.clock_offset, opened)?;
         opened
             .challenge
@@ -162,7 +190,6 @@ impl Authenticator {
         }
         let (seed, digits) = (p.seed_secret()?, p.otp.digits);
         let session = self.session_of(p)?;
-        drop(rec);
         let rp = opened.challenge.context.rp.clone();
         let reason = if transfer {
             format!("Approve moving your {rp} account to a new phone")
@@ -181,8 +208,8 @@ impl Authenticator {
             // The user took their time: read the record again (a challenge
             // received meanwhile may have moved the clock offset). Expired
             // meanwhile?
-            let rec = self.snapshot(account_id)?;
-            let p = rec.push()?;
+            loaded = self.load(account_id)?;
+            let p = loaded.1.push()?;
             self.check_not_expired_at(p.clock_offset, opened)?;
             self.session_of(p)?
         } else {
@@ -215,8 +242,15 @@ impl Authenticator {
         drop(du);
         let delivery = match signed {
             Ok(signed) => {
-                self.save_and_send(account_id, opened, signed, Decision::Approve, &next)
-                    .await
+                let saving = Saving {
+                    opened,
+                    signed,
+                    decision: Decision::Approve,
+                    next: &next,
+                    session: &session,
+                    base: Some(loaded),
+                };
+                self.save_and_send(account_id, saving).await
             }
             Err(e) => Err(e),
         };
@@ -271,8 +305,15 @@ impl Authenticator {
             .and_then(|answer| answer.sign(&session.dp).map_err(|_| Error::Storage));
         let delivery = match signed {
             Ok(signed) => {
-                self.save_and_send(account_id, &opened, signed, Decision::Deny, &next)
-                    .await
+                let saving = Saving {
+                    opened: &opened,
+                    signed,
+                    decision: Decision::Deny,
+                    next: &next,
+                    session: &session,
+                    base: None,
+                };
+                self.save_and_send(account_id, saving).await
             }
             Err(e) => Err(e),
         };
@@ -292,20 +333,21 @@ impl Authenticator {
     /// Persists the answer and the next KEM key's handle (the outbox), then
     /// delivers it. The key is already in the vault; on an error the caller
     /// deletes it unless the record names it.
-    async fn save_and_send(
-        &self,
-        id: &str,
-        opened: &OpenedChallenge,
-        signed: SignedMessage,
-        decision: Decision,
-        next: &NewKem,
-    ) -> Result<Delivery> {
+    async fn save_and_send(&self, id: &str, saving: Saving<'_>) -> Result<Delivery> {
+        let Saving {
+            opened,
+            signed,
+            decision,
+            next,
+            session,
+            base,
+        } = saving;
         let tx = opened.challenge.tx_id.clone();
         let hash = b64url(&opened.hash);
         let answer_json =
             String::from_utf8(signed.to_json().map_err(internal)?).map_err(|_| Error::Internal)?;
         let next_key = next.record();
-        self.update(id, |r| {
+        let ((), stored) = self.update_from(id, base, |r| {
             let p = r.push_mut()?;
             let entry = match p.seen.iter_mut().position(|s| s.tx == tx) {
                 Some(i) => p.seen.get_mut(i).ok_or(Error::Internal)?,
@@ -325,17 +367,27 @@ impl Authenticator {
             p.kem_keys.push(next_key.clone());
             Ok(())
         })?;
-        self.deliver(id, &tx, Report::ToCaller).await
+        // Stored: sent as it is, without reading it back (the acknowledgement
+        // is swapped in against what was just stored).
+        let saved = Saved {
+            tx: &tx,
+            answer: &answer_json,
+            exp: opened.challenge.expires_at,
+            session,
+            base: Some(stored),
+        };
+        self.send_saved(id, saved, Report::ToCaller).await
     }
 
     /// Sends the saved answer of `tx` and records the outcome: acknowledged
     /// (done, KEM key confirmed), still queued (network failure, throttled) or
     /// refused for good (reported to the caller or kept in the outbox).
     async fn deliver(&self, id: &str, tx: &str, report: Report) -> Result<Delivery> {
-        // One read of the record for the answer and the session.
+        // One read of the record for the answer and the session; the
+        // acknowledgement's update starts from it.
+        let loaded = self.load(id)?;
         let (answer, exp, session) = {
-            let rec = self.snapshot(id)?;
-            let p = rec.push()?;
+            let p = loaded.1.push()?;
             let (answer, exp) = match p.seen.iter().find(|s| s.tx == tx) {
                 // Acknowledged meanwhile (another process delivered it).
                 Some(s) if s.done => return Ok(Delivery::Delivered),
@@ -347,7 +399,26 @@ impl Authenticator {
             };
             (answer, exp, self.session_of(p)?)
         };
-        let call = self.connect(&session)?;
+        let saved = Saved {
+            tx,
+            answer: &answer,
+            exp,
+            session: &session,
+            base: Some(loaded),
+        };
+        self.send_saved(id, saved, report).await
+    }
+
+    /// Sends a stored answer and records the outcome (see [`Self::deliver`]).
+    async fn send_saved(&self, id: &str, saved: Saved<'_>, report: Report) -> Result<Delivery> {
+        let Saved {
+            tx,
+            answer,
+            exp,
+            session,
+            base,
+        } = saved;
+        let call = self.connect(session)?;
         let mut sent = call.client.answer(&call.who, tx, answer.as_bytes()).await;
         for _ in 0..REPLAYED_RETRIES {
             if !is_replayed(&sent) {
@@ -356,13 +427,13 @@ impl Authenticator {
             // The network delivered this very request twice and we got the
             // second copy's refusal: ask again in a new signed request to learn
             // what became of the first (a repeated answer gets the same reply).
-            let call = self.connect(&session)?;
+            let call = self.connect(session)?;
             sent = call.client.answer(&call.who, tx, answer.as_bytes()).await;
         }
         let now = self.server_now(session.clock_offset)?;
         match sent {
             Ok(accepted) => {
-                let (confirmed, retired) = self.update(id, |r| {
+                let ((confirmed, retired), _) = self.update_from(id, base, |r| {
                     let p = r.push_mut()?;
                     let kid = p.seen.iter_mut().find(|s| s.tx == tx).and_then(|e| {
                         e.done = true;
@@ -384,7 +455,7 @@ impl Authenticator {
                         LogLevel::Warn,
                         "the server seals to a KEM key this device does not hold",
                     );
-                    self.resync_kem_key(id, &session).await;
+                    self.resync_kem_key(id, session).await;
                 }
                 Ok(Delivery::Delivered)
             }
@@ -401,7 +472,7 @@ impl Authenticator {
                 self.refused(id, tx, &e, report)?;
                 if e == Error::AlreadyAnswered {
                     // Which key the server seals to is in doubt: name one we hold.
-                    self.resync_kem_key(id, &session).await;
+                    self.resync_kem_key(id, session).await;
                 }
                 Err(e)
             }

@@ -168,13 +168,12 @@ impl Authenticator {
 
     fn receive_envelope(&self, id: &str, envelope: &SignedMessage) -> Result<PendingRequest> {
         let skew = self.config().clock_skew_secs;
-        // Copy what is needed out of the record (KEM keys are vault handles;
-        // a legacy inline scalar stays zeroizing).
         // One read of the record for the checks (a copy: KEM keys are vault
         // handles; a legacy inline scalar stays zeroizing). The update below
-        // checks the replay state again on the record it changes.
-        let rec = self.snapshot(id)?;
-        let p = rec.push()?;
+        // starts from it and checks the replay state again on the record it
+        // changes.
+        let loaded = self.load(id)?;
+        let p = loaded.1.push()?;
         let server_key = public_from_text(&p.server_key)?;
         let binding = DeviceBinding {
             account_id: p.account_id.clone(),
@@ -202,7 +201,6 @@ impl Authenticator {
                 Error::Tampered
             })
             .and_then(|k| self.kem_opener(k))?;
-        drop(rec);
         let sealed_to = header.kem_kid.clone();
         // 4. Binding, expiry by the server clock, decryption, strict parse.
         let local_now = self.hooks.clock.now()?;
@@ -220,7 +218,7 @@ impl Authenticator {
         let exp = opened.challenge.expires_at;
         let iat = opened.challenge.issued_at;
         let local_now = i64::try_from(local_now).unwrap_or(i64::MAX);
-        let offset = self.update(id, |r| {
+        let (offset, _) = self.update_from(id, Some(loaded), |r| {
             let p = r.push_mut()?;
             // The server's clock read at least `iat` when it signed the challenge.
             let evidence = i64::try_from(iat).unwrap_or(0).saturating_sub(local_now);

@@ -24,6 +24,13 @@ use crate::platform::LogLevel;
 use crate::protocol::Verification;
 use crate::protocol::encoding::{b64url, b64url_array};
 
+/// A record's stored bytes and the record they hold.
+pub(super) type Loaded = (StoredBytes, Arc<AccountRecord>);
+
+/// Bytes a record update may add (a signed answer, a request) without the
+/// buffer it is written to having to grow.
+const RECORD_SLACK: usize = 2048;
+
 /// How many times a change is re-applied when other writers keep winning the
 /// swap before the core gives up with [`Error::Storage`].
 const MAX_SWAP_ATTEMPTS: usize = 64;
@@ -79,14 +86,14 @@ pub(super) fn account_info(rec: &AccountRecord) -> AccountInfo {
 
 impl Authenticator {
     /// The stored bytes of an account's record and the record they hold.
-    fn load(&self, id: &str) -> Result<(StoredBytes, Arc<AccountRecord>)> {
+    pub(super) fn load(&self, id: &str) -> Result<Loaded> {
         self.load_key(&AccountRecord::storage_key(id))?
             .ok_or(Error::AccountNotFound)
     }
 
     /// The stored bytes under `key` and the record they hold (`None`: no
     /// record).
-    fn load_key(&self, key: &str) -> Result<Option<(StoredBytes, Arc<AccountRecord>)>> {
+    fn load_key(&self, key: &str) -> Result<Option<Loaded>> {
         match self.hooks.storage.get(key)? {
             Some(bytes) => self.decode(key, bytes).map(Some),
             None => {
@@ -98,11 +105,7 @@ impl Authenticator {
 
     /// The record `bytes` (just read under `key`) hold: the cached one if it
     /// was decoded from exactly these bytes, else decoded now and cached.
-    fn decode(
-        &self,
-        key: &str,
-        bytes: Zeroizing<Vec<u8>>,
-    ) -> Result<(StoredBytes, Arc<AccountRecord>)> {
+    fn decode(&self, key: &str, bytes: Zeroizing<Vec<u8>>) -> Result<Loaded> {
         if let Some(hit) = self.cache.get(key, &bytes) {
             return Ok(hit);
         }
@@ -164,27 +167,54 @@ impl Authenticator {
     pub(super) fn update<R>(
         &self,
         id: &str,
-        mut f: impl FnMut(&mut AccountRecord) -> Result<R>,
+        f: impl FnMut(&mut AccountRecord) -> Result<R>,
     ) -> Result<R> {
+        self.update_from(id, None, f).map(|(out, _)| out)
+    }
+
+    /// [`Self::update`], first applying `f` to `base` (a [`Self::load`] made
+    /// earlier in the same call, or what an earlier update stored) instead of
+    /// reading the record again. The swap still only succeeds if storage holds
+    /// exactly `base`'s bytes; if another writer came in between, the record
+    /// is read again and `f` re-applied, as in [`Self::update`]. Returns `f`'s
+    /// value and the record as stored now, to chain a later update from it.
+    pub(super) fn update_from<R>(
+        &self,
+        id: &str,
+        mut base: Option<Loaded>,
+        mut f: impl FnMut(&mut AccountRecord) -> Result<R>,
+    ) -> Result<(R, Loaded)> {
         let key = AccountRecord::storage_key(id);
         for _ in 0..MAX_SWAP_ATTEMPTS {
-            let (old, cached) = self.load(id)?;
+            // A given base saves a storage read; the swap below checks it.
+            let (fresh, (old, cached)) = match base.take() {
+                Some(loaded) => (false, loaded),
+                None => (true, self.load(id)?),
+            };
             // `f` changes a copy: the cached record stays what storage holds.
             let mut rec = AccountRecord::clone(&cached);
-            drop(cached);
             let out = f(&mut rec)?;
-            let new = rec.to_bytes()?;
+            // Room for the old record and an answer or a request more.
+            let new = rec.to_bytes_sized(old.len().saturating_add(RECORD_SLACK))?;
             if new.as_slice() == old.as_slice() {
-                return Ok(out);
+                if fresh {
+                    return Ok((out, (old, cached)));
+                }
+                // Nothing to write, but only if `base` is still what storage
+                // holds: read it to make sure.
+                continue;
             }
+            drop(cached);
             if self
                 .hooks
                 .storage
                 .compare_and_put(&key, Some(old.as_slice()), &new)?
             {
                 // Stored: from now on these bytes are the record.
-                self.cache.remember(&key, Arc::new(new), Arc::new(rec));
-                return Ok(out);
+                let stored = (Arc::new(new), Arc::new(rec));
+                self.cache
+                    .remember(&key, stored.0.clone(), stored.1.clone());
+                return Ok((out, stored));
             }
         }
         self.log(

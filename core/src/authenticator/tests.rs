@@ -299,6 +299,62 @@ fn a_failed_write_does_not_move_the_cache_ahead_of_storage() {
     );
 }
 
+/// An update started from a record read earlier in the call swaps only if
+/// storage still holds it; otherwise the change is applied again to what
+/// storage holds, as a plain update would (another process wrote meanwhile).
+#[test]
+fn an_update_from_a_stale_record_is_applied_to_the_stored_one() {
+    let storage = Arc::new(MemoryStorage::new());
+    let auth = authenticator(storage.clone());
+    let id = auth.import_otpauth(RFC_TOTP).unwrap().id;
+    let key = record::AccountRecord::storage_key(&id);
+    let stale = auth.load(&id).unwrap();
+    let first_label = stale.1.label.clone();
+    // Another writer (here: another authenticator on the store) came in between.
+    authenticator(storage.clone())
+        .update(&id, |r| {
+            r.label = "renamed".into();
+            Ok(())
+        })
+        .unwrap();
+    let ((), stored) = auth
+        .update_from(&id, Some(stale.clone()), |r| {
+            r.issuer = Some("Moved".into());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(stored.1.label, "renamed", "the other write is kept");
+    assert_eq!(stored.1.issuer.as_deref(), Some("Moved"));
+    assert_eq!(
+        storage.get(&key).unwrap().unwrap().as_slice(),
+        stored.0.as_slice()
+    );
+    // A change that is no change to the stale record is still one to the
+    // stored record: it is written, not skipped.
+    let ((), stored) = auth
+        .update_from(&id, Some(stale), |r| {
+            r.label = first_label.clone();
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(stored.1.label, first_label);
+    let reread = auth.load(&id).unwrap();
+    assert_eq!(reread.1.label, first_label);
+    assert_eq!(reread.1.issuer.as_deref(), Some("Moved"));
+    // Chained from what was stored: no storage read needed, same result.
+    let ((), chained) = auth
+        .update_from(&id, Some(stored), |r| {
+            r.issuer = None;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        storage.get(&key).unwrap().unwrap().as_slice(),
+        chained.0.as_slice()
+    );
+    assert_eq!(auth.load(&id).unwrap().1.issuer, None);
+}
+
 /// A clock that throws reaches the caller as a typed error.
 #[test]
 fn a_failing_clock_is_a_typed_error() {
