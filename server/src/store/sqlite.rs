@@ -378,10 +378,16 @@ impl SqliteConnection {
         let wal_frames = self.wal_checkpoint("PASSIVE")?;
         if wal_frames > cap_frames {
             let mut restarted = Ok(0);
-            owner.with_writers_held(&mut || restarted = self.wal_checkpoint("RESTART"));
+            let mut held = Duration::ZERO;
+            owner.with_writers_held(&mut || {
+                let started = std::time::Instant::now();
+                restarted = self.wal_checkpoint("RESTART");
+                held = started.elapsed();
+            });
             tracing::debug!(
                 wal_frames,
                 after = restarted?,
+                writers_held_ms = held.as_secs_f64() * 1e3,
                 "WAL over its cap: restarted"
             );
         }
