@@ -690,21 +690,24 @@ mod tests {
             .map(drop)
     }
 
+    /// A request that inserts `a` and has not answered yet.
+    async fn request_inserting(db: &Db, a: i64) -> Durability {
+        let request = Durability::default();
+        request
+            .scope(async { insert(&mut db.conn().await?, a).await })
+            .await
+            .unwrap();
+        request
+    }
+
     // The runtime has one thread, so the queued commit runs only once the test
     // awaits something that is not ready: what each step leaves is exact.
     #[tokio::test]
     async fn requests_share_one_commit_and_answer_after_it() {
         let dir = tempfile::tempdir().unwrap();
         let db = open(&dir).await;
-        let (first, second) = (Durability::default(), Durability::default());
-        first
-            .scope(async { insert(&mut db.conn().await?, 1).await })
-            .await
-            .unwrap();
-        second
-            .scope(async { insert(&mut db.conn().await?, 2).await })
-            .await
-            .unwrap();
+        let first = request_inserting(&db, 1).await;
+        let second = request_inserting(&db, 2).await;
         // Written, not committed: neither request may answer yet.
         assert_eq!(committed(&dir), Vec::<i64>::new());
         first.wait().await.unwrap();
@@ -717,14 +720,8 @@ mod tests {
     async fn a_request_rolling_back_keeps_the_others_writes() {
         let dir = tempfile::tempdir().unwrap();
         let db = open(&dir).await;
-        let (kept, undone, abandoned) = (
-            Durability::default(),
-            Durability::default(),
-            Durability::default(),
-        );
-        kept.scope(async { insert(&mut db.conn().await?, 1).await })
-            .await
-            .unwrap();
+        let kept = request_inserting(&db, 1).await;
+        let (undone, abandoned) = (Durability::default(), Durability::default());
         undone
             .scope(async {
                 let mut tx = db.begin().await?;
@@ -751,11 +748,7 @@ mod tests {
     async fn work_outside_a_request_commits_the_open_group_first() {
         let dir = tempfile::tempdir().unwrap();
         let db = open(&dir).await;
-        let request = Durability::default();
-        request
-            .scope(async { insert(&mut db.conn().await?, 1).await })
-            .await
-            .unwrap();
+        let request = request_inserting(&db, 1).await;
         // A background job (or RADIUS) writes: it commits as it goes.
         insert(&mut db.conn().await.unwrap(), 2).await.unwrap();
         assert_eq!(committed(&dir), [1, 2]);
@@ -766,11 +759,7 @@ mod tests {
     async fn a_group_that_cannot_commit_fails_its_requests() {
         let dir = tempfile::tempdir().unwrap();
         let db = open(&dir).await;
-        let request = Durability::default();
-        request
-            .scope(async { insert(&mut db.conn().await?, 1).await })
-            .await
-            .unwrap();
+        let request = request_inserting(&db, 1).await;
         // Closed before the queued commit ran: the write is rolled back, and
         // the request must not report success.
         db.close().await;
