@@ -284,19 +284,24 @@ struct LocalConnections {
 
 impl LocalConnections {
     async fn acquire(self: &Arc<Self>) -> StoreResult<Conn> {
-        let Checkout { mut guard, permit } = self.checkout().await?;
-        let in_request = DURABILITY.try_with(|_| ()).is_ok();
-        if self.grouping && in_request {
-            guard.open_group()?;
-        } else {
-            // Run on its own, after what the requests before it wrote.
-            guard.commit_group();
-        }
-        Ok(Conn(ConnKind::Local {
+        let Checkout { guard, permit } = self.checkout().await?;
+        // A `Conn` first, so that on an error below it goes back as any does
+        // (the connection before the permit).
+        let mut conn = Conn(ConnKind::Local {
             guard,
             _permit: permit,
             local: self.clone(),
-        }))
+        });
+        if let ConnKind::Local { guard, .. } = &mut conn.0 {
+            let in_request = DURABILITY.try_with(|_| ()).is_ok();
+            if self.grouping && in_request {
+                guard.open_group()?;
+            } else {
+                // Run on its own, after what the requests before it wrote.
+                guard.commit_group();
+            }
+        }
+        Ok(conn)
     }
 
     /// A request lets the connection go: a group with nothing written ends
