@@ -391,7 +391,10 @@ fn file_storage_keyring_mode_with_secret_service() {
         child_exe,
         dir.path().display()
     );
-    let out = Command::new("dbus-run-session")
+    // Output to files, not pipes: the keyring daemon D-Bus starts inherits
+    // them and may outlive the session, and a pipe would then never close.
+    let (stdout_path, stderr_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let status = Command::new("dbus-run-session")
         .arg("--")
         .arg("sh")
         .arg("-c")
@@ -399,13 +402,33 @@ fn file_storage_keyring_mode_with_secret_service() {
         .env("HOME", &home)
         .env("XDG_DATA_HOME", home.join(".local/share"))
         .env("XDG_RUNTIME_DIR", &home)
-        .output()
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .status()
         .expect("dbus-run-session");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    end_processes_with_home(&home);
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
     assert!(
-        out.status.success() && stdout.contains("keyring ok"),
-        "keyring child failed: status {:?}\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        status.success() && stdout.contains("keyring ok"),
+        "keyring child failed: status {status:?}\nstdout: {stdout}\nstderr: {}",
+        std::fs::read_to_string(&stderr_path).unwrap_or_default()
     );
+}
+
+/// Ends the processes of this test's session (found by their `HOME`, a fresh
+/// temporary directory): a keyring daemon left behind would run on forever.
+fn end_processes_with_home(home: &std::path::Path) {
+    let needle = format!("HOME={}", home.display());
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if pid.parse::<u32>().is_err() {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
+            let _ = Command::new("kill").arg(&pid).status();
+        }
+    }
 }
