@@ -6,7 +6,7 @@ use crate::store::Conn;
 use crate::error::ApiResult;
 pub use crate::store::audit::AuditSubject;
 use crate::store::{self, Db};
-use crate::util::{now, random_id};
+use crate::util::{now, time_ordered_id};
 
 /// Appends one audit record. `reason` is a short fixed phrase, never a secret
 /// or raw user input.
@@ -23,7 +23,7 @@ pub async fn audit_on(
     event: &str,
     reason: &str,
 ) -> ApiResult<()> {
-    let id = random_id("au_")?;
+    let id = time_ordered_id("au_")?;
     store::audit::insert(
         conn,
         &store::audit::AuditRecord {

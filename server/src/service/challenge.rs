@@ -27,7 +27,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::push::{PushError, WakeUp};
 use crate::store::notify::{Event, wait_for, wait_for_any};
 use crate::store::{self, audit::AuditRecord};
-use crate::util::{b64, now, now_u64, random_below, random_digits, random_id, unb64};
+use crate::util::{b64, now, now_u64, random_below, random_digits, time_ordered_id, tx_id, unb64};
 
 // ---------------------------------------------------------------------------
 // Starting a push
@@ -347,7 +347,7 @@ async fn start(
     policy::check_gate(state, who, gate, t).await?;
     // Seal before the transaction, so the write lock is not held while sealing
     // (a refused push wastes one seal per device).
-    let tx_id = countersign_protocol::challenge::random_id().map_err(ApiError::internal)?;
+    let tx_id = tx_id()?;
     let expires_at = t + opts.timeout;
     let mut copies = Vec::with_capacity(targets.len());
     for target in &targets {
@@ -425,7 +425,7 @@ async fn start(
         };
         store_copy(&mut dbtx, &tx_id, copy, wake).await?;
     }
-    let audit_id = random_id("au_")?;
+    let audit_id = time_ordered_id("au_")?;
     let reason = format!("{kind} challenge to {} device(s)", targets.len());
     store::audit::insert(
         &mut dbtx,

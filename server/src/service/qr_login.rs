@@ -29,7 +29,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::store::notify::{Event, wait_for_any};
 use crate::store::{self, audit::AuditRecord};
-use crate::util::{b64, now, random_digits, random_id, unb64};
+use crate::util::{b64, now, random_digits, time_ordered_id, tx_id, unb64};
 
 /// Reverse number matching of a QR login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -362,7 +362,7 @@ pub async fn claim(
         .await?
         .ok_or_else(super::auth::device_removed)?;
     let stored: StoredRequest = serde_json::from_str(&row.request).map_err(ApiError::internal)?;
-    let tx_id = countersign_protocol::challenge::random_id().map_err(ApiError::internal)?;
+    let tx_id = tx_id()?;
     let matching = matching(&row.number_mode, row.number.as_deref());
     let challenge = challenge_for(
         &tx_id,
@@ -401,7 +401,7 @@ pub async fn claim(
     .await?;
     // The device scanned the QR: no wake-up, it fetches at once.
     store_copy(&mut dbtx, &tx_id, &copy, ("none", "not_configured")).await?;
-    let audit_id = random_id("au_")?;
+    let audit_id = time_ordered_id("au_")?;
     store::audit::insert(
         &mut dbtx,
         &AuditRecord {

@@ -27,7 +27,7 @@ use crate::store::notify::Event;
 use crate::store::offers::OfferRow;
 use crate::store::transfers::TransferRow;
 use crate::store::{self, Tx};
-use crate::util::now;
+use crate::util::{now, tx_id};
 
 /// The refusal a new phone gets once its transfer was denied or expired.
 fn transfer_denied() -> ApiError {
@@ -178,7 +178,7 @@ pub(crate) async fn confirm_pending(
     // Within the offer's lifetime: the janitor deletes pending devices of
     // expired offers, and the approval uses the offer.
     let expires_at = offer.expires_at.min(t + 600);
-    let tx_id = countersign_protocol::challenge::random_id().map_err(ApiError::internal)?;
+    let tx_id = tx_id()?;
     let verification = account_policy().default;
     let context = ChallengeContext {
         rp: old.rp_name.clone(),
