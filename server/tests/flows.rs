@@ -1078,8 +1078,86 @@ async fn long_poll_waits_for_a_change(db: Db) {
     s.stop().await;
 }
 
+/// Nonces are keyed by the signed timestamp (migration 0012): the same signed
+/// request twice is refused, a nonce recorded before the migration (in
+/// `used_nonces`) is still refused, and the sweep drops only what can no
+/// longer be replayed, from both tables.
+async fn nonces_from_before_the_time_keyed_table_stay_refused(db: Db) {
+    use countersign_protocol::sign_request_with_nonce;
+    use sqlx::Row;
+    let (s, _rp, dev) = setup(db).await;
+    let pool = &s.server().state().db.pool;
+    let count = |table: &'static str| async move {
+        sqlx::query(&format!(
+            "SELECT COUNT(*) FROM {table} WHERE device_id = $1"
+        ))
+        .bind(&dev.device_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .try_get::<i64, _>(0)
+        .unwrap()
+    };
+    let path = "/v1/device/challenges";
+    let send = |nonce: &str, ts: u64| {
+        let hdrs =
+            sign_request_with_nonce(&dev.dp, &dev.device_id, "GET", path, b"", ts, nonce.into())
+                .unwrap();
+        let dev = &dev;
+        async move {
+            let r = dev.send_with(&hdrs.to_pairs(), "GET", path, vec![]).await;
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+
+    // A nonce the server recorded before the migration, kept for 600 s.
+    let old = "AAECAwQFBgcICQoLDA0ODw";
+    sqlx::query("INSERT INTO used_nonces (device_id, nonce, expires_at) VALUES ($1, $2, $3)")
+        .bind(&dev.device_id)
+        .bind(old)
+        .bind(now() as i64 + 600)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_error(&send(old, now()).await, 409, "replayed");
+    assert_eq!(
+        count("request_nonces").await,
+        0,
+        "a refused nonce is not recorded"
+    );
+
+    // A new nonce is recorded once, with its timestamp; the same request again is refused.
+    let fresh = "EBESExQVFhcYGRobHB0eHw";
+    let ts = now();
+    assert_eq!(send(fresh, ts).await.0, 200);
+    assert_error(&send(fresh, ts).await, 409, "replayed");
+    assert_eq!(count("request_nonces").await, 1);
+
+    // The sweep keeps both while they could be replayed, then drops them.
+    let t = now() as i64;
+    let db = &s.server().state().db;
+    countersign_server::store::nonces::delete_expired(db, t - 600, t)
+        .await
+        .unwrap();
+    assert_eq!(
+        (count("used_nonces").await, count("request_nonces").await),
+        (1, 1)
+    );
+    countersign_server::store::nonces::delete_expired(db, ts as i64 + 1, t + 601)
+        .await
+        .unwrap();
+    assert_eq!(
+        (count("used_nonces").await, count("request_nonces").await),
+        (0, 0)
+    );
+}
+
 both_databases!(
     long_poll_waits_for_a_change,
+    nonces_from_before_the_time_keyed_table_stay_refused,
     enrollment_and_activation,
     push_approve_with_number_and_push_otp,
     pick_and_nist_number_matching,

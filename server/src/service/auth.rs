@@ -228,15 +228,16 @@ async fn authenticate(
         skew,
     )
     .map_err(protocol_error)?;
-    // Remember the nonce for twice the skew: any replay within the timestamp
-    // window hits it. Stored before the request does anything, and only while
-    // the device is active (or pending, for the confirmation).
-    let keep_until = i64::try_from(hdrs.timestamp.saturating_add(2 * skew)).unwrap_or(i64::MAX);
+    // Remember the nonce with its signed timestamp (a replay repeats both) for
+    // twice the skew: any replay within the timestamp window hits it. Stored
+    // before the request does anything, and only while the device is active
+    // (or pending, for the confirmation).
+    let signed_at = i64::try_from(hdrs.timestamp).unwrap_or(i64::MAX);
     let fresh = store::nonces::insert_if_allowed(
         &state.db,
         &hdrs.device_id,
         &hdrs.nonce,
-        keep_until,
+        signed_at,
         allow_pending,
     )
     .await?;

@@ -701,7 +701,9 @@ pub async fn expire_overdue(state: &Arc<AppState>) -> ApiResult<()> {
             webhook::send_user_suppressed(state, &r.rp_id, &r.user_id, reason);
         }
     }
-    store::nonces::delete_expired(&state.db, t).await?;
+    // Kept as long as the nonces of old (`used_nonces`) were: twice the skew.
+    let kept_secs = 2 * i64::from(state.config.policy.request_max_skew_secs);
+    store::nonces::delete_expired(&state.db, t - kept_secs, t).await?;
     Ok(())
 }
 
