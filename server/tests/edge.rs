@@ -6,97 +6,23 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use countersign_test_support::{Db, RpClient, TempDir, TestServer, http_client, temp_dir};
+use countersign_test_support::{Db, RpClient, TestServer, http_client};
 use serde_json::{Value, json};
 use support::TestDevice;
+use support::process::ServerProcess;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const MASTER_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-
-/// A `countersign-server` child process on a fresh SQLite database, so that its
-/// descriptors can be counted in `/proc/<pid>/fd` and its limit set.
-struct ServerProcess {
-    child: Child,
-    base: String,
-    database_url: String,
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    _dir: TempDir,
+/// A server process for these tests: `[http]` set to `http` (TOML lines);
+/// with `nofile`, under `prlimit --nofile=N:N`.
+fn start_server(http: &str, nofile: Option<u32>) -> ServerProcess {
+    ServerProcess::start("edge", &format!("[http]\n{http}"), nofile)
 }
 
+/// Descriptor counts of the server process, from `/proc/<pid>/fd`.
 impl ServerProcess {
-    /// Starts the server with `[http]` set to `http` (TOML lines); with
-    /// `nofile`, under `prlimit --nofile=N:N`.
-    fn start(http: &str, nofile: Option<u32>) -> Self {
-        let dir = temp_dir("edge");
-        let database_url = format!("sqlite://{}", dir.path().join("server.db").display());
-        let config = dir.path().join("server.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"127.0.0.1:0\"\ndatabase_url = \"{database_url}\"\n\
-                 master_key = \"{MASTER_KEY}\"\nlog_format = \"json\"\n[http]\n{http}\n"
-            ),
-        )
-        .unwrap();
-        let server = env!("CARGO_BIN_EXE_countersign-server");
-        let mut command = match nofile {
-            Some(n) => {
-                let mut c = Command::new("prlimit");
-                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(server);
-                c
-            }
-            None => Command::new(server),
-        };
-        let mut child = command
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .env("COUNTERSIGN_LOG", "info")
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Log lines go to stderr (stdout has the operator's banner).
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("the server logs before it exits")
-                .unwrap();
-            let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if v["fields"]["message"] == "countersign server listening" {
-                break v["fields"]["addr"].as_str().unwrap().to_string();
-            }
-        };
-        // Keep reading: a full pipe would block the server's logging.
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Self {
-            child,
-            base: format!("http://{addr}"),
-            database_url,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn addr(&self) -> String {
-        self.base.trim_start_matches("http://").to_string()
-    }
-
     /// Open descriptors of the server process.
     fn fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
@@ -118,32 +44,6 @@ impl ServerProcess {
             *kinds.entry(kind).or_default() += 1;
         }
         kinds
-    }
-
-    /// A relying party created in the server's database, as the operator does.
-    async fn rp(&self, name: &str) -> RpClient {
-        let db = countersign_server::store::Db::connect(&self.database_url, 1)
-            .await
-            .unwrap();
-        let (master, _) = countersign_server::service::secrets::load(&db, Some(MASTER_KEY))
-            .await
-            .unwrap();
-        let created = countersign_server::admin::create_rp(&db, &master, name, None)
-            .await
-            .unwrap();
-        db.close().await;
-        RpClient::new(self.base.clone(), created.api_key)
-    }
-
-    fn logged(&self, message: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(message))
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -218,7 +118,7 @@ async fn slow_connection(addr: String, kind: Slow) -> Option<tokio::task::JoinHa
 /// the server's descriptors return to their baseline once the timeouts pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_do_not_hold_the_server() {
-    let server = ServerProcess::start(
+    let server = start_server(
         "header_read_timeout_secs = 4\nbody_read_timeout_secs = 4\nidle_timeout_secs = 4",
         None,
     );
@@ -302,7 +202,7 @@ async fn slow_clients_do_not_hold_the_server() {
 /// once the timeouts shed the slow ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_descriptor_limit_still_serves() {
-    let server = ServerProcess::start(
+    let server = start_server(
         "header_read_timeout_secs = 2\nbody_read_timeout_secs = 2\nidle_timeout_secs = 2",
         Some(256),
     );

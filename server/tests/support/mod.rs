@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 // Not every test binary uses both.
 #[allow(unused_imports)]
 pub use countersign_test_support::{TestDevice, offer_credentials};
