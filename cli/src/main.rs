@@ -23,6 +23,12 @@ mod otp_cmd;
 mod server_cmd;
 mod term;
 
+/// mimalloc rather than glibc's malloc: the server's many small, short-lived
+/// allocations across tokio's threads cost 3–10 % less CPU per login with it
+/// (BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Countersign: open push authentication with end-to-end encrypted challenges.
 #[derive(Parser)]
 #[command(name = "countersign", version, about)]
