@@ -146,6 +146,12 @@ impl Round {
     }
 
     /// An RP API call (bearer key, JSON body if any).
+    /// The RP's view of challenge `tx`: `GET /v1/rp/challenges/{tx}`.
+    async fn status(&self, tx: &str) -> Option<(u16, Value)> {
+        let path = format!("/v1/rp/challenges/{tx}");
+        self.rp("status", reqwest::Method::GET, &path, None).await
+    }
+
     async fn rp(
         &self,
         kind: &'static str,
@@ -212,8 +218,7 @@ impl Round {
             self.kill_now.notify_one();
         }
 
-        let path = format!("/v1/rp/challenges/{tx}");
-        let (status, state) = self.rp("status", reqwest::Method::GET, &path, None).await?;
+        let (status, state) = self.status(&tx).await?;
         assert_eq!(status, 200, "status: {state}");
         assert_eq!(state["state"], "approved", "{state}");
         Some(())
@@ -296,30 +301,14 @@ async fn traffic_then_kill(
 /// Returns how many unanswered answers turned out committed.
 async fn check_told(round: &Round, told: &Told) -> usize {
     for tx in &told.pushed {
-        let (status, body) = round
-            .rp(
-                "status",
-                reqwest::Method::GET,
-                &format!("/v1/rp/challenges/{tx}"),
-                None,
-            )
-            .await
-            .unwrap();
+        let (status, body) = round.status(tx).await.unwrap();
         assert_eq!(
             status, 200,
             "push {tx} was answered 200 but is gone: {body}"
         );
     }
     for tx in &told.approved {
-        let (_, body) = round
-            .rp(
-                "status",
-                reqwest::Method::GET,
-                &format!("/v1/rp/challenges/{tx}"),
-                None,
-            )
-            .await
-            .unwrap();
+        let (_, body) = round.status(tx).await.unwrap();
         assert_eq!(
             body["state"], "approved",
             "answer to {tx} was acknowledged: {body}"
@@ -340,11 +329,7 @@ async fn check_told(round: &Round, told: &Told) -> usize {
     // so a recorded answer implies a spent nonce.
     let mut committed = 0;
     for (tx, request) in &told.lost_answers {
-        let path = format!("/v1/rp/challenges/{tx}");
-        let (_, before) = round
-            .rp("status", reqwest::Method::GET, &path, None)
-            .await
-            .unwrap();
+        let (_, before) = round.status(tx).await.unwrap();
         let (status, body) = round.device("replay", request).await.unwrap();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         match before["state"].as_str() {
