@@ -14,9 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use countersign_protocol::{
-    DeviceBinding, OpenedChallenge, SealedChallenge, SignedMessage, sign_request,
-};
+use countersign_protocol::sign_request;
 use countersign_test_support::{RpClient, http_client, now, reqwest};
 use serde_json::{Value, json};
 use support::TestDevice;
@@ -202,7 +200,7 @@ impl Round {
         let fetch = DeviceRequest::sign(dev, "GET", format!("/v1/device/challenges/{tx}"), vec![]);
         let (status, sealed) = self.device("fetch", &fetch).await?;
         assert_eq!(status, 200, "fetch: {}", String::from_utf8_lossy(&sealed));
-        let opened = open(dev, &sealed);
+        let opened = dev.open(&sealed);
 
         let answer = dev.approval(&opened, started["number"].as_str());
         let body = answer.sign(&dev.dp).unwrap().to_json().unwrap();
@@ -223,23 +221,6 @@ impl Round {
         assert_eq!(state["state"], "approved", "{state}");
         Some(())
     }
-}
-
-/// Verifies (S) and opens a fetched challenge, as `TestDevice::fetch` does.
-fn open(dev: &TestDevice, bytes: &[u8]) -> OpenedChallenge {
-    let msg = SignedMessage::from_json(bytes).unwrap();
-    let sealed = SealedChallenge::verify(&msg, &dev.server_key).expect("signed by S");
-    let kid = sealed.header().kem_kid.clone();
-    let kem = dev
-        .kems
-        .iter()
-        .find(|k| k.public_key().key_id() == kid)
-        .expect("a KEM key we hold");
-    let binding = DeviceBinding {
-        account_id: dev.account_id.clone(),
-        device_id: dev.device_id.clone(),
-    };
-    sealed.open(kem, &binding, now(), 60).unwrap()
 }
 
 /// `PRAGMA integrity_check` of the database file (`ok` when sound).

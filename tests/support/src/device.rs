@@ -187,8 +187,12 @@ impl TestDevice {
             .send("GET", &format!("/v1/device/challenges/{tx}"), vec![])
             .await;
         assert_eq!(r.status(), 200);
-        let bytes = r.bytes().await.unwrap();
-        let msg = SignedMessage::from_json(&bytes).unwrap();
+        self.open(&r.bytes().await.unwrap())
+    }
+
+    /// Verifies (S) and opens a fetched challenge's bytes.
+    pub fn open(&self, bytes: &[u8]) -> OpenedChallenge {
+        let msg = SignedMessage::from_json(bytes).unwrap();
         let sealed = SealedChallenge::verify(&msg, &self.server_key).expect("signed by S");
         let kid = sealed.header().kem_kid.clone();
         let kem = self
